@@ -1,0 +1,367 @@
+"""Mutual k-nearest-neighbour alignment (Eq. 1 of the paper) and the layer-pair sweep.
+
+Conventions shared by every function here:
+
+* Features are ``[N, D]`` (one layer) or ``[N, L, D]`` (every layer), as numpy
+  arrays or torch tensors of any float dtype; fp16/bf16 are upcast to fp32.
+* Similarity is cosine similarity, computed in fp32 from L2-normalised rows
+  (a zero row is left at zero, so it is equally similar to everything).
+* Item ``i`` is never its own neighbour. Its k nearest neighbours are the k
+  other items of highest similarity, ordered nearest first; **ties are broken
+  by lower index**, so results depend on nothing but the data and this rule.
+  A tie is an exactly equal computed similarity: every case of identical
+  feature vectors (duplicated items, constant rows, zero rows) is one. Cosines
+  of *different* vectors that agree only in exact arithmetic can differ in the
+  last fp32 bit and are then ordered by their computed values.
+* The neighbour lists of a layer are computed once and reused for every layer
+  pair, for permutation nulls and for bootstraps (see :mod:`vtalign.stats`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+__all__ = [
+    "knn_indices",
+    "mutual_knn",
+    "neighbour_overlap",
+    "layer_sweep",
+    "layer_neighbours",
+    "sweep_overlaps",
+    "SweepResult",
+    "prepare_features",
+    "BACKENDS",
+]
+
+BACKENDS = ("auto", "torch")
+
+# Rows of the similarity matrix computed at once by the torch backend: bounds
+# the working memory to chunk x N floats instead of N x N.
+_ROW_CHUNK = 2048
+# Elements of the boolean neighbour mask that sweep_overlaps builds at once (~16 MB).
+_MASK_ELEMENTS = 2**24
+
+
+# --------------------------------------------------------------------------- #
+# Input checking
+# --------------------------------------------------------------------------- #
+def _to_tensor(x, name: str, ndim: int | Sequence[int]) -> torch.Tensor:
+    """Convert ``x`` to a float torch tensor on CPU-or-its-device, checking shape and values."""
+    ndims = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+    if isinstance(x, np.ndarray):
+        if not np.issubdtype(x.dtype, np.number):
+            raise ValueError(f"{name} must be numeric, got dtype {x.dtype}.")
+        t = torch.from_numpy(np.ascontiguousarray(x))
+    elif isinstance(x, torch.Tensor):
+        t = x.detach()
+    else:
+        raise ValueError(
+            f"{name} must be a numpy array or a torch tensor, got {type(x).__name__}."
+        )
+    if t.ndim not in ndims:
+        shapes = " or ".join({2: "[N, D]", 3: "[N, L, D]"}[d] for d in ndims)
+        raise ValueError(f"{name} must have shape {shapes}, got shape {tuple(t.shape)}.")
+    if t.is_complex():
+        raise ValueError(f"{name} must be real-valued, got dtype {t.dtype}.")
+    if t.dtype not in (torch.float32, torch.float64):
+        t = t.to(torch.float32)
+    if not bool(torch.isfinite(t).all()):
+        bad = int((~torch.isfinite(t)).sum())
+        raise ValueError(
+            f"{name} contains {bad} NaN or infinite value(s); clean or drop those "
+            "items (in both spaces, keeping them paired) before measuring alignment."
+        )
+    if t.shape[-1] == 0:
+        raise ValueError(f"{name} has feature dimension 0.")
+    return t
+
+
+def _check_k(k, n: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise ValueError(f"k must be an integer, got {k!r}.")
+    k = int(k)
+    if not 1 <= k < n:
+        raise ValueError(
+            f"k must satisfy 1 <= k < N (an item has N-1 other items), got k={k} with N={n}."
+        )
+    return k
+
+
+def _check_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"Unknown backend {backend!r}; choose one of {BACKENDS}.")
+    return "torch" if backend == "auto" else backend
+
+
+def _check_same_n(nx: int, ny: int) -> None:
+    if nx != ny:
+        raise ValueError(
+            f"The two spaces must hold the same N paired items, got N={nx} and N={ny}."
+        )
+
+
+# --------------------------------------------------------------------------- #
+# Feature preparation
+# --------------------------------------------------------------------------- #
+def prepare_features(x, q: float | None = 0.95, clamp: bool = True, normalize: bool = True):
+    """Clamp outliers and L2-normalise, as the Platonic Representation reference code does.
+
+    Step 1 (``clamp``): ``t = sorted(|x|)[floor(q * x.size)]`` over *all* values
+    of ``x`` (every item, every layer), then ``x <- clip(x, -t, t)``.
+    Step 2 (``normalize``): each feature vector (last axis) divided by its L2 norm.
+
+    Parameters
+    ----------
+    x : array or tensor, shape [N, D] or [N, L, D]
+    q : float in (0, 1], the quantile of ``|x|`` to clamp at; ``q=1`` or ``None``
+        skips clamping.
+
+    Returns the same kind (numpy or torch) and shape as ``x``, as float32.
+
+    Example
+    -------
+    >>> x = np.array([[1.0, 100.0], [2.0, 3.0]])
+    >>> prepare_features(x, q=0.5, normalize=False)   # t = sorted |x| [2] = 3
+    array([[1., 3.],
+           [2., 3.]], dtype=float32)
+    """
+    is_numpy = isinstance(x, np.ndarray)
+    t = _to_tensor(x, "x", (2, 3)).to(torch.float32)
+    if clamp and q is not None and q < 1:
+        if not 0 < q <= 1:
+            raise ValueError(f"q must be in (0, 1], got {q}.")
+        flat = t.abs().flatten()
+        index = min(int(q * flat.numel()), flat.numel() - 1)
+        threshold = torch.kthvalue(flat, index + 1).values
+        t = t.clamp(-threshold, threshold)
+    if normalize:
+        t = torch.nn.functional.normalize(t, p=2, dim=-1)
+    return t.numpy() if is_numpy else t
+
+
+# --------------------------------------------------------------------------- #
+# k nearest neighbours
+# --------------------------------------------------------------------------- #
+def _normalise_rows(t: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.normalize(t.to(torch.float32), p=2, dim=-1)
+
+
+def _topk_lowest_index(sim: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the k largest entries per row, nearest first, ties -> lower index.
+
+    ``torch.topk`` gives no guarantee on which of several equal values it
+    returns, so it is used only to find each row's k-th largest value; the
+    neighbour set is then everything strictly above that value plus the
+    lowest-index entries equal to it, and the set is ordered by a stable sort.
+    """
+    kth = torch.topk(sim, k, dim=1, largest=True, sorted=True).values[:, k - 1 : k]
+    above = sim > kth
+    at = sim == kth
+    missing = k - above.sum(dim=1, keepdim=True)
+    chosen = above | (at & (torch.cumsum(at, dim=1) <= missing))
+    # nonzero() walks row-major, so each row's k indices come out ascending.
+    idx = chosen.nonzero()[:, 1].view(sim.shape[0], k)
+    order = torch.sort(torch.gather(sim, 1, idx), dim=1, descending=True, stable=True).indices
+    return torch.gather(idx, 1, order)
+
+
+def _knn_torch(xn: torch.Tensor, k: int, queries: torch.Tensor | None) -> torch.Tensor:
+    q = xn if queries is None else queries
+    out = torch.empty(q.shape[0], k, dtype=torch.int64, device=xn.device)
+    for start in range(0, q.shape[0], _ROW_CHUNK):
+        stop = min(start + _ROW_CHUNK, q.shape[0])
+        sim = q[start:stop] @ xn.T
+        rows = torch.arange(stop - start, device=xn.device)
+        sim[rows, rows + start] = -torch.inf  # item i never neighbours itself
+        out[start:stop] = _topk_lowest_index(sim, k)
+    return out
+
+
+def knn_indices(x, k: int, backend: str = "auto", queries=None) -> np.ndarray:
+    """Indices of each item's k nearest neighbours by cosine similarity.
+
+    ``out[i]`` lists the k items ``j != i`` most similar to item ``i``, nearest
+    first, ties broken by lower index.
+
+    Parameters
+    ----------
+    x : array or tensor [N, D]
+    k : int, 1 <= k < N
+    backend : "auto" | "torch"
+    queries : optional [N, D] array: search the neighbours of ``queries[i]``
+        among the rows of ``x``, still excluding row ``i`` (used for
+        VideoComp-style negatives: a negative caption's neighbours among the
+        *other* videos' positive captions).
+
+    Returns
+    -------
+    np.ndarray of int64, shape [N, k]
+
+    Example
+    -------
+    >>> knn_indices(np.array([[1.0, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]]), k=1).ravel()
+    array([1, 0, 3, 2])
+    """
+    backend = _check_backend(backend)
+    t = _to_tensor(x, "x", 2)
+    k = _check_k(k, t.shape[0])
+    qn = None
+    if queries is not None:
+        qt = _to_tensor(queries, "queries", 2)
+        _check_same_n(t.shape[0], qt.shape[0])
+        if qt.shape[1] != t.shape[1]:
+            raise ValueError(
+                f"queries must have the same feature dimension as x, got {qt.shape[1]} and {t.shape[1]}."
+            )
+        qn = _normalise_rows(qt)
+    return _knn_torch(_normalise_rows(t), k, qn).cpu().numpy()
+
+
+def neighbour_overlap(ix: np.ndarray, iy: np.ndarray) -> np.ndarray:
+    """Per item, how many of its neighbours two neighbour lists share.
+
+    ``overlap[i] = |ix[i] ∩ iy[i]|``, so Eq. 1 is ``overlap.mean() / k``.
+
+    ix, iy : int arrays [N, k] (each row without repeats, as knn_indices gives)
+    Returns int64 array [N].
+
+    >>> neighbour_overlap(np.array([[1, 2], [0, 2]]), np.array([[2, 3], [3, 1]]))
+    array([1, 0])
+    """
+    ix, iy = np.asarray(ix), np.asarray(iy)
+    if ix.shape != iy.shape or ix.ndim != 2:
+        raise ValueError(f"Neighbour lists must both be [N, k], got {ix.shape} and {iy.shape}.")
+    return (ix[:, :, None] == iy[:, None, :]).any(axis=2).sum(axis=1).astype(np.int64)
+
+
+def mutual_knn(x, y, k: int = 10, backend: str = "auto") -> float:
+    """Mutual k-NN alignment of two paired feature sets (Eq. 1).
+
+    .. math:: A(X, Y) = \\frac{1}{kN} \\sum_i |\\mathrm{kNN}_X(i) \\cap \\mathrm{kNN}_Y(i)|
+
+    Parameters
+    ----------
+    x : [N, p] features of the N items in one space (e.g. video)
+    y : [N, q] features of the same N items, same order, in another space (text)
+    k : neighbours per item, 1 <= k < N (the paper: k=10 for N=1024)
+
+    Returns a float in [0, 1]; two independent spaces score about k / (N - 1).
+    Cosine similarity is used as is: clamp and normalise first with
+    :func:`prepare_features` to follow the reference pipeline.
+
+    >>> x = np.random.default_rng(0).normal(size=(50, 8))
+    >>> mutual_knn(x, 3 * x @ np.linalg.qr(np.random.default_rng(1).normal(size=(8, 8)))[0], k=5)
+    1.0
+    """
+    tx, ty = _to_tensor(x, "x", 2), _to_tensor(y, "y", 2)
+    _check_same_n(tx.shape[0], ty.shape[0])
+    k = _check_k(k, tx.shape[0])
+    ix = knn_indices(tx, k, backend)
+    iy = knn_indices(ty, k, backend)
+    return float(neighbour_overlap(ix, iy).mean() / k)
+
+
+# --------------------------------------------------------------------------- #
+# Layer-pair sweep
+# --------------------------------------------------------------------------- #
+def layer_neighbours(f, k: int, backend: str = "auto", name: str = "features") -> np.ndarray:
+    """kNN lists of every layer of ``f`` [N, L, D] -> int64 array [L, N, k] (one search per layer)."""
+    t = _to_tensor(f, name, 3)
+    k = _check_k(k, t.shape[0])
+    return np.stack([knn_indices(t[:, layer, :], k, backend) for layer in range(t.shape[1])])
+
+
+def sweep_overlaps(nx: np.ndarray, ny: np.ndarray) -> np.ndarray:
+    """Per-item overlaps for every layer pair: [Lx, N, k] x [Ly, N, k] -> [Lx, Ly, N].
+
+    ``out[a, b, i] = |nx[a, i] ∩ ny[b, i]|``. For each x-layer the neighbour
+    sets are written into a boolean row mask once; every y-layer's lists are then
+    looked up in it, so a pair costs N*k lookups instead of N*k^2 comparisons.
+    """
+    nx, ny = np.asarray(nx), np.asarray(ny)
+    if nx.ndim != 3 or ny.ndim != 3 or nx.shape[1:] != ny.shape[1:]:
+        raise ValueError(
+            f"Neighbour lists must be [Lx, N, k] and [Ly, N, k], got {nx.shape} and {ny.shape}."
+        )
+    lx, n, k = nx.shape
+    ly = ny.shape[0]
+    out = np.empty((lx, ly, n), dtype=np.int16 if k < 2**15 else np.int64)
+    rows_per_block = max(1, min(n, _MASK_ELEMENTS // max(n, 1)))
+    tx, ty = torch.from_numpy(nx), torch.from_numpy(ny)
+    for start in range(0, n, rows_per_block):
+        stop = min(start + rows_per_block, n)
+        r = torch.arange(stop - start)
+        for a in range(lx):
+            mask = torch.zeros(stop - start, n, dtype=torch.bool)
+            mask[r[:, None], tx[a, start:stop]] = True
+            hits = mask[r[None, :, None], ty[:, start:stop]]  # [Ly, rows, k]
+            out[a, :, start:stop] = hits.sum(dim=2).numpy()
+    return out
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """Alignment of every (x-layer, y-layer) pair.
+
+    scores : [Lx, Ly] float array, Eq. 1 for each pair
+    best : (i, j, score) of the highest score; ties -> lowest i, then lowest j
+    k : the k used
+    neighbours_x, neighbours_y : [Lx, N, k] and [Ly, N, k] neighbour lists,
+        kept so nulls and bootstraps reuse them without new searches
+    overlaps : [Lx, Ly, N] per-item overlap counts
+    """
+
+    scores: np.ndarray
+    best: tuple[int, int, float]
+    k: int
+    neighbours_x: np.ndarray
+    neighbours_y: np.ndarray
+    overlaps: np.ndarray
+
+    @property
+    def n_items(self) -> int:
+        return int(self.neighbours_x.shape[1])
+
+
+def best_pair(scores: np.ndarray) -> tuple[int, int, float]:
+    """(i, j, score) of the maximum of a [Lx, Ly] score matrix; ties -> first in row-major order."""
+    flat = int(np.argmax(scores))  # argmax returns the first maximum
+    i, j = divmod(flat, scores.shape[1])
+    return int(i), int(j), float(scores[i, j])
+
+
+def sweep_from_neighbours(nx: np.ndarray, ny: np.ndarray) -> SweepResult:
+    """Build a :class:`SweepResult` from precomputed per-layer neighbour lists."""
+    overlaps = sweep_overlaps(nx, ny)
+    k = nx.shape[2]
+    scores = overlaps.mean(axis=2) / k
+    return SweepResult(scores, best_pair(scores), k, np.asarray(nx), np.asarray(ny), overlaps)
+
+
+def layer_sweep(fx, fy, k: int = 10, backend: str = "auto") -> SweepResult:
+    """Mutual k-NN alignment for every pair of layers, and the best pair.
+
+    Parameters
+    ----------
+    fx : [N, Lx, D] features of every layer of one encoder
+    fy : [N, Ly, D'] features of every layer of the other encoder, same items
+    k : neighbours per item
+
+    Each layer's neighbour lists are computed once (Lx + Ly searches), not once
+    per pair. The paper reports ``result.best`` (the maximum over pairs); compare
+    it with a null that takes the same maximum (:func:`vtalign.permutation_test`).
+
+    >>> rng = np.random.default_rng(0)
+    >>> fx = rng.normal(size=(40, 2, 6)); fy = np.concatenate([rng.normal(size=(40, 1, 6)), fx[:, 1:]], 1)
+    >>> layer_sweep(fx, fy, k=4).best
+    (1, 1, 1.0)
+    """
+    tx, ty = _to_tensor(fx, "fx", 3), _to_tensor(fy, "fy", 3)
+    _check_same_n(tx.shape[0], ty.shape[0])
+    k = _check_k(k, tx.shape[0])
+    nx = layer_neighbours(tx, k, backend, "fx")
+    ny = layer_neighbours(ty, k, backend, "fy")
+    return sweep_from_neighbours(nx, ny)

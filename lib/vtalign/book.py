@@ -1,0 +1,267 @@
+"""Running the book's notebooks through papermill, and the reproducibility page.
+
+Command line (what ``make book``, ``make notebook`` and the tests use)::
+
+    python -m vtalign.book list
+    python -m vtalign.book run [--smoke] [--only NAME ...] [-p KEY VALUE ...]
+    python -m vtalign.book reproducibility
+
+``run`` executes each committed notebook in ``notebooks/`` with its default
+parameters (or its cheap ``smoke`` parameters, or yours) and writes the
+executed copy to ``book/chapters/<name>.ipynb``, its tables and figures to
+``results/<name>/`` and a run record (parameters, seconds) to
+``results/_runs/<name>.json``. ``reproducibility`` turns those records, the
+package versions and the git commit into ``book/reproducibility.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import yaml
+
+from .paths import book_dir, executed_dir, notebooks_dir, project_root, results_dir
+
+__all__ = ["Notebook", "NOTEBOOKS", "notebook", "run_notebook", "run_all", "write_reproducibility_page"]
+
+
+@dataclass(frozen=True)
+class Notebook:
+    """A chapter: its name (results/<name>/, book/chapters/<name>.ipynb), its source file
+    in notebooks/, the figure it reproduces, and the parameters of its cheap smoke run."""
+
+    name: str
+    source: str
+    figure: str
+    smoke: dict = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        return notebooks_dir() / self.source
+
+
+NOTEBOOKS: tuple[Notebook, ...] = (
+    Notebook("alignment_vs_retrieval", "01_alignment_vs_retrieval.ipynb", "Figure 2", {"n_bootstrap": 200}),
+    Notebook("test_time_scaling", "02_test_time_scaling.ipynb", "Figure 3, Figure 7, Table 1, Eq. 2",
+             {"n_bootstrap": 10}),
+    Notebook("downstream_correlation", "03_downstream_correlation.ipynb", "Figure 4", {"n_bootstrap": 200}),
+    Notebook("videocomp_negatives", "04_videocomp_negatives.ipynb", "Figure 6", {"n_bootstrap": 200}),
+    Notebook("test_of_time", "05_test_of_time.ipynb", "Figure 5", {}),
+)
+
+PACKAGES = ("vtalign", "numpy", "scipy", "pandas", "torch", "triton", "faiss-cpu", "transformers",
+            "matplotlib", "seaborn", "papermill", "jupyter-book")
+
+
+def notebook(name: str) -> Notebook:
+    """The registered notebook called ``name``; a clear error lists the others."""
+    for nb in NOTEBOOKS:
+        if nb.name == name:
+            return nb
+    raise ValueError(f"No notebook named {name!r}; choose one of {[nb.name for nb in NOTEBOOKS]}.")
+
+
+def _runs_dir() -> Path:
+    return results_dir("_runs")
+
+
+@contextmanager
+def _env(**values):
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update({k: str(v) for k, v in values.items() if v is not None})
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def run_notebook(name: str, parameters: dict | None = None, smoke: bool = False,
+                 output_path: Path | None = None, results_root: Path | None = None) -> dict:
+    """Execute one notebook with papermill; returns its run record.
+
+    parameters : overrides of the notebook's ``parameters`` cell (on top of the
+        smoke parameters when ``smoke``)
+    output_path : where the executed copy goes (default ``book/chapters/<name>.ipynb``)
+    results_root : folder that replaces ``results/`` for this run (tests use a temporary one)
+
+    Raises ``RuntimeError`` naming the notebook and the executed copy if a cell fails.
+    """
+    import papermill as pm  # imported here: the library itself does not need it
+
+    nb = notebook(name)
+    params = {**(nb.smoke if smoke else {}), **(parameters or {})}
+    out = Path(output_path) if output_path else executed_dir() / f"{name}.ipynb"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with _env(VTALIGN_RESULTS_ROOT=results_root, MPLBACKEND="module://matplotlib_inline.backend_inline"):
+        try:
+            pm.execute_notebook(str(nb.path), str(out), parameters=params, cwd=str(project_root()),
+                                kernel_name="python3", progress_bar=False, log_output=False)
+        except pm.PapermillExecutionError as err:
+            raise RuntimeError(
+                f"Notebook {name!r} failed in cell {err.exec_count}: {err.ename}: {err.evalue}\n"
+                f"The executed copy with the traceback is {out}."
+            ) from None
+        record = dict(name=name, source=nb.source, figure=nb.figure, mode="smoke" if smoke else "default",
+                      parameters=params, seconds=round(time.perf_counter() - start, 2),
+                      finished=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                      executed_copy=str(out))
+        (_runs_dir() / f"{name}.json").write_text(json.dumps(record, indent=2))
+    return record
+
+
+def run_all(smoke: bool = False, only=None, parameters: dict | None = None) -> list[dict]:
+    """Run every registered notebook (or those named in ``only``), in order."""
+    names = list(only) if only else [nb.name for nb in NOTEBOOKS]
+    records = []
+    for name in names:
+        record = run_notebook(name, parameters, smoke)
+        print(f"  {name}: {record['seconds']:.1f} s -> {record['executed_copy']}", flush=True)
+        records.append(record)
+    return records
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=project_root(), capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def write_reproducibility_page(path: Path | None = None) -> Path:
+    """Write ``book/reproducibility.md``: commit, machine, package versions, per-notebook run times,
+    and the provenance of every published number the chapters use."""
+    import pandas as pd
+
+    from .paper import provenance
+
+    path = Path(path) if path else book_dir() / "reproducibility.md"
+    commit = _git("rev-parse", "HEAD")
+    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    runs = []
+    for nb in NOTEBOOKS:
+        f = _runs_dir() / f"{nb.name}.json"
+        if f.is_file():
+            r = json.loads(f.read_text())
+            runs.append(f"| {nb.name} | {nb.figure} | {r['mode']} | `{json.dumps(r['parameters'])}` | "
+                        f"{r['seconds']:.1f} | {r['finished']} |")
+        else:
+            runs.append(f"| {nb.name} | {nb.figure} | not run | | | |")
+    versions = "\n".join(f"| {p} | {_version(p)} |" for p in PACKAGES)
+    prov = provenance()
+    prov_rows = "\n".join(
+        f"| `{r.file}.csv` | {r.paper_source} | {r.exactness} |" for r in prov.itertuples()
+    )
+    text = f"""# Reproducibility
+
+This page is written by `python -m vtalign.book reproducibility` at every `make book`.
+
+## This build
+
+| | |
+|---|---|
+| git commit | `{commit}`{' (with uncommitted changes)' if dirty and dirty != 'unknown' else ''} |
+| built | {dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')} |
+| Python | {platform.python_version()} ({sys.implementation.name}) |
+| platform | {platform.platform()} |
+| processor cores | {os.cpu_count()} |
+
+## Package versions
+
+| package | version |
+|---|---|
+{versions}
+
+The full pinned set is `requirements.lock` in the repository; `environment.yml` is the conda
+equivalent for GPU machines.
+
+## Notebook runs
+
+Each chapter is a notebook from `notebooks/`, executed by papermill with the parameters below
+(an empty object means the notebook's own defaults). Times are wall-clock seconds on the machine above.
+
+| notebook | reproduces | mode | parameters | seconds | finished (UTC) |
+|---|---|---|---|---|---|
+{chr(10).join(runs)}
+
+## Where the published numbers come from
+
+Every "paper" value in the chapters is read from a CSV in `data_manifest/paper/` of the
+repository. Their sources and precision:
+
+| table | paper source | exactness |
+|---|---|---|
+{prov_rows}
+
+## Re-running a chapter
+
+```bash
+make notebook NB=test_time_scaling PARAMS='-p grid_csv my_grid.csv'
+# or, without make:
+.venv/bin/python -m vtalign.book run --only test_time_scaling -p grid_csv my_grid.csv
+.venv/bin/papermill notebooks/02_test_time_scaling.ipynb out.ipynb -p grid_csv my_grid.csv
+```
+"""
+    path.write_text(text)
+    return path
+
+
+def _parse_parameters(pairs) -> dict:
+    """``[[key, value], ...]`` from ``-p KEY VALUE`` flags; values are read as YAML (numbers, lists, ...)."""
+    return {k: yaml.safe_load(v) for k, v in (pairs or [])}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vtalign.book", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list the notebooks and their smoke parameters")
+    run = sub.add_parser("run", help="execute notebooks with papermill")
+    run.add_argument("--smoke", action="store_true", help="use each notebook's cheap smoke parameters")
+    run.add_argument("--only", nargs="+", metavar="NAME", help="run only these notebooks")
+    run.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("KEY", "VALUE"),
+                     help="override a parameter (value parsed as YAML); repeatable")
+    sub.add_parser("reproducibility", help="write book/reproducibility.md")
+    args = parser.parse_args(argv)
+    if args.command == "list":
+        for nb in NOTEBOOKS:
+            print(f"{nb.name:24s} {nb.source:36s} {nb.figure:36s} smoke={nb.smoke}")
+        return 0
+    if args.command == "reproducibility":
+        print(write_reproducibility_page())
+        return 0
+    params = _parse_parameters(args.parameter)
+    if params and (not args.only or len(args.only) != 1):
+        parser.error("-p/--parameter needs exactly one notebook: add --only NAME "
+                     "(each notebook has its own parameters).")
+    try:
+        run_all(args.smoke, args.only, params)
+    except (RuntimeError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,264 @@
+"""The paper's figures: one plotting function per figure, plus saving helpers.
+
+Every chapter of the book calls exactly one ``plot_*`` function per figure
+from here, so the code behind any figure is one step from its chapter.
+Figures are written as PNG and SVG under ``results/<chapter>/`` by
+:func:`save_figure`; tables as CSV by :func:`save_table`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from .correlation import correlate, linear_fit
+from .paths import results_dir
+from .scaling import ScalingFit
+
+__all__ = [
+    "use_paper_style",
+    "save_figure",
+    "save_table",
+    "paper_vs_run",
+    "figure2_regressions",
+    "plot_alignment_vs_retrieval",
+    "plot_scaling_grid",
+    "caption_gain_pairs",
+    "plot_caption_gain",
+    "plot_downstream",
+    "plot_videocomp",
+    "plot_test_of_time",
+]
+
+MODEL_TYPES = {  # model_type -> (label, marker, colour), as in Figure 2
+    "native_video": ("native video model", "o", "#4c72b0"),
+    "image_on_video": ("image model on video", "^", "#dd8452"),
+    "image_on_image": ("image model on image", "s", "#55a868"),
+}
+LINE_STYLES = ["-", "--", "-.", ":", (0, (5, 1, 1, 1)), (0, (1, 1))]
+
+
+def use_paper_style() -> None:
+    """Seaborn's darkgrid theme, as the paper's plots use, and fixed SVG ids for reproducible files."""
+    sns.set_theme(style="darkgrid", context="notebook")
+    plt.rcParams["svg.hashsalt"] = "vtalign"
+    plt.rcParams["figure.dpi"] = 100
+
+
+def save_figure(fig, chapter: str, stem: str) -> list[Path]:
+    """Write ``fig`` to ``results/<chapter>/<stem>.png`` and ``.svg``; returns both paths."""
+    out = results_dir(chapter)
+    paths = [out / f"{stem}.png", out / f"{stem}.svg"]
+    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight", metadata={"Date": None})
+    return paths
+
+
+def save_table(df: pd.DataFrame, chapter: str, stem: str) -> Path:
+    """Write ``df`` to ``results/<chapter>/<stem>.csv`` (no index) and return the path."""
+    path = results_dir(chapter) / f"{stem}.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+def paper_vs_run(rows) -> pd.DataFrame:
+    """The "paper vs this run" table every chapter ends with.
+
+    rows : iterable of (quantity, paper_value, this_run_value, how_obtained)
+    where how_obtained says what this run did (e.g. "recomputed from digitised points").
+    """
+    df = pd.DataFrame(rows, columns=["quantity", "paper", "this_run", "this_run_is"])
+    df["difference"] = pd.to_numeric(df.this_run, errors="coerce") - pd.to_numeric(df.paper, errors="coerce")
+    return df[["quantity", "paper", "this_run", "difference", "this_run_is"]]
+
+
+# --------------------------------------------------------------------------- #
+# Figure 2: alignment vs retrieval accuracy
+# --------------------------------------------------------------------------- #
+def figure2_regressions(points: pd.DataFrame, n_boot: int = 10000, seed: int = 0) -> pd.DataFrame:
+    """Per panel, the least-squares line of alignment on retrieval accuracy over all plotted models.
+
+    points : columns model, model_type, panel, retrieval_accuracy, and an alignment column
+        (the last column), one row per (model, model_type, panel)
+    Returns panel, n, slope, intercept, pearson_r, pearson_p, spearman_r, ci_low, ci_high.
+    """
+    score = points.columns[-1]
+    rows = []
+    for panel, sub in points.groupby("panel", sort=False):
+        fit = linear_fit(sub.retrieval_accuracy, sub[score])
+        c = correlate(sub.retrieval_accuracy, sub[score], n_boot=n_boot, seed=seed)
+        rows.append(dict(panel=panel, n=fit.n, slope=fit.slope, intercept=fit.intercept,
+                         pearson_r=c.pearson_r, pearson_p=c.pearson_p, spearman_r=c.spearman_r,
+                         ci_low=c.ci_low, ci_high=c.ci_high))
+    return pd.DataFrame(rows)
+
+
+def plot_alignment_vs_retrieval(points: pd.DataFrame, published_lines: pd.DataFrame,
+                                refit: pd.DataFrame, label_points: bool = True):
+    """Figure 2: one panel per retrieval benchmark; markers by model type; published
+    per-LLM regression lines (dotted) and this run's refit line (solid black)."""
+    score = points.columns[-1]
+    panels = list(dict.fromkeys(points.panel))
+    fig, axes = plt.subplots(1, len(panels), figsize=(7.5 * len(panels), 6), squeeze=False)
+    llm_colours = sns.color_palette("crest", n_colors=max(1, published_lines.llm.nunique()))
+    for ax, panel in zip(axes[0], panels):
+        sub = points[points.panel == panel]
+        xs = np.linspace(sub.retrieval_accuracy.min(), sub.retrieval_accuracy.max(), 50)
+        for colour, (llm, line) in zip(llm_colours, published_lines[published_lines.panel == panel].groupby("llm", sort=False)):
+            r = line.iloc[0]
+            label = f"{llm} (paper line" + (f", r = {r['r']:.2f})" if "r" in line else ")")
+            ax.plot(xs, r.slope * xs + r.intercept, ls=":", lw=2.5, color=colour, label=label)
+        fit = refit[refit.panel == panel].iloc[0]
+        ax.plot(xs, fit.slope * xs + fit.intercept, color="black", lw=1.5,
+                label=f"refit to plotted points (r = {fit.pearson_r:.2f})")
+        for mtype, (label, marker, colour) in MODEL_TYPES.items():
+            m = sub[sub.model_type == mtype]
+            ax.scatter(m.retrieval_accuracy, m[score], marker=marker, s=80, color=colour,
+                       alpha=0.85, label=label, edgecolor="white", zorder=3)
+            if label_points:
+                for _, row in m.iterrows():
+                    ax.annotate(row.model, (row.retrieval_accuracy, row[score]), fontsize=6.5,
+                                xytext=(3, 3), textcoords="offset points", alpha=0.8)
+        ax.set_xlabel(f"{panel.upper()} retrieval accuracy")
+        ax.set_ylabel("Alignment with Gemma-2-9B-it (VaTeX)")
+        ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- #
+# Figure 3 / Eq. 2: test-time scaling
+# --------------------------------------------------------------------------- #
+def plot_scaling_grid(grid: pd.DataFrame, fits: dict[str, ScalingFit] | None = None,
+                      caption_levels=None, frame_levels=None):
+    """Figure 3: score vs frames (one line per caption count, left) and vs captions (one line
+    per frame count, right), one colour per model; fitted laws dashed where given."""
+    models = list(dict.fromkeys(grid.model))
+    colours = dict(zip(models, sns.color_palette("muted", len(models))))
+    caption_levels = caption_levels or sorted(grid.n_captions.unique())
+    frame_levels = frame_levels or sorted(grid.n_frames.unique())
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5), sharey=True)
+    for ax, x, levels, other in ((left, "n_frames", caption_levels, "n_captions"),
+                                 (right, "n_captions", frame_levels, "n_frames")):
+        for model in models:
+            g = grid[grid.model == model]
+            for style, level in zip(LINE_STYLES, sorted(levels, reverse=True)):
+                s = g[g[other] == level].sort_values(x)
+                if s.empty:
+                    continue
+                ax.plot(s[x], s.score, ls=style, marker="o", color=colours[model], ms=5,
+                        label=f"{model}, {level} {other.split('_')[1]}")
+                if fits and model in fits:
+                    xs = np.geomspace(s[x].min(), s[x].max(), 60)
+                    args = (xs, level) if x == "n_frames" else (level, xs)
+                    ax.plot(xs, fits[model].predict(*args), color="black", lw=0.8, alpha=0.6)
+        ax.set_xscale("log", base=2)
+        ticks = sorted(grid[x].unique())
+        ax.set_xticks(ticks, [str(int(t)) for t in ticks])
+        ax.set_xlabel("Number of frames" if x == "n_frames" else "Number of captions")
+    left.set_ylabel("Alignment score")
+    right.legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
+    if fits:
+        left.plot([], [], color="black", lw=0.8, label="fitted law")
+        left.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def caption_gain_pairs(grid: pd.DataFrame, one: int = 1, many: int | None = None,
+                       by=("model", "n_frames")) -> pd.DataFrame:
+    """Pairs (score with ``one`` caption, score with ``many`` captions) at equal other settings.
+
+    grid : columns including ``n_captions``, ``score`` and the ``by`` columns present.
+    ``many`` defaults to the largest caption count in the grid.
+    """
+    by = [c for c in by if c in grid.columns]
+    many = many or int(grid.n_captions.max())
+    a = grid[grid.n_captions == one].set_index(by).score.rename("one_caption")
+    b = grid[grid.n_captions == many].set_index(by).score.rename("all_captions")
+    return pd.concat([a, b], axis=1, join="inner").reset_index()
+
+
+def plot_caption_gain(pairs: pd.DataFrame, published_slope: float, published_intercept: float):
+    """Figure 7 style: all-captions vs one-caption alignment, this run's fit and the paper's line."""
+    fit = linear_fit(pairs.one_caption, pairs.all_captions)
+    fig, ax = plt.subplots(figsize=(6, 5))
+    sns.scatterplot(data=pairs, x="one_caption", y="all_captions", hue="source" if "source" in pairs else None,
+                    s=60, ax=ax)
+    xs = np.linspace(pairs.one_caption.min(), pairs.one_caption.max(), 20)
+    ax.plot(xs, published_slope * xs + published_intercept, ls="--", color="grey",
+            label=f"paper: y = {published_slope}x {published_intercept:+}")
+    ax.plot(xs, fit.predict(xs), color="black",
+            label=f"this run: y = {fit.slope:.2f}x {fit.intercept:+.3f} (r = {fit.r:.3f})")
+    ax.plot(xs, xs, color="lightgrey", lw=1, label="y = x")
+    ax.set_xlabel("Alignment, one caption")
+    ax.set_ylabel("Alignment, all captions")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig, fit
+
+
+# --------------------------------------------------------------------------- #
+# Figure 4: downstream correlation
+# --------------------------------------------------------------------------- #
+def plot_downstream(df: pd.DataFrame, tasks, correlations: pd.DataFrame, alignment: str = "alignment",
+                    lower_is_better=()):
+    """Figure 4: one scatter per downstream task against alignment, with the LS line, r and p."""
+    n = len(tasks)
+    cols = min(3, n)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.8 * rows), squeeze=False)
+    for ax, task in zip(axes.ravel(), tasks):
+        c = correlations.set_index("task").loc[task]
+        sns.regplot(data=df, x=alignment, y=task, ax=ax, ci=None, scatter_kws=dict(s=40),
+                    line_kws=dict(color="black", lw=1))
+        if "model" in df:
+            for _, row in df.iterrows():
+                ax.annotate(row.model, (row[alignment], row[task]), fontsize=6.5, xytext=(3, 2),
+                            textcoords="offset points")
+        arrow = " (lower is better)" if task in lower_is_better else ""
+        ax.set_title(f"{task}{arrow}\nR = {c.pearson_r:.3f}, p = {c.pearson_p:.3f}", fontsize=9)
+        ax.set_xlabel("Alignment with text")
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- #
+# Figures 5 and 6: temporal probes
+# --------------------------------------------------------------------------- #
+def plot_videocomp(df: pd.DataFrame):
+    """Figure 6: positive vs temporally reordered negative captions, models sorted by positive score."""
+    d = df.sort_values("positive").melt(id_vars="model", value_vars=["positive", "negative"],
+                                        var_name="captions", value_name="alignment")
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    sns.barplot(data=d, x="model", y="alignment", hue="captions", ax=ax,
+                palette={"positive": "#4c72b0", "negative": "#c44e52"})
+    for container in ax.containers:
+        ax.bar_label(container, fmt="%.3f", fontsize=7)
+    ax.set_xlabel("")
+    ax.set_ylabel("Alignment (k = 5)")
+    ax.tick_params(axis="x", rotation=30)
+    for label in ax.get_xticklabels():
+        label.set_horizontalalignment("right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_test_of_time(df: pd.DataFrame):
+    """Figure 5: alignment at k = 1, 2, 3 per model on Test of Time."""
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    sns.barplot(data=df, x="model", y="alignment", hue="k", ax=ax, palette="crest")
+    for container in ax.containers:
+        ax.bar_label(container, fmt="%.2f", fontsize=7)
+    ax.set_xlabel("")
+    ax.set_ylim(0, 1.1)
+    ax.tick_params(axis="x", rotation=20)
+    for label in ax.get_xticklabels():
+        label.set_horizontalalignment("right")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,36 @@
+"""The paper's published numbers, as committed under ``data_manifest/paper/``.
+
+Each table carries its provenance (which figure or table of the paper, how it
+was read, how exact it is) from ``data_manifest/paper/provenance.csv``, exposed
+as ``df.attrs["provenance"]`` so a notebook can print it beside the numbers.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from .paths import paper_csv, paper_data_dir
+
+__all__ = ["load_published", "provenance", "published_tables"]
+
+
+def provenance() -> pd.DataFrame:
+    """One row per published table: file, paper_source, what, exactness."""
+    return pd.read_csv(paper_data_dir() / "provenance.csv")
+
+
+def published_tables() -> list[str]:
+    """Names accepted by :func:`load_published`."""
+    return provenance().file.tolist()
+
+
+def load_published(name: str) -> pd.DataFrame:
+    """Load one published table by name, e.g. ``load_published("table1_scaling_law_params")``.
+
+    ``df.attrs["provenance"]`` holds its row of ``provenance.csv`` as a dict.
+    """
+    prov = provenance().set_index("file")
+    if name not in prov.index:
+        raise ValueError(f"No published table {name!r}; choose one of {sorted(prov.index)}.")
+    df = pd.read_csv(paper_csv(name))
+    df.attrs["provenance"] = {"file": name, **prov.loc[name].to_dict()}
+    return df

@@ -1,0 +1,321 @@
+"""Test-time scaling laws: Eq. 2 and the alternatives it is compared with.
+
+Eq. 2 of the paper::
+
+    score(n_f, n_c) = S_inf - (C_f * n_f**-alpha + C_c * n_c**-beta)
+
+is fitted by bounded nonlinear least squares from several deterministic
+starting points (the best residual sum of squares wins), with parameter
+standard errors from the Jacobian covariance and, optionally, a case-resampling
+bootstrap. The paper says it "tested several formulations"; :data:`FORMS`
+holds Eq. 2 and four alternatives so the choice is shown with an information
+criterion (:func:`compare_forms`), not asserted.
+"""
+from __future__ import annotations
+
+import itertools
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import OptimizeWarning, curve_fit
+
+__all__ = [
+    "ScalingForm",
+    "ScalingFit",
+    "FORMS",
+    "EQ2_PARAMS",
+    "fit_scaling_law",
+    "fit_grid",
+    "compare_forms",
+    "validate_grid",
+]
+
+EQ2_PARAMS = ("s_inf", "c_f", "alpha", "c_c", "beta")
+GRID_COLUMNS = ("model", "n_frames", "n_captions", "score")
+
+
+@dataclass(frozen=True)
+class ScalingForm:
+    """A parametric model score(n_f, n_c; params) with bounds and starting points."""
+
+    name: str
+    formula: str
+    params: tuple[str, ...]
+    func: Callable[..., np.ndarray]
+    lower: tuple[float, ...]
+    upper: tuple[float, ...]
+    starts: tuple[tuple[float, ...], ...]
+
+
+def _eq2(n, s_inf, c_f, alpha, c_c, beta):
+    nf, nc = n
+    return s_inf - (c_f * nf ** -alpha + c_c * nc ** -beta)
+
+
+def _multiplicative(n, s_inf, c_f, alpha, c_c, beta):
+    nf, nc = n
+    return s_inf * (1 - c_f * nf ** -alpha) * (1 - c_c * nc ** -beta)
+
+
+def _exponential(n, s_inf, c_f, alpha, c_c, beta):
+    nf, nc = n  # shifted so that C_f, C_c are the gaps at one frame / one caption, as in Eq. 2
+    return s_inf - (c_f * np.exp(-alpha * (nf - 1)) + c_c * np.exp(-beta * (nc - 1)))
+
+
+def _product_power(n, s_inf, c, alpha, beta):
+    nf, nc = n
+    return s_inf - c * nf ** -alpha * nc ** -beta
+
+
+def _log_linear(n, a, b_f, b_c):
+    nf, nc = n
+    return a + b_f * np.log(nf) + b_c * np.log(nc)
+
+
+_EXP_STARTS = tuple(itertools.product((0.3, 0.6), (0.05, 0.2), (0.3, 1.5), (0.05, 0.2), (0.3, 1.5)))
+
+FORMS: dict[str, ScalingForm] = {
+    f.name: f
+    for f in (
+        ScalingForm(
+            "eq2_additive_power",
+            r"$S_\infty - (C_f n_f^{-\alpha} + C_c n_c^{-\beta})$",
+            EQ2_PARAMS,
+            _eq2,
+            (0.0, 0.0, 0.0, 0.0, 0.0),
+            (1.0, 1.0, 10.0, 1.0, 10.0),
+            _EXP_STARTS,
+        ),
+        ScalingForm(
+            "multiplicative_power",
+            r"$S_\infty (1 - C_f n_f^{-\alpha})(1 - C_c n_c^{-\beta})$",
+            EQ2_PARAMS,
+            _multiplicative,
+            (0.0, 0.0, 0.0, 0.0, 0.0),
+            (1.0, 1.0, 10.0, 1.0, 10.0),
+            tuple(itertools.product((0.3, 0.6), (0.2, 0.6), (0.3, 1.5), (0.2, 0.6), (0.3, 1.5))),
+        ),
+        ScalingForm(
+            "exponential_saturation",
+            r"$S_\infty - (C_f e^{-\alpha (n_f - 1)} + C_c e^{-\beta (n_c - 1)})$",
+            EQ2_PARAMS,
+            _exponential,
+            (0.0, 0.0, 0.0, 0.0, 0.0),
+            (1.0, 1.0, 10.0, 1.0, 10.0),
+            _EXP_STARTS,
+        ),
+        ScalingForm(
+            "product_power",
+            r"$S_\infty - C\, n_f^{-\alpha} n_c^{-\beta}$",
+            ("s_inf", "c", "alpha", "beta"),
+            _product_power,
+            (0.0, 0.0, 0.0, 0.0),
+            (1.0, 1.0, 10.0, 10.0),
+            tuple(itertools.product((0.3, 0.6), (0.05, 0.3), (0.3, 1.5), (0.3, 1.5))),
+        ),
+        ScalingForm(
+            "log_linear",
+            r"$a + b_f \ln n_f + b_c \ln n_c$",
+            ("a", "b_f", "b_c"),
+            _log_linear,
+            (-np.inf, -np.inf, -np.inf),
+            (np.inf, np.inf, np.inf),
+            ((0.1, 0.01, 0.01),),
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class ScalingFit:
+    """A fitted scaling law.
+
+    params / stderr : dicts keyed by parameter name (stderr from the Jacobian covariance,
+        NaN where a parameter sits on a bound)
+    r2, rss, n_points, aic, aicc, bic : goodness of fit (AIC = n ln(RSS/n) + 2p; AICc adds
+        2p(p+1)/(n-p-1); BIC = n ln(RSS/n) + p ln n)
+    bootstrap : DataFrame of parameter draws from case resampling (empty if not asked)
+    """
+
+    form: str
+    params: dict[str, float]
+    stderr: dict[str, float]
+    r2: float
+    rss: float
+    n_points: int
+    aic: float
+    aicc: float
+    bic: float
+    bootstrap: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def predict(self, n_frames, n_captions) -> np.ndarray:
+        """Predicted score at the given frame and caption counts (broadcast together)."""
+        nf, nc = np.broadcast_arrays(np.asarray(n_frames, float), np.asarray(n_captions, float))
+        return FORMS[self.form].func((nf, nc), *self.params.values())
+
+    def interval(self, name: str, confidence: float = 0.95) -> tuple[float, float]:
+        """Percentile bootstrap interval of one parameter (needs ``n_bootstrap > 0``)."""
+        if self.bootstrap.empty:
+            raise ValueError("No bootstrap draws: fit with n_bootstrap > 0.")
+        a = (1 - confidence) / 2
+        lo, hi = np.nanquantile(self.bootstrap[name], [a, 1 - a])
+        return float(lo), float(hi)
+
+
+def _least_squares(form: ScalingForm, nf, nc, y, starts=None):
+    """Best of the starting points (default: the form's grid); returns (params, covariance, rss)."""
+    best = None
+    for p0 in form.starts if starts is None else starts:
+        p0 = np.clip(p0, form.lower, form.upper)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", OptimizeWarning)
+                popt, pcov = curve_fit(
+                    form.func, (nf, nc), y, p0=p0, bounds=(form.lower, form.upper), maxfev=20000
+                )
+        except RuntimeError:  # this start did not converge; others may
+            continue
+        rss = float(np.sum((y - form.func((nf, nc), *popt)) ** 2))
+        if best is None or rss < best[2] - 1e-15:
+            best = (popt, pcov, rss)
+    if best is None:
+        raise RuntimeError(f"No starting point of {form.name!r} converged.")
+    return best
+
+
+def fit_scaling_law(n_frames, n_captions, score, form: str = "eq2_additive_power",
+                    n_bootstrap: int = 0, seed: int = 0) -> ScalingFit:
+    """Fit a test-time scaling law to scores measured on a (frames, captions) grid.
+
+    Parameters
+    ----------
+    n_frames, n_captions, score : 1-D arrays of equal length (one entry per grid point)
+    form : a key of :data:`FORMS`; the default is the paper's Eq. 2
+    n_bootstrap : number of case-resampling refits for parameter intervals (0: none)
+    seed : seed of the bootstrap
+
+    Example
+    -------
+    >>> nf, nc = np.meshgrid([1, 2, 4, 8, 16], [1, 2, 4, 10]); nf, nc = nf.ravel(), nc.ravel()
+    >>> y = 0.4 - (0.15 * nf ** -0.75 + 0.13 * nc ** -1.3)
+    >>> fit = fit_scaling_law(nf, nc, y)
+    >>> round(fit.params["s_inf"], 3), round(fit.r2, 6)
+    (0.4, 1.0)
+    """
+    if form not in FORMS:
+        raise ValueError(f"Unknown scaling form {form!r}; choose one of {sorted(FORMS)}.")
+    f = FORMS[form]
+    nf, nc, y = (np.asarray(a, dtype=float).ravel() for a in (n_frames, n_captions, score))
+    if not (nf.size == nc.size == y.size):
+        raise ValueError(f"n_frames, n_captions and score differ in length: {nf.size}, {nc.size}, {y.size}.")
+    if nf.size <= len(f.params):
+        raise ValueError(f"{form} has {len(f.params)} parameters; need more grid points than that, got {nf.size}.")
+    if not np.all(np.isfinite(y)) or np.any(nf < 1) or np.any(nc < 1):
+        raise ValueError("Scores must be finite and frame/caption counts >= 1.")
+    popt, pcov, rss = _least_squares(f, nf, nc, y)
+    n, p = y.size, len(f.params)
+    tss = float(np.sum((y - y.mean()) ** 2))
+    with np.errstate(invalid="ignore"):
+        se = np.sqrt(np.diag(pcov))
+    on_bound = np.isclose(popt, f.lower) | np.isclose(popt, f.upper)
+    se = np.where(on_bound | ~np.isfinite(se), np.nan, se)
+    log_term = n * np.log(max(rss, 1e-300) / n)
+    aic = log_term + 2 * p
+    aicc = aic + (2 * p * (p + 1) / (n - p - 1) if n - p - 1 > 0 else np.inf)
+    boot = pd.DataFrame(columns=list(f.params))
+    if n_bootstrap > 0:
+        rng = np.random.default_rng(seed)
+        draws = []
+        for _ in range(n_bootstrap):
+            idx = rng.integers(0, n, size=n)
+            if np.unique(nf[idx]).size < 2 or np.unique(nc[idx]).size < 2:
+                continue  # a resample that cannot identify both exponents
+            try:
+                # start from the full-data optimum: resamples are small perturbations of it
+                draws.append(_least_squares(f, nf[idx], nc[idx], y[idx], starts=(popt,))[0])
+            except RuntimeError:
+                continue
+        boot = pd.DataFrame(draws, columns=list(f.params))
+    return ScalingFit(
+        form=form,
+        params=dict(zip(f.params, map(float, popt))),
+        stderr=dict(zip(f.params, map(float, se))),
+        r2=1 - rss / tss if tss > 0 else float("nan"),
+        rss=rss,
+        n_points=n,
+        aic=float(aic),
+        aicc=float(aicc),
+        bic=float(log_term + p * np.log(n)),
+        bootstrap=boot,
+    )
+
+
+def validate_grid(grid: pd.DataFrame) -> pd.DataFrame:
+    """Check a scaling grid (columns model, n_frames, n_captions, score) and return it cleaned.
+
+    Raises ``ValueError`` naming the problem: missing columns, non-numeric or
+    non-positive counts, non-finite scores, duplicated grid points, or a model
+    with too few points or with a single frame or caption count.
+    """
+    missing = [c for c in GRID_COLUMNS if c not in grid.columns]
+    if missing:
+        raise ValueError(
+            f"Scaling grid is missing column(s) {missing}; expected columns {list(GRID_COLUMNS)}."
+        )
+    g = grid[list(GRID_COLUMNS)].copy()
+    for c in ("n_frames", "n_captions", "score"):
+        g[c] = pd.to_numeric(g[c], errors="coerce")
+        if g[c].isna().any():
+            rows = g.index[g[c].isna()].tolist()[:5]
+            raise ValueError(f"Column {c!r} has missing or non-numeric values (rows {rows}).")
+    if (g[["n_frames", "n_captions"]] < 1).any().any():
+        raise ValueError("n_frames and n_captions must be >= 1.")
+    if not np.isfinite(g["score"]).all():
+        raise ValueError("score has non-finite values.")
+    dup = g.duplicated(["model", "n_frames", "n_captions"], keep=False)
+    if dup.any():
+        raise ValueError(
+            f"Duplicated (model, n_frames, n_captions) points: {g[dup].head().to_dict('records')}; "
+            "average repeats before fitting."
+        )
+    for model, sub in g.groupby("model", sort=False):
+        if sub["n_frames"].nunique() < 2 or sub["n_captions"].nunique() < 2:
+            raise ValueError(
+                f"Model {model!r}: a scaling law needs at least two frame counts and two caption counts."
+            )
+        if len(sub) <= len(EQ2_PARAMS):
+            raise ValueError(f"Model {model!r}: {len(sub)} points cannot fit Eq. 2's 5 parameters.")
+    return g
+
+
+def fit_grid(grid: pd.DataFrame, form: str = "eq2_additive_power", n_bootstrap: int = 0,
+             seed: int = 0) -> dict[str, ScalingFit]:
+    """Fit one scaling law per model of a grid (see :func:`validate_grid`), keyed by model."""
+    g = validate_grid(grid)
+    return {
+        model: fit_scaling_law(sub.n_frames, sub.n_captions, sub.score, form, n_bootstrap, seed)
+        for model, sub in g.groupby("model", sort=False)
+    }
+
+
+def compare_forms(grid: pd.DataFrame, forms=None) -> pd.DataFrame:
+    """Fit every form to every model; rank by AICc within each model.
+
+    Returns one row per (model, form): n_params, r2, rss, aic, aicc, bic,
+    delta_aicc (0 for the best form of that model) and akaike_weight.
+    """
+    g = validate_grid(grid)
+    rows = []
+    for model, sub in g.groupby("model", sort=False):
+        for name in forms or FORMS:
+            fit = fit_scaling_law(sub.n_frames, sub.n_captions, sub.score, name)
+            rows.append(dict(model=model, form=name, n_params=len(fit.params), r2=fit.r2,
+                             rss=fit.rss, aic=fit.aic, aicc=fit.aicc, bic=fit.bic))
+    out = pd.DataFrame(rows)
+    out["delta_aicc"] = out.aicc - out.groupby("model").aicc.transform("min")
+    w = np.exp(-0.5 * out.delta_aicc)
+    out["akaike_weight"] = w / w.groupby(out.model).transform("sum")
+    return out.sort_values(["model", "delta_aicc"], kind="stable").reset_index(drop=True)

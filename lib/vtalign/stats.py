@@ -1,0 +1,171 @@
+"""What a mutual k-NN score means: chance level, permutation null, bootstrap interval.
+
+All three work from neighbour lists computed once (:mod:`vtalign.alignment`):
+shuffling the pairing relabels the text side's lists instead of searching
+again, and a bootstrap resamples per-item overlaps. When the reported score is
+the best over layer pairs, the null and the bootstrap take the same maximum in
+every draw, so the selection is part of the statistic being tested.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .alignment import (
+    _check_k,
+    _check_same_n,
+    _to_tensor,
+    SweepResult,
+    layer_neighbours,
+    sweep_from_neighbours,
+    sweep_overlaps,
+)
+
+__all__ = [
+    "chance_level",
+    "permutation_test",
+    "bootstrap_ci",
+    "PermutationResult",
+    "BootstrapResult",
+    "relabel_neighbours",
+]
+
+
+def chance_level(n: int, k: int) -> float:
+    """Expected mutual k-NN score of two independent spaces: ``k / (N - 1)``.
+
+    Each of an item's k neighbours in one space is, by chance, among its k
+    neighbours in the other with probability k / (N - 1).
+
+    >>> round(chance_level(1024, 10), 5)
+    0.00978
+    """
+    k = _check_k(k, n)
+    return k / (n - 1)
+
+
+def relabel_neighbours(neighbours: np.ndarray, perm: np.ndarray) -> np.ndarray:
+    """Neighbour lists of ``f[perm]`` from those of ``f``, without a new search.
+
+    neighbours : [..., N, k] lists of ``f``; perm : [N] permutation.
+    Row i of ``f[perm]`` is old item ``perm[i]``; old index j is new index ``inv[j]``.
+    Identical to searching ``f[perm]`` again except where several items tie
+    at the k-th place (the lower-index rule then sees the new indices).
+    """
+    inv = np.empty_like(perm)
+    inv[perm] = np.arange(perm.size)
+    return inv[neighbours[..., perm, :]]
+
+
+def _as_sweep(x, y, k: int, backend: str) -> SweepResult:
+    """Neighbour lists and overlaps for [N, D] pairs (one layer) or [N, L, D] sweeps."""
+    tx, ty = _to_tensor(x, "x", (2, 3)), _to_tensor(y, "y", (2, 3))
+    if tx.ndim != ty.ndim:
+        raise ValueError(
+            f"x and y must both be [N, D] or both [N, L, D], got shapes {tuple(tx.shape)} and {tuple(ty.shape)}."
+        )
+    _check_same_n(tx.shape[0], ty.shape[0])
+    k = _check_k(k, tx.shape[0])
+    if tx.ndim == 2:
+        tx, ty = tx[:, None, :], ty[:, None, :]
+    return sweep_from_neighbours(
+        layer_neighbours(tx, k, backend, "x"), layer_neighbours(ty, k, backend, "y")
+    )
+
+
+@dataclass(frozen=True)
+class PermutationResult:
+    """observed: the score (best over layer pairs for sweeps); null: the same statistic
+    for each shuffled pairing; p_value: (1 + #null >= observed) / (1 + n_permutations);
+    chance: k / (N - 1)."""
+
+    observed: float
+    null: np.ndarray
+    p_value: float
+    chance: float
+
+    @property
+    def null_mean(self) -> float:
+        return float(self.null.mean())
+
+    def null_quantile(self, q: float) -> float:
+        return float(np.quantile(self.null, q))
+
+
+def permutation_test(x, y, k: int = 10, n_permutations: int = 1000, seed: int = 0,
+                     backend: str = "auto", sweep: SweepResult | None = None) -> PermutationResult:
+    """Permutation null of mutual k-NN alignment: shuffle which y goes with which x.
+
+    x, y : [N, D] single layers, or [N, L, D] for a layer sweep, whose statistic
+        is the maximum over all layer pairs, in the observed data and in every
+        shuffle alike.
+    sweep : optionally a :class:`SweepResult` already computed for (x, y); then
+        x and y are not searched again (pass ``None`` for both).
+
+    >>> rng = np.random.default_rng(0)
+    >>> r = permutation_test(rng.normal(size=(60, 5)), rng.normal(size=(60, 5)), k=5, n_permutations=200)
+    >>> r.p_value > 0.05
+    True
+    """
+    if n_permutations < 1:
+        raise ValueError(f"n_permutations must be >= 1, got {n_permutations}.")
+    s = sweep if sweep is not None else _as_sweep(x, y, k, backend)
+    n = s.n_items
+    rng = np.random.default_rng(seed)
+    null = np.empty(n_permutations)
+    for p in range(n_permutations):
+        perm = rng.permutation(n)
+        overlaps = sweep_overlaps(s.neighbours_x, relabel_neighbours(s.neighbours_y, perm))
+        null[p] = (overlaps.mean(axis=2) / s.k).max()
+    observed = s.best[2]
+    p_value = (1 + int((null >= observed).sum())) / (1 + n_permutations)
+    return PermutationResult(observed, null, p_value, s.k / (n - 1))
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    """estimate: the score on all items; low/high: percentile interval; samples: every draw."""
+
+    estimate: float
+    low: float
+    high: float
+    confidence: float
+    samples: np.ndarray
+
+
+def bootstrap_ci(x, y, k: int = 10, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0,
+                 backend: str = "auto", sweep: SweepResult | None = None,
+                 reselect: bool = False) -> BootstrapResult:
+    """Bootstrap interval of the alignment score over items.
+
+    Items are resampled with replacement and the score is the mean of their
+    per-item overlaps / k. Neighbour lists stay those of the full set:
+    re-searching a resample would make each duplicated item its own nearest
+    neighbour. The interval therefore reflects which items were sampled, given
+    their neighbourhoods.
+
+    For sweeps the score is that of the best layer pair chosen on all items
+    (``reselect=False``, the default). ``reselect=True`` re-chooses the best
+    pair in every draw; the maximum of noisy means is biased upwards, so that
+    interval can lie entirely above the estimate (on 1024 random items and
+    33 x 43 layers it does).
+    """
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}.")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}.")
+    s = sweep if sweep is not None else _as_sweep(x, y, k, backend)
+    n = s.n_items
+    rng = np.random.default_rng(seed)
+    per_item = s.overlaps.reshape(-1, n).astype(np.float64) / s.k  # [pairs, N]
+    if not reselect:
+        i, j, _ = s.best
+        per_item = per_item[i * s.overlaps.shape[1] + j][None]
+    samples = np.empty(n_boot)
+    for b in range(n_boot):
+        idx = rng.integers(0, n, size=n)
+        samples[b] = per_item[:, idx].mean(axis=1).max()
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(samples, [alpha, 1 - alpha])
+    return BootstrapResult(s.best[2], float(low), float(high), confidence, samples)
