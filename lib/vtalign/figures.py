@@ -135,11 +135,17 @@ def plot_alignment_vs_retrieval(points: pd.DataFrame, published_lines: pd.DataFr
 def plot_scaling_grid(grid: pd.DataFrame, fits: dict[str, ScalingFit] | None = None,
                       caption_levels=None, frame_levels=None):
     """Figure 3: score vs frames (one line per caption count, left) and vs captions (one line
-    per frame count, right), one colour per model; fitted laws dashed where given."""
+    per frame count, right), one colour per model; fitted laws as thin black lines where given.
+    ``caption_levels`` / ``frame_levels`` choose the lines (at most six each; default: all)."""
     models = list(dict.fromkeys(grid.model))
     colours = dict(zip(models, sns.color_palette("muted", len(models))))
-    caption_levels = caption_levels or sorted(grid.n_captions.unique())
-    frame_levels = frame_levels or sorted(grid.n_frames.unique())
+    def present(levels, column):  # requested levels that the grid has; all of them if none asked
+        have = sorted(grid[column].unique())
+        chosen = [v for v in (levels or have) if v in have]
+        return chosen or have
+
+    caption_levels = present(caption_levels, "n_captions")[: len(LINE_STYLES)]
+    frame_levels = present(frame_levels, "n_frames")[: len(LINE_STYLES)]
     fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5), sharey=True)
     for ax, x, levels, other in ((left, "n_frames", caption_levels, "n_captions"),
                                  (right, "n_captions", frame_levels, "n_frames")):

@@ -1,0 +1,127 @@
+"""Every chapter notebook: well-formed source, and a papermill run with smoke parameters.
+
+Smoke runs write to a temporary results folder (VTALIGN_RESULTS_ROOT), never to results/.
+"""
+import json
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from vtalign import book
+from vtalign.paths import notebooks_dir, project_root
+
+pytestmark = pytest.mark.notebook
+NAMES = [nb.name for nb in book.NOTEBOOKS]
+
+
+def test_every_notebook_is_registered_and_in_the_toc():
+    sources = sorted(p.name for p in notebooks_dir().glob("*.ipynb"))
+    assert sources == sorted(nb.source for nb in book.NOTEBOOKS)
+    toc = yaml.safe_load((project_root() / "_toc.yml").read_text())
+    files = [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    for name in NAMES:
+        assert f"book/chapters/{name}" in files
+        assert f"_{name}.ipynb" in book.notebook(name).source  # <number>_<name>.ipynb
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_source_notebook_is_clean(name):
+    nb = nbformat.read(book.notebook(name).path, as_version=4)
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    titles = [c for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("# ")]
+    assert len(titles) == 1, "one title per chapter"
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
+    for c in nb.cells:
+        if c.cell_type == "code":
+            assert c.outputs == [] and c.execution_count is None, "committed notebooks stay output-free"
+            assert "sys.path" not in c.source
+    assert any("## Summary" in c.source for c in nb.cells if c.cell_type == "markdown")
+
+
+def _run(name, tmp_path, **params):
+    out = tmp_path / f"{name}.ipynb"
+    results = tmp_path / "results"
+    record = book.run_notebook(name, params, smoke=True, output_path=out, results_root=results)
+    assert out.is_file()
+    executed = nbformat.read(out, as_version=4)
+    errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert not errors
+    assert json.loads((results / "_runs" / f"{name}.json").read_text())["mode"] == "smoke"
+    assert record["seconds"] > 0
+    return results / name
+
+
+EXPECTED = {
+    "alignment_vs_retrieval": ["figure2_alignment_vs_retrieval.png", "figure2_alignment_vs_retrieval.svg", "regressions.csv"],
+    "test_time_scaling": ["figure3_scaling.png", "figure3_scaling.svg", "fit_params.csv", "form_comparison.csv",
+                          "figure7_caption_gain.png", "table1_side_by_side.csv"],
+    "downstream_correlation": ["figure4_downstream.png", "figure4_downstream.svg", "correlations.csv"],
+    "videocomp_negatives": ["figure6_videocomp.png", "figure6_videocomp.svg", "scores.csv"],
+    "test_of_time": ["figure5_test_of_time.png", "figure5_test_of_time.svg", "scores.csv"],
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_smoke_run_writes_tables_and_figures(name, tmp_path):
+    out = _run(name, tmp_path)
+    for f in EXPECTED[name] + ["paper_vs_this_run.csv"]:
+        assert (out / f).is_file() and (out / f).stat().st_size > 0, f
+    comparison = pd.read_csv(out / "paper_vs_this_run.csv")
+    assert list(comparison.columns) == ["quantity", "paper", "this_run", "difference", "this_run_is"]
+    assert len(comparison) >= 3
+
+
+def test_scaling_notebook_fits_a_user_grid(tmp_path):
+    nf, nc = (a.ravel().astype(float) for a in np.meshgrid([1, 2, 4, 8, 16], [1, 2, 3, 5, 10]))
+    score = 0.3 - (0.1 * nf ** -0.9 + 0.12 * nc ** -1.1)
+    grid_csv = tmp_path / "grid.csv"
+    pd.DataFrame(dict(model="toy", n_frames=nf, n_captions=nc, score=score)).to_csv(grid_csv, index=False)
+    out = _run("test_time_scaling", tmp_path, grid_csv=str(grid_csv))
+    params = pd.read_csv(out / "fit_params.csv")
+    assert list(params.columns) == ["model", "r2", "s_inf", "c_f", "alpha", "c_c", "beta"]
+    row = params.iloc[0]
+    assert row.model == "toy" and row.r2 == pytest.approx(1, abs=1e-8)
+    assert (row.s_inf, row.alpha, row.beta) == pytest.approx((0.3, 0.9, 1.1), abs=1e-4)
+
+
+def test_downstream_notebook_on_user_table(tmp_path):
+    rng = np.random.default_rng(0)
+    a = np.linspace(0.02, 0.1, 8)
+    table = pd.DataFrame(dict(model=[f"m{i}" for i in range(8)], alignment=a, task_up=3 * a + rng.normal(0, 0.01, 8),
+                              task_noise=rng.normal(size=8)))
+    csv = tmp_path / "downstream.csv"
+    table.to_csv(csv, index=False)
+    out = _run("downstream_correlation", tmp_path, downstream_csv=str(csv))
+    corr = pd.read_csv(out / "correlations.csv").set_index("task")
+    assert list(corr.reset_index().columns) == ["task", "pearson_r", "pearson_p", "spearman_r", "spearman_p", "ci_low", "ci_high"]
+    assert corr.loc["task_up", "pearson_r"] > 0.9 and corr.loc["task_up", "pearson_p"] < 0.01
+
+
+def test_temporal_notebooks_score_live_features(tmp_path):
+    rng = np.random.default_rng(0)
+    video = rng.normal(size=(64, 8))
+    np.savez(tmp_path / "vc.npz", video=video, positive=np.hstack([3 * video, np.zeros((64, 4))]),
+             negative=rng.normal(size=(64, 12)))
+    scores = pd.read_csv(_run("videocomp_negatives", tmp_path, features_npz=str(tmp_path / "vc.npz")) / "scores.csv")
+    live = scores[scores.model.str.endswith("(this run)")].iloc[0]
+    assert live.positive == 1.0 and live.negative < 0.5
+    np.savez(tmp_path / "tot.npz", video=video[:, None, :].repeat(2, 1), text=video[:, None, :] * 2)
+    scores = pd.read_csv(_run("test_of_time", tmp_path, features_npz=str(tmp_path / "tot.npz")) / "scores.csv")
+    live = scores[scores.model.str.endswith("(this run)")]
+    assert live.alignment.tolist() == [1.0, 1.0, 1.0]
+    assert live.chance.iloc[0] == pytest.approx(1 / 63)
+
+
+def test_cli_refuses_parameters_for_several_notebooks(capsys):
+    with pytest.raises(SystemExit):
+        book.main(["run", "-p", "k", "5"])
+    assert "exactly one notebook" in capsys.readouterr().err
+
+
+def test_unknown_notebook_name():
+    with pytest.raises(ValueError, match="No notebook named"):
+        book.notebook("figure_99")
