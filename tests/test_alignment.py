@@ -7,43 +7,7 @@ import vtalign as va
 from vtalign.alignment import sweep_overlaps
 
 
-# --------------------------------------------------------------------------- #
-# A deliberately naive O(N^2) implementation of Eq. 1, written from the paper's
-# text and sharing no code with the library: float64 cosine similarities, a
-# full lexicographic sort per row (similarity descending, then index
-# ascending), dense N x N indicator matrices and their Hadamard product.
-# --------------------------------------------------------------------------- #
-def naive_knn(x, k):
-    x = np.asarray(x, dtype=np.float64)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    xn = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
-    n = len(x)
-    out = np.empty((n, k), dtype=np.int64)
-    for i in range(n):
-        candidates = [(-float(xn[i] @ xn[j]), j) for j in range(n) if j != i]
-        candidates.sort()
-        out[i] = [j for _, j in candidates[:k]]
-    return out
-
-
-def naive_mutual_knn(x, y, k):
-    n = len(x)
-    mx, my = np.zeros((n, n)), np.zeros((n, n))
-    for i, (a, b) in enumerate(zip(naive_knn(x, k), naive_knn(y, k))):
-        mx[i, a] = 1
-        my[i, b] = 1
-    return float((mx * my).sum() / (k * n))
-
-
-def tie_heavy(rng, n, d):
-    """Many exact ties: few distinct rows (each repeated many times, with repeated values
-    inside rows), constant rows and zero rows. Ties between *different* vectors whose
-    cosines agree only in exact arithmetic are not used: fp32 and fp64 round those apart."""
-    protos = rng.normal(size=(max(2, n // 6), d)).astype(np.float32)
-    protos[:, 1] = protos[:, 0]  # repeated values within a row
-    x = protos[rng.integers(0, len(protos), size=n - 5)]
-    x = np.concatenate([x, np.full((3, d), 0.5, np.float32), np.zeros((2, d), np.float32)])
-    return x[rng.permutation(n)]
+from naive_reference import naive_knn, naive_mutual_knn, tie_heavy
 
 
 @pytest.fixture
@@ -84,7 +48,7 @@ def test_knn_excludes_self_even_with_duplicates():
 def test_knn_chunked_equals_unchunked(rng, monkeypatch):
     x = rng.normal(size=(70, 6)).astype(np.float32)
     full = va.knn_indices(x, 7)
-    monkeypatch.setattr("vtalign.alignment._ROW_CHUNK", 16)
+    monkeypatch.setattr("vtalign.knn.ROW_CHUNK", 16)
     np.testing.assert_array_equal(va.knn_indices(x, 7), full)
 
 
@@ -242,10 +206,10 @@ def test_layer_sweep_best_tie_rule():
 
 def test_layer_sweep_searches_each_layer_once(rng, monkeypatch):
     calls = []
-    import vtalign.alignment as alignment
+    import vtalign.knn as knn
 
-    original = alignment._knn_torch
-    monkeypatch.setattr(alignment, "_knn_torch", lambda *a: calls.append(1) or original(*a))
+    original = knn._candidates_torch
+    monkeypatch.setitem(knn._CANDIDATES, "torch", lambda *a: calls.append(1) or original(*a))
     va.layer_sweep(rng.normal(size=(40, 5, 4)), rng.normal(size=(40, 7, 3)), k=3)
     assert len(calls) == 5 + 7
 

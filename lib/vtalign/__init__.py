@@ -22,6 +22,7 @@ from .alignment import (
     prepare_features,
     sweep_overlaps,
 )
+from .knn import available_backends
 from .correlation import Correlation, LinearFit, correlate, correlation_table, linear_fit
 from .scaling import FORMS, ScalingFit, compare_forms, fit_grid, fit_scaling_law, validate_grid
 from .stats import BootstrapResult, PermutationResult, bootstrap_ci, chance_level, permutation_test
@@ -30,7 +31,7 @@ from .temporal import negative_caption_alignment
 __version__ = "0.1.0"
 
 __all__ = [
-    "BACKENDS", "SweepResult", "knn_indices", "layer_neighbours", "layer_sweep", "mutual_knn",
+    "BACKENDS", "available_backends", "SweepResult", "knn_indices", "layer_neighbours", "layer_sweep", "mutual_knn",
     "neighbour_overlap", "prepare_features", "sweep_overlaps",
     "Correlation", "LinearFit", "correlate", "correlation_table", "linear_fit",
     "FORMS", "ScalingFit", "compare_forms", "fit_grid", "fit_scaling_law", "validate_grid",

@@ -4,15 +4,17 @@ Conventions shared by every function here:
 
 * Features are ``[N, D]`` (one layer) or ``[N, L, D]`` (every layer), as numpy
   arrays or torch tensors of any float dtype; fp16/bf16 are upcast to fp32.
-* Similarity is cosine similarity, computed in fp32 from L2-normalised rows
-  (a zero row is left at zero, so it is equally similar to everything).
+* Similarity is cosine similarity (a zero row stays zero, so it is equally
+  similar to everything). Backends propose neighbours in fp32; every close
+  call is decided in fp64 on the input values (:mod:`vtalign.knn`), so all
+  backends return identical neighbours.
 * Item ``i`` is never its own neighbour. Its k nearest neighbours are the k
   other items of highest similarity, ordered nearest first; **ties are broken
   by lower index**, so results depend on nothing but the data and this rule.
-  A tie is an exactly equal computed similarity: every case of identical
-  feature vectors (duplicated items, constant rows, zero rows) is one. Cosines
-  of *different* vectors that agree only in exact arithmetic can differ in the
-  last fp32 bit and are then ordered by their computed values.
+  A tie is an exactly equal fp64 similarity: every case of identical feature
+  vectors (duplicated items, constant rows, zero rows) is one. Cosines of
+  *different* vectors that agree only in exact arithmetic may differ in the
+  last fp64 bit and are then ordered by those values.
 * The neighbour lists of a layer are computed once and reused for every layer
   pair, for permutation nulls and for bootstraps (see :mod:`vtalign.stats`).
 """
@@ -23,6 +25,8 @@ from typing import Sequence
 
 import numpy as np
 import torch
+
+from .knn import BACKENDS, knn_search, resolve_backend
 
 __all__ = [
     "knn_indices",
@@ -36,11 +40,6 @@ __all__ = [
     "BACKENDS",
 ]
 
-BACKENDS = ("auto", "torch")
-
-# Rows of the similarity matrix computed at once by the torch backend: bounds
-# the working memory to chunk x N floats instead of N x N.
-_ROW_CHUNK = 2048
 # Elements of the boolean neighbour mask that sweep_overlaps builds at once (~16 MB).
 _MASK_ELEMENTS = 2**24
 
@@ -88,12 +87,6 @@ def _check_k(k, n: int) -> int:
             f"k must satisfy 1 <= k < N (an item has N-1 other items), got k={k} with N={n}."
         )
     return k
-
-
-def _check_backend(backend: str) -> str:
-    if backend not in BACKENDS:
-        raise ValueError(f"Unknown backend {backend!r}; choose one of {BACKENDS}.")
-    return "torch" if backend == "auto" else backend
 
 
 def _check_same_n(nx: int, ny: int) -> None:
@@ -145,39 +138,11 @@ def prepare_features(x, q: float | None = 0.95, clamp: bool = True, normalize: b
 # --------------------------------------------------------------------------- #
 # k nearest neighbours
 # --------------------------------------------------------------------------- #
-def _normalise_rows(t: torch.Tensor) -> torch.Tensor:
-    return torch.nn.functional.normalize(t.to(torch.float32), p=2, dim=-1)
-
-
-def _topk_lowest_index(sim: torch.Tensor, k: int) -> torch.Tensor:
-    """Indices of the k largest entries per row, nearest first, ties -> lower index.
-
-    ``torch.topk`` gives no guarantee on which of several equal values it
-    returns, so it is used only to find each row's k-th largest value; the
-    neighbour set is then everything strictly above that value plus the
-    lowest-index entries equal to it, and the set is ordered by a stable sort.
-    """
-    kth = torch.topk(sim, k, dim=1, largest=True, sorted=True).values[:, k - 1 : k]
-    above = sim > kth
-    at = sim == kth
-    missing = k - above.sum(dim=1, keepdim=True)
-    chosen = above | (at & (torch.cumsum(at, dim=1) <= missing))
-    # nonzero() walks row-major, so each row's k indices come out ascending.
-    idx = chosen.nonzero()[:, 1].view(sim.shape[0], k)
-    order = torch.sort(torch.gather(sim, 1, idx), dim=1, descending=True, stable=True).indices
-    return torch.gather(idx, 1, order)
-
-
-def _knn_torch(xn: torch.Tensor, k: int, queries: torch.Tensor | None) -> torch.Tensor:
-    q = xn if queries is None else queries
-    out = torch.empty(q.shape[0], k, dtype=torch.int64, device=xn.device)
-    for start in range(0, q.shape[0], _ROW_CHUNK):
-        stop = min(start + _ROW_CHUNK, q.shape[0])
-        sim = q[start:stop] @ xn.T
-        rows = torch.arange(stop - start, device=xn.device)
-        sim[rows, rows + start] = -torch.inf  # item i never neighbours itself
-        out[start:stop] = _topk_lowest_index(sim, k)
-    return out
+def _knn(t: torch.Tensor, k: int, backend: str, queries: torch.Tensor | None = None,
+         ordered: bool = True) -> np.ndarray:
+    """kNN of a checked [N, D] tensor through :func:`vtalign.knn.knn_search`."""
+    concrete = resolve_backend(backend, t.shape[0], t.device)
+    return knn_search(t, queries, k, concrete, ordered).cpu().numpy()
 
 
 def knn_indices(x, k: int, backend: str = "auto", queries=None) -> np.ndarray:
@@ -190,7 +155,7 @@ def knn_indices(x, k: int, backend: str = "auto", queries=None) -> np.ndarray:
     ----------
     x : array or tensor [N, D]
     k : int, 1 <= k < N
-    backend : "auto" | "torch"
+    backend : "auto" | "torch" | "faiss" (all give identical results; see :mod:`vtalign.knn`)
     queries : optional [N, D] array: search the neighbours of ``queries[i]``
         among the rows of ``x``, still excluding row ``i`` (used for
         VideoComp-style negatives: a negative caption's neighbours among the
@@ -205,10 +170,10 @@ def knn_indices(x, k: int, backend: str = "auto", queries=None) -> np.ndarray:
     >>> knn_indices(np.array([[1.0, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]]), k=1).ravel()
     array([1, 0, 3, 2])
     """
-    backend = _check_backend(backend)
+    resolve_backend(backend)
     t = _to_tensor(x, "x", 2)
     k = _check_k(k, t.shape[0])
-    qn = None
+    qt = None
     if queries is not None:
         qt = _to_tensor(queries, "queries", 2)
         _check_same_n(t.shape[0], qt.shape[0])
@@ -216,8 +181,7 @@ def knn_indices(x, k: int, backend: str = "auto", queries=None) -> np.ndarray:
             raise ValueError(
                 f"queries must have the same feature dimension as x, got {qt.shape[1]} and {t.shape[1]}."
             )
-        qn = _normalise_rows(qt)
-    return _knn_torch(_normalise_rows(t), k, qn).cpu().numpy()
+    return _knn(t, k, backend, qt)
 
 
 def neighbour_overlap(ix: np.ndarray, iy: np.ndarray) -> np.ndarray:
@@ -259,8 +223,8 @@ def mutual_knn(x, y, k: int = 10, backend: str = "auto") -> float:
     tx, ty = _to_tensor(x, "x", 2), _to_tensor(y, "y", 2)
     _check_same_n(tx.shape[0], ty.shape[0])
     k = _check_k(k, tx.shape[0])
-    ix = knn_indices(tx, k, backend)
-    iy = knn_indices(ty, k, backend)
+    ix = _knn(tx, k, backend, ordered=False)  # overlaps need sets, not their order
+    iy = _knn(ty, k, backend, ordered=False)
     return float(neighbour_overlap(ix, iy).mean() / k)
 
 
@@ -268,10 +232,14 @@ def mutual_knn(x, y, k: int = 10, backend: str = "auto") -> float:
 # Layer-pair sweep
 # --------------------------------------------------------------------------- #
 def layer_neighbours(f, k: int, backend: str = "auto", name: str = "features") -> np.ndarray:
-    """kNN lists of every layer of ``f`` [N, L, D] -> int64 array [L, N, k] (one search per layer)."""
+    """kNN sets of every layer of ``f`` [N, L, D] -> int64 array [L, N, k], one search per layer.
+
+    Each row holds the right k neighbours in no particular order (overlaps need only the sets).
+    """
     t = _to_tensor(f, name, 3)
     k = _check_k(k, t.shape[0])
-    return np.stack([knn_indices(t[:, layer, :], k, backend) for layer in range(t.shape[1])])
+    resolve_backend(backend)
+    return np.stack([_knn(t[:, layer, :], k, backend, ordered=False) for layer in range(t.shape[1])])
 
 
 def sweep_overlaps(nx: np.ndarray, ny: np.ndarray) -> np.ndarray:
