@@ -277,8 +277,8 @@ class SweepResult:
     scores : [Lx, Ly] float array, Eq. 1 for each pair
     best : (i, j, score) of the highest score; ties -> lowest i, then lowest j
     k : the k used
-    neighbours_x, neighbours_y : [Lx, N, k] and [Ly, N, k] neighbour lists,
-        kept so nulls and bootstraps reuse them without new searches
+    neighbours_x, neighbours_y : [Lx, N, k] and [Ly, N, k] neighbour sets (each row
+        in no particular order), kept so nulls and bootstraps reuse them without new searches
     overlaps : [Lx, Ly, N] per-item overlap counts
     """
 
