@@ -133,36 +133,34 @@ def _canonical_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a.double() * b.double()).sum(-1)
 
 
-def _exact_rows(xn: torch.Tensor, qn: torch.Tensor, rows: torch.Tensor, k: int) -> torch.Tensor:
+def _exact_rows(x64: torch.Tensor, q64: torch.Tensor, rows: torch.Tensor, k: int) -> torch.Tensor:
     """Top-k of the given query rows against all items, decided in fp64 with the tie rule.
 
-    An fp64 matrix product ranks everything except entries within its own error
-    bound of the k-th value; those are recomputed with :func:`_canonical_dot`.
+    ``x64``, ``q64``: fp64 unit rows. An fp64 matrix product ranks everything except
+    entries within its own error bound of the k-th value; those are recomputed with
+    :func:`_canonical_dot`.
     """
-    x64 = xn  # already fp64 unit rows
-    tol = 4.0 * (xn.shape[1] + 2) * 2.0**-53
-    out = torch.empty(rows.numel(), k, dtype=torch.int64, device=xn.device)
+    tol = 4.0 * (x64.shape[1] + 2) * 2.0**-53
+    out = torch.empty(rows.numel(), k, dtype=torch.int64, device=x64.device)
     for start in range(0, rows.numel(), ROW_CHUNK):
         r = rows[start : start + ROW_CHUNK]
-        sim = qn[r] @ x64.T
-        local = torch.arange(r.numel(), device=xn.device)
-        sim[local, r] = -torch.inf
+        sim = q64[r] @ x64.T
+        sim[torch.arange(r.numel(), device=x64.device), r] = -torch.inf  # never near: |-inf| > tol
         kth = torch.topk(sim, k, dim=1).values[:, k - 1 : k]
         near = ((sim - kth).abs() <= tol).nonzero()
-        sim[near[:, 0], near[:, 1]] = _canonical_dot(qn[r[near[:, 0]]], xn[near[:, 1]])
-        sim[local, r] = -torch.inf
+        sim[near[:, 0], near[:, 1]] = _canonical_dot(q64[r[near[:, 0]]], x64[near[:, 1]])
         out[start : start + r.numel()] = topk_lowest_index(sim, k)
     return out
 
 
-def _order_exactly(xn: torch.Tensor, qn: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+def _order_exactly(x64: torch.Tensor, q64: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """Sort each row's members by fp64 similarity (descending), ties -> lower index."""
     idx = torch.sort(idx, dim=1).values
     out = torch.empty_like(idx)
-    chunk = max(1, 2**22 // max(1, idx.shape[1] * xn.shape[1]))
+    chunk = max(1, 2**22 // max(1, idx.shape[1] * x64.shape[1]))
     for start in range(0, idx.shape[0], chunk):
         i = idx[start : start + chunk]
-        sims = _canonical_dot(qn[start : start + chunk, None, :], xn[i])
+        sims = _canonical_dot(q64[start : start + chunk, None, :], x64[i])
         order = torch.sort(sims, dim=1, descending=True, stable=True).indices
         out[start : start + chunk] = torch.gather(i, 1, order)
     return out
