@@ -242,21 +242,30 @@ def layer_neighbours(f, k: int, backend: str = "auto", name: str = "features") -
     return np.stack([_knn(t[:, layer, :], k, backend, ordered=False) for layer in range(t.shape[1])])
 
 
-def sweep_overlaps(nx: np.ndarray, ny: np.ndarray) -> np.ndarray:
+def sweep_overlaps(nx: np.ndarray, ny: np.ndarray, backend: str = "auto") -> np.ndarray:
     """Per-item overlaps for every layer pair: [Lx, N, k] x [Ly, N, k] -> [Lx, Ly, N].
 
-    ``out[a, b, i] = |nx[a, i] ∩ ny[b, i]|``. For each x-layer the neighbour
-    sets are written into a boolean row mask once; every y-layer's lists are then
-    looked up in it, so a pair costs N*k lookups instead of N*k^2 comparisons.
+    ``out[a, b, i] = |nx[a, i] ∩ ny[b, i]|`` (rows without repeated indices, as
+    the kNN functions return). CPU: for each x-layer the neighbour sets are
+    written into a boolean row mask once and every y-layer's lists are looked up
+    in it, so a pair costs N*k lookups instead of N*k^2 comparisons.
+    ``backend="triton"``: one kernel launch for all pairs.
     """
     nx, ny = np.asarray(nx), np.asarray(ny)
     if nx.ndim != 3 or ny.ndim != 3 or nx.shape[1:] != ny.shape[1:]:
         raise ValueError(
             f"Neighbour lists must be [Lx, N, k] and [Ly, N, k], got {nx.shape} and {ny.shape}."
         )
+    if resolve_backend(backend) == "triton":
+        from .knn import _kernel_device
+        from .triton_kernels import pair_overlaps
+
+        tx = torch.from_numpy(nx)
+        dev = _kernel_device(tx)
+        return pair_overlaps(tx.to(dev), torch.from_numpy(ny).to(dev)).cpu().numpy()
     lx, n, k = nx.shape
     ly = ny.shape[0]
-    out = np.empty((lx, ly, n), dtype=np.int16 if k < 2**15 else np.int64)
+    out = np.empty((lx, ly, n), dtype=np.int32)
     rows_per_block = max(1, min(n, _MASK_ELEMENTS // max(n, 1)))
     tx, ty = torch.from_numpy(nx), torch.from_numpy(ny)
     for start in range(0, n, rows_per_block):
@@ -301,9 +310,9 @@ def best_pair(scores: np.ndarray) -> tuple[int, int, float]:
     return int(i), int(j), float(scores[i, j])
 
 
-def sweep_from_neighbours(nx: np.ndarray, ny: np.ndarray) -> SweepResult:
+def sweep_from_neighbours(nx: np.ndarray, ny: np.ndarray, backend: str = "auto") -> SweepResult:
     """Build a :class:`SweepResult` from precomputed per-layer neighbour lists."""
-    overlaps = sweep_overlaps(nx, ny)
+    overlaps = sweep_overlaps(nx, ny, backend)
     k = nx.shape[2]
     scores = overlaps.mean(axis=2) / k
     return SweepResult(scores, best_pair(scores), k, np.asarray(nx), np.asarray(ny), overlaps)
@@ -332,4 +341,4 @@ def layer_sweep(fx, fy, k: int = 10, backend: str = "auto") -> SweepResult:
     k = _check_k(k, tx.shape[0])
     nx = layer_neighbours(tx, k, backend, "fx")
     ny = layer_neighbours(ty, k, backend, "fy")
-    return sweep_from_neighbours(nx, ny)
+    return sweep_from_neighbours(nx, ny, backend)

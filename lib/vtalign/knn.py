@@ -3,8 +3,8 @@
 Every backend returns the same neighbours for the same data, because no
 backend decides a close call on its own fp32 arithmetic:
 
-1. The backend (torch matmul + top-k, or faiss exact inner-product search)
-   proposes each row's k + 1 most similar other items, in fp32 on rows
+1. The backend (torch matmul + top-k, faiss exact inner-product search, or
+   the fused Triton kernel of :mod:`vtalign.triton_kernels`) proposes each row's k + 1 most similar other items, in fp32 on rows
    normalised in fp32.
 2. A row is *decided* when its k-th and (k+1)-th fp32 similarities differ by
    more than twice the worst-case fp32 error of a dot product of unit vectors,
@@ -25,23 +25,31 @@ would need a larger bound; none here does.
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import numpy as np
 import torch
 
 __all__ = ["BACKENDS", "available_backends", "resolve_backend", "knn_search", "topk_lowest_index"]
 
-BACKENDS = ("auto", "torch", "faiss")
+BACKENDS = ("auto", "torch", "faiss", "triton")
 
 # Rows of the similarity matrix computed at once: bounds working memory to chunk x N.
 ROW_CHUNK = 2048
 
 
+def triton_interpreted() -> bool:
+    """True when Triton kernels run in its CPU interpreter (``TRITON_INTERPRET=1``)."""
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
 def available_backends() -> list[str]:
-    """Concrete backends usable in this environment."""
+    """Concrete backends usable in this environment (triton: with a CUDA GPU, or interpreted)."""
     out = ["torch"]
     if importlib.util.find_spec("faiss") is not None:
         out.append("faiss")
+    if importlib.util.find_spec("triton") is not None and (torch.cuda.is_available() or triton_interpreted()):
+        out.append("triton")
     return out
 
 
@@ -55,7 +63,9 @@ def resolve_backend(backend: str, n: int | None = None, device: torch.device | N
     """Validate a backend name and turn ``"auto"`` into a concrete one.
 
     ``auto``: torch for tensors on a GPU and for N < ``AUTO_FAISS_MIN_N``; faiss (when
-    installed) for larger CPU problems. All backends return identical neighbours.
+    installed) for larger CPU problems. ``auto`` never picks triton until a GPU benchmark
+    shows it faster (``python -m vtalign.bench`` records that). All backends return
+    identical neighbours.
     """
     if backend not in BACKENDS:
         raise ValueError(f"Unknown backend {backend!r}; choose one of {BACKENDS}.")
@@ -64,7 +74,9 @@ def resolve_backend(backend: str, n: int | None = None, device: torch.device | N
         big = n is not None and n >= AUTO_FAISS_MIN_N
         return "faiss" if on_cpu and big and "faiss" in available_backends() else "torch"
     if backend not in available_backends():
-        raise ValueError(f"Backend {backend!r} is not installed here; available: {available_backends()}.")
+        hint = (" (triton needs a CUDA GPU, or TRITON_INTERPRET=1 set before vtalign is imported"
+                " to run its kernels slowly on the CPU)" if backend == "triton" else "")
+        raise ValueError(f"Backend {backend!r} is not available here{hint}; available: {available_backends()}.")
     return backend
 
 
@@ -120,7 +132,22 @@ def _candidates_faiss(xn: torch.Tensor, qn: torch.Tensor, m: int):
     return torch.from_numpy(dist).to(xn.device), torch.from_numpy(ids.astype(np.int64)).to(xn.device)
 
 
-_CANDIDATES = {"torch": _candidates_torch, "faiss": _candidates_faiss}
+def _kernel_device(t: torch.Tensor) -> torch.device:
+    """Where a Triton kernel runs: the tensor's GPU, the first GPU, or the CPU when interpreted."""
+    if t.is_cuda or triton_interpreted():
+        return t.device
+    return torch.device("cuda")
+
+
+def _candidates_triton(xn: torch.Tensor, qn: torch.Tensor, m: int):
+    from .triton_kernels import fused_topk  # imported late: TRITON_INTERPRET is read at import
+
+    dev = _kernel_device(xn)
+    sims, idx = fused_topk(xn.to(dev), qn.to(dev), m, exclude_self=True)
+    return sims.to(xn.device), idx.to(xn.device)
+
+
+_CANDIDATES = {"torch": _candidates_torch, "faiss": _candidates_faiss, "triton": _candidates_triton}
 
 
 # --------------------------------------------------------------------------- #
