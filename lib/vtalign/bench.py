@@ -1,0 +1,221 @@
+"""Benchmarks: this project's layer sweep and kNN backends against the reference algorithm.
+
+    python -m vtalign.bench [--smoke] [--out FILE] [--skip-reference]
+
+writes one JSON record (machine, device, git commit, every measurement) that the
+Performance chapter plots. Three parts, all measured side by side in one run:
+
+1. ``sweep``: a layer-pair sweep at the paper's scale and shape (N = 1024;
+   33 layers x 1280 dims vs 43 layers x 3584 dims, random features), this
+   project's :func:`vtalign.layer_sweep` per backend against the reference
+   algorithm of the Platonic Representation code (for every layer pair:
+   similarity matrices of both layers, full argsort, dense N x N masks), with
+   a check that the two score matrices are identical.
+2. ``knn``: time and peak memory of one exact kNN search per backend as N grows.
+3. ``roofline``: achieved GFLOP/s of the similarity part of a kNN search
+   against the machine's matmul rate measured in the same run.
+
+CPU peak memory is the resident-set high-water mark of a fresh subprocess per
+measurement; GPU peak memory is ``torch.cuda.max_memory_allocated``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import multiprocessing as mp
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = ["reference_sweep", "run_benchmark", "PAPER_SHAPE", "main"]
+
+# N, (Lx, Dx), (Ly, Dy): VideoMAEv2-H (33 x 1280) vs Gemma-2-9B (43 x 3584), N = 1024, k = 10.
+PAPER_SHAPE = dict(n=1024, lx=33, dx=1280, ly=43, dy=3584, k=10)
+SMOKE_SHAPE = dict(n=128, lx=3, dx=32, ly=4, dy=48, k=5)
+
+
+def reference_sweep(fx: torch.Tensor, fy: torch.Tensor, k: int) -> np.ndarray:
+    """The reference algorithm, as in the Platonic Representation code: for every layer pair,
+    recompute both layers' kNN (similarity matrix, diagonal filled, full argsort) and compare
+    dense N x N indicator masks. fx [N, Lx, D], fy [N, Ly, D'], L2-normalised fp32."""
+    n, lx, ly = fx.shape[0], fx.shape[1], fy.shape[1]
+    scores = np.empty((lx, ly))
+    rows = torch.arange(n, device=fx.device)[:, None]
+    for a in range(lx):
+        for b in range(ly):
+            masks = []
+            for f in (fx[:, a], fy[:, b]):
+                knn = (f @ f.T).fill_diagonal_(-1e8).argsort(dim=1, descending=True)[:, :k]
+                m = torch.zeros(n, n, device=fx.device)
+                m[rows, knn] = 1.0
+                masks.append(m)
+            # overlap counts are integers: average them in fp64, as layer_sweep does
+            scores[a, b] = float((masks[0] * masks[1]).sum(dim=1).double().mean()) / k
+    return scores
+
+
+def _device_name(device: str) -> str:
+    if device == "cuda":
+        return torch.cuda.get_device_name(0)
+    return platform.processor() or platform.machine()
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _timed(fn, device: str, repeat: int = 1) -> tuple[float, object]:
+    """Best wall time of ``repeat`` calls (one warm-up call first on GPU)."""
+    if device == "cuda":
+        fn()
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        _sync(device)
+        start = time.perf_counter()
+        out = fn()
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return best, out
+
+
+def _features(n: int, layers: int, dim: int, seed: int, device: str) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    f = torch.randn(n, layers, dim, generator=g)
+    return torch.nn.functional.normalize(f, dim=-1).to(device)
+
+
+def bench_sweep(shape: dict, backends, device: str, reference: bool) -> dict:
+    """Part 1: this project's sweep per backend vs the reference algorithm, same features."""
+    from .alignment import layer_sweep
+
+    fx = _features(shape["n"], shape["lx"], shape["dx"], 0, device)
+    fy = _features(shape["n"], shape["ly"], shape["dy"], 1, device)
+    out = dict(shape=shape, pairs=shape["lx"] * shape["ly"], backends={})
+    results = {}
+    for b in backends:
+        seconds, res = _timed(lambda: layer_sweep(fx, fy, shape["k"], backend=b), device)
+        results[b] = res
+        out["backends"][b] = dict(seconds=seconds, best=list(res.best))
+    first = next(iter(results.values()))
+    out["backends_identical"] = all(np.array_equal(r.scores, first.scores) for r in results.values())
+    if reference:
+        seconds, ref = _timed(lambda: reference_sweep(fx, fy, shape["k"]), device)
+        out["reference"] = dict(seconds=seconds, best=float(ref.max()))
+        out["identical_to_reference"] = bool(np.array_equal(ref, first.scores))
+        out["max_abs_difference"] = float(np.abs(ref - first.scores).max())
+        for b in out["backends"]:
+            out["backends"][b]["speedup_vs_reference"] = seconds / out["backends"][b]["seconds"]
+    return out
+
+
+def _knn_worker(conn, n: int, d: int, k: int, backend: str, device: str) -> None:
+    """One kNN search in a fresh process, so its peak memory is its own."""
+    from .alignment import knn_indices
+
+    x = _features(n, 1, d, 2, device)[:, 0]
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    seconds, _ = _timed(lambda: knn_indices(x, k, backend=backend), device)
+    peak = (torch.cuda.max_memory_allocated() if device == "cuda"
+            else (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024)
+    conn.send(dict(n=n, d=d, k=k, backend=backend, seconds=seconds, peak_bytes=int(peak),
+                   similarity_gflop=2 * n * n * d / 1e9))
+    conn.close()
+
+
+def bench_knn(sizes, d: int, k: int, backends, device: str) -> list[dict]:
+    """Part 2: one search per (N, backend), each in its own process."""
+    ctx = mp.get_context("spawn")
+    rows = []
+    for n in sizes:
+        for b in backends:
+            parent, child = ctx.Pipe()
+            p = ctx.Process(target=_knn_worker, args=(child, n, d, k, b, device))
+            p.start()
+            row = parent.recv() if parent.poll(3600) else None
+            p.join()
+            if row is None or p.exitcode != 0:
+                row = dict(n=n, d=d, k=k, backend=b, error=f"worker exited with code {p.exitcode}")
+            else:
+                row["gflops"] = row["similarity_gflop"] / row["seconds"]
+            rows.append(row)
+            print(f"  knn N={n} {b}: {row.get('seconds', float('nan')):.3f} s", flush=True)
+    return rows
+
+
+def bench_matmul(n: int, d: int, device: str) -> dict:
+    """Part 3's yardstick: the machine's fp32 matmul rate on an [n, d] x [d, n] product."""
+    a = torch.randn(n, d, device=device)
+    seconds, _ = _timed(lambda: a @ a.T, device, repeat=3)
+    return dict(n=n, d=d, seconds=seconds, gflops=2 * n * n * d / seconds / 1e9)
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              check=True, cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def run_benchmark(smoke: bool = False, device: str | None = None, reference: bool = True,
+                  knn_sizes=None, knn_dim: int | None = None) -> dict:
+    """Run all three parts and return the record (see the module docstring)."""
+    from .knn import available_backends
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    backends = [b for b in available_backends()
+                if not (b == "triton" and device == "cpu")  # interpreted Triton is a test tool, not a contender
+                and not (b == "faiss" and device == "cuda")]
+    shape = SMOKE_SHAPE if smoke else PAPER_SHAPE
+    if knn_sizes is None:
+        knn_sizes = [500, 1000] if smoke else ([1000, 3000, 10000, 30000, 100000] if device == "cpu"
+                                               else [1000, 10000, 65536, 262144, 1000000])
+    knn_dim = knn_dim or (32 if smoke else (128 if device == "cpu" else 1024))
+    record = dict(
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        git_commit=_git_commit(), mode="smoke" if smoke else "full", device=device,
+        device_name=_device_name(device), cpu_count=os.cpu_count(), platform=platform.platform(),
+        torch=torch.__version__, torch_threads=torch.get_num_threads(), backends=backends,
+    )
+    print("sweep ...", flush=True)
+    record["sweep"] = bench_sweep(shape, backends, device, reference)
+    print("knn scaling ...", flush=True)
+    record["knn"] = bench_knn(knn_sizes, knn_dim, shape["k"], backends, device)
+    print("matmul rate ...", flush=True)
+    record["matmul"] = bench_matmul(2048 if smoke else 8192, knn_dim, device)
+    return record
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vtalign.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the code path, measures nothing")
+    parser.add_argument("--out", type=Path, help="JSON file to write (default: bench/records/<device>.json)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
+    parser.add_argument("--skip-reference", action="store_true", help="do not run the (slow) reference sweep")
+    args = parser.parse_args(argv)
+    record = run_benchmark(args.smoke, args.device, not args.skip_reference)
+    from .paths import project_root
+
+    slug = "".join(c if c.isalnum() else "-" for c in record["device_name"].lower()).strip("-")
+    out = args.out or project_root() / "bench" / "records" / f"{record['device']}-{slug or 'unknown'}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=2))
+    tmp.replace(out)  # atomic: an interrupted run never leaves half a record
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
