@@ -1,14 +1,14 @@
 # Two commands do all set-up on a fresh machine:
 #   make book   create/update .venv, execute every notebook (papermill), build the HTML book
 #   make test   create/update .venv, run the tests (notebooks run with smoke parameters)
-# Also: make notebook NB=<name> PARAMS='-p key value ...'; make lock; make clean.
+# Also: make notebook NB=<name> PARAMS='-p key value ...'; make bench; make lock; make clean.
 
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: book test notebook notebooks lock clean env
+.PHONY: book test notebook notebooks bench lock clean env
 
 env: $(STAMP)
 
@@ -36,6 +36,11 @@ test: $(STAMP)
 notebook: $(STAMP)
 	@test -n "$(NB)" || { echo "usage: make notebook NB=<name> [PARAMS='-p key value ...']"; $(PY) -m vtalign.book list; exit 2; }
 	$(PY) -m vtalign.book run --only $(NB) $(PARAMS)
+
+# Benchmark this machine (GPU when present) and write bench/records/<device>.json, which the
+# Performance chapter shows; commit the record. On a 2-core CPU the reference sweep alone takes minutes.
+bench: $(STAMP)
+	$(PY) -m vtalign.bench
 
 # Regenerate requirements.lock from requirements.in in a throw-away environment.
 lock:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import vtalign as va
-from vtalign.knn import available_backends, fp32_error_bound
+from vtalign.knn import available_backends, error_bound
 
 from naive_reference import naive_knn, tie_heavy
 
@@ -76,7 +76,7 @@ def test_close_calls_are_decided_in_fp64(monkeypatch, rng):
 
     def noisy(xn, qn, m):
         sims, idx = original(xn, qn, m)
-        noise = torch.from_numpy(rng.uniform(-1, 1, size=sims.shape).astype(np.float32)) * fp32_error_bound(12)
+        noise = torch.from_numpy(rng.uniform(-1, 1, size=sims.shape)).to(sims.dtype) * error_bound(12, sims.dtype)
         return sims + noise, idx
 
     monkeypatch.setitem(knn._CANDIDATES, "torch", noisy)

@@ -67,7 +67,9 @@ def _to_tensor(x, name: str, ndim: int | Sequence[int]) -> torch.Tensor:
         raise ValueError(f"{name} must be real-valued, got dtype {t.dtype}.")
     if t.dtype not in (torch.float32, torch.float64):
         t = t.to(torch.float32)
-    if not bool(torch.isfinite(t).all()):
+    # a finite sum proves every value finite (inf or NaN would propagate); only an
+    # overflowing sum of large finite values needs the element-wise check
+    if not bool(torch.isfinite(t.sum())) and not bool(torch.isfinite(t).all()):
         bad = int((~torch.isfinite(t)).sum())
         raise ValueError(
             f"{name} contains {bad} NaN or infinite value(s); clean or drop those "
@@ -239,6 +241,11 @@ def layer_neighbours(f, k: int, backend: str = "auto", name: str = "features") -
     t = _to_tensor(f, name, 3)
     k = _check_k(k, t.shape[0])
     resolve_backend(backend)
+    return _layer_neighbours(t, k, backend)
+
+
+def _layer_neighbours(t: torch.Tensor, k: int, backend: str) -> np.ndarray:
+    """:func:`layer_neighbours` of an already checked [N, L, D] tensor."""
     return np.stack([_knn(t[:, layer, :], k, backend, ordered=False) for layer in range(t.shape[1])])
 
 
@@ -339,6 +346,5 @@ def layer_sweep(fx, fy, k: int = 10, backend: str = "auto") -> SweepResult:
     tx, ty = _to_tensor(fx, "fx", 3), _to_tensor(fy, "fy", 3)
     _check_same_n(tx.shape[0], ty.shape[0])
     k = _check_k(k, tx.shape[0])
-    nx = layer_neighbours(tx, k, backend, "fx")
-    ny = layer_neighbours(ty, k, backend, "fy")
-    return sweep_from_neighbours(nx, ny, backend)
+    resolve_backend(backend)
+    return sweep_from_neighbours(_layer_neighbours(tx, k, backend), _layer_neighbours(ty, k, backend), backend)

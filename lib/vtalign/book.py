@@ -57,6 +57,8 @@ NOTEBOOKS: tuple[Notebook, ...] = (
     Notebook("downstream_correlation", "03_downstream_correlation.ipynb", "Figure 4", {"n_bootstrap": 200}),
     Notebook("videocomp_negatives", "04_videocomp_negatives.ipynb", "Figure 6", {"n_bootstrap": 200}),
     Notebook("test_of_time", "05_test_of_time.ipynb", "Figure 5", {}),
+    Notebook("performance", "06_performance.ipynb", "Performance (no paper figure)",
+             {"run_smoke_benchmark": True}),
 )
 
 PACKAGES = ("vtalign", "numpy", "scipy", "pandas", "torch", "triton", "faiss-cpu", "transformers",

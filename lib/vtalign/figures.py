@@ -268,3 +268,43 @@ def plot_test_of_time(df: pd.DataFrame):
         label.set_horizontalalignment("right")
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------- #
+# Performance chapter
+# --------------------------------------------------------------------------- #
+def plot_sweep_benchmark(table: pd.DataFrame):
+    """Seconds for a whole layer sweep per method and machine (log scale), speed-ups annotated."""
+    fig, ax = plt.subplots(figsize=(9, 0.6 + 0.45 * len(table)))
+    labels = table.machine + "\n" + table.method
+    ax.barh(labels, table.seconds, color=["#c44e52" if m.startswith("reference") else "#4c72b0" for m in table.method])
+    for y, row in enumerate(table.itertuples()):
+        text = f"{row.seconds:.3g} s" + (f"  ({row.speedup_vs_reference:.1f}x)" if row.speedup_vs_reference else "")
+        ax.annotate(text, (row.seconds, y), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
+    ax.set_xscale("log")
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds for all layer pairs (log scale)")
+    ax.tick_params(axis="y", labelsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_knn_scaling(table: pd.DataFrame):
+    """kNN time, peak memory and achieved fraction of the matmul rate against N, per backend and machine."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for (machine, backend), g in table.groupby(["machine", "backend"], sort=False):
+        g = g.sort_values("n")
+        label = f"{backend}, {machine}"
+        axes[0].plot(g.n, g.seconds, marker="o", label=label)
+        axes[1].plot(g.n, g.peak_mib.clip(lower=0.1), marker="o", label=label)
+        axes[2].plot(g.n, g.fraction_of_matmul, marker="o", label=label)
+    for ax, ylabel in zip(axes, ["seconds", "peak memory (MiB)", "similarity GFLOP/s / matmul GFLOP/s"]):
+        ax.set_xscale("log")
+        ax.set_xlabel("N (items)")
+        ax.set_ylabel(ylabel)
+    axes[0].set_yscale("log")
+    axes[1].set_yscale("log")
+    axes[2].axhline(1.0, color="grey", lw=1, ls="--")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig

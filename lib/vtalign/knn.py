@@ -4,12 +4,13 @@ Every backend returns the same neighbours for the same data, because no
 backend decides a close call on its own fp32 arithmetic:
 
 1. The backend (torch matmul + top-k, faiss exact inner-product search, or
-   the fused Triton kernel of :mod:`vtalign.triton_kernels`) proposes each row's k + 1 most similar other items, in fp32 on rows
-   normalised in fp32.
-2. A row is *decided* when its k-th and (k+1)-th fp32 similarities differ by
-   more than twice the worst-case fp32 error of a dot product of unit vectors,
-   ``eps(d) = 2 (d + 2) 2^-24``: then the exact top-k set is unambiguous and
-   every backend finds it.
+   the fused Triton kernel of :mod:`vtalign.triton_kernels`) proposes each
+   row's k + 1 most similar other items, on rows normalised in the backend's
+   precision: fp32, or fp64 for torch on a CPU (:func:`candidate_dtype`).
+2. A row is *decided* when its k-th and (k+1)-th similarities differ by
+   more than twice the worst-case error of a dot product of unit vectors in
+   that precision, ``eps(d) = 2 (d + 2) u`` (u = 2^-24 for fp32, 2^-53 for
+   fp64): then the exact top-k set is unambiguous and every backend finds it.
 3. Every other row (exact ties included: duplicated items, constant rows) is
    recomputed against all items in fp64 (on rows normalised in fp64 from the
    input, so the answer is that of the input values, not of their fp32
@@ -85,6 +86,18 @@ def fp32_error_bound(d: int) -> float:
     return 2.0 * (d + 2) * 2.0**-24
 
 
+def error_bound(d: int, dtype: torch.dtype) -> float:
+    """Worst-case cosine error for unit vectors of dimension d computed in ``dtype`` (fp32 or fp64)."""
+    return fp32_error_bound(d) if dtype == torch.float32 else 2.0 * (d + 2) * 2.0**-53
+
+
+def candidate_dtype(backend: str, device: torch.device) -> torch.dtype:
+    """Precision the backend proposes candidates in. torch on a CPU works in fp64: the fp64 matmul
+    costs about twice the fp32 one, but its error bound is ~2^29 times smaller, so almost no row
+    needs the exact fallback (with fp32 and d in the thousands, most rows do)."""
+    return torch.float64 if backend == "torch" and device.type == "cpu" else torch.float32
+
+
 def topk_lowest_index(sim: torch.Tensor, k: int) -> torch.Tensor:
     """Indices of the k largest entries per row, nearest first, ties -> lower index.
 
@@ -106,7 +119,7 @@ def topk_lowest_index(sim: torch.Tensor, k: int) -> torch.Tensor:
 # Candidate proposals: [Nq, m] fp32 similarities (descending) and indices, self excluded
 # --------------------------------------------------------------------------- #
 def _candidates_torch(xn: torch.Tensor, qn: torch.Tensor, m: int):
-    sims = torch.empty(qn.shape[0], m, dtype=torch.float32, device=xn.device)
+    sims = torch.empty(qn.shape[0], m, dtype=qn.dtype, device=xn.device)
     idx = torch.empty(qn.shape[0], m, dtype=torch.int64, device=xn.device)
     for start in range(0, qn.shape[0], ROW_CHUNK):
         stop = min(start + ROW_CHUNK, qn.shape[0])
@@ -160,23 +173,36 @@ def _canonical_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a.double() * b.double()).sum(-1)
 
 
-def _exact_rows(x64: torch.Tensor, q64: torch.Tensor, rows: torch.Tensor, k: int) -> torch.Tensor:
-    """Top-k of the given query rows against all items, decided in fp64 with the tie rule.
+def _exact_rows(x: torch.Tensor, q: torch.Tensor, rows: torch.Tensor, k: int) -> torch.Tensor:
+    """Top-k of the given rows of ``q`` against all rows of ``x``, decided in fp64 with the tie rule.
 
-    ``x64``, ``q64``: fp64 unit rows. An fp64 matrix product ranks everything except
-    entries within its own error bound of the k-th value; those are recomputed with
-    :func:`_canonical_dot`.
+    Cosines come from one fp64 matrix product of the raw rows divided by the row norms
+    (cheaper than normalising x first). That decides every row whose k-th and (k+1)-th values
+    differ by more than the fp64 error bound; in the other rows, entries within the bound of the
+    k-th value are recomputed with :func:`_canonical_dot` on fp64-normalised rows, so identical
+    items tie exactly and the lower index wins.
     """
-    tol = 4.0 * (x64.shape[1] + 2) * 2.0**-53
-    out = torch.empty(rows.numel(), k, dtype=torch.int64, device=x64.device)
+    n = x.shape[0]
+    tol = 4.0 * (x.shape[1] + 2) * 2.0**-53
+    x64 = x.double()
+    x_norm = x64.norm(dim=1).clamp_min(1e-12)  # as F.normalize: a zero row stays zero
+    out = torch.empty(rows.numel(), k, dtype=torch.int64, device=x.device)
     for start in range(0, rows.numel(), ROW_CHUNK):
         r = rows[start : start + ROW_CHUNK]
-        sim = q64[r] @ x64.T
-        sim[torch.arange(r.numel(), device=x64.device), r] = -torch.inf  # never near: |-inf| > tol
-        kth = torch.topk(sim, k, dim=1).values[:, k - 1 : k]
-        near = ((sim - kth).abs() <= tol).nonzero()
-        sim[near[:, 0], near[:, 1]] = _canonical_dot(q64[r[near[:, 0]]], x64[near[:, 1]])
-        out[start : start + r.numel()] = topk_lowest_index(sim, k)
+        q64 = q[r].double()
+        sim = (q64 @ x64.T) / (q64.norm(dim=1).clamp_min(1e-12)[:, None] * x_norm[None, :])
+        sim[torch.arange(r.numel(), device=x.device), r] = -torch.inf  # never near: |-inf| > tol
+        top = torch.topk(sim, min(k + 1, n - 1), dim=1)
+        chunk_out = top.indices[:, :k].clone()
+        if k < n - 1:
+            close = (top.values[:, k - 1] - top.values[:, k]) <= tol
+            if bool(close.any()):
+                c = close.nonzero()[:, 0]
+                s = sim[c]
+                near = ((s - top.values[c, k - 1 : k]).abs() <= tol).nonzero()
+                s[near[:, 0], near[:, 1]] = _canonical_dot(_unit64(q[r[c[near[:, 0]]]]), _unit64(x[near[:, 1]]))
+                chunk_out[c] = topk_lowest_index(s, k)
+        out[start : start + r.numel()] = chunk_out
     return out
 
 
@@ -206,23 +232,19 @@ def knn_search(x: torch.Tensor, q: torch.Tensor | None, k: int, backend: str,
     fp32-normalised rows; every close call is decided on fp64-normalised rows of the input.
     """
     n, d = x.shape
-    xn = torch.nn.functional.normalize(x.float(), p=2, dim=-1)
-    qn = xn if q is None else torch.nn.functional.normalize(q.float(), p=2, dim=-1)
+    dtype = candidate_dtype(backend, x.device)
+    xn = torch.nn.functional.normalize(x.to(dtype), p=2, dim=-1)
+    qn = xn if q is None else torch.nn.functional.normalize(q.to(dtype), p=2, dim=-1)
     m = min(k + 1, n - 1)  # the (k+1)-th candidate bounds everything outside the top k
     sims, idx = _CANDIDATES[backend](xn, qn, m)
     out = idx[:, :k]
-    x64 = q64 = None
     if m > k:
-        uncertain = (sims[:, k - 1] - sims[:, k]) <= 2 * fp32_error_bound(d)
+        uncertain = (sims[:, k - 1] - sims[:, k]) <= 2 * error_bound(d, dtype)
         if bool(uncertain.any()):
-            x64 = _unit64(x)
-            q64 = x64 if q is None else _unit64(q)
             rows = uncertain.nonzero()[:, 0]
             out = out.clone()
-            out[rows] = _exact_rows(x64, q64, rows, k)
+            out[rows] = _exact_rows(x, x if q is None else q, rows, k)
     if not ordered:
         return out
-    if x64 is None:
-        x64 = _unit64(x)
-        q64 = x64 if q is None else _unit64(q)
-    return _order_exactly(x64, q64, out)
+    x64 = _unit64(x)
+    return _order_exactly(x64, x64 if q is None else _unit64(q), out)

@@ -17,7 +17,8 @@ from .alignment import (
     _check_same_n,
     _to_tensor,
     SweepResult,
-    layer_neighbours,
+    _layer_neighbours,
+    resolve_backend,
     sweep_from_neighbours,
     sweep_overlaps,
 )
@@ -69,9 +70,8 @@ def _as_sweep(x, y, k: int, backend: str) -> SweepResult:
     k = _check_k(k, tx.shape[0])
     if tx.ndim == 2:
         tx, ty = tx[:, None, :], ty[:, None, :]
-    return sweep_from_neighbours(
-        layer_neighbours(tx, k, backend, "x"), layer_neighbours(ty, k, backend, "y")
-    )
+    resolve_backend(backend)
+    return sweep_from_neighbours(_layer_neighbours(tx, k, backend), _layer_neighbours(ty, k, backend), backend)
 
 
 @dataclass(frozen=True)
