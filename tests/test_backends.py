@@ -18,6 +18,7 @@ def rng():
 
 def cases(rng):
     yield "random", rng.normal(size=(130, 24)).astype(np.float32)
+    yield "high_dim", rng.normal(size=(60, 1100)).astype(np.float32)  # torch on CPU: fp64 candidates
     yield "tie_heavy", tie_heavy(rng, 120, 8)
     yield "duplicated_block", np.repeat(rng.normal(size=(10, 6)).astype(np.float32), 12, axis=0)
     yield "constant", np.ones((40, 5), np.float32)
@@ -96,3 +97,4 @@ def test_auto_backend_choice(monkeypatch):
     expected = "faiss" if "faiss" in available_backends() else "torch"
     assert resolve_backend("auto", AUTO_FAISS_MIN_N) == expected
     assert resolve_backend("auto", AUTO_FAISS_MIN_N, torch.device("cuda")) == "torch"
+    assert resolve_backend("auto", AUTO_FAISS_MIN_N, None, 2048) == "torch"  # fp64 regime

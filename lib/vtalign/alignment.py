@@ -143,7 +143,7 @@ def prepare_features(x, q: float | None = 0.95, clamp: bool = True, normalize: b
 def _knn(t: torch.Tensor, k: int, backend: str, queries: torch.Tensor | None = None,
          ordered: bool = True) -> np.ndarray:
     """kNN of a checked [N, D] tensor through :func:`vtalign.knn.knn_search`."""
-    concrete = resolve_backend(backend, t.shape[0], t.device)
+    concrete = resolve_backend(backend, t.shape[0], t.device, t.shape[1])
     return knn_search(t, queries, k, concrete, ordered).cpu().numpy()
 
 

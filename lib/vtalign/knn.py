@@ -6,7 +6,7 @@ backend decides a close call on its own fp32 arithmetic:
 1. The backend (torch matmul + top-k, faiss exact inner-product search, or
    the fused Triton kernel of :mod:`vtalign.triton_kernels`) proposes each
    row's k + 1 most similar other items, on rows normalised in the backend's
-   precision: fp32, or fp64 for torch on a CPU (:func:`candidate_dtype`).
+   precision: fp32, or fp64 for torch on a CPU with d >= 1024 (:func:`candidate_dtype`).
 2. A row is *decided* when its k-th and (k+1)-th similarities differ by
    more than twice the worst-case error of a dot product of unit vectors in
    that precision, ``eps(d) = 2 (d + 2) u`` (u = 2^-24 for fp32, 2^-53 for
@@ -60,20 +60,22 @@ def available_backends() -> list[str]:
 AUTO_FAISS_MIN_N = 4096
 
 
-def resolve_backend(backend: str, n: int | None = None, device: torch.device | None = None) -> str:
+def resolve_backend(backend: str, n: int | None = None, device: torch.device | None = None,
+                    d: int | None = None) -> str:
     """Validate a backend name and turn ``"auto"`` into a concrete one.
 
-    ``auto``: torch for tensors on a GPU and for N < ``AUTO_FAISS_MIN_N``; faiss (when
-    installed) for larger CPU problems. ``auto`` never picks triton until a GPU benchmark
-    shows it faster (``python -m vtalign.bench`` records that). All backends return
-    identical neighbours.
+    ``auto``: torch for tensors on a GPU, for N < ``AUTO_FAISS_MIN_N`` and for
+    d >= ``FP64_CANDIDATES_MIN_D``; faiss (when installed) for the other CPU problems.
+    ``auto`` never picks triton until a GPU benchmark shows it faster
+    (``python -m vtalign.bench`` records that). All backends return identical neighbours.
     """
     if backend not in BACKENDS:
         raise ValueError(f"Unknown backend {backend!r}; choose one of {BACKENDS}.")
     if backend == "auto":
         on_cpu = device is None or torch.device(device).type == "cpu"
         big = n is not None and n >= AUTO_FAISS_MIN_N
-        return "faiss" if on_cpu and big and "faiss" in available_backends() else "torch"
+        low_d = d is None or d < FP64_CANDIDATES_MIN_D  # above it, torch's fp64 path avoids faiss's fallbacks
+        return "faiss" if on_cpu and big and low_d and "faiss" in available_backends() else "torch"
     if backend not in available_backends():
         hint = (" (triton needs a CUDA GPU, or TRITON_INTERPRET=1 set before vtalign is imported"
                 " to run its kernels slowly on the CPU)" if backend == "triton" else "")
@@ -91,11 +93,19 @@ def error_bound(d: int, dtype: torch.dtype) -> float:
     return fp32_error_bound(d) if dtype == torch.float32 else 2.0 * (d + 2) * 2.0**-53
 
 
-def candidate_dtype(backend: str, device: torch.device) -> torch.dtype:
-    """Precision the backend proposes candidates in. torch on a CPU works in fp64: the fp64 matmul
-    costs about twice the fp32 one, but its error bound is ~2^29 times smaller, so almost no row
-    needs the exact fallback (with fp32 and d in the thousands, most rows do)."""
-    return torch.float64 if backend == "torch" and device.type == "cpu" else torch.float32
+# From this dimension on, the torch backend on a CPU proposes candidates in fp64. With random
+# features, N = 1024, k = 10 (2-core CPU), the fp32 bound leaves a growing share of rows to the
+# exact fp64 fallback: d = 768: 13% of rows, fp32 path 0.017 s vs fp64 path 0.020 s;
+# d = 1280: 24%, 0.044 vs 0.037 s; d = 2048: 44%, 0.055 vs 0.046 s; d = 3584: 72%, 0.14 vs 0.093 s.
+FP64_CANDIDATES_MIN_D = 1024
+
+
+def candidate_dtype(backend: str, device: torch.device, d: int) -> torch.dtype:
+    """Precision the backend proposes candidates in: fp64 for torch on a CPU when
+    d >= ``FP64_CANDIDATES_MIN_D`` (the fp64 matmul costs about twice the fp32 one, but its
+    error bound is 2^29 times smaller, so almost no row needs the exact fallback), else fp32."""
+    cpu_torch = backend == "torch" and device.type == "cpu"
+    return torch.float64 if cpu_torch and d >= FP64_CANDIDATES_MIN_D else torch.float32
 
 
 def topk_lowest_index(sim: torch.Tensor, k: int) -> torch.Tensor:
@@ -232,7 +242,7 @@ def knn_search(x: torch.Tensor, q: torch.Tensor | None, k: int, backend: str,
     fp32-normalised rows; every close call is decided on fp64-normalised rows of the input.
     """
     n, d = x.shape
-    dtype = candidate_dtype(backend, x.device)
+    dtype = candidate_dtype(backend, x.device, d)
     xn = torch.nn.functional.normalize(x.to(dtype), p=2, dim=-1)
     qn = xn if q is None else torch.nn.functional.normalize(q.to(dtype), p=2, dim=-1)
     m = min(k + 1, n - 1)  # the (k+1)-th candidate bounds everything outside the top k
