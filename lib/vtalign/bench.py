@@ -15,8 +15,9 @@ Performance chapter plots. Three parts, all measured side by side in one run:
 3. ``roofline``: achieved GFLOP/s of the similarity part of a kNN search
    against the machine's matmul rate measured in the same run.
 
-CPU peak memory is the resident-set high-water mark of a fresh subprocess per
-measurement; GPU peak memory is ``torch.cuda.max_memory_allocated``.
+Peak memory of a search: on a CPU, the largest growth of the resident set of a
+fresh subprocess while the search runs (sampled every 2 ms, so short spikes can
+be missed); on a GPU, ``torch.cuda.max_memory_allocated`` minus the input.
 """
 from __future__ import annotations
 
@@ -26,7 +27,6 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -119,17 +119,47 @@ def bench_sweep(shape: dict, backends, device: str, reference: bool) -> dict:
     return out
 
 
+class _RssSampler:
+    """Peak growth of this process's resident memory while the block runs (sampled every 2 ms)."""
+
+    def __enter__(self):
+        import threading
+
+        import psutil
+
+        self._proc = psutil.Process()
+        self._base = self._peak = self._proc.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self._peak = max(self._peak, self._proc.memory_info().rss)
+            self._stop.wait(0.002)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self._peak = max(self._peak, self._proc.memory_info().rss)
+        self.peak_growth = self._peak - self._base
+        return False
+
+
 def _knn_worker(conn, n: int, d: int, k: int, backend: str, device: str) -> None:
     """One kNN search in a fresh process, so its peak memory is its own."""
     from .alignment import knn_indices
 
-    x = _features(n, 1, d, 2, device)[:, 0]
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    x = _features(n, 1, d, 2, device)[:, 0].contiguous()
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    seconds, _ = _timed(lambda: knn_indices(x, k, backend=backend), device)
-    peak = (torch.cuda.max_memory_allocated() if device == "cuda"
-            else (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024)
+        seconds, _ = _timed(lambda: knn_indices(x, k, backend=backend), device)
+        peak = torch.cuda.max_memory_allocated() - x.numel() * x.element_size()
+    else:
+        with _RssSampler() as rss:
+            seconds, _ = _timed(lambda: knn_indices(x, k, backend=backend), device)
+        peak = rss.peak_growth
     conn.send(dict(n=n, d=d, k=k, backend=backend, seconds=seconds, peak_bytes=int(peak),
                    similarity_gflop=2 * n * n * d / 1e9))
     conn.close()
