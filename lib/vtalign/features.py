@@ -1,0 +1,290 @@
+"""Cached per-layer features: ``extract_features`` computes, ``load_features`` reads.
+
+One cache entry per request (dataset and its options, model, frames or captions, seed) in
+``.cache/features/<dataset>/<options digest>/<model>/<side>/``:
+
+- ``features.npy``: float32 [N, L, D], rows in the dataset's item order (zero-padded to the
+  widest layer when widths differ; ``meta["layer_dims"]`` has the true widths);
+- ``meta.json``: the request, the model's revision and pooling, ``item_ids`` in row order,
+  failures, library version. Written last: an entry without it is incomplete.
+
+While running, items are processed in chunks written atomically to ``parts/``; an
+interrupted run resumes from them. An entry whose recorded request differs from the new
+one is recomputed, never reused. A video that fails to decode is reported at the end and
+raises :class:`ExtractionError` unless ``skip_failures=True``, in which case its row is left
+out and listed in ``meta["failures"]``; :func:`pair_features` then keeps the items both
+sides have, in one order.
+
+Example
+-------
+>>> feats, meta = extract_features("test_of_time", "tiny-bert", captions=1, progress=False)  # doctest: +SKIP
+>>> feats.shape, meta["item_ids"][0]                                                          # doctest: +SKIP
+((180, 3, 32), 'tot-red-green-before-0')
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from . import paths
+from .datasets import VideoTextDataset, load_dataset
+from .encoders import Encoder, encoder_identity, load_encoder
+from .sampling import caption_text, image_frame_indices, video_clip_indices
+
+__all__ = ["ExtractionError", "extract_features", "load_features", "feature_request", "cache_entry",
+           "pair_features", "unpad_layers"]
+
+CHUNK_ITEMS = 32  # items per resumable part
+
+
+class ExtractionError(RuntimeError):
+    """Some items failed (decode errors, too few captions); lists every one of them."""
+
+    def __init__(self, failures: list[dict], where: Path):
+        self.failures = failures
+        lines = "\n".join(f"  {f['item']}: {f['source']}: {f['error']}" for f in failures)
+        super().__init__(f"{len(failures)} item(s) failed:\n{lines}\nThe other items are kept in {where}; fix the "
+                         "inputs and re-run to resume, or pass skip_failures=True (--skip-failures) to leave "
+                         "the failed items out (they are then listed in the cache's meta.json).")
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _resolve_dataset(dataset, dataset_options) -> VideoTextDataset:
+    if isinstance(dataset, VideoTextDataset):
+        if dataset_options:
+            raise ValueError("Pass dataset options when naming a dataset, not with a built VideoTextDataset.")
+        return dataset
+    return load_dataset(dataset, **(dataset_options or {}))
+
+
+def feature_request(ds: VideoTextDataset, model: str, frames: int = 8, captions: int = 1, mode: str = "video",
+                    seed: int = 0) -> dict:
+    """Everything that determines a cache entry's contents (compared field by field on reuse)."""
+    from . import __version__
+    modality, revision = encoder_identity(model)
+    req = {"dataset": ds.name, "dataset_options": ds.options, "items_digest": _digest(ds.ids),
+           "n_items": len(ds), "model": model, "model_revision": revision, "modality": modality,
+           "library_version": __version__}
+    if modality == "text":
+        req.update(side="text", captions=int(captions), seed=int(seed))
+    elif modality == "image":
+        if mode not in ("image", "video"):
+            raise ValueError(f"mode must be 'image' (first frame) or 'video' (frames averaged), got {mode!r}.")
+        req.update(side="video", mode=mode, frames=1 if mode == "image" else int(frames))
+    else:
+        req.update(side="video", mode="clips", frames=int(frames))
+    return req
+
+
+def cache_entry(req: dict, cache_root: Path | None = None) -> Path:
+    """The folder of one request's cache entry (readable path, options as a digest)."""
+    root = Path(cache_root) if cache_root else paths.cache_dir("features")
+    model = req["model"].replace("/", "__")
+    side = (f"text-c{req['captions']}-s{req['seed']}" if req["side"] == "text"
+            else f"video-f{req['frames']}-{req['mode']}")
+    return root / req["dataset"] / _digest(req["dataset_options"]) / model / side
+
+
+def _atomic_save(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _savez(path, **arrays) -> None:
+    with open(path, "wb") as fh:  # a file object: np.savez would otherwise append ".npz" to the name
+        np.savez(fh, **arrays)
+
+
+def _save(path, array) -> None:
+    with open(path, "wb") as fh:
+        np.save(fh, array)
+
+
+def _write_json(path: Path, obj) -> None:
+    _atomic_save(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=1, sort_keys=True, default=str)))
+
+
+def _read_complete(entry: Path, req: dict):
+    """(features, meta) when ``entry`` holds a complete result for ``req``; (None, reason) otherwise."""
+    meta_path, feat_path = entry / "meta.json", entry / "features.npy"
+    if not meta_path.is_file() or not feat_path.is_file():
+        return None, "absent"
+    meta = json.loads(meta_path.read_text())
+    old = meta.get("request", {})
+    differs = sorted(k for k in set(old) | set(req) if old.get(k) != req.get(k))
+    if differs:
+        return None, f"made for a different request (differs in {differs})"
+    feats = np.load(feat_path)
+    if feats.shape[0] != len(meta["item_ids"]):
+        return None, f"corrupt ({feats.shape[0]} rows for {len(meta['item_ids'])} ids)"
+    return (feats, meta), "ok"
+
+
+def load_features(dataset, model: str, frames: int = 8, captions: int = 1, *, mode: str = "video", seed: int = 0,
+                  dataset_options: dict | None = None, cache_dir=None):
+    """Cached ``(features [N, L, D], meta)`` for a request; ``FileNotFoundError`` (with the command that
+    makes it) when there is no matching complete entry."""
+    ds = _resolve_dataset(dataset, dataset_options)
+    req = feature_request(ds, model, frames, captions, mode, seed)
+    found, reason = _read_complete(cache_entry(req, cache_dir), req)
+    if found is None:
+        opts = " ".join(f"--option {k}={json.dumps(v)}" for k, v in (dataset_options or {}).items())
+        raise FileNotFoundError(
+            f"No cached features for {req['dataset']} x {model} ({cache_entry(req, cache_dir)}: {reason}). Make "
+            f"them with: python -m vtalign.extract --dataset {req['dataset']} --model {model} "
+            f"--frames {frames} --captions {captions} --mode {mode} --seed {seed} {opts}".rstrip())
+    return found
+
+
+def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode: str = "video", seed: int = 0,
+                     dataset_options: dict | None = None, device: str = "cpu", batch_size: int = 32,
+                     skip_failures: bool = False, cache_dir=None, progress: bool = True, encoder: Encoder | None = None):
+    """Features [N, L, D] and metadata for ``dataset`` x ``model``, computed once and cached.
+
+    Parameters
+    ----------
+    dataset : a registered name (with ``dataset_options``) or a built :class:`VideoTextDataset`
+    model : a registered encoder name or Hugging Face id (``encoder`` may pass it already loaded)
+    frames : n_f, frames a video/image encoder sees (image models with ``mode="image"``: first frame only)
+    captions : n_c, captions concatenated for a text encoder (chosen by ``seed``)
+    skip_failures : leave failed items out (listed in ``meta["failures"]``) instead of raising
+    """
+    ds = _resolve_dataset(dataset, dataset_options)
+    name = model if isinstance(model, str) else model.name
+    req = feature_request(ds, name, frames, captions, mode, seed)
+    entry = cache_entry(req, cache_dir)
+    found, reason = _read_complete(entry, req)
+    if found is not None:
+        return found
+    if reason != "absent":
+        print(f"vtalign: cache entry {entry} was {reason}; recomputing it.")
+        for stale in ("meta.json", "features.npy"):
+            (entry / stale).unlink(missing_ok=True)
+    parts = entry / "parts"
+    parts.mkdir(parents=True, exist_ok=True)
+    part_req = {**req, "chunk_items": CHUNK_ITEMS}
+    if (parts / "request.json").is_file() and json.loads((parts / "request.json").read_text()) != part_req:
+        shutil.rmtree(parts)  # parts of another request: never mixed in
+        parts.mkdir(parents=True)
+    _write_json(parts / "request.json", part_req)
+
+    enc = encoder or (model if isinstance(model, Encoder) else None)
+    from tqdm.auto import tqdm
+    chunks = [ds.items[i:i + CHUNK_ITEMS] for i in range(0, len(ds), CHUNK_ITEMS)]
+    failures: list[dict] = []
+    results = []
+    bar = tqdm(total=len(ds), desc=f"{ds.name} x {name} ({req['side']})", disable=not progress, unit="item")
+    for c, chunk in enumerate(chunks):
+        part_path = parts / f"part-{c:05d}.npz"
+        if part_path.is_file():
+            with np.load(part_path, allow_pickle=False) as z:
+                part_failed = json.loads(str(z["failed"]))
+                if not part_failed or skip_failures:
+                    results.append((z["features"].copy(), [str(s) for s in z["ids"]], json.loads(str(z["dims"]))))
+                    failures.extend(part_failed)
+                    bar.update(len(chunk))
+                    continue
+        if enc is None:
+            enc = load_encoder(name, device=device)
+        feats, ids, failed = _encode_chunk(enc, chunk, req, batch_size)
+        dims = enc.layer_dims
+        _atomic_save(part_path, lambda tmp: _savez(tmp, features=feats, ids=np.array(ids, dtype=str),
+                                                   failed=json.dumps(failed), dims=json.dumps(dims)))
+        results.append((feats, ids, dims))
+        failures.extend(failed)
+        bar.update(len(chunk))
+    bar.close()
+    if failures and not skip_failures:
+        raise ExtractionError(failures, parts)
+    kept = [r for r in results if len(r[1])]
+    if not kept:
+        raise ExtractionError(failures, parts) if failures else ValueError(f"Dataset {ds.name} has no items.")
+    dims = kept[0][2]
+    features = np.concatenate([r[0] for r in kept]).astype(np.float32, copy=False)
+    meta = {"request": req, "item_ids": [i for r in kept for i in r[1]], "failures": failures,
+            "shape": list(features.shape), "layer_dims": dims,
+            "encoder": enc.describe() if enc is not None else None}
+    if enc is None:  # every part came from disk: describe the encoder from the identity
+        meta["encoder"] = {"model": name, "modality": req["modality"], "revision": req["model_revision"]}
+    _atomic_save(entry / "features.npy", lambda tmp: _save(tmp, features))
+    _write_json(entry / "meta.json", meta)
+    shutil.rmtree(parts, ignore_errors=True)
+    return features, meta
+
+
+def _encode_chunk(enc: Encoder, items, req: dict, batch_size: int):
+    """Encode one chunk of items: (features [n_ok, L, D], ok ids, failures)."""
+    failures, ok_ids, per_item = [], [], []
+    if req["side"] == "text":
+        texts = []
+        for it in items:
+            try:
+                texts.append(caption_text(it.captions, req["captions"], req["seed"], it.id))
+                ok_ids.append(it.id)
+            except ValueError as err:
+                failures.append({"item": it.id, "source": "captions", "error": str(err)})
+        out = [enc.encode(texts[i:i + batch_size]) for i in range(0, len(texts), batch_size)]
+        feats = np.concatenate(out) if out else np.zeros((0, 0, 0), np.float32)
+        return feats, ok_ids, failures
+    # Video side: decode each item's frames, encode everything in batches, average per item.
+    units, owners = [], []
+    for it in items:
+        source = it.video.description if it.video is not None else "(no video)"
+        try:
+            if it.video is None:
+                raise ValueError("this dataset was built without videos; pass its video_root option")
+            n = it.video.num_frames()
+            if enc.modality == "image":
+                idx = image_frame_indices(n, req["frames"], req["mode"])
+                units.extend(it.video.frames(idx))          # one unit = one frame
+                owners.extend([len(ok_ids)] * len(idx))
+            else:
+                clips = video_clip_indices(n, req["frames"], enc.native_frames)
+                flat = it.video.frames(clips.ravel())
+                frames = flat.reshape(*clips.shape, *flat.shape[1:])
+                units.extend(frames)                         # one unit = one n_o-frame clip
+                owners.extend([len(ok_ids)] * clips.shape[0])
+            ok_ids.append(it.id)
+        except Exception as err:  # decode errors of every kind are reported, never dropped silently
+            failures.append({"item": it.id, "source": source, "error": f"{type(err).__name__}: {err}"})
+    if not ok_ids:
+        return np.zeros((0, 0, 0), np.float32), ok_ids, failures
+    encoded = np.concatenate([enc.encode(np.stack(units[i:i + batch_size])) for i in range(0, len(units), batch_size)])
+    owners = np.asarray(owners)
+    feats = np.stack([encoded[owners == j].mean(axis=0) for j in range(len(ok_ids))]).astype(np.float32)
+    return feats, ok_ids, failures
+
+
+def pair_features(fa: np.ndarray, meta_a: dict, fb: np.ndarray, meta_b: dict):
+    """Rows of two extractions restricted to the items both have, in ``meta_a``'s order.
+
+    Returns ``(fa', fb', ids)``. Raises when no item is shared; when the sides have different
+    item sets (failures skipped on one side) the dropped ids are those missing from ``ids``.
+    """
+    pos_b = {i: r for r, i in enumerate(meta_b["item_ids"])}
+    rows_a = [r for r, i in enumerate(meta_a["item_ids"]) if i in pos_b]
+    if not rows_a:
+        raise ValueError("The two feature sets share no item ids: were they extracted from the same dataset?")
+    ids = [meta_a["item_ids"][r] for r in rows_a]
+    return fa[rows_a], fb[[pos_b[i] for i in ids]], ids
+
+
+def unpad_layers(features: np.ndarray, meta: dict) -> list[np.ndarray]:
+    """Per-layer arrays [N, d_l] without the zero padding of narrower layers."""
+    dims = meta.get("layer_dims") or [features.shape[-1]] * features.shape[1]
+    return [features[:, layer, :d] for layer, d in enumerate(dims)]

@@ -1,0 +1,203 @@
+"""Deterministic generators: Test of Time (regenerated) and the procedural synthetic world.
+
+Both render clips on demand from a per-item random generator seeded by ``(seed, index)``,
+so any item can be re-rendered alone and every run gives identical pixels and captions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, asdict
+from itertools import permutations
+
+import numpy as np
+
+__all__ = ["COLOURS", "TestOfTimeSpec", "test_of_time_items", "WorldSpec", "world_clip", "world_items",
+           "render_shape"]
+
+COLOURS = {
+    "red": (220, 40, 40), "green": (40, 180, 60), "blue": (40, 80, 230), "yellow": (240, 215, 40),
+    "purple": (150, 60, 190), "orange": (245, 140, 30), "white": (240, 240, 240), "pink": (245, 130, 190),
+}
+BACKGROUNDS = {
+    "black": (12, 12, 12), "gray": (128, 128, 128), "dark blue": (20, 30, 95), "brown": (105, 70, 40),
+    "light green": (175, 215, 165), "sky blue": (150, 200, 240),
+}
+SHAPES = ("circle", "square", "triangle", "diamond")
+SIZES = {"small": 0.09, "large": 0.17}  # radius as a fraction of the frame side
+
+
+def render_shape(canvas: np.ndarray, shape: str, cx: float, cy: float, r: float, colour) -> None:
+    """Paint a filled ``shape`` of radius ``r`` pixels centred at (cx, cy) on ``canvas`` [H, W, 3] in place."""
+    h, w = canvas.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    dx, dy = xx + 0.5 - cx, yy + 0.5 - cy
+    if shape == "circle":
+        mask = dx * dx + dy * dy <= r * r
+    elif shape == "square":
+        mask = (np.abs(dx) <= r * 0.85) & (np.abs(dy) <= r * 0.85)
+    elif shape == "diamond":
+        mask = np.abs(dx) + np.abs(dy) <= r
+    elif shape == "triangle":  # apex up
+        mask = (dy <= r * 0.8) & (dy >= -r) & (np.abs(dx) <= (dy + r) * 0.6)
+    else:
+        raise ValueError(f"Unknown shape {shape!r}; known: {SHAPES}.")
+    canvas[mask] = colour
+
+
+# --------------------------------------------------------------------------- #
+# Test of Time
+# --------------------------------------------------------------------------- #
+@dataclass(frozen=True)
+class TestOfTimeSpec:
+    """Test of Time, regenerated: 6 colours -> 30 ordered pairs x {before, after} wording x 3 layouts = 180.
+
+    Each clip: ``n_frames`` frames of a black square; circle A appears at ``first_at`` in one
+    quadrant and stays, circle B appears at ``second_at`` in the opposite quadrant and stays,
+    so only the order of appearance (not any single late frame) tells which came first.
+    """
+    __test__ = False  # not a pytest class
+    size: int = 112
+    n_frames: int = 30
+    first_at: int = 6
+    second_at: int = 16
+    colours: tuple[str, ...] = ("red", "green", "blue", "yellow", "purple", "white")
+    layouts: int = 3
+
+
+def _tot_caption(first: str, second: str, wording: str, flipped: bool) -> str:
+    if wording == "before":
+        return f"A {first} circle appears {'after' if flipped else 'before'} a {second} circle"
+    return f"A {second} circle appears {'before' if flipped else 'after'} a {first} circle"
+
+
+def test_of_time_items(spec: TestOfTimeSpec = TestOfTimeSpec()):
+    """Yield ``(id, caption, flipped_caption, render)`` for the 180 pairs, in a fixed order."""
+    quadrant_centres = [(0.25, 0.25), (0.75, 0.25), (0.75, 0.75), (0.25, 0.75)]
+    for first, second in permutations(spec.colours, 2):
+        for wording in ("before", "after"):
+            for layout in range(spec.layouts):
+                qa, qb = layout % 4, (layout + 2) % 4
+
+                def render(first=first, second=second, qa=qa, qb=qb):
+                    clip = np.zeros((spec.n_frames, spec.size, spec.size, 3), dtype=np.uint8)
+                    r = spec.size * 0.14
+                    for (colour, quad, start) in ((first, qa, spec.first_at), (second, qb, spec.second_at)):
+                        cx, cy = (c * spec.size for c in quadrant_centres[quad])
+                        for t in range(start, spec.n_frames):
+                            render_shape(clip[t], "circle", cx, cy, r, COLOURS[colour])
+                    return clip
+
+                item_id = f"tot-{first}-{second}-{wording}-{layout}"
+                yield (item_id, _tot_caption(first, second, wording, False),
+                       _tot_caption(first, second, wording, True), render)
+
+
+# --------------------------------------------------------------------------- #
+# Synthetic world
+# --------------------------------------------------------------------------- #
+@dataclass(frozen=True)
+class WorldSpec:
+    """Parameters of the synthetic world (defaults: the informative regime, small enough for CI).
+
+    n_objects objects per clip, each visible only for ``visible`` (min, max) frames of
+    ``n_frames`` and moving with probability ``p_moving``; ``n_captions`` annotators per clip,
+    each naming the background and ``objects_per_caption`` (min, max) objects with colour,
+    shape and size (``caption_style="appearance"``), or one or two facts about motion and
+    timing (``"motion"``: a regime frame-averaged image features barely see).
+    """
+    n_clips: int = 256
+    n_frames: int = 32
+    size: int = 128
+    n_objects: tuple[int, int] = (4, 5)
+    visible: tuple[int, int] = (3, 8)
+    p_moving: float = 0.5
+    n_captions: int = 10
+    objects_per_caption: tuple[int, int] = (2, 3)
+    caption_style: str = "appearance"
+    seed: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+_DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
+_TEMPLATES = (
+    "On a {bg} background there {be} {objs}.",
+    "{Objs} {appear} against a {bg} backdrop.",
+    "A {bg} scene with {objs}.",
+    "I see {objs} on {bg}.",
+    "The video shows {objs} over a plain {bg} background.",
+)
+
+
+def _describe(obj: dict, with_motion: bool) -> str:
+    text = f"a {obj['size']} {obj['colour']} {obj['shape']}"
+    if with_motion and obj["motion"] != "still":
+        text += f" moving {obj['motion']}"
+    return text
+
+
+def _join(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _world_scene(spec: WorldSpec, index: int) -> dict:
+    rng = np.random.default_rng([spec.seed, index])
+    n = int(rng.integers(spec.n_objects[0], spec.n_objects[1] + 1))
+    bg = list(BACKGROUNDS)[int(rng.integers(len(BACKGROUNDS)))]
+    objects = []
+    for _ in range(n):
+        length = int(rng.integers(spec.visible[0], spec.visible[1] + 1))
+        start = int(rng.integers(0, spec.n_frames - length + 1))
+        size = list(SIZES)[int(rng.integers(len(SIZES)))]
+        motion = list(_DIRECTIONS)[int(rng.integers(4))] if rng.random() < spec.p_moving else "still"
+        objects.append(dict(shape=SHAPES[int(rng.integers(len(SHAPES)))],
+                            colour=list(COLOURS)[int(rng.integers(len(COLOURS)))], size=size,
+                            start=start, length=length, motion=motion,
+                            x=float(rng.uniform(0.25, 0.75)), y=float(rng.uniform(0.25, 0.75))))
+    objects.sort(key=lambda o: o["start"])
+    captions = []
+    for _ in range(spec.n_captions):
+        if spec.caption_style == "appearance":
+            m = int(rng.integers(spec.objects_per_caption[0], min(spec.objects_per_caption[1], n) + 1))
+            chosen = sorted(rng.choice(n, size=m, replace=False).tolist())
+            parts = [_describe(objects[i], with_motion=bool(rng.random() < 0.3)) for i in chosen]
+            template = _TEMPLATES[int(rng.integers(len(_TEMPLATES)))]
+            objs = _join(parts)
+            captions.append(template.format(bg=bg, objs=objs, Objs=objs[0].upper() + objs[1:],
+                                            be="is" if m == 1 else "are", appear="appears" if m == 1 else "appear"))
+        elif spec.caption_style == "motion":
+            i, j = sorted(rng.choice(n, size=2, replace=False).tolist())
+            facts = [f"The {objects[i]['shape']} is {objects[i]['motion'] if objects[i]['motion'] == 'still' else 'moving ' + objects[i]['motion']}.",
+                     f"A {objects[i]['shape']} shows up before a {objects[j]['shape']}."]
+            captions.append(" ".join(facts[: int(rng.integers(1, 3))]))
+        else:
+            raise ValueError(f"caption_style must be 'appearance' or 'motion', got {spec.caption_style!r}.")
+    first = objects[0]
+    label = f"{first['shape']} {first['motion']}"
+    return dict(background=bg, objects=objects, captions=captions, label=label)
+
+
+def world_clip(spec: WorldSpec, index: int) -> np.ndarray:
+    """Render clip ``index``: uint8 [n_frames, size, size, 3]."""
+    scene = _world_scene(spec, index)
+    s = spec.size
+    clip = np.empty((spec.n_frames, s, s, 3), dtype=np.uint8)
+    clip[:] = BACKGROUNDS[scene["background"]]
+    for obj in scene["objects"]:
+        dx, dy = _DIRECTIONS.get(obj["motion"], (0, 0))
+        for k in range(obj["length"]):
+            frac = k / max(obj["length"] - 1, 1) - 0.5  # moves 0.3 of the frame over its window
+            cx, cy = (obj["x"] + 0.3 * frac * dx) * s, (obj["y"] + 0.3 * frac * dy) * s
+            render_shape(clip[obj["start"] + k], obj["shape"], cx, cy, SIZES[obj["size"]] * s,
+                         COLOURS[obj["colour"]])
+    return clip
+
+
+def world_items(spec: WorldSpec = WorldSpec()):
+    """Yield ``(id, captions, label, render)`` for each clip of the world."""
+    if spec.visible[1] > spec.n_frames or spec.visible[0] < 1:
+        raise ValueError(f"visible={spec.visible} must lie within 1..n_frames={spec.n_frames}.")
+    for i in range(spec.n_clips):
+        scene = _world_scene(spec, i)
+        yield (f"world-{spec.seed}-{i:05d}", scene["captions"], scene["label"],
+               lambda i=i: world_clip(spec, i))
