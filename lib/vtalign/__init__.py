@@ -10,6 +10,13 @@ Core API (numpy arrays or torch tensors in)::
     chance_level(n, k); permutation_test(...); bootstrap_ci(...)
     fit_scaling_law(...), fit_grid(...), compare_forms(...)       # Eq. 2 and alternatives
     correlate(...), correlation_table(...), linear_fit(...)
+
+Live pipeline (videos and captions in, cached per-layer features out)::
+
+    extract_features(dataset, model, frames=8, captions=1) -> (float32 [N, L, D], meta)
+    load_features(dataset, model, frames=8, captions=1)    -> the same, from the cache only
+    pair_features(fa, meta_a, fb, meta_b)                  -> rows of the items both sides have
+    load_dataset(name, **options); load_encoder(name); fetch(dataset, file)
 """
 from .alignment import (
     BACKENDS,
@@ -27,6 +34,10 @@ from .correlation import Correlation, LinearFit, correlate, correlation_table, l
 from .scaling import FORMS, ScalingFit, compare_forms, fit_grid, fit_scaling_law, validate_grid
 from .stats import BootstrapResult, PermutationResult, bootstrap_ci, chance_level, permutation_test
 from .temporal import negative_caption_alignment
+from .data import fetch
+from .datasets import load_dataset
+from .encoders import load_encoder
+from .features import extract_features, load_features, pair_features
 
 __version__ = "0.1.0"
 
@@ -37,4 +48,5 @@ __all__ = [
     "FORMS", "ScalingFit", "compare_forms", "fit_grid", "fit_scaling_law", "validate_grid",
     "BootstrapResult", "PermutationResult", "bootstrap_ci", "chance_level", "permutation_test",
     "negative_caption_alignment", "__version__",
+    "fetch", "load_dataset", "load_encoder", "extract_features", "load_features", "pair_features",
 ]

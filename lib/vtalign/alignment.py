@@ -101,7 +101,7 @@ def _check_same_n(nx: int, ny: int) -> None:
 # --------------------------------------------------------------------------- #
 # Feature preparation
 # --------------------------------------------------------------------------- #
-def prepare_features(x, q: float | None = 0.95, clamp: bool = True, normalize: bool = True):
+def prepare_features(x, q: float | None = 0.95, clamp: bool = True, normalize: bool = True, layer_dims=None):
     """Clamp outliers and L2-normalise, as the Platonic Representation reference code does.
 
     Step 1 (``clamp``): ``t = sorted(|x|)[floor(q * x.size)]`` over *all* values
@@ -113,6 +113,9 @@ def prepare_features(x, q: float | None = 0.95, clamp: bool = True, normalize: b
     x : array or tensor, shape [N, D] or [N, L, D]
     q : float in (0, 1], the quantile of ``|x|`` to clamp at; ``q=1`` or ``None``
         skips clamping.
+    layer_dims : for [N, L, D] features zero-padded to the widest layer (CNN blocks; see
+        ``meta["layer_dims"]`` of :func:`vtalign.extract_features`), the true width of each
+        layer: the quantile is then taken over the real entries only, and padding stays zero.
 
     Returns the same kind (numpy or torch) and shape as ``x``, as float32.
 
@@ -128,7 +131,13 @@ def prepare_features(x, q: float | None = 0.95, clamp: bool = True, normalize: b
     if clamp and q is not None and q < 1:
         if not 0 < q <= 1:
             raise ValueError(f"q must be in (0, 1], got {q}.")
-        flat = t.abs().flatten()
+        flat = t.abs()
+        if layer_dims is not None:
+            if t.ndim != 3 or len(layer_dims) != t.shape[1] or max(layer_dims) > t.shape[2]:
+                raise ValueError(f"layer_dims {list(layer_dims)} does not fit features of shape {tuple(t.shape)}.")
+            real = torch.arange(t.shape[2]).unsqueeze(0) < torch.as_tensor(list(layer_dims)).unsqueeze(1)
+            flat = flat[:, real]
+        flat = flat.flatten()
         index = min(int(q * flat.numel()), flat.numel() - 1)
         threshold = torch.kthvalue(flat, index + 1).values
         t = t.clamp(-threshold, threshold)

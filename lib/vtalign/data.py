@@ -123,6 +123,7 @@ def _download(dataset: str, f: DataFile, mirrors: list[Path]) -> Path:
 
     target_dir = paths.cache_dir("downloads") / Path(f.path).parent
     target = target_dir / Path(f.path).name
+    target_dir.mkdir(parents=True, exist_ok=True)
     searched = ", ".join(str(m) for m in mirrors) or "(no mirror folder exists)"
     advice = (f"Put the file at <mirror>/{f.path} in a folder named by $VTALIGN_DATA_MIRROR "
               f"(searched: {searched}), or download it yourself to {target}.")

@@ -222,6 +222,11 @@ def _vision_runner(model, pixel_arg, pooling, size, mean, std, device, video: bo
         kwargs = {pixel_arg: x, "output_hidden_states": True}
         if type(model).__name__ == "VJEPA2Model":
             kwargs["skip_predictor"] = True
+        if type(model).__name__ == "ViTMAEModel":
+            # MAE shuffles patches by random noise even with mask_ratio 0; increasing noise keeps
+            # every patch in its place, so features are deterministic.
+            n_patches = (size // model.config.patch_size) ** 2
+            kwargs["noise"] = torch.arange(n_patches, dtype=torch.float32, device=device).expand(x.shape[0], -1)
         out = model(**kwargs)
         hidden = out.hidden_states
         return _stack_layers([pool_tokens(h, pooling).cpu() for h in hidden])

