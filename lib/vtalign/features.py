@@ -82,7 +82,7 @@ def feature_request(ds: VideoTextDataset, model: str, frames: int = 8, captions:
         req.update(side="video", mode=mode, frames=1 if mode == "image" else int(frames))
     else:
         req.update(side="video", mode="clips", frames=int(frames))
-    return req
+    return json.loads(json.dumps(req, default=str))  # the form meta.json stores (tuples become lists)
 
 
 def cache_entry(req: dict, cache_root: Path | None = None) -> Path:
@@ -264,10 +264,22 @@ def _encode_chunk(enc: Encoder, items, req: dict, batch_size: int):
             failures.append({"item": it.id, "source": source, "error": f"{type(err).__name__}: {err}"})
     if not ok_ids:
         return np.zeros((0, 0, 0), np.float32), ok_ids, failures
-    encoded = np.concatenate([enc.encode(np.stack(units[i:i + batch_size])) for i in range(0, len(units), batch_size)])
+    encoded = np.concatenate([enc.encode(np.stack(batch)) for batch in _same_shape_batches(units, batch_size)])
     owners = np.asarray(owners)
     feats = np.stack([encoded[owners == j].mean(axis=0) for j in range(len(ok_ids))]).astype(np.float32)
     return feats, ok_ids, failures
+
+
+def _same_shape_batches(units: list[np.ndarray], batch_size: int):
+    """Consecutive runs of at most ``batch_size`` units of one shape (videos differ in resolution)."""
+    batch: list[np.ndarray] = []
+    for u in units:
+        if batch and (len(batch) == batch_size or u.shape != batch[0].shape):
+            yield batch
+            batch = []
+        batch.append(u)
+    if batch:
+        yield batch
 
 
 def pair_features(fa: np.ndarray, meta_a: dict, fb: np.ndarray, meta_b: dict):
