@@ -14,19 +14,27 @@ def test_test_of_time_is_the_described_benchmark():
     ds = load_dataset("test_of_time")
     flipped = load_dataset("test_of_time", caption="flipped")
     assert len(ds) == 180 and len(set(ds.ids)) == 180 and ds.ids == flipped.ids
+    assert len({it.captions[0] for it in ds.items}) == 180
     spec = TestOfTimeSpec()
     for it, neg in zip(ds.items, flipped.items):
         cap, bad = it.captions[0], neg.captions[0]
-        assert cap != bad and cap.replace("before", "X").replace("after", "before").replace("X", "after") == bad
+        assert cap.replace("before", "X").replace("after", "before").replace("X", "after") == bad
         assert it.video.num_frames() == spec.n_frames == 30
-    it = ds.items[0]                                   # tot-red-green-before-0: red first, then green
-    clip = it.video.frames(range(30))
+    # Every colour pair has its four captions: 2 prepositions x 2 colour orders.
+    words = [it.captions[0].split() for it in ds.items]
+    pairs = {}
+    for w in words:
+        pairs.setdefault(frozenset((w[1], w[6])), set()).add((w[1], w[4]))
+    assert len(pairs) == 45 and all(len(v) == 4 for v in pairs.values())
     red, green = np.array(COLOURS["red"]), np.array(COLOURS["green"])
-    has = lambda t, c: bool((clip[t] == c).all(-1).any())
-    assert not has(spec.first_at - 1, red) and has(spec.first_at, red)
-    assert not has(spec.second_at - 1, green) and has(spec.second_at, green) and has(29, red)
-    assert (clip[0] == 0).all()                        # the black square before anything appears
-    assert np.array_equal(clip, load_dataset("test_of_time").items[0].video.frames(range(30)))
+    for item_id, first, second in (("tot-red-before-green", red, green), ("tot-red-after-green", green, red)):
+        clip = ds.items[ds.ids.index(item_id)].video.frames(range(30))
+        has = lambda t, c: bool((clip[t] == c).all(-1).any())
+        assert not has(spec.first_at - 1, first) and has(spec.first_at, first)
+        assert not has(spec.second_at - 1, second) and has(spec.second_at, second) and has(29, first)
+        assert (clip[0] == 0).all()                    # the black square before anything appears
+    again = load_dataset("test_of_time").items[5].video.frames(range(30))
+    assert np.array_equal(ds.items[5].video.frames(range(30)), again)
 
 
 def test_synthetic_world_is_deterministic_and_objects_are_brief():

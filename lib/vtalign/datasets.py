@@ -209,15 +209,16 @@ def _videocomp(source: str = "activitynet", text: str = "positive", seed: int = 
 
 
 @register_dataset("test_of_time")
-def _test_of_time(caption: str = "true", size: int = 112):
-    """Test of Time regenerated (180 pairs). caption: 'true' or 'flipped' (before <-> after)."""
+def _test_of_time(caption: str = "true", size: int = 112, seed: int = 0):
+    """Test of Time regenerated (180 pairs). caption: 'true' or 'flipped' (before <-> after);
+    seed: the per-clip quadrant draw."""
     if caption not in ("true", "flipped"):
         raise ValueError(f"caption must be 'true' or 'flipped', got {caption!r}.")
-    spec = TestOfTimeSpec(size=size)
+    spec = TestOfTimeSpec(size=size, seed=seed)
     items = [Item(i, [flip if caption == "flipped" else cap], GeneratedVideo(render, spec.n_frames, i),
                   label=cap)
              for i, cap, flip, render in test_of_time_items(spec)]
-    return VideoTextDataset("test_of_time", dict(caption=caption, size=size), items)
+    return VideoTextDataset("test_of_time", dict(caption=caption, size=size, seed=seed), items)
 
 
 @register_dataset("synthetic_world")

@@ -17,9 +17,11 @@ sides have, in one order.
 
 Example
 -------
->>> feats, meta = extract_features("test_of_time", "tiny-bert", captions=1, progress=False)  # doctest: +SKIP
->>> feats.shape, meta["item_ids"][0]                                                          # doctest: +SKIP
-((180, 3, 32), 'tot-red-green-before-0')
+>>> import tempfile
+>>> feats, meta = extract_features("test_of_time", "tiny-bert", captions=1, progress=False,
+...                                cache_dir=tempfile.mkdtemp())
+>>> feats.shape, meta["item_ids"][0]
+((180, 3, 32), 'tot-red-before-green')
 """
 from __future__ import annotations
 

@@ -6,7 +6,6 @@ so any item can be re-rendered alone and every run gives identical pixels and ca
 from __future__ import annotations
 
 from dataclasses import dataclass, asdict
-from itertools import permutations
 
 import numpy as np
 
@@ -16,7 +15,9 @@ __all__ = ["COLOURS", "TestOfTimeSpec", "test_of_time_items", "WorldSpec", "worl
 COLOURS = {
     "red": (220, 40, 40), "green": (40, 180, 60), "blue": (40, 80, 230), "yellow": (240, 215, 40),
     "purple": (150, 60, 190), "orange": (245, 140, 30), "white": (240, 240, 240), "pink": (245, 130, 190),
+    "cyan": (40, 215, 225), "brown": (140, 90, 40),
 }
+WORLD_COLOURS = ("red", "green", "blue", "yellow", "purple", "orange", "white", "pink")
 BACKGROUNDS = {
     "black": (12, 12, 12), "gray": (128, 128, 128), "dark blue": (20, 30, 95), "brown": (105, 70, 40),
     "light green": (175, 215, 165), "sky blue": (150, 200, 240),
@@ -48,47 +49,50 @@ def render_shape(canvas: np.ndarray, shape: str, cx: float, cy: float, r: float,
 # --------------------------------------------------------------------------- #
 @dataclass(frozen=True)
 class TestOfTimeSpec:
-    """Test of Time, regenerated: 6 colours -> 30 ordered pairs x {before, after} wording x 3 layouts = 180.
+    """Test of Time, regenerated from Sec. 8: 10 colours -> 45 colour pairs {c1, c2}, each with its four
+    captions (preposition before/after x colour order) = 180 (video, caption) pairs.
 
-    Each clip: ``n_frames`` frames of a black square; circle A appears at ``first_at`` in one
-    quadrant and stays, circle B appears at ``second_at`` in the opposite quadrant and stays,
-    so only the order of appearance (not any single late frame) tells which came first.
+    Each clip: ``n_frames`` frames of a black square; the circle that comes first appears at
+    ``first_at`` and stays, the other appears at ``second_at`` beside it and stays, both in one
+    quadrant drawn per clip (seeded). "c1 before c2" and "c2 after c1" show the same event, so their
+    videos differ only by the quadrant; a single late frame shows both circles and no order.
     """
     __test__ = False  # not a pytest class
     size: int = 112
     n_frames: int = 30
     first_at: int = 6
     second_at: int = 16
-    colours: tuple[str, ...] = ("red", "green", "blue", "yellow", "purple", "white")
-    layouts: int = 3
-
-
-def _tot_caption(first: str, second: str, wording: str, flipped: bool) -> str:
-    if wording == "before":
-        return f"A {first} circle appears {'after' if flipped else 'before'} a {second} circle"
-    return f"A {second} circle appears {'before' if flipped else 'after'} a {first} circle"
+    colours: tuple[str, ...] = ("red", "green", "blue", "yellow", "purple", "orange", "white", "pink", "cyan",
+                                "brown")
+    seed: int = 0
 
 
 def test_of_time_items(spec: TestOfTimeSpec = TestOfTimeSpec()):
-    """Yield ``(id, caption, flipped_caption, render)`` for the 180 pairs, in a fixed order."""
-    quadrant_centres = [(0.25, 0.25), (0.75, 0.25), (0.75, 0.75), (0.25, 0.75)]
-    for first, second in permutations(spec.colours, 2):
-        for wording in ("before", "after"):
-            for layout in range(spec.layouts):
-                qa, qb = layout % 4, (layout + 2) % 4
+    """Yield ``(id, caption, flipped_caption, render)`` for the 180 pairs, in a fixed order.
 
-                def render(first=first, second=second, qa=qa, qb=qb):
+    The flipped caption swaps "before" and "after" (the same words, the wrong order of events).
+    """
+    from itertools import combinations
+    for a, b in combinations(spec.colours, 2):
+        for c1, c2 in ((a, b), (b, a)):
+            for prep in ("before", "after"):
+                first, second = (c1, c2) if prep == "before" else (c2, c1)
+                item_id = f"tot-{c1}-{prep}-{c2}"
+                quadrant = int(np.random.default_rng([spec.seed, *map(ord, item_id)]).integers(4))
+
+                def render(first=first, second=second, quadrant=quadrant):
                     clip = np.zeros((spec.n_frames, spec.size, spec.size, 3), dtype=np.uint8)
-                    r = spec.size * 0.14
-                    for (colour, quad, start) in ((first, qa, spec.first_at), (second, qb, spec.second_at)):
-                        cx, cy = (c * spec.size for c in quadrant_centres[quad])
+                    qx, qy = (quadrant % 2) * 0.5, (quadrant // 2) * 0.5
+                    r = spec.size * 0.07
+                    for colour, dx, start in ((first, 0.15, spec.first_at), (second, 0.35, spec.second_at)):
+                        cx, cy = (qx + dx) * spec.size, (qy + 0.25) * spec.size
                         for t in range(start, spec.n_frames):
                             render_shape(clip[t], "circle", cx, cy, r, COLOURS[colour])
                     return clip
 
-                item_id = f"tot-{first}-{second}-{wording}-{layout}"
-                yield (item_id, _tot_caption(first, second, wording, False),
-                       _tot_caption(first, second, wording, True), render)
+                other = "after" if prep == "before" else "before"
+                yield (item_id, f"A {c1} circle appears {prep} a {c2} circle",
+                       f"A {c1} circle appears {other} a {c2} circle", render)
 
 
 # --------------------------------------------------------------------------- #
@@ -151,7 +155,7 @@ def _world_scene(spec: WorldSpec, index: int) -> dict:
         size = list(SIZES)[int(rng.integers(len(SIZES)))]
         motion = list(_DIRECTIONS)[int(rng.integers(4))] if rng.random() < spec.p_moving else "still"
         objects.append(dict(shape=SHAPES[int(rng.integers(len(SHAPES)))],
-                            colour=list(COLOURS)[int(rng.integers(len(COLOURS)))], size=size,
+                            colour=WORLD_COLOURS[int(rng.integers(len(WORLD_COLOURS)))], size=size,
                             start=start, length=length, motion=motion,
                             x=float(rng.uniform(0.25, 0.75)), y=float(rng.uniform(0.25, 0.75))))
     objects.sort(key=lambda o: o["start"])
@@ -201,3 +205,6 @@ def world_items(spec: WorldSpec = WorldSpec()):
         scene = _world_scene(spec, i)
         yield (f"world-{spec.seed}-{i:05d}", scene["captions"], scene["label"],
                lambda i=i: world_clip(spec, i))
+
+
+test_of_time_items.__test__ = False  # a generator named test_*: not a pytest test
