@@ -24,7 +24,7 @@ import numpy as np
 
 from .data import DataError, check_video_root, entry, fetch
 from .sampling import item_rng
-from .synthetic import TestOfTimeSpec, WorldSpec, test_of_time_items, world_items
+from .synthetic import TEST_OF_TIME_VERSION, WORLD_VERSION, TestOfTimeSpec, WorldSpec, test_of_time_items, world_items
 from .video import FrameSource, GeneratedVideo, VideoFile
 
 __all__ = ["Item", "VideoTextDataset", "DATASETS", "register_dataset", "load_dataset", "reorder_negative"]
@@ -44,6 +44,8 @@ class VideoTextDataset:
     options: dict
     items: list[Item]
     notes: dict = field(default_factory=dict)
+    # Changes whenever a generator's pixels or captions change: part of every feature cache key.
+    version: str = "1"
 
     def __len__(self) -> int:
         return len(self.items)
@@ -218,7 +220,8 @@ def _test_of_time(caption: str = "true", size: int = 112, seed: int = 0):
     items = [Item(i, [flip if caption == "flipped" else cap], GeneratedVideo(render, spec.n_frames, i),
                   label=cap)
              for i, cap, flip, render in test_of_time_items(spec)]
-    return VideoTextDataset("test_of_time", dict(caption=caption, size=size, seed=seed), items)
+    return VideoTextDataset("test_of_time", dict(caption=caption, size=size, seed=seed), items,
+                            version=TEST_OF_TIME_VERSION)
 
 
 @register_dataset("synthetic_world")
@@ -230,7 +233,7 @@ def _synthetic_world(**options):
     spec = WorldSpec(**options)
     items = [Item(i, caps, GeneratedVideo(render, spec.n_frames, i), label=label)
              for i, caps, label, render in world_items(spec)]
-    return VideoTextDataset("synthetic_world", spec.as_dict(), items)
+    return VideoTextDataset("synthetic_world", spec.as_dict(), items, version=WORLD_VERSION)
 
 
 @register_dataset("clips")

@@ -73,7 +73,8 @@ def feature_request(ds: VideoTextDataset, model: str, frames: int = 8, captions:
     """Everything that determines a cache entry's contents (compared field by field on reuse)."""
     from . import __version__
     modality, revision = encoder_identity(model)
-    req = {"dataset": ds.name, "dataset_options": ds.options, "items_digest": _digest(ds.ids),
+    req = {"dataset": ds.name, "dataset_options": ds.options, "dataset_version": ds.version,
+           "items_digest": _digest(ds.ids), "captions_digest": _digest([it.captions for it in ds.items]),
            "n_items": len(ds), "model": model, "model_revision": revision, "modality": modality,
            "library_version": __version__}
     if modality == "text":

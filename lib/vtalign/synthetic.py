@@ -12,6 +12,11 @@ import numpy as np
 __all__ = ["COLOURS", "TestOfTimeSpec", "test_of_time_items", "WorldSpec", "world_clip", "world_items",
            "render_shape"]
 
+# Bump when a generator's output changes: the versions are part of every feature cache key,
+# so features of the old pixels or captions are recomputed rather than reused.
+TEST_OF_TIME_VERSION = "3"
+WORLD_VERSION = "1"
+
 COLOURS = {
     "red": (220, 40, 40), "green": (40, 180, 60), "blue": (40, 80, 230), "yellow": (240, 215, 40),
     "purple": (150, 60, 190), "orange": (245, 140, 30), "white": (240, 240, 240), "pink": (245, 130, 190),
@@ -52,16 +57,18 @@ class TestOfTimeSpec:
     """Test of Time, regenerated from Sec. 8: 10 colours -> 45 colour pairs {c1, c2}, each with its four
     captions (preposition before/after x colour order) = 180 (video, caption) pairs.
 
-    Each clip: ``n_frames`` frames of a black square; the circle that comes first appears at
-    ``first_at`` and stays, the other appears at ``second_at`` beside it and stays, both in one
-    quadrant drawn per clip (seeded). "c1 before c2" and "c2 after c1" show the same event, so their
-    videos differ only by the quadrant; a single late frame shows both circles and no order.
+    Each clip: ``n_frames`` frames of a black square; the circle that comes first is visible for
+    ``duration`` frames from ``first_at``, the other for as long from ``second_at``, side by side in
+    one quadrant; the quadrant and which side the first circle takes are drawn per clip (seeded).
+    Equal durations and a random side keep the order of events out of any time-average and any
+    single position, so only the order in time tells "c1 before c2" from "c2 before c1".
     """
     __test__ = False  # not a pytest class
     size: int = 112
     n_frames: int = 30
-    first_at: int = 6
-    second_at: int = 16
+    first_at: int = 5      # windows [5, 15) and [15, 25) mirror each other on 30 frames, so any
+    second_at: int = 15    # mirror-symmetric frame sample (uniform interpolation is one) sees both
+    duration: int = 10     # circles equally often
     colours: tuple[str, ...] = ("red", "green", "blue", "yellow", "purple", "orange", "white", "pink", "cyan",
                                 "brown")
     seed: int = 0
@@ -78,15 +85,17 @@ def test_of_time_items(spec: TestOfTimeSpec = TestOfTimeSpec()):
             for prep in ("before", "after"):
                 first, second = (c1, c2) if prep == "before" else (c2, c1)
                 item_id = f"tot-{c1}-{prep}-{c2}"
-                quadrant = int(np.random.default_rng([spec.seed, *map(ord, item_id)]).integers(4))
+                draw = np.random.default_rng([spec.seed, *map(ord, item_id)])
+                quadrant, first_left = int(draw.integers(4)), bool(draw.integers(2))
 
-                def render(first=first, second=second, quadrant=quadrant):
+                def render(first=first, second=second, quadrant=quadrant, first_left=first_left):
                     clip = np.zeros((spec.n_frames, spec.size, spec.size, 3), dtype=np.uint8)
                     qx, qy = (quadrant % 2) * 0.5, (quadrant // 2) * 0.5
                     r = spec.size * 0.07
-                    for colour, dx, start in ((first, 0.15, spec.first_at), (second, 0.35, spec.second_at)):
+                    sides = (0.15, 0.35) if first_left else (0.35, 0.15)
+                    for colour, dx, start in ((first, sides[0], spec.first_at), (second, sides[1], spec.second_at)):
                         cx, cy = (qx + dx) * spec.size, (qy + 0.25) * spec.size
-                        for t in range(start, spec.n_frames):
+                        for t in range(start, min(start + spec.duration, spec.n_frames)):
                             render_shape(clip[t], "circle", cx, cy, r, COLOURS[colour])
                     return clip
 

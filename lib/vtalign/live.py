@@ -1,0 +1,134 @@
+"""Live measurements: features from :mod:`vtalign.features` scored with the alignment core.
+
+Each function extracts (or finds cached) the features it needs, prepares them as the
+reference pipeline does (clamp at the 0.95 quantile, L2-normalise; padding of narrower
+layers excluded), computes every setting's per-layer neighbour lists once and scores all
+layer pairs, reporting the best pair as the paper does.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .alignment import layer_neighbours, prepare_features, sweep_overlaps
+from .datasets import load_dataset
+from .features import extract_features, pair_features
+from .stats import chance_level, permutation_test
+
+__all__ = ["prepared", "common_items", "scaling_grid", "shuffled_floor", "tot_events", "order_sensitivity",
+           "temporal_probe"]
+
+
+def prepared(features: np.ndarray, meta: dict, q: float = 0.95) -> np.ndarray:
+    """Reference-pipeline preparation of extracted features [N, L, D] (see :func:`prepare_features`)."""
+    return prepare_features(features, q=q, layer_dims=meta.get("layer_dims"))
+
+
+def common_items(extractions: list[tuple[np.ndarray, dict]]) -> list[tuple[np.ndarray, dict]]:
+    """Restrict every (features, meta) to the items all of them have, in the first one's order."""
+    ids = [i for i in extractions[0][1]["item_ids"] if all(i in set(m["item_ids"]) for _, m in extractions[1:])]
+    if not ids:
+        raise ValueError("The extractions share no items.")
+    out = []
+    for f, m in extractions:
+        pos = {i: r for r, i in enumerate(m["item_ids"])}
+        out.append((f[[pos[i] for i in ids]], {**m, "item_ids": ids}))
+    return out
+
+
+def scaling_grid(dataset: str, vision_model: str, text_model: str, frames, captions, k: int = 10,
+                 mode: str = "video", seed: int = 0, dataset_options: dict | None = None,
+                 backend: str = "auto", label: str | None = None, progress: bool = False) -> pd.DataFrame:
+    """Best-layer-pair alignment for every (n_frames, n_captions): the live Figure 3 grid.
+
+    Returns one row per cell: model, n_frames, n_captions, score, layer_x, layer_y, n_items, k.
+    """
+    ds = load_dataset(dataset, **(dataset_options or {}))
+    video = {nf: extract_features(ds, vision_model, frames=nf, mode=mode, progress=progress) for nf in frames}
+    text = {nc: extract_features(ds, text_model, captions=nc, seed=seed, progress=progress) for nc in captions}
+    keys = [("v", nf) for nf in frames] + [("t", nc) for nc in captions]
+    aligned = dict(zip(keys, common_items([video[nf] for nf in frames] + [text[nc] for nc in captions])))
+    neighbours = {key: layer_neighbours(prepared(*aligned[key]), k, backend) for key in keys}
+    rows = []
+    for nf in frames:
+        for nc in captions:
+            scores = sweep_overlaps(neighbours[("v", nf)], neighbours[("t", nc)], backend).mean(axis=2) / k
+            i, j = np.unravel_index(int(np.argmax(scores)), scores.shape)  # first maximum: lowest layer pair
+            rows.append(dict(model=label or f"{vision_model} x {text_model}", n_frames=nf, n_captions=nc,
+                             score=float(scores[i, j]), layer_x=int(i), layer_y=int(j),
+                             n_items=len(aligned[("v", nf)][1]["item_ids"]), k=k))
+    return pd.DataFrame(rows)
+
+
+def shuffled_floor(dataset: str, vision_model: str, text_model: str, frames: int, captions: int, k: int = 10,
+                   n_permutations: int = 200, mode: str = "video", seed: int = 0,
+                   dataset_options: dict | None = None):
+    """Permutation null (shuffled video-caption pairing, max over layer pairs) at one grid cell."""
+    ds = load_dataset(dataset, **(dataset_options or {}))
+    fv, mv = extract_features(ds, vision_model, frames=frames, mode=mode, progress=False)
+    ft, mt = extract_features(ds, text_model, captions=captions, seed=seed, progress=False)
+    fv, ft, _ = pair_features(fv, mv, ft, mt)
+    return permutation_test(prepared(fv, mv), prepared(ft, mt), k=k, n_permutations=n_permutations, seed=seed)
+
+
+def tot_events(item_ids) -> tuple[list[frozenset], list[tuple[str, str]]]:
+    """Colour pair and event order (first colour, second colour) of Test of Time ids ``tot-c1-prep-c2``."""
+    pairs, events = [], []
+    for item in item_ids:
+        _, c1, prep, c2 = item.split("-")
+        pairs.append(frozenset((c1, c2)))
+        events.append((c1, c2) if prep == "before" else (c2, c1))
+    return pairs, events
+
+
+def order_sensitivity(neighbours: np.ndarray, item_ids) -> dict:
+    """How a representation's nearest neighbours treat event order on Test of Time.
+
+    ``neighbours`` [N, >=1]: each item's nearest neighbour first. Returns the fraction of items whose
+    nearest neighbour has the same colour pair (``same_pair``) and, among those, the fraction showing
+    the same order of events (``same_order``). Each item has 3 same-pair items: 1 with the same order
+    and 2 with the opposite, so an order-blind representation gives ``same_order`` near 1/3 and an
+    order-aware one near 1.
+    """
+    pairs, events = tot_events(item_ids)
+    nn = np.asarray(neighbours)[:, 0]
+    same_pair = np.array([pairs[i] == pairs[j] for i, j in enumerate(nn)])
+    same_order = np.array([events[i] == events[j] for i, j in enumerate(nn)])
+    return {"same_pair": float(same_pair.mean()),
+            "same_order": float(same_order[same_pair].mean()) if same_pair.any() else float("nan")}
+
+
+def temporal_probe(vision_model: str, text_model: str, frames: int = 8, ks=(1, 2, 3), mode: str = "video",
+                   dataset_options: dict | None = None, backend: str = "auto") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Test of Time, regenerated: Figure 5's alignment at each k, and each side's order sensitivity.
+
+    Returns ``(scores, order)``. ``scores``: per k, the best-layer-pair alignment (``aligned``), the
+    chance level and the layers. ``order``: :func:`order_sensitivity` of the video and the text
+    representation, at the layer the k = min(ks) alignment chose and at the layer most sensitive
+    to order (highest ``same_order`` among layers whose nearest neighbour mostly shares the pair).
+    """
+    ds = load_dataset("test_of_time", **{**(dataset_options or {}), "caption": "true"})
+    fv, mv = extract_features(ds, vision_model, frames=frames, mode=mode, progress=False)
+    ft, mt = extract_features(ds, text_model, captions=1, progress=False)
+    (fv, mv), (ft, mt) = common_items([(fv, mv), (ft, mt)])
+    pv, pt = prepared(fv, mv), prepared(ft, mt)
+    ids = mv["item_ids"]
+    n_frames = 1 if mode == "image" else frames
+    rows, chosen = [], None
+    for k in sorted(ks):
+        nv, nt = layer_neighbours(pv, k, backend), layer_neighbours(pt, k, backend)
+        scores = sweep_overlaps(nv, nt, backend).mean(axis=2) / k
+        i, j = np.unravel_index(int(np.argmax(scores)), scores.shape)
+        chosen = chosen or (int(i), int(j))
+        rows.append(dict(vision=vision_model, frames=n_frames, mode=mode, text=text_model, k=k,
+                         aligned=float(scores[i, j]), chance=chance_level(len(pv), k),
+                         layer_x=int(i), layer_y=int(j), n_items=len(pv)))
+    order = []
+    for model, side, feats, layer in ((vision_model, f"video ({n_frames} frames, {mode})", pv, chosen[0]),
+                                      (text_model, "text", pt, chosen[1])):
+        per_layer = [order_sensitivity(nb, ids) for nb in layer_neighbours(feats, 1, backend)]
+        candidates = [l for l, r in enumerate(per_layer) if r["same_pair"] >= 0.5] or list(range(len(per_layer)))
+        most = max(candidates, key=lambda l: (per_layer[l]["same_order"], -l))
+        for which, l in (("aligned layer", layer), ("most order-aware layer", most)):
+            order.append(dict(model=model, side=side, which=which, layer=l, **per_layer[l]))
+    return pd.DataFrame(rows), pd.DataFrame(order)
