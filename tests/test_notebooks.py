@@ -63,6 +63,9 @@ EXPECTED = {
     "videocomp_negatives": ["figure6_videocomp.png", "figure6_videocomp.svg", "scores.csv"],
     "test_of_time": ["figure5_test_of_time.png", "figure5_test_of_time.svg", "scores.csv"],
     "performance": ["sweep.png", "sweep.svg", "knn_scaling.png", "sweep.csv", "knn_scaling.csv", "targets.csv"],
+    "live_scaling": ["live_scaling.png", "live_scaling.svg", "grid.csv", "baselines.csv", "fit_params.csv",
+                     "form_comparison.csv"],
+    "live_temporal": ["live_test_of_time.png", "order_sensitivity.png", "scores.csv", "order_sensitivity.csv"],
 }
 
 

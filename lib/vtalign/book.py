@@ -59,6 +59,11 @@ NOTEBOOKS: tuple[Notebook, ...] = (
     Notebook("test_of_time", "05_test_of_time.ipynb", "Figure 5", {}),
     Notebook("performance", "06_performance.ipynb", "Performance (no paper figure)",
              {"run_smoke_benchmark": True}),
+    Notebook("live_scaling", "07_live_scaling.ipynb", "Figure 3 and Eq. 2, measured live (synthetic world)",
+             {"dataset_options": {"n_clips": 48, "size": 96}, "frames": [1, 2, 4], "captions": [1, 2, 5],
+              "n_permutations": 20}),
+    Notebook("live_temporal", "08_live_temporal.ipynb", "Figure 5, measured live (Test of Time regenerated)",
+             {"vision_models": ["efficientnet-lite0"], "text_models": ["minilm-l6"], "ks": [1, 3]}),
 )
 
 PACKAGES = ("vtalign", "numpy", "scipy", "pandas", "torch", "triton", "faiss-cpu", "transformers",

@@ -308,3 +308,24 @@ def plot_knn_scaling(table: pd.DataFrame):
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------- #
+# Live chapters
+# --------------------------------------------------------------------------- #
+def plot_order_sensitivity(order: pd.DataFrame):
+    """Share of nearest neighbours (within the same colour pair) that show the same order of events,
+    per representation; an order-blind representation sits near 1/3, an order-aware one near 1."""
+    df = order.assign(representation=order.model + "\n" + order.side)
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    sns.barplot(data=df, x="representation", y="same_order", hue="which", ax=ax, palette="crest")
+    for container in ax.containers:
+        ax.bar_label(container, fmt="%.2f", fontsize=7)
+    ax.axhline(1 / 3, color="grey", ls="--", lw=1, label="order-blind (1/3)")
+    ax.set_ylim(0, 1.1)
+    ax.set_xlabel("")
+    ax.set_ylabel("nearest neighbour shows the same order")
+    ax.tick_params(axis="x", labelsize=8)
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    return fig
