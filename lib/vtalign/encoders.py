@@ -62,17 +62,19 @@ def pool_tokens(hidden: torch.Tensor, pooling: str, mask: torch.Tensor | None = 
     raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}.")
 
 
-def preprocess_frames(frames: np.ndarray, size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
-    """uint8 [..., H, W, 3] -> float32 [..., 3, size, size]: shorter side resized to ``size``
-    (bilinear, antialiased), centre crop, ``(x / 255 - mean) / std`` per channel."""
+def preprocess_frames(frames: np.ndarray, size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                      resize: int | None = None) -> torch.Tensor:
+    """uint8 [..., H, W, 3] -> float32 [..., 3, size, size]: shorter side resized to ``resize``
+    (default ``size``; bilinear, antialiased), centre crop ``size``, ``(x / 255 - mean) / std``."""
     arr = np.asarray(frames)
     if arr.dtype != np.uint8 or arr.ndim < 3 or arr.shape[-1] != 3:
         raise ValueError(f"Frames must be uint8 [..., H, W, 3] RGB, got {arr.dtype} {arr.shape}.")
     lead = arr.shape[:-3]
     x = torch.from_numpy(np.ascontiguousarray(arr)).reshape(-1, *arr.shape[-3:]).permute(0, 3, 1, 2).float()
     h, w = x.shape[-2:]
-    scale = size / min(h, w)
-    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    short = max(resize or size, size)
+    scale = short / min(h, w)
+    nh, nw = max(short, round(h * scale)), max(short, round(w * scale))
     x = torch.nn.functional.interpolate(x, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
     top, left = (nh - size) // 2, (nw - size) // 2
     x = x[..., top:top + size, left:left + size] / 255.0
@@ -178,8 +180,8 @@ def load_encoder(name: str, device: str = "cpu", **options) -> Encoder:
 # Hugging Face families
 # --------------------------------------------------------------------------- #
 # model_type -> (modality, model class, pooling, pixel argument, native-frames config key).
-# OpenLLaMA checkpoints use model_type "llama"; VideoMAEv2 checkpoints ship remote code
-# (pass trust_remote_code=True and pooling=...).
+# OpenLLaMA checkpoints use model_type "llama". VideoMAEv2 checkpoints (OpenGVLab) ship their own
+# remote code and model_type; wrap one with register_encoder (its forward returns the blocks' outputs).
 HF_FAMILIES: dict[str, tuple] = {
     "dinov2": ("image", "Dinov2Model", "cls", "pixel_values", None),
     "vit": ("image", "ViTModel", "cls", "pixel_values", None),
@@ -200,25 +202,28 @@ HF_FAMILIES: dict[str, tuple] = {
 }
 
 
-def _image_settings(source, config) -> tuple[int, tuple, tuple]:
-    """Input size and normalisation: from the checkpoint's preprocessor config when it has one."""
+def _image_settings(source, config) -> tuple[int, int, tuple, tuple]:
+    """Crop size, resize (shorter side) and normalisation: from the checkpoint's preprocessor
+    config when it has one (e.g. DINOv2: resize 256, crop 224), else the model's input size."""
     size = getattr(config, "image_size", None) or getattr(config, "crop_size", None) or 224
-    mean, std = IMAGENET_MEAN, IMAGENET_STD
+    resize, mean, std = size, IMAGENET_MEAN, IMAGENET_STD
     if source is not None:
         try:
             from transformers import AutoImageProcessor
             proc = AutoImageProcessor.from_pretrained(source, local_files_only=True)
             mean, std = tuple(proc.image_mean), tuple(proc.image_std)
-            crop = getattr(proc, "crop_size", None) or getattr(proc, "size", None) or {}
-            size = crop.get("height") or crop.get("shortest_edge") or size
+            crop = dict(getattr(proc, "crop_size", None) or {})
+            short = dict(getattr(proc, "size", None) or {})
+            size = crop.get("height") or short.get("height") or short.get("shortest_edge") or size
+            resize = short.get("shortest_edge") or short.get("height") or size
         except Exception:  # no preprocessor config: the model's own size, ImageNet statistics
             pass
-    return int(size), mean, std
+    return int(size), int(resize), mean, std
 
 
-def _vision_runner(model, pixel_arg, pooling, size, mean, std, device, video: bool):
+def _vision_runner(model, pixel_arg, pooling, size, resize, mean, std, device):
     def run(frames):
-        x = preprocess_frames(frames, size, mean, std).to(device)
+        x = preprocess_frames(frames, size, mean, std, resize).to(device)
         kwargs = {pixel_arg: x, "output_hidden_states": True}
         if type(model).__name__ == "VJEPA2Model":
             kwargs["skip_predictor"] = True
@@ -263,8 +268,8 @@ def hf_encoder_from_model(model, name: str, tokenizer=None, source=None, device=
             tokenizer.pad_token = tokenizer.eos_token
         run = _text_runner(model, tokenizer, device, max_length)
         return Encoder(name, "text", "mean", revision, run)
-    size, mean, std = _image_settings(source, config)
-    run = _vision_runner(model, pixel_arg, pooling, size, mean, std, device, modality == "video")
+    size, resize, mean, std = _image_settings(source, config)
+    run = _vision_runner(model, pixel_arg, pooling, size, resize, mean, std, device)
     native = int(getattr(config, frames_key)) if frames_key else None
     return Encoder(name, modality, pooling, revision, run, native_frames=native)
 
