@@ -20,9 +20,12 @@ Add a model with :func:`register_encoder`.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,9 +174,24 @@ def encoder_identity(name: str, allow_download: bool = False) -> tuple[str, str]
 
 def load_encoder(name: str, device: str = "cpu", **options) -> Encoder:
     """The encoder registered as ``name``, else a Hugging Face id or local folder (see module doc)."""
-    if name in ENCODERS:
-        return ENCODERS[name](device=device, **options)
-    return load_hf_encoder(name, device=device, **options)
+    with _quiet_loading():
+        if name in ENCODERS:
+            return ENCODERS[name](device=device, **options)
+        return load_hf_encoder(name, device=device, **options)
+
+
+@contextlib.contextmanager
+def _quiet_loading():
+    """Silence loaders' progress bars and prints (they would fill every executed chapter); errors still raise."""
+    from transformers.utils import logging as hf_logging
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 # --------------------------------------------------------------------------- #
@@ -365,12 +383,14 @@ def _converted_gguf(name: str, gguf_source: Callable[[], Path]) -> Path:
     target = paths.cache_dir("models") / name
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
         return target
+    print(f"vtalign: de-quantising {name} once into {target} (about a minute on a CPU)", file=sys.stderr)
     gguf_path = gguf_source()
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
     try:
         kwargs = {"gguf_file": gguf_path.name}
-        tok = transformers.AutoTokenizer.from_pretrained(gguf_path.parent, **kwargs)
-        model = transformers.AutoModelForCausalLM.from_pretrained(gguf_path.parent, dtype=torch.float32, **kwargs)
+        with contextlib.redirect_stderr(io.StringIO()):  # transformers' per-tensor progress bar
+            tok = transformers.AutoTokenizer.from_pretrained(gguf_path.parent, **kwargs)
+            model = transformers.AutoModelForCausalLM.from_pretrained(gguf_path.parent, dtype=torch.float32, **kwargs)
         # The de-quantised fp32 weights are ordinary tensors; drop the GGUF quantizer so they can be saved.
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):

@@ -187,7 +187,7 @@ def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode
     _write_json(parts / "request.json", part_req)
 
     enc = encoder or (model if isinstance(model, Encoder) else None)
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # plain bar: tqdm.auto warns in notebooks without ipywidgets
     chunks = [ds.items[i:i + CHUNK_ITEMS] for i in range(0, len(ds), CHUNK_ITEMS)]
     failures: list[dict] = []
     results = []
