@@ -257,7 +257,7 @@ def plot_videocomp(df: pd.DataFrame):
 
 def plot_test_of_time(df: pd.DataFrame):
     """Figure 5: alignment at k = 1, 2, 3 per model on Test of Time."""
-    fig, ax = plt.subplots(figsize=(9, 4.5))
+    fig, ax = plt.subplots(figsize=(max(9.0, 1.3 * df.model.nunique()), 4.5))
     sns.barplot(data=df, x="model", y="alignment", hue="k", ax=ax, palette="crest")
     for container in ax.containers:
         ax.bar_label(container, fmt="%.2f", fontsize=7)
