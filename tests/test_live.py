@@ -1,0 +1,56 @@
+"""The live measurements agree with the alignment core called directly, and order sensitivity
+gives the hand-computed answers."""
+import numpy as np
+import pytest
+
+import vtalign as va
+from vtalign import live, paths
+from vtalign.datasets import load_dataset
+
+OPTS = {"n_clips": 24, "size": 32, "n_frames": 8, "visible": [2, 4]}
+
+
+def test_scaling_grid_cells_equal_a_direct_layer_sweep():
+    grid = live.scaling_grid("synthetic_world", "tiny-vit", "tiny-bert", [1, 4], [1, 3], k=3, dataset_options=OPTS)
+    assert len(grid) == 4 and set(grid.n_items) == {24}
+    ds = load_dataset("synthetic_world", **OPTS)
+    fv, mv = va.extract_features(ds, "tiny-vit", frames=4, progress=False)
+    ft, mt = va.extract_features(ds, "tiny-bert", captions=3, progress=False)
+    sweep = va.layer_sweep(live.prepared(fv, mv), live.prepared(ft, mt), k=3)
+    cell = grid[(grid.n_frames == 4) & (grid.n_captions == 3)].iloc[0]
+    assert cell.score == pytest.approx(sweep.best[2], abs=1e-12) and (cell.layer_x, cell.layer_y) == sweep.best[:2]
+
+
+def test_order_sensitivity_known_answers():
+    ids = ["tot-red-before-green", "tot-green-after-red", "tot-green-before-red", "tot-red-after-green",
+           "tot-blue-before-white"]
+    # events: (red, green), (red, green), (green, red), (green, red), (blue, white)
+    same_event = np.array([[1], [0], [3], [2], [0]])          # 4 of 5 same pair; all 4 same order
+    assert live.order_sensitivity(same_event, ids) == {"same_pair": 0.8, "same_order": 1.0}
+    reversed_event = np.array([[3], [2], [1], [0], [1]])      # the one-word swap: always the reverse event
+    assert live.order_sensitivity(reversed_event, ids) == {"same_pair": 0.8, "same_order": 0.0}
+
+
+def test_temporal_probe_tables():
+    scores, order = live.temporal_probe("tiny-vit", "tiny-bert", frames=4, ks=(1, 3), dataset_options={"size": 32})
+    assert list(scores.k) == [1, 3] and (scores.n_items == 180).all()
+    assert scores.chance.tolist() == pytest.approx([1 / 179, 3 / 179])
+    assert set(order.which) == {"aligned layer", "most order-aware layer"} and len(order) == 4
+    assert ((order.same_pair >= 0) & (order.same_pair <= 1)).all()
+
+
+@pytest.mark.skipif(not paths.data_mirror_dirs(), reason="no local data mirror (../shared/data)")
+def test_label_datasets_read_a_user_video_root(tmp_path):
+    clip = next(it.video.path for it in load_dataset("clips").items)
+    for folder in ("abseiling", "air drumming"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "clip1.mp4").symlink_to(clip)
+    ds = load_dataset("kinetics400", video_root=tmp_path)
+    assert ds.ids == ["abseiling/clip1", "air drumming/clip1"]
+    assert ds.items[1].captions == ["a video of air drumming"] and ds.items[0].video.num_frames() > 0
+    (tmp_path / "0").mkdir()
+    (tmp_path / "0" / "x.webm").symlink_to(clip)
+    ssv2 = load_dataset("ssv2", video_root=tmp_path)
+    assert len(ssv2) == 1 and ssv2.items[0].captions[0].startswith("Approaching")
+    with pytest.raises(FileNotFoundError, match="no videos found"):
+        load_dataset("ssv2", video_root=tmp_path / "abseiling")
