@@ -182,6 +182,7 @@ def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode
     parts.mkdir(parents=True, exist_ok=True)
     part_req = {**req, "chunk_items": CHUNK_ITEMS}
     if (parts / "request.json").is_file() and json.loads((parts / "request.json").read_text()) != part_req:
+        print(f"vtalign: {parts} holds partial results of another request; starting this one afresh.")
         shutil.rmtree(parts)  # parts of another request: never mixed in
         parts.mkdir(parents=True)
     _write_json(parts / "request.json", part_req)
