@@ -141,3 +141,9 @@ def test_cli_exit_status_and_skip_failures(tmp_path, capsys):
     assert "pass its video_root option" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         extract_main(["--dataset", "nonesuch", "--model", "tiny-vit"])
+
+
+def test_frame_count_that_does_not_fit_a_video_model_is_a_usage_error(tmp_path):
+    ds = VideoTextDataset("tot", {}, load_dataset("test_of_time").items[:3])
+    with pytest.raises(ValueError, match="not a multiple"):       # tiny-videomae: n_o = 4
+        extract_features(ds, "tiny-videomae", frames=6, cache_dir=tmp_path, progress=False)

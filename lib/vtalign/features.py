@@ -246,6 +246,8 @@ def _encode_chunk(enc: Encoder, items, req: dict, batch_size: int):
         feats = np.concatenate(out) if out else np.zeros((0, 0, 0), np.float32)
         return feats, ok_ids, failures
     # Video side: decode each item's frames, encode everything in batches, average per item.
+    if enc.modality == "video":  # a bad n_f for this encoder is a usage error, not a per-item failure
+        video_clip_indices(req["frames"], req["frames"], enc.native_frames)
     units, owners = [], []
     for it in items:
         source = it.video.description if it.video is not None else "(no video)"
