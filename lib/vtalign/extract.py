@@ -16,6 +16,7 @@ import argparse
 import json
 import sys
 
+from .data import DataError
 from .datasets import DATASETS
 from .encoders import available_encoders, encoder_identity
 from .features import ExtractionError, cache_entry, extract_features, feature_request
@@ -73,7 +74,7 @@ def main(argv=None) -> int:
                 feats, meta = extract_features(ds, model, mode=args.mode, seed=args.seed, device=args.device,
                                                batch_size=args.batch_size, skip_failures=args.skip_failures,
                                                cache_dir=args.cache, progress=not args.no_progress, **kw)
-            except ExtractionError as err:
+            except (ExtractionError, DataError) as err:
                 print(f"FAILED {args.dataset} x {model} {key}={value}:\n{err}", file=sys.stderr)
                 status = 1
                 continue

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from . import paths
+from .data import DataError, entry as manifest_entry, manifest
 from .datasets import VideoTextDataset, load_dataset
 from .encoders import Encoder, encoder_identity, load_encoder
 from .sampling import caption_text, image_frame_indices, video_clip_indices
@@ -50,7 +51,10 @@ class ExtractionError(RuntimeError):
 
     def __init__(self, failures: list[dict], where: Path):
         self.failures = failures
-        lines = "\n".join(f"  {f['item']}: {f['source']}: {f['error']}" for f in failures)
+        shown = 20
+        lines = "\n".join(f"  {f['item']}: {f['source']}: {f['error']}" for f in failures[:shown])
+        if len(failures) > shown:
+            lines += f"\n  ... and {len(failures) - shown} more (all of them in this error's .failures)"
         super().__init__(f"{len(failures)} item(s) failed:\n{lines}\nThe other items are kept in {where}; fix the "
                          "inputs and re-run to resume, or pass skip_failures=True (--skip-failures) to leave "
                          "the failed items out (they are then listed in the cache's meta.json).")
@@ -170,6 +174,10 @@ def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode
     ds = _resolve_dataset(dataset, dataset_options)
     name = model if isinstance(model, str) else model.name
     req = feature_request(ds, name, frames, captions, mode, seed)
+    if req["side"] == "video" and ds.items and all(it.video is None for it in ds.items):
+        raise DataError(f"[{ds.name}] was built without videos, so the {req['modality']} model {name} has nothing "
+                        f"to encode. {manifest_entry(ds.name).videos if ds.name in manifest() else ''} "
+                        "(command line: --option video_root='\"/path/to/videos\"')")
     entry = cache_entry(req, cache_dir)
     found, reason = _read_complete(entry, req)
     if found is not None:
