@@ -17,9 +17,9 @@ import json
 import sys
 
 from .data import DataError
-from .datasets import DATASETS
+from .datasets import DATASETS, load_dataset
 from .encoders import available_encoders, encoder_identity
-from .features import ExtractionError, cache_entry, extract_features, feature_request
+from .features import ExtractionError, cache_entry, extract_features
 
 
 def _option(text: str):
@@ -61,7 +61,6 @@ def main(argv=None) -> int:
         ap.error(f"unknown dataset {args.dataset!r}; known: {sorted(DATASETS)}")
     options = dict(args.option)
     status = 0
-    from .datasets import load_dataset
     ds = load_dataset(args.dataset, **options)
     for model in args.model:
         modality, _ = encoder_identity(model)
@@ -78,7 +77,7 @@ def main(argv=None) -> int:
                 print(f"FAILED {args.dataset} x {model} {key}={value}:\n{err}", file=sys.stderr)
                 status = 1
                 continue
-            where = cache_entry(feature_request(ds, model, mode=args.mode, seed=args.seed, **kw), args.cache)
+            where = cache_entry(meta["request"], args.cache)
             skipped = f", {len(meta['failures'])} failed item(s) left out" if meta["failures"] else ""
             print(f"{args.dataset} x {model} {key}={value}: features {tuple(feats.shape)}{skipped} -> {where}")
     return status

@@ -41,7 +41,7 @@ from .encoders import Encoder, encoder_identity, load_encoder
 from .sampling import caption_text, image_frame_indices, video_clip_indices
 
 __all__ = ["ExtractionError", "extract_features", "load_features", "feature_request", "cache_entry",
-           "pair_features", "unpad_layers"]
+           "common_items", "pair_features", "unpad_layers"]
 
 CHUNK_ITEMS = 32  # items per resumable part
 
@@ -230,9 +230,9 @@ def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode
     features = np.concatenate([r[0] for r in kept]).astype(np.float32, copy=False)
     meta = {"request": req, "item_ids": [i for r in kept for i in r[1]], "failures": failures,
             "shape": list(features.shape), "layer_dims": dims,
-            "encoder": enc.describe() if enc is not None else None}
-    if enc is None:  # every part came from disk: describe the encoder from the identity
-        meta["encoder"] = {"model": name, "modality": req["modality"], "revision": req["model_revision"]}
+            # every part may have come from disk: then the encoder is described from its identity
+            "encoder": enc.describe() if enc is not None else
+            {"model": name, "modality": req["modality"], "revision": req["model_revision"]}}
     _atomic_save(entry / "features.npy", lambda tmp: _save(tmp, features))
     _write_json(entry / "meta.json", meta)
     shutil.rmtree(parts, ignore_errors=True)
@@ -241,7 +241,7 @@ def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode
 
 def _encode_chunk(enc: Encoder, items, req: dict, batch_size: int):
     """Encode one chunk of items: (features [n_ok, L, D], ok ids, failures)."""
-    failures, ok_ids, per_item = [], [], []
+    failures, ok_ids = [], []
     if req["side"] == "text":
         texts = []
         for it in items:
@@ -296,18 +296,27 @@ def _same_shape_batches(units: list[np.ndarray], batch_size: int):
         yield batch
 
 
+def common_items(extractions: list[tuple[np.ndarray, dict]]) -> list[tuple[np.ndarray, dict]]:
+    """Restrict every (features, meta) to the items all of them have, in the first one's order."""
+    others = [set(m["item_ids"]) for _, m in extractions[1:]]
+    ids = [i for i in extractions[0][1]["item_ids"] if all(i in o for o in others)]
+    if not ids:
+        raise ValueError("The feature sets share no item ids: were they extracted from the same dataset?")
+    out = []
+    for f, m in extractions:
+        pos = {i: r for r, i in enumerate(m["item_ids"])}
+        out.append((f[[pos[i] for i in ids]], {**m, "item_ids": ids}))
+    return out
+
+
 def pair_features(fa: np.ndarray, meta_a: dict, fb: np.ndarray, meta_b: dict):
     """Rows of two extractions restricted to the items both have, in ``meta_a``'s order.
 
     Returns ``(fa', fb', ids)``. Raises when no item is shared; when the sides have different
     item sets (failures skipped on one side) the dropped ids are those missing from ``ids``.
     """
-    pos_b = {i: r for r, i in enumerate(meta_b["item_ids"])}
-    rows_a = [r for r, i in enumerate(meta_a["item_ids"]) if i in pos_b]
-    if not rows_a:
-        raise ValueError("The two feature sets share no item ids: were they extracted from the same dataset?")
-    ids = [meta_a["item_ids"][r] for r in rows_a]
-    return fa[rows_a], fb[[pos_b[i] for i in ids]], ids
+    (fa, meta), (fb, _) = common_items([(fa, meta_a), (fb, meta_b)])
+    return fa, fb, meta["item_ids"]
 
 
 def unpad_layers(features: np.ndarray, meta: dict) -> list[np.ndarray]:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .alignment import layer_neighbours, prepare_features, sweep_overlaps
+from .alignment import layer_neighbours, prepare_features, sweep_from_neighbours
 from .datasets import load_dataset
-from .features import extract_features, pair_features
+from .features import common_items, extract_features, pair_features
 from .stats import chance_level, permutation_test
 
 __all__ = ["prepared", "common_items", "scaling_grid", "shuffled_floor", "tot_events", "order_sensitivity",
@@ -22,18 +22,6 @@ __all__ = ["prepared", "common_items", "scaling_grid", "shuffled_floor", "tot_ev
 def prepared(features: np.ndarray, meta: dict, q: float = 0.95) -> np.ndarray:
     """Reference-pipeline preparation of extracted features [N, L, D] (see :func:`prepare_features`)."""
     return prepare_features(features, q=q, layer_dims=meta.get("layer_dims"))
-
-
-def common_items(extractions: list[tuple[np.ndarray, dict]]) -> list[tuple[np.ndarray, dict]]:
-    """Restrict every (features, meta) to the items all of them have, in the first one's order."""
-    ids = [i for i in extractions[0][1]["item_ids"] if all(i in set(m["item_ids"]) for _, m in extractions[1:])]
-    if not ids:
-        raise ValueError("The extractions share no items.")
-    out = []
-    for f, m in extractions:
-        pos = {i: r for r, i in enumerate(m["item_ids"])}
-        out.append((f[[pos[i] for i in ids]], {**m, "item_ids": ids}))
-    return out
 
 
 def scaling_grid(dataset: str, vision_model: str, text_model: str, frames, captions, k: int = 10,
@@ -52,10 +40,9 @@ def scaling_grid(dataset: str, vision_model: str, text_model: str, frames, capti
     rows = []
     for nf in frames:
         for nc in captions:
-            scores = sweep_overlaps(neighbours[("v", nf)], neighbours[("t", nc)], backend).mean(axis=2) / k
-            i, j = np.unravel_index(int(np.argmax(scores)), scores.shape)  # first maximum: lowest layer pair
+            i, j, score = sweep_from_neighbours(neighbours[("v", nf)], neighbours[("t", nc)], backend).best
             rows.append(dict(model=label or f"{vision_model} x {text_model}", n_frames=nf, n_captions=nc,
-                             score=float(scores[i, j]), layer_x=int(i), layer_y=int(j),
+                             score=score, layer_x=i, layer_y=j,
                              n_items=len(aligned[("v", nf)][1]["item_ids"]), k=k))
     return pd.DataFrame(rows)
 
@@ -114,19 +101,19 @@ def temporal_probe(vision_model: str, text_model: str, frames: int = 8, ks=(1, 2
     pv, pt = prepared(fv, mv), prepared(ft, mt)
     ids = mv["item_ids"]
     n_frames = 1 if mode == "image" else frames
+    # One search per (side, k); k = 1 also gives each item's nearest neighbour for order_sensitivity.
+    neighbours = {k: (layer_neighbours(pv, k, backend), layer_neighbours(pt, k, backend)) for k in {*ks, 1}}
     rows, chosen = [], None
     for k in sorted(ks):
-        nv, nt = layer_neighbours(pv, k, backend), layer_neighbours(pt, k, backend)
-        scores = sweep_overlaps(nv, nt, backend).mean(axis=2) / k
-        i, j = np.unravel_index(int(np.argmax(scores)), scores.shape)
-        chosen = chosen or (int(i), int(j))
+        i, j, score = sweep_from_neighbours(*neighbours[k], backend).best
+        chosen = chosen or (i, j)
         rows.append(dict(vision=vision_model, frames=n_frames, mode=mode, text=text_model, k=k,
-                         aligned=float(scores[i, j]), chance=chance_level(len(pv), k),
-                         layer_x=int(i), layer_y=int(j), n_items=len(pv)))
+                         aligned=score, chance=chance_level(len(pv), k), layer_x=i, layer_y=j, n_items=len(pv)))
     order = []
-    for model, side, feats, layer in ((vision_model, f"video ({n_frames} frames, {mode})", pv, chosen[0]),
-                                      (text_model, "text", pt, chosen[1])):
-        per_layer = [order_sensitivity(nb, ids) for nb in layer_neighbours(feats, 1, backend)]
+    video_side = f"video ({n_frames} frames, {mode})"
+    for model, side, nearest, layer in ((vision_model, video_side, neighbours[1][0], chosen[0]),
+                                        (text_model, "text", neighbours[1][1], chosen[1])):
+        per_layer = [order_sensitivity(nb, ids) for nb in nearest]
         candidates = [l for l, r in enumerate(per_layer) if r["same_pair"] >= 0.5] or list(range(len(per_layer)))
         most = max(candidates, key=lambda l: (per_layer[l]["same_order"], -l))
         for which, l in (("aligned layer", layer), ("most order-aware layer", most)):
