@@ -5,6 +5,7 @@ import torch
 
 import vtalign as va
 from vtalign import bench
+from vtalign.book import performance
 
 
 def test_reference_sweep_equals_layer_sweep():
@@ -22,11 +23,11 @@ def test_smoke_record_and_tables(tmp_path):
     assert record["sweep"]["backends_identical"] is True
     assert record["mode"] == "smoke" and record["git_commit"]
     record["source"] = "test"
-    sweeps = bench.sweep_table([record])
+    sweeps = performance.sweep_table([record])
     assert set(sweeps.method) >= {"reference algorithm", "vtalign (torch)"}
-    knn = bench.knn_table([record])
+    knn = performance.knn_table([record])
     assert (knn.seconds > 0).all() and (knn.n == 200).all()
-    targets = bench.targets_table([record])
+    targets = performance.targets_table([record])
     # smoke records never count towards targets
     assert targets.measured.str.startswith("not measured").all()
 
@@ -34,8 +35,8 @@ def test_smoke_record_and_tables(tmp_path):
 def test_targets_read_full_records():
     cpu = dict(mode="full", device="cpu", sweep=dict(backends={"torch": dict(seconds=1.0, speedup_vs_reference=40.0)},
                                                       identical_to_reference=True), knn=[])
-    t = bench.targets_table([cpu]).set_index("device")
+    t = performance.targets_table([cpu]).set_index("device")
     assert t.loc["cpu", "met"] is True
     assert t.loc["cuda"].measured.str.startswith("not measured").all()
     cpu["sweep"]["backends"]["torch"]["speedup_vs_reference"] = 12.0
-    assert not bench.targets_table([cpu]).iloc[0].met
+    assert not performance.targets_table([cpu]).iloc[0].met

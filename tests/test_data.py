@@ -1,9 +1,9 @@
 """The data manifest and the fetch step: mirror first, hashes checked, clear errors."""
 import pytest
 
-import vtalign.data as data
+import vtalign.extract.manifest as data
 from vtalign import paths
-from vtalign.data import DataError, check_video_root, entry, fetch, manifest, sha256sum
+from vtalign.extract.manifest import DataError, check_video_root, entry, fetch, manifest, sha256sum
 
 NAMES = {"vatex", "pvd", "activitynet", "youcook2", "videocomp", "test_of_time", "synthetic_world", "clips",
          "kinetics400", "ssv2"}

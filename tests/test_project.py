@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from vtalign import paths
-from vtalign.paper import load_published, provenance
+from vtalign.book.paper import load_published, provenance
 
 
 def test_every_published_table_has_provenance_and_loads():

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from vtalign.sampling import (caption_text, choose_captions, frame_indices, image_frame_indices,
+from vtalign.extract.sampling import (caption_text, choose_captions, frame_indices, image_frame_indices,
                               video_clip_indices)
 
 

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 import vtalign as va
-from vtalign.paper import load_published
+from vtalign.book.paper import load_published
 
 NF, NC = (a.ravel().astype(float) for a in np.meshgrid([1, 2, 4, 8, 12, 16, 32, 48], [1, 2, 4, 10]))
 

@@ -21,11 +21,10 @@ Conventions shared by every function here:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
-
 import numpy as np
 import torch
 
+from .checks import as_features, check_k, check_same_n
 from .knn import BACKENDS, knn_search, resolve_backend
 
 __all__ = [
@@ -42,60 +41,6 @@ __all__ = [
 
 # Elements of the boolean neighbour mask that sweep_overlaps builds at once (~16 MB).
 _MASK_ELEMENTS = 2**24
-
-
-# --------------------------------------------------------------------------- #
-# Input checking
-# --------------------------------------------------------------------------- #
-def _to_tensor(x, name: str, ndim: int | Sequence[int]) -> torch.Tensor:
-    """Convert ``x`` to a float torch tensor on CPU-or-its-device, checking shape and values."""
-    ndims = (ndim,) if isinstance(ndim, int) else tuple(ndim)
-    if isinstance(x, np.ndarray):
-        if not np.issubdtype(x.dtype, np.number):
-            raise ValueError(f"{name} must be numeric, got dtype {x.dtype}.")
-        t = torch.from_numpy(np.ascontiguousarray(x))
-    elif isinstance(x, torch.Tensor):
-        t = x.detach()
-    else:
-        raise ValueError(
-            f"{name} must be a numpy array or a torch tensor, got {type(x).__name__}."
-        )
-    if t.ndim not in ndims:
-        shapes = " or ".join({2: "[N, D]", 3: "[N, L, D]"}[d] for d in ndims)
-        raise ValueError(f"{name} must have shape {shapes}, got shape {tuple(t.shape)}.")
-    if t.is_complex():
-        raise ValueError(f"{name} must be real-valued, got dtype {t.dtype}.")
-    if t.dtype not in (torch.float32, torch.float64):
-        t = t.to(torch.float32)
-    # a finite sum proves every value finite (inf or NaN would propagate); only an
-    # overflowing sum of large finite values needs the element-wise check
-    if not bool(torch.isfinite(t.sum())) and not bool(torch.isfinite(t).all()):
-        bad = int((~torch.isfinite(t)).sum())
-        raise ValueError(
-            f"{name} contains {bad} NaN or infinite value(s); clean or drop those "
-            "items (in both spaces, keeping them paired) before measuring alignment."
-        )
-    if t.shape[-1] == 0:
-        raise ValueError(f"{name} has feature dimension 0.")
-    return t
-
-
-def _check_k(k, n: int) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise ValueError(f"k must be an integer, got {k!r}.")
-    k = int(k)
-    if not 1 <= k < n:
-        raise ValueError(
-            f"k must satisfy 1 <= k < N (an item has N-1 other items), got k={k} with N={n}."
-        )
-    return k
-
-
-def _check_same_n(nx: int, ny: int) -> None:
-    if nx != ny:
-        raise ValueError(
-            f"The two spaces must hold the same N paired items, got N={nx} and N={ny}."
-        )
 
 
 # --------------------------------------------------------------------------- #
@@ -127,7 +72,7 @@ def prepare_features(x, q: float | None = 0.95, clamp: bool = True, normalize: b
            [2., 3.]], dtype=float32)
     """
     is_numpy = isinstance(x, np.ndarray)
-    t = _to_tensor(x, "x", (2, 3)).to(torch.float32)
+    t = as_features(x, "x", (2, 3)).to(torch.float32)
     if clamp and q is not None and q < 1:
         if not 0 < q <= 1:
             raise ValueError(f"q must be in (0, 1], got {q}.")
@@ -182,12 +127,12 @@ def knn_indices(x, k: int, backend: str = "auto", queries=None) -> np.ndarray:
     array([1, 0, 3, 2])
     """
     resolve_backend(backend)
-    t = _to_tensor(x, "x", 2)
-    k = _check_k(k, t.shape[0])
+    t = as_features(x, "x", 2)
+    k = check_k(k, t.shape[0])
     qt = None
     if queries is not None:
-        qt = _to_tensor(queries, "queries", 2)
-        _check_same_n(t.shape[0], qt.shape[0])
+        qt = as_features(queries, "queries", 2)
+        check_same_n(t.shape[0], qt.shape[0])
         if qt.shape[1] != t.shape[1]:
             raise ValueError(
                 f"queries must have the same feature dimension as x, got {qt.shape[1]} and {t.shape[1]}."
@@ -231,9 +176,9 @@ def mutual_knn(x, y, k: int = 10, backend: str = "auto") -> float:
     >>> mutual_knn(x, 3 * x @ np.linalg.qr(np.random.default_rng(1).normal(size=(8, 8)))[0], k=5)
     1.0
     """
-    tx, ty = _to_tensor(x, "x", 2), _to_tensor(y, "y", 2)
-    _check_same_n(tx.shape[0], ty.shape[0])
-    k = _check_k(k, tx.shape[0])
+    tx, ty = as_features(x, "x", 2), as_features(y, "y", 2)
+    check_same_n(tx.shape[0], ty.shape[0])
+    k = check_k(k, tx.shape[0])
     ix = _knn(tx, k, backend, ordered=False)  # overlaps need sets, not their order
     iy = _knn(ty, k, backend, ordered=False)
     return float(neighbour_overlap(ix, iy).mean() / k)
@@ -247,8 +192,8 @@ def layer_neighbours(f, k: int, backend: str = "auto", name: str = "features") -
 
     Each row holds the right k neighbours in no particular order (overlaps need only the sets).
     """
-    t = _to_tensor(f, name, 3)
-    k = _check_k(k, t.shape[0])
+    t = as_features(f, name, 3)
+    k = check_k(k, t.shape[0])
     resolve_backend(backend)
     return _layer_neighbours(t, k, backend)
 
@@ -352,8 +297,8 @@ def layer_sweep(fx, fy, k: int = 10, backend: str = "auto") -> SweepResult:
     >>> layer_sweep(fx, fy, k=4).best
     (1, 1, 1.0)
     """
-    tx, ty = _to_tensor(fx, "fx", 3), _to_tensor(fy, "fy", 3)
-    _check_same_n(tx.shape[0], ty.shape[0])
-    k = _check_k(k, tx.shape[0])
+    tx, ty = as_features(fx, "fx", 3), as_features(fy, "fy", 3)
+    check_same_n(tx.shape[0], ty.shape[0])
+    k = check_k(k, tx.shape[0])
     resolve_backend(backend)
     return sweep_from_neighbours(_layer_neighbours(tx, k, backend), _layer_neighbours(ty, k, backend), backend)

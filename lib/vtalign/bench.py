@@ -27,13 +27,14 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from ._version import git
 
 __all__ = ["reference_sweep", "run_benchmark", "PAPER_SHAPE", "main"]
 
@@ -192,14 +193,6 @@ def bench_matmul(n: int, d: int, device: str) -> dict:
     return dict(n=n, d=d, seconds=seconds, gflops=2 * n * n * d / seconds / 1e9)
 
 
-def _git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              check=True, cwd=Path(__file__).parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def run_benchmark(smoke: bool = False, device: str | None = None, reference: bool = True,
                   knn_sizes=None, knn_dim: int | None = None) -> dict:
     """Run all three parts and return the record (see the module docstring)."""
@@ -216,7 +209,7 @@ def run_benchmark(smoke: bool = False, device: str | None = None, reference: boo
     knn_dim = knn_dim or (32 if smoke else (128 if device == "cpu" else 1024))
     record = dict(
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        git_commit=_git_commit(), mode="smoke" if smoke else "full", device=device,
+        git_commit=git("rev-parse", "HEAD"), mode="smoke" if smoke else "full", device=device,
         device_name=_device_name(device), cpu_count=os.cpu_count(), platform=platform.platform(),
         torch=torch.__version__, torch_threads=torch.get_num_threads(), backends=backends,
     )
@@ -251,100 +244,3 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-# --------------------------------------------------------------------------- #
-# Reading records back (the Performance chapter)
-# --------------------------------------------------------------------------- #
-def load_records(paths) -> list[dict]:
-    """Benchmark records from JSON files, each tagged with its file name as ``source``."""
-    records = []
-    for p in sorted(Path(p) for p in paths):
-        r = json.loads(p.read_text())
-        r["source"] = p.name
-        records.append(r)
-    return records
-
-
-def _label(r: dict) -> str:
-    return f"{r['device_name']} ({r['device']}, {r['mode']})"
-
-
-def sweep_table(records) -> "pd.DataFrame":
-    """One row per (record, method): seconds for the whole sweep, speed-up over the reference,
-    and whether the scores equal the reference's."""
-    import pandas as pd
-
-    rows = []
-    for r in records:
-        s = r["sweep"]
-        shape = s["shape"]
-        common = dict(machine=_label(r), n=shape["n"], pairs=s["pairs"],
-                      layers=f"{shape['lx']}x{shape['dx']} vs {shape['ly']}x{shape['dy']}")
-        if "reference" in s:
-            rows.append(dict(common, method="reference algorithm", seconds=s["reference"]["seconds"],
-                             speedup_vs_reference=1.0, identical_scores=True))
-        for b, v in s["backends"].items():
-            rows.append(dict(common, method=f"vtalign ({b})", seconds=v["seconds"],
-                             speedup_vs_reference=v.get("speedup_vs_reference"),
-                             identical_scores=s.get("identical_to_reference") if "reference" in s else None))
-    return pd.DataFrame(rows)
-
-
-def knn_table(records) -> "pd.DataFrame":
-    """One row per (record, N, backend): seconds, peak memory (MiB), GFLOP/s of the similarity
-    part, and that rate as a fraction of the record's own matmul rate."""
-    import pandas as pd
-
-    rows = []
-    for r in records:
-        for row in r["knn"]:
-            if "error" in row:
-                continue
-            rows.append(dict(machine=_label(r), backend=row["backend"], n=row["n"], d=row["d"], k=row["k"],
-                             seconds=row["seconds"], peak_mib=row["peak_bytes"] / 2**20, gflops=row["gflops"],
-                             fraction_of_matmul=row["gflops"] / r["matmul"]["gflops"]))
-    return pd.DataFrame(rows)
-
-
-TARGETS = (
-    ("cpu", "sweep at paper scale >= 30x faster than the reference, identical scores"),
-    ("cuda", "full sweep at paper scale under 10 ms"),
-    ("cuda", "triton kNN at N = 65,536, d = 1024 at least as fast as torch matmul+topk and faiss-gpu"),
-    ("cuda", "exact kNN at N = 1,000,000, d = 1024 on one GPU without N^2 memory"),
-)
-
-
-def targets_table(records) -> "pd.DataFrame":
-    """Each target of the performance issue with what the full-mode records say about it."""
-    import pandas as pd
-
-    full = [r for r in records if r["mode"] == "full"]
-    rows = []
-    for device, target in TARGETS:
-        mine = [r for r in full if r["device"] == device]
-        if not mine:
-            rows.append(dict(target=target, device=device, measured="not measured: no full record from this kind of device", met=None))
-            continue
-        r = mine[-1]
-        s = r["sweep"]
-        if device == "cpu":
-            best = max(s["backends"].items(), key=lambda kv: kv[1].get("speedup_vs_reference", 0))
-            speedup = best[1].get("speedup_vs_reference")
-            measured = (f"{best[0]}: {speedup:.1f}x, identical scores: {s.get('identical_to_reference')}"
-                        if speedup else "reference not run")
-            met = bool(speedup and speedup >= 30 and s.get("identical_to_reference"))
-        elif "10 ms" in target:
-            fastest = min(v["seconds"] for v in s["backends"].values())
-            measured, met = f"{fastest * 1e3:.1f} ms", fastest < 0.010
-        elif "65,536" in target:
-            at = {row["backend"]: row["seconds"] for row in r["knn"] if row.get("n") == 65536 and "seconds" in row}
-            measured = ", ".join(f"{b} {t:.3f} s" for b, t in at.items()) or "N = 65,536 not in the record"
-            met = "triton" in at and all(at["triton"] <= t for t in at.values())
-        else:
-            at = [row for row in r["knn"] if row.get("n") == 1_000_000 and "seconds" in row]
-            measured = ", ".join(f"{row['backend']} {row['seconds']:.1f} s, peak {row['peak_bytes'] / 2**30:.1f} GiB"
-                                 for row in at) or "N = 1,000,000 not in the record"
-            met = bool(at)  # an N x N fp32 matrix alone would be 4 TB: having run at all is the test
-        rows.append(dict(target=target, device=device, measured=measured, met=met))
-    return pd.DataFrame(rows)

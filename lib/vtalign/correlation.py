@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["Correlation", "correlate", "correlation_table", "LinearFit", "linear_fit"]
+__all__ = ["Correlation", "correlate", "correlation_table", "LinearFit", "linear_fit", "figure2_regressions"]
 
 
 @dataclass(frozen=True)
@@ -117,3 +117,21 @@ def linear_fit(x, y) -> LinearFit:
     res = stats.linregress(x, y)
     return LinearFit(float(res.slope), float(res.intercept), float(res.rvalue), float(res.pvalue),
                      float(res.stderr), float(res.intercept_stderr), int(x.size))
+
+
+def figure2_regressions(points: pd.DataFrame, n_boot: int = 10000, seed: int = 0) -> pd.DataFrame:
+    """Per panel, the least-squares line of alignment on retrieval accuracy over all plotted models.
+
+    points : columns model, model_type, panel, retrieval_accuracy, and an alignment column
+        (the last column), one row per (model, model_type, panel)
+    Returns panel, n, slope, intercept, pearson_r, pearson_p, spearman_r, ci_low, ci_high.
+    """
+    score = points.columns[-1]
+    rows = []
+    for panel, sub in points.groupby("panel", sort=False):
+        fit = linear_fit(sub.retrieval_accuracy, sub[score])
+        c = correlate(sub.retrieval_accuracy, sub[score], n_boot=n_boot, seed=seed)
+        rows.append(dict(panel=panel, n=fit.n, slope=fit.slope, intercept=fit.intercept,
+                         pearson_r=c.pearson_r, pearson_p=c.pearson_p, spearman_r=c.spearman_r,
+                         ci_low=c.ci_low, ci_high=c.ci_high))
+    return pd.DataFrame(rows)

@@ -31,6 +31,9 @@ __all__ = [
     "fit_grid",
     "compare_forms",
     "validate_grid",
+    "fit_table",
+    "fit_uncertainty",
+    "caption_gain_pairs",
 ]
 
 EQ2_PARAMS = ("s_inf", "c_f", "alpha", "c_c", "beta")
@@ -319,3 +322,40 @@ def compare_forms(grid: pd.DataFrame, forms=None) -> pd.DataFrame:
     w = np.exp(-0.5 * out.delta_aicc)
     out["akaike_weight"] = w / w.groupby(out.model).transform("sum")
     return out.sort_values(["model", "delta_aicc"], kind="stable").reset_index(drop=True)
+
+
+def caption_gain_pairs(grid: pd.DataFrame, one: int = 1, many: int | None = None,
+                       by=("model", "n_frames")) -> pd.DataFrame:
+    """Pairs (score with ``one`` caption, score with ``many`` captions) at equal other settings.
+
+    grid : columns including ``n_captions``, ``score`` and the ``by`` columns present.
+    ``many`` defaults to the largest caption count in the grid.
+    """
+    by = [c for c in by if c in grid.columns]
+    many = many or int(grid.n_captions.max())
+    a = grid[grid.n_captions == one].set_index(by).score.rename("one_caption")
+    b = grid[grid.n_captions == many].set_index(by).score.rename("all_captions")
+    return pd.concat([a, b], axis=1, join="inner").reset_index()
+
+
+def fit_table(fits: dict[str, ScalingFit]) -> pd.DataFrame:
+    """One row per fitted model: ``model``, ``r2`` and the form's parameters (Table 1's layout).
+
+    >>> grid = pd.DataFrame([dict(model="m", n_frames=f, n_captions=c, score=0.7 - 0.3 * f**-0.5 - 0.1 * c**-1.0)
+    ...                      for f in (1, 2, 4, 8) for c in (1, 2, 5)])
+    >>> fit_table(fit_grid(grid)).round(2).values.tolist()
+    [['m', 1.0, 0.7, 0.3, 0.5, 0.1, 1.0]]
+    """
+    return pd.DataFrame([{"model": m, "r2": f.r2, **f.params} for m, f in fits.items()])
+
+
+def fit_uncertainty(fits: dict[str, ScalingFit], confidence: float = 0.95) -> pd.DataFrame:
+    """One row per (model, parameter): estimate, Jacobian standard error and, when the fits were
+    bootstrapped, the percentile interval (``boot_low``, ``boot_high``; NaN otherwise)."""
+    rows = []
+    for m, f in fits.items():
+        for p, value in f.params.items():
+            lo, hi = f.interval(p, confidence) if len(f.bootstrap) else (np.nan, np.nan)
+            rows.append(dict(model=m, parameter=p, estimate=value, stderr=f.stderr[p],
+                             boot_low=lo, boot_high=hi, n_boot=len(f.bootstrap)))
+    return pd.DataFrame(rows)

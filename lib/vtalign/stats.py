@@ -13,18 +13,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from .alignment import (
-    _check_k,
-    _check_same_n,
-    _to_tensor,
     SweepResult,
     _layer_neighbours,
     resolve_backend,
     sweep_from_neighbours,
     sweep_overlaps,
 )
+from .checks import as_features, check_k, check_same_n
 
 __all__ = [
     "chance_level",
+    "versus_chance",
     "permutation_test",
     "bootstrap_ci",
     "PermutationResult",
@@ -42,8 +41,23 @@ def chance_level(n: int, k: int) -> float:
     >>> round(chance_level(1024, 10), 5)
     0.00978
     """
-    k = _check_k(k, n)
+    k = check_k(k, n)
     return k / (n - 1)
+
+
+def versus_chance(scores, n_items, score: str = "alignment"):
+    """``scores`` (a DataFrame with a ``k`` column and a ``score`` column) with ``chance`` =
+    k / (N - 1) and ``times_chance`` = score / chance added. ``n_items``: N, or the name of a
+    column holding each row's N.
+
+    >>> import pandas as pd
+    >>> versus_chance(pd.DataFrame(dict(k=[1, 3], alignment=[0.5, 0.6])), 181).round(3).values.tolist()
+    [[1.0, 0.5, 0.006, 90.0], [3.0, 0.6, 0.017, 36.0]]
+    """
+    n = scores[n_items] if isinstance(n_items, str) else [n_items] * len(scores)
+    chance = [chance_level(int(ni), int(k)) for ni, k in zip(n, scores.k)]
+    out = scores.assign(chance=chance)
+    return out.assign(times_chance=out[score] / out.chance)
 
 
 def relabel_neighbours(neighbours: np.ndarray, perm: np.ndarray) -> np.ndarray:
@@ -61,13 +75,13 @@ def relabel_neighbours(neighbours: np.ndarray, perm: np.ndarray) -> np.ndarray:
 
 def _as_sweep(x, y, k: int, backend: str) -> SweepResult:
     """Neighbour lists and overlaps for [N, D] pairs (one layer) or [N, L, D] sweeps."""
-    tx, ty = _to_tensor(x, "x", (2, 3)), _to_tensor(y, "y", (2, 3))
+    tx, ty = as_features(x, "x", (2, 3)), as_features(y, "y", (2, 3))
     if tx.ndim != ty.ndim:
         raise ValueError(
             f"x and y must both be [N, D] or both [N, L, D], got shapes {tuple(tx.shape)} and {tuple(ty.shape)}."
         )
-    _check_same_n(tx.shape[0], ty.shape[0])
-    k = _check_k(k, tx.shape[0])
+    check_same_n(tx.shape[0], ty.shape[0])
+    k = check_k(k, tx.shape[0])
     if tx.ndim == 2:
         tx, ty = tx[:, None, :], ty[:, None, :]
     resolve_backend(backend)

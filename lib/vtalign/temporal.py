@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .alignment import _check_k, _check_same_n, _to_tensor, knn_indices, neighbour_overlap
+from .alignment import knn_indices, neighbour_overlap
+from .checks import as_features, check_k, check_same_n
 
 __all__ = ["negative_caption_alignment"]
 
@@ -27,11 +28,11 @@ def negative_caption_alignment(video, positive, negative, k: int = 5,
     >>> negative_caption_alignment(v, 2 * v, 2 * v, k=3)   # order-blind text: no drop
     (1.0, 1.0)
     """
-    tv, tp, tn = (_to_tensor(a, name, 2) for a, name in
+    tv, tp, tn = (as_features(a, name, 2) for a, name in
                   ((video, "video"), (positive, "positive"), (negative, "negative")))
-    _check_same_n(tv.shape[0], tp.shape[0])
-    _check_same_n(tv.shape[0], tn.shape[0])
-    k = _check_k(k, tv.shape[0])
+    check_same_n(tv.shape[0], tp.shape[0])
+    check_same_n(tv.shape[0], tn.shape[0])
+    k = check_k(k, tv.shape[0])
     iv = knn_indices(tv, k, backend)
     ipos = knn_indices(tp, k, backend)
     ineg = knn_indices(tp, k, backend, queries=tn)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from . import paths
+from .. import paths
 
 __all__ = ["DataError", "DataFile", "DatasetEntry", "manifest", "entry", "fetch", "sha256sum",
            "check_video_root"]

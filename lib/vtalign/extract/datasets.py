@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from .data import DataError, check_video_root, entry, fetch
+from .manifest import DataError, check_video_root, entry, fetch
 from .sampling import item_rng
 from .synthetic import TEST_OF_TIME_VERSION, WORLD_VERSION, TestOfTimeSpec, WorldSpec, test_of_time_items, world_items
 from .video import FrameSource, GeneratedVideo, VideoFile
@@ -226,7 +226,7 @@ def _test_of_time(caption: str = "true", size: int = 112, seed: int = 0):
 
 @register_dataset("synthetic_world")
 def _synthetic_world(**options):
-    """The procedural synthetic world; options are :class:`vtalign.synthetic.WorldSpec` fields."""
+    """The procedural synthetic world; options are :class:`vtalign.extract.synthetic.WorldSpec` fields."""
     for key in ("n_objects", "visible", "objects_per_caption"):
         if key in options:
             options[key] = tuple(options[key])

@@ -20,7 +20,6 @@ import datetime as dt
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from contextlib import contextmanager
@@ -30,7 +29,8 @@ from pathlib import Path
 
 import yaml
 
-from .paths import book_dir, executed_dir, notebooks_dir, project_root, results_dir
+from .._version import git
+from ..paths import book_dir, executed_dir, notebooks_dir, project_root, results_dir
 
 __all__ = ["Notebook", "NOTEBOOKS", "notebook", "run_notebook", "run_all", "write_reproducibility_page"]
 
@@ -144,14 +144,6 @@ def run_all(smoke: bool = False, only=None, parameters: dict | None = None) -> l
     return records
 
 
-def _git(*args: str) -> str:
-    try:
-        return subprocess.run(["git", *args], cwd=project_root(), capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def _version(package: str) -> str:
     try:
         return metadata.version(package)
@@ -167,8 +159,8 @@ def write_reproducibility_page(path: Path | None = None) -> Path:
     from .paper import provenance
 
     path = Path(path) if path else book_dir() / "reproducibility.md"
-    commit = _git("rev-parse", "HEAD")
-    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    commit = git("rev-parse", "HEAD")
+    dirty = git("status", "--porcelain", "--untracked-files=no")
     runs = []
     for nb in NOTEBOOKS:
         f = _runs_dir() / f"{nb.name}.json"

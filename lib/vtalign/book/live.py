@@ -1,4 +1,4 @@
-"""Live measurements: features from :mod:`vtalign.features` scored with the alignment core.
+"""Live measurements: features from :mod:`vtalign.extract.cache` scored with the alignment core.
 
 Each function extracts (or finds cached) the features it needs, prepares them as the
 reference pipeline does (clamp at the 0.95 quantile, L2-normalise; padding of narrower
@@ -10,10 +10,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .alignment import layer_neighbours, prepare_features, sweep_from_neighbours
-from .datasets import load_dataset
-from .features import common_items, extract_features, pair_features
-from .stats import chance_level, permutation_test
+from ..alignment import layer_neighbours, prepare_features, sweep_from_neighbours
+from ..extract.datasets import load_dataset
+from ..extract.synthetic import test_of_time_events
+from ..extract.cache import common_items, extract_features, pair_features
+from ..stats import chance_level, permutation_test
 
 __all__ = ["prepared", "common_items", "scaling_grid", "shuffled_floor", "tot_events", "order_sensitivity",
            "temporal_probe"]
@@ -59,13 +60,9 @@ def shuffled_floor(dataset: str, vision_model: str, text_model: str, frames: int
 
 
 def tot_events(item_ids) -> tuple[list[frozenset], list[tuple[str, str]]]:
-    """Colour pair and event order (first colour, second colour) of Test of Time ids ``tot-c1-prep-c2``."""
-    pairs, events = [], []
-    for item in item_ids:
-        _, c1, prep, c2 = item.split("-")
-        pairs.append(frozenset((c1, c2)))
-        events.append((c1, c2) if prep == "before" else (c2, c1))
-    return pairs, events
+    """Colour pairs and event orders (first colour, second colour) of Test of Time item ids."""
+    pairs, events = zip(*map(test_of_time_events, item_ids)) if len(item_ids) else ((), ())
+    return list(pairs), list(events)
 
 
 def order_sensitivity(neighbours: np.ndarray, item_ids) -> dict:
@@ -100,7 +97,7 @@ def temporal_probe(vision_model: str, text_model: str, frames: int = 8, ks=(1, 2
     (fv, mv), (ft, mt) = common_items([(fv, mv), (ft, mt)])
     pv, pt = prepared(fv, mv), prepared(ft, mt)
     ids = mv["item_ids"]
-    n_frames = 1 if mode == "image" else frames
+    n_frames = mv["request"]["frames"]  # the request builder's rule: an image model in image mode sees 1
     # One search per (side, k); k = 1 also gives each item's nearest neighbour for order_sensitivity.
     neighbours = {k: (layer_neighbours(pv, k, backend), layer_neighbours(pt, k, backend)) for k in {*ks, 1}}
     rows, chosen = [], None

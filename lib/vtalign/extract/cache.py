@@ -34,14 +34,15 @@ from pathlib import Path
 
 import numpy as np
 
-from . import paths
-from .data import DataError, entry as manifest_entry, manifest
+from .. import paths
+from .._version import __version__
+from .manifest import DataError, entry as manifest_entry, manifest
 from .datasets import VideoTextDataset, load_dataset
 from .encoders import Encoder, encoder_identity, load_encoder
 from .sampling import caption_text, image_frame_indices, video_clip_indices
 
 __all__ = ["ExtractionError", "extract_features", "load_features", "feature_request", "cache_entry",
-           "common_items", "pair_features", "unpad_layers"]
+           "common_items", "pair_features"]
 
 CHUNK_ITEMS = 32  # items per resumable part
 
@@ -75,7 +76,6 @@ def _resolve_dataset(dataset, dataset_options) -> VideoTextDataset:
 def feature_request(ds: VideoTextDataset, model: str, frames: int = 8, captions: int = 1, mode: str = "video",
                     seed: int = 0) -> dict:
     """Everything that determines a cache entry's contents (compared field by field on reuse)."""
-    from . import __version__
     modality, revision = encoder_identity(model)
     req = {"dataset": ds.name, "dataset_options": ds.options, "dataset_version": ds.version,
            "items_digest": _digest(ds.ids), "captions_digest": _digest([it.captions for it in ds.items]),
@@ -182,6 +182,15 @@ def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode
     found, reason = _read_complete(entry, req)
     if found is not None:
         return found
+    parts = _open_parts(entry, req, reason)
+    enc = encoder or (model if isinstance(model, Encoder) else None)
+    results, failures, enc = _run_parts(ds, name, req, parts, enc, device, batch_size, skip_failures, progress)
+    return _write_entry(entry, req, name, results, failures, enc, skip_failures)
+
+
+def _open_parts(entry: Path, req: dict, reason: str) -> Path:
+    """Make ``entry`` ready to compute into: remove a finished result of another request, keep the
+    parts of an interrupted run of this one (drop those of another), and return the parts folder."""
     if reason != "absent":
         print(f"vtalign: cache entry {entry} was {reason}; recomputing it.")
         for stale in ("meta.json", "features.npy"):
@@ -194,8 +203,14 @@ def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode
         shutil.rmtree(parts)  # parts of another request: never mixed in
         parts.mkdir(parents=True)
     _write_json(parts / "request.json", part_req)
+    return parts
 
-    enc = encoder or (model if isinstance(model, Encoder) else None)
+
+def _run_parts(ds: VideoTextDataset, name: str, req: dict, parts: Path, enc: Encoder | None, device: str,
+               batch_size: int, skip_failures: bool, progress: bool):
+    """Every chunk of ``CHUNK_ITEMS`` items: read from its part file when an earlier run wrote it, else
+    encoded (the model is loaded at the first chunk that needs it) and written atomically.
+    Returns ``(results, failures, encoder or None)``; results are ``(features, ids, layer_dims)`` per chunk."""
     from tqdm import tqdm  # plain bar: tqdm.auto warns in notebooks without ipywidgets
     chunks = [ds.items[i:i + CHUNK_ITEMS] for i in range(0, len(ds), CHUNK_ITEMS)]
     failures: list[dict] = []
@@ -221,11 +236,18 @@ def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode
         failures.extend(failed)
         bar.update(len(chunk))
     bar.close()
+    return results, failures, enc
+
+
+def _write_entry(entry: Path, req: dict, name: str, results, failures: list[dict], enc: Encoder | None,
+                 skip_failures: bool):
+    """Assemble the chunks into ``features.npy`` and ``meta.json`` (written last) and remove the parts."""
+    parts = entry / "parts"
     if failures and not skip_failures:
         raise ExtractionError(failures, parts)
     kept = [r for r in results if len(r[1])]
     if not kept:
-        raise ExtractionError(failures, parts) if failures else ValueError(f"Dataset {ds.name} has no items.")
+        raise ExtractionError(failures, parts) if failures else ValueError(f"Dataset {req['dataset']} has no items.")
     dims = kept[0][2]
     features = np.concatenate([r[0] for r in kept]).astype(np.float32, copy=False)
     meta = {"request": req, "item_ids": [i for r in kept for i in r[1]], "failures": failures,
@@ -317,9 +339,3 @@ def pair_features(fa: np.ndarray, meta_a: dict, fb: np.ndarray, meta_b: dict):
     """
     (fa, meta), (fb, _) = common_items([(fa, meta_a), (fb, meta_b)])
     return fa, fb, meta["item_ids"]
-
-
-def unpad_layers(features: np.ndarray, meta: dict) -> list[np.ndarray]:
-    """Per-layer arrays [N, d_l] without the zero padding of narrower layers."""
-    dims = meta.get("layer_dims") or [features.shape[-1]] * features.shape[1]
-    return [features[:, layer, :d] for layer, d in enumerate(dims)]

@@ -8,19 +8,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .paths import paper_csv, paper_data_dir
+from ..paths import paper_csv, paper_data_dir
 
-__all__ = ["load_published", "provenance", "published_tables"]
+__all__ = ["load_published", "provenance"]
 
 
 def provenance() -> pd.DataFrame:
     """One row per published table: file, paper_source, what, exactness."""
     return pd.read_csv(paper_data_dir() / "provenance.csv")
-
-
-def published_tables() -> list[str]:
-    """Names accepted by :func:`load_published`."""
-    return provenance().file.tolist()
 
 
 def load_published(name: str) -> pd.DataFrame:

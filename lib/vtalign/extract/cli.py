@@ -16,10 +16,10 @@ import argparse
 import json
 import sys
 
-from .data import DataError
+from .manifest import DataError
 from .datasets import DATASETS, load_dataset
+from .cache import ExtractionError, cache_entry, extract_features, feature_request
 from .encoders import available_encoders, encoder_identity
-from .features import ExtractionError, cache_entry, extract_features
 
 
 def _option(text: str):
@@ -63,23 +63,30 @@ def main(argv=None) -> int:
     status = 0
     ds = load_dataset(args.dataset, **options)
     for model in args.model:
-        modality, _ = encoder_identity(model)
-        grid = ([("captions", c) for c in args.captions] if modality == "text"
-                else [("frames", 1)] if args.mode == "image" and modality == "image"
-                else [("frames", f) for f in args.frames])
-        for key, value in grid:
-            kw = {key: value}
+        # one extraction per distinct request: the request builder decides what a frame or caption count
+        # means for this model (text: captions only; an image model in image mode: one frame)
+        text = encoder_identity(model)[0] == "text"
+        settings = ([(args.frames[0], c) for c in args.captions] if text
+                    else [(f, args.captions[0]) for f in args.frames])
+        requests = {}
+        for frames, captions in settings:
+            req = feature_request(ds, model, frames, captions, args.mode, args.seed)
+            requests.setdefault(cache_entry(req, args.cache), (frames, captions, req))
+        for frames, captions, req in requests.values():
+            key = "captions" if req["side"] == "text" else "frames"
+            setting = f"{key}={req[key]}"
             try:
-                feats, meta = extract_features(ds, model, mode=args.mode, seed=args.seed, device=args.device,
-                                               batch_size=args.batch_size, skip_failures=args.skip_failures,
-                                               cache_dir=args.cache, progress=not args.no_progress, **kw)
+                feats, meta = extract_features(ds, model, frames, captions, mode=args.mode, seed=args.seed,
+                                               device=args.device, batch_size=args.batch_size,
+                                               skip_failures=args.skip_failures, cache_dir=args.cache,
+                                               progress=not args.no_progress)
             except (ExtractionError, DataError) as err:
-                print(f"FAILED {args.dataset} x {model} {key}={value}:\n{err}", file=sys.stderr)
+                print(f"FAILED {args.dataset} x {model} {setting}:\n{err}", file=sys.stderr)
                 status = 1
                 continue
             where = cache_entry(meta["request"], args.cache)
             skipped = f", {len(meta['failures'])} failed item(s) left out" if meta["failures"] else ""
-            print(f"{args.dataset} x {model} {key}={value}: features {tuple(feats.shape)}{skipped} -> {where}")
+            print(f"{args.dataset} x {model} {setting}: features {tuple(feats.shape)}{skipped} -> {where}")
     return status
 
 

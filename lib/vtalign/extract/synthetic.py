@@ -9,7 +9,7 @@ from dataclasses import dataclass, asdict
 
 import numpy as np
 
-__all__ = ["COLOURS", "TestOfTimeSpec", "test_of_time_items", "WorldSpec", "world_clip", "world_items",
+__all__ = ["COLOURS", "TestOfTimeSpec", "test_of_time_items", "test_of_time_id", "test_of_time_events", "WorldSpec", "world_clip", "world_items",
            "render_shape"]
 
 # Bump when a generator's output changes: the versions are part of every feature cache key,
@@ -74,6 +74,21 @@ class TestOfTimeSpec:
     seed: int = 0
 
 
+def test_of_time_id(c1: str, preposition: str, c2: str) -> str:
+    """The id of the Test of Time item captioned "A {c1} circle appears {preposition} a {c2} circle"."""
+    return f"tot-{c1}-{preposition}-{c2}"
+
+
+def test_of_time_events(item_id: str) -> tuple[frozenset, tuple[str, str]]:
+    """``(colour pair, (first colour, second colour))`` of a :func:`test_of_time_id`.
+
+    >>> test_of_time_events("tot-red-after-green")
+    (frozenset({'green', 'red'}), ('green', 'red'))
+    """
+    _, c1, preposition, c2 = item_id.split("-")
+    return frozenset((c1, c2)), ((c1, c2) if preposition == "before" else (c2, c1))
+
+
 def test_of_time_items(spec: TestOfTimeSpec = TestOfTimeSpec()):
     """Yield ``(id, caption, flipped_caption, render)`` for the 180 pairs, in a fixed order.
 
@@ -84,7 +99,7 @@ def test_of_time_items(spec: TestOfTimeSpec = TestOfTimeSpec()):
         for c1, c2 in ((a, b), (b, a)):
             for prep in ("before", "after"):
                 first, second = (c1, c2) if prep == "before" else (c2, c1)
-                item_id = f"tot-{c1}-{prep}-{c2}"
+                item_id = test_of_time_id(c1, prep, c2)
                 draw = np.random.default_rng([spec.seed, *map(ord, item_id)])
                 quadrant, first_left = int(draw.integers(4)), bool(draw.integers(2))
 
@@ -216,4 +231,4 @@ def world_items(spec: WorldSpec = WorldSpec()):
                lambda i=i: world_clip(spec, i))
 
 
-test_of_time_items.__test__ = False  # a generator named test_*: not a pytest test
+test_of_time_items.__test__ = test_of_time_id.__test__ = test_of_time_events.__test__ = False  # named test_*: not pytest tests

@@ -1,0 +1,25 @@
+"""Videos and captions in, cached per-layer features out: the live pipeline.
+
+Modules, from the data to the cache:
+
+- :mod:`~vtalign.extract.manifest`: the data manifest, ``fetch`` (local mirror first, then a
+  hash-checked download) and checks of a user's ``video_root``;
+- :mod:`~vtalign.extract.datasets`: named video-text datasets (items with captions and frame sources);
+- :mod:`~vtalign.extract.synthetic`: the deterministic generators (Test of Time, synthetic world);
+- :mod:`~vtalign.extract.video`: frame decoding (decord, PyAV);
+- :mod:`~vtalign.extract.sampling`: frame and caption sampling of the paper's Sec. 3;
+- :mod:`~vtalign.extract.encoders`: the encoder registry (offline models, Hugging Face families);
+- :mod:`~vtalign.extract.cache`: ``extract_features`` / ``load_features``, one resumable cache entry
+  per request;
+- :mod:`~vtalign.extract.cli`: ``python -m vtalign.extract``.
+
+Nothing in here imports :mod:`vtalign.book`; the measurement core never imports this package.
+"""
+from .cache import ExtractionError, common_items, extract_features, feature_request, load_features, pair_features
+from .datasets import DATASETS, load_dataset
+from .encoders import available_encoders, load_encoder, register_encoder
+from .manifest import DataError, fetch
+
+__all__ = ["extract_features", "load_features", "pair_features", "common_items", "feature_request",
+           "ExtractionError", "DataError", "fetch", "load_dataset", "DATASETS", "load_encoder",
+           "register_encoder", "available_encoders"]
