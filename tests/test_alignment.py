@@ -219,7 +219,7 @@ def test_sweep_overlaps_blocked_equals_broadcast(rng, monkeypatch):
     ny = np.stack([va.knn_indices(rng.normal(size=(50, 4)), 5) for _ in range(3)])
     direct = np.array([[va.neighbour_overlap(a, b) for b in ny] for a in nx])
     np.testing.assert_array_equal(sweep_overlaps(nx, ny), direct)
-    monkeypatch.setattr("vtalign.alignment._MASK_ELEMENTS", 7 * 50)  # 7 rows per block
+    monkeypatch.setattr("vtalign.knn.MASK_ELEMENTS", 7 * 50)  # 7 rows per block
     np.testing.assert_array_equal(sweep_overlaps(nx, ny), direct)
 
 

@@ -1,16 +1,22 @@
-"""The Triton backend equals the torch backend (CPU: under TRITON_INTERPRET=1, small N)."""
+"""The GPU path (certified fp16 screening + fp64 decisions) and its Triton kernels.
+
+On a CPU the kernels run under TRITON_INTERPRET=1 (small N); on a GPU the same tests run on
+the device, with inputs placed there.
+"""
 import numpy as np
 import pytest
 import torch
 
 import vtalign as va
-from vtalign.knn import available_backends
+from vtalign import knn
+from vtalign.knn import available_backends, fp16_screen_bound
 
 from naive_reference import naive_knn, tie_heavy
 
 pytestmark = pytest.mark.skipif("triton" not in available_backends(),
                                 reason="triton needs a CUDA GPU or TRITON_INTERPRET=1")
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 
 @pytest.fixture
@@ -24,15 +30,37 @@ def same(x, k, **kw):
     return got
 
 
-def test_kernel_candidates_equal_torch_topk(rng):
-    from vtalign.knn import _candidates_torch
-    from vtalign.triton_kernels import fused_topk
+def test_screen_kernel_is_the_top_m_of_its_scores(rng):
+    """The kernel's candidates are the m best screened scores, each computed to fp32 accuracy."""
+    from vtalign.triton_kernels import screen_topk
 
-    x = torch.nn.functional.normalize(torch.from_numpy(rng.normal(size=(77, 40)).astype(np.float32)), dim=-1)
-    vals, idx = fused_topk(x, x, 11)
-    ref_vals, ref_idx = _candidates_torch(x, x, 11)
-    np.testing.assert_array_equal(idx.numpy(), ref_idx.numpy())
-    np.testing.assert_allclose(vals.numpy(), ref_vals.numpy(), atol=1e-6)
+    x = torch.from_numpy(rng.normal(size=(1, 77, 40))).to(DEVICE)
+    xs = knn._Screenable(x)
+    ids = torch.arange(77, dtype=torch.int32, device=DEVICE)
+    vals, idx = screen_topk(xs.r16, xs.r16, xs.w.float(), xs.w.float(), xs.b.float(), ids, 11)
+    r = xs.r16[0].double()
+    ref = xs.b[0][None, :] + xs.w[0][:, None] * xs.w[0][None, :] * (r @ r.T)  # exact products of the fp16 inputs
+    ref.fill_diagonal_(-torch.inf)
+    got_ref = torch.gather(ref, 1, idx[0])
+    np.testing.assert_allclose(vals[0].double().cpu(), got_ref.cpu(), atol=1e-5)
+    eleventh = torch.topk(ref, 11, dim=1).values[:, -1]
+    assert bool((got_ref[:, -1] >= eleventh - 1e-5).all())          # nothing better was left out
+    assert bool((idx[0] != torch.arange(77, device=DEVICE)[:, None]).all())  # never itself
+
+
+def test_fp16_screen_bound_holds_including_subnormals(rng):
+    d = 512
+    worst = 0.0
+    for scale_tail in (1.0, 1e-6):  # 1e-6: half of every vector's entries fall into fp16's subnormal range
+        a = rng.normal(size=(400, d))
+        a[:, d // 2 :] *= scale_tail
+        a /= np.linalg.norm(a, axis=1, keepdims=True)
+        a16 = torch.from_numpy(a).half()
+        screened = (a16.float() @ a16.float().T).double()   # exact products, fp32 sums (at least as good as TCs)
+        exact = torch.from_numpy(a @ a.T)
+        worst = max(worst, float((screened - exact).abs().max()))
+    assert worst <= fp16_screen_bound(d)
+    assert fp16_screen_bound(d) < 2e-3  # and it is not vacuous
 
 
 @pytest.mark.parametrize("n,d,k", [(64, 32, 10), (97, 20, 1), (45, 7, 44), (150, 16, 128)])
@@ -45,8 +73,60 @@ def test_tie_heavy(rng):
     x = tie_heavy(rng, 90, 8)
     for k in (1, 5, 20):
         np.testing.assert_array_equal(same(x, k), naive_knn(x, k))
-    same(np.ones((40, 5), np.float32), 7)  # constant rows: every similarity ties
     same(np.repeat(rng.normal(size=(5, 6)), 9, axis=0).astype(np.float32), 12)  # duplicated rows
+
+
+def test_constant_rows_fall_back_to_the_exhaustive_search(monkeypatch):
+    """Every similarity ties, so no screen narrower than all N - 1 items certifies a row."""
+    monkeypatch.setattr(knn, "SCREEN_MAX_M", 64)  # below N - 1: the widened pass cannot see every item
+    x = np.ones((80, 5), np.float32)
+    np.testing.assert_array_equal(same(x, 7), naive_knn(x, 7))
+    assert knn.SCREEN_REPORT["fallback_rows"] == 80
+    x = np.ones((40, 5), np.float32)  # N - 1 <= k + margin: every item is a candidate, certified at once
+    np.testing.assert_array_equal(same(x, 7), naive_knn(x, 7))
+    assert knn.SCREEN_REPORT["certified_first_pass"] == 40
+
+
+def test_near_ties_need_a_wider_screen(rng):
+    """Clusters of 48 items 1e-4 apart (cosines within 1e-7 of each other): with k + 32 candidates the k-th place's cluster reaches the
+    last candidate, so the rows are not certified at first; the wider pass certifies them."""
+    x = (np.repeat(rng.normal(size=(3, 16)), 48, axis=0) + 1e-4 * rng.normal(size=(144, 16))).astype(np.float32)
+    got = same(x, 5)
+    np.testing.assert_array_equal(got, naive_knn(x, 5))
+    report = dict(knn.SCREEN_REPORT)
+    assert report["certified_first_pass"] < report["rows"] and report["certified_widened"] > 0
+    assert report["fallback_rows"] == 0
+
+
+@pytest.mark.parametrize("mean_cosine", [0.99, 0.999999])
+def test_anisotropic_features_certify_in_one_pass(rng, mean_cosine):
+    """Items that share a dominant direction (real encoder layers do): the screen works on residuals."""
+    common = rng.normal(size=24)
+    common /= np.linalg.norm(common)
+    spread = rng.normal(size=(120, 24))
+    spread /= np.linalg.norm(spread, axis=1, keepdims=True)
+    x = np.sqrt(mean_cosine) * common + np.sqrt(1 - mean_cosine) * spread
+    np.testing.assert_array_equal(same(x, 6), naive_knn(x, 6))
+    assert knn.SCREEN_REPORT["certified_first_pass"] == knn.SCREEN_REPORT["rows"]
+
+
+def test_torch_screening_path_equals_naive(rng):
+    """The torch backend's GPU path (fp16 matmul screen, same decisions), run here on this device."""
+    x = torch.from_numpy(tie_heavy(rng, 90, 8)).to(DEVICE)
+    for k in (1, 5):
+        got = knn.screened_search(x[None], None, k, "torch")[0].cpu().numpy()
+        np.testing.assert_array_equal(got, naive_knn(x.cpu().numpy(), k))
+    q = torch.from_numpy(rng.normal(size=(90, 8))).to(DEVICE)
+    got = knn.screened_search(x[None].double(), q[None], 4, "torch")[0].cpu().numpy()
+    np.testing.assert_array_equal(got, va.knn_indices(x.cpu(), 4, queries=q.cpu()))
+
+
+def test_inputs_are_never_written_to(rng):
+    x = torch.from_numpy(rng.normal(size=(40, 6)))  # fp64: a conversion would not copy
+    before = x.clone()
+    va.knn_indices(x, 3, backend="triton")
+    va.layer_sweep(x[:, None], x[:, None], 3, backend="triton")
+    assert torch.equal(x, before)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
@@ -85,5 +165,23 @@ def test_bad_input_same_errors(rng):
 @gpu
 def test_gpu_tensors_stay_on_gpu_and_match_cpu(rng):
     x = torch.from_numpy(rng.normal(size=(3000, 256)).astype(np.float32))
-    np.testing.assert_array_equal(va.knn_indices(x.cuda(), 10, backend="triton"), va.knn_indices(x, 10, backend="torch"))
-    np.testing.assert_array_equal(va.knn_indices(x.cuda(), 10, backend="torch"), va.knn_indices(x, 10, backend="torch"))
+    cpu = va.knn_indices(x, 10, backend="torch")
+    np.testing.assert_array_equal(va.knn_indices(x.cuda(), 10, backend="triton"), cpu)
+    np.testing.assert_array_equal(va.knn_indices(x.cuda(), 10, backend="torch"), cpu)
+    np.testing.assert_array_equal(va.knn_indices(x.cuda(), 10), cpu)  # auto on a GPU
+
+
+@gpu
+def test_gpu_clustered_duplicates_and_sweep(rng):
+    x = (np.repeat(rng.normal(size=(500, 768)), 40, axis=0)
+         + 1e-3 * rng.normal(size=(20000, 768))).astype(np.float32)
+    x[::97] = x[1::97]  # exact duplicate rows
+    t = torch.from_numpy(x)
+    np.testing.assert_array_equal(va.knn_indices(t.cuda(), 10, backend="triton"), va.knn_indices(t, 10, backend="torch"))
+    fx = torch.from_numpy(rng.normal(size=(1024, 5, 300)).astype(np.float32))
+    fy = torch.from_numpy(rng.normal(size=(1024, 4, 700)).astype(np.float32))
+    fy[:, 2, :300] = fx[:, 1]
+    ref = va.layer_sweep(fx, fy, k=10, backend="torch")
+    for b in ("triton", "torch"):
+        got = va.layer_sweep(fx.cuda(), fy.cuda(), k=10, backend=b)
+        np.testing.assert_array_equal(got.scores, ref.scores)

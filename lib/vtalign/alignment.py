@@ -20,12 +20,11 @@ Conventions shared by every function here:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 import numpy as np
 import torch
 
 from .checks import as_features, check_k, check_same_n
-from .knn import BACKENDS, knn_search, resolve_backend
+from .knn import BACKENDS, count_overlaps, knn_search, layer_search, resolve_backend
 
 __all__ = [
     "knn_indices",
@@ -38,10 +37,6 @@ __all__ = [
     "prepare_features",
     "BACKENDS",
 ]
-
-# Elements of the boolean neighbour mask that sweep_overlaps builds at once (~16 MB).
-_MASK_ELEMENTS = 2**24
-
 
 # --------------------------------------------------------------------------- #
 # Feature preparation
@@ -195,73 +190,70 @@ def layer_neighbours(f, k: int, backend: str = "auto", name: str = "features") -
     t = as_features(f, name, 3)
     k = check_k(k, t.shape[0])
     resolve_backend(backend)
-    return _layer_neighbours(t, k, backend)
+    return _layer_neighbours(t, k, backend).cpu().numpy()
 
 
-def _layer_neighbours(t: torch.Tensor, k: int, backend: str) -> np.ndarray:
-    """:func:`layer_neighbours` of an already checked [N, L, D] tensor."""
-    return np.stack([_knn(t[:, layer, :], k, backend, ordered=False) for layer in range(t.shape[1])])
+def _layer_neighbours(t: torch.Tensor, k: int, backend: str) -> torch.Tensor:
+    """:func:`layer_neighbours` of an already checked [N, L, D] tensor, as a tensor on the device the
+    search ran on (a GPU sweep keeps its neighbour lists there for the overlap counts)."""
+    return layer_search(t, k, resolve_backend(backend, t.shape[0], t.device, t.shape[2]))
 
 
-def sweep_overlaps(nx: np.ndarray, ny: np.ndarray, backend: str = "auto") -> np.ndarray:
-    """Per-item overlaps for every layer pair: [Lx, N, k] x [Ly, N, k] -> [Lx, Ly, N].
+def sweep_overlaps(nx, ny, backend: str = "auto") -> np.ndarray:
+    """Per-item overlaps for every layer pair: [Lx, N, k] x [Ly, N, k] -> [Lx, Ly, N] int32.
 
-    ``out[a, b, i] = |nx[a, i] ∩ ny[b, i]|`` (rows without repeated indices, as
-    the kNN functions return). CPU: for each x-layer the neighbour sets are
-    written into a boolean row mask once and every y-layer's lists are looked up
-    in it, so a pair costs N*k lookups instead of N*k^2 comparisons.
-    ``backend="triton"``: one kernel launch for all pairs.
+    ``out[a, b, i] = |nx[a, i] ∩ ny[b, i]|`` (rows without repeated indices, as the kNN functions
+    return); numpy arrays or tensors. How they are counted (one Triton launch for all pairs, or
+    boolean row masks on the lists' device) is :func:`vtalign.knn.count_overlaps`'s choice.
     """
-    nx, ny = np.asarray(nx), np.asarray(ny)
-    if nx.ndim != 3 or ny.ndim != 3 or nx.shape[1:] != ny.shape[1:]:
+    return _overlaps(nx, ny, backend).cpu().numpy()
+
+
+def _overlaps(nx, ny, backend: str) -> torch.Tensor:
+    tx, ty = torch.as_tensor(nx), torch.as_tensor(ny)
+    if tx.ndim != 3 or ty.ndim != 3 or tx.shape[1:] != ty.shape[1:]:
         raise ValueError(
-            f"Neighbour lists must be [Lx, N, k] and [Ly, N, k], got {nx.shape} and {ny.shape}."
+            f"Neighbour lists must be [Lx, N, k] and [Ly, N, k], got {tuple(tx.shape)} and {tuple(ty.shape)}."
         )
-    if resolve_backend(backend) == "triton":
-        from .knn import _kernel_device
-        from .triton_kernels import pair_overlaps
-
-        tx = torch.from_numpy(nx)
-        dev = _kernel_device(tx)
-        return pair_overlaps(tx.to(dev), torch.from_numpy(ny).to(dev)).cpu().numpy()
-    lx, n, k = nx.shape
-    ly = ny.shape[0]
-    out = np.empty((lx, ly, n), dtype=np.int32)
-    rows_per_block = max(1, min(n, _MASK_ELEMENTS // max(n, 1)))
-    tx, ty = torch.from_numpy(nx), torch.from_numpy(ny)
-    for start in range(0, n, rows_per_block):
-        stop = min(start + rows_per_block, n)
-        r = torch.arange(stop - start)
-        for a in range(lx):
-            mask = torch.zeros(stop - start, n, dtype=torch.bool)
-            mask[r[:, None], tx[a, start:stop]] = True
-            hits = mask[r[None, :, None], ty[:, start:stop]]  # [Ly, rows, k]
-            out[a, :, start:stop] = hits.sum(dim=2).numpy()
-    return out
+    concrete = resolve_backend(backend, tx.shape[1], tx.device)
+    return count_overlaps(tx.long(), ty.long(), concrete)
 
 
-@dataclass(frozen=True)
 class SweepResult:
     """Alignment of every (x-layer, y-layer) pair.
 
     scores : [Lx, Ly] float array, Eq. 1 for each pair
     best : (i, j, score) of the highest score; ties -> lowest i, then lowest j
     k : the k used
-    neighbours_x, neighbours_y : [Lx, N, k] and [Ly, N, k] neighbour sets (each row
+    neighbours_x, neighbours_y : [Lx, N, k] and [Ly, N, k] int64 neighbour sets (each row
         in no particular order), kept so nulls and bootstraps reuse them without new searches
-    overlaps : [Lx, Ly, N] per-item overlap counts
+    overlaps : [Lx, Ly, N] int32 per-item overlap counts
+
+    A sweep run on a GPU keeps its neighbour lists and overlaps there; each becomes a numpy array
+    the first time it is read (copying them costs more than the rest of the sweep).
     """
 
-    scores: np.ndarray
-    best: tuple[int, int, float]
-    k: int
-    neighbours_x: np.ndarray
-    neighbours_y: np.ndarray
-    overlaps: np.ndarray
+    def __init__(self, scores: np.ndarray, best: tuple[int, int, float], k: int, neighbours_x, neighbours_y, overlaps):
+        self.scores, self.best, self.k = scores, best, k
+        self._arrays = {"neighbours_x": neighbours_x, "neighbours_y": neighbours_y, "overlaps": overlaps}
+
+    def _array(self, name: str) -> np.ndarray:
+        a = self._arrays[name]
+        if isinstance(a, torch.Tensor):
+            a = a.cpu().numpy()
+            self._arrays[name] = a
+        return a
+
+    neighbours_x = property(lambda self: self._array("neighbours_x"))
+    neighbours_y = property(lambda self: self._array("neighbours_y"))
+    overlaps = property(lambda self: self._array("overlaps"))
 
     @property
     def n_items(self) -> int:
-        return int(self.neighbours_x.shape[1])
+        return int(self._arrays["neighbours_x"].shape[1])
+
+    def __repr__(self) -> str:
+        return f"SweepResult(best={self.best}, k={self.k}, layers={tuple(self.scores.shape)}, n_items={self.n_items})"
 
 
 def best_pair(scores: np.ndarray) -> tuple[int, int, float]:
@@ -271,12 +263,17 @@ def best_pair(scores: np.ndarray) -> tuple[int, int, float]:
     return int(i), int(j), float(scores[i, j])
 
 
-def sweep_from_neighbours(nx: np.ndarray, ny: np.ndarray, backend: str = "auto") -> SweepResult:
-    """Build a :class:`SweepResult` from precomputed per-layer neighbour lists."""
-    overlaps = sweep_overlaps(nx, ny, backend)
-    k = nx.shape[2]
-    scores = overlaps.mean(axis=2) / k
-    return SweepResult(scores, best_pair(scores), k, np.asarray(nx), np.asarray(ny), overlaps)
+def sweep_from_neighbours(nx, ny, backend: str = "auto") -> SweepResult:
+    """Build a :class:`SweepResult` from per-layer neighbour lists ([Lx, N, k] and [Ly, N, k], numpy
+    arrays or tensors on any device; the overlaps are counted where the lists are).
+
+    Scores are means of integer counts: their fp64 sums are exact in any order, so every device
+    gives the same scores.
+    """
+    overlaps = _overlaps(nx, ny, backend)
+    k = int(torch.as_tensor(nx).shape[2])
+    scores = (overlaps.sum(dim=2, dtype=torch.float64) / overlaps.shape[2]).cpu().numpy() / k
+    return SweepResult(scores, best_pair(scores), k, torch.as_tensor(nx).long(), torch.as_tensor(ny).long(), overlaps)
 
 
 def layer_sweep(fx, fy, k: int = 10, backend: str = "auto") -> SweepResult:

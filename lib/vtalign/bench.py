@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.util
 import json
 import multiprocessing as mp
 import os
@@ -105,11 +106,18 @@ def bench_sweep(shape: dict, backends, device: str, reference: bool) -> dict:
     for b in backends:
         # best of 2: the first call also pays for first-touch page faults of its large buffers;
         # the reference (1,419 pair iterations in one call) amortises those within its single run
-        seconds, res = _timed(lambda: layer_sweep(fx, fy, shape["k"], backend=b), device, repeat=2)
+        seconds, res = _timed(lambda: layer_sweep(fx, fy, shape["k"], backend=b), device,
+                              repeat=2 if device == "cpu" else 5)
         results[b] = res
         out["backends"][b] = dict(seconds=seconds, best=list(res.best))
     first = next(iter(results.values()))
     out["backends_identical"] = all(np.array_equal(r.scores, first.scores) for r in results.values())
+    if device == "cuda":  # what a user writes by hand: all layers batched, not exact
+        out["peers"] = {}
+        for name, dtype in (("bmm fp32 + topk", torch.float32), ("bmm fp16 + topk", torch.float16)):
+            seconds, scores = _timed(lambda: peer_sweep(fx, fy, shape["k"], dtype), device, repeat=3)
+            out["peers"][name] = dict(seconds=seconds, identical_scores=bool(np.array_equal(scores, first.scores)),
+                                      max_abs_difference=float(np.abs(scores - first.scores).max()))
     if reference:
         seconds, ref = _timed(lambda: reference_sweep(fx, fy, shape["k"]), device)
         out["reference"] = dict(seconds=seconds, best=float(ref.max()))
@@ -193,6 +201,120 @@ def bench_matmul(n: int, d: int, device: str) -> dict:
     return dict(n=n, d=d, seconds=seconds, gflops=2 * n * n * d / seconds / 1e9)
 
 
+# --------------------------------------------------------------------------- #
+# Peers: what a user would otherwise run (not exact), timed beside vtalign in the same run
+# --------------------------------------------------------------------------- #
+def peer_knn(x: torch.Tensor, k: int, dtype: torch.dtype, row_block: int = 8192) -> torch.Tensor:
+    """Brute-force kNN as a flat inner-product index does it: normalise, matmul in ``dtype`` (fp32
+    IEEE, or fp16/bf16 on tensor cores) over row blocks, ``torch.topk``; self excluded. Not exact:
+    rounding and ``topk``'s unspecified tie order decide close calls."""
+    xn = torch.nn.functional.normalize(x.float(), dim=1).to(dtype)
+    out = torch.empty(x.shape[0], k, dtype=torch.int64, device=x.device)
+    for s in range(0, x.shape[0], row_block):
+        sim = xn[s : s + row_block] @ xn.T
+        rows = torch.arange(sim.shape[0], device=x.device)
+        sim[rows, rows + s] = -torch.inf
+        out[s : s + row_block] = torch.topk(sim, k, dim=1).indices
+    return out
+
+
+def peer_faiss_gpu(x: torch.Tensor, k: int):
+    """faiss-gpu's exact flat inner-product index (fp32), when faiss was built with GPU support."""
+    import faiss
+
+    if not hasattr(faiss, "StandardGpuResources"):
+        return None
+    res = faiss.StandardGpuResources()
+    xn = torch.nn.functional.normalize(x.float(), dim=1).cpu().numpy()
+    index = faiss.GpuIndexFlatIP(res, xn.shape[1])
+    index.add(xn)
+    _, ids = index.search(xn, k + 1)
+    ids = torch.from_numpy(ids)
+    is_self = ids == torch.arange(len(ids))[:, None]
+    keep = torch.sort(is_self.to(torch.int8), dim=1, stable=True).indices[:, :k]
+    return torch.gather(ids, 1, keep)
+
+
+def rows_differing(got: torch.Tensor, exact: torch.Tensor) -> dict:
+    """Share of rows whose neighbour list differs from the exact one: as a set, and in order."""
+    got, exact = got.cpu(), exact.cpu()
+    same_order = (got == exact).all(dim=1)
+    same_set = (torch.sort(got, dim=1).values == torch.sort(exact, dim=1).values).all(dim=1)
+    return dict(rows_with_other_set=float(1 - same_set.double().mean()),
+                rows_with_other_order=float(1 - same_order.double().mean()))
+
+
+def bench_peers(n: int, d: int, k: int, device: str, repeat: int = 3) -> list[dict]:
+    """Part 4 (GPU): fp32 / TF32 / fp16 / bf16 matmul + topk and faiss-gpu against vtalign's exact
+    answer on the same features: seconds, peak memory, and rows that differ from the exact answer."""
+    from .alignment import knn_indices
+
+    x = _features(n, 1, d, 2, device)[:, 0].contiguous()
+    exact = torch.from_numpy(knn_indices(x, k))
+    rows = []
+    peers = [("fp32 (IEEE) matmul + topk", lambda: peer_knn(x, k, torch.float32)),
+             ("fp16 matmul + topk", lambda: peer_knn(x, k, torch.float16)),
+             ("bf16 matmul + topk", lambda: peer_knn(x, k, torch.bfloat16))]
+    if device == "cuda":
+        def tf32():
+            old = torch.backends.cuda.matmul.allow_tf32
+            torch.backends.cuda.matmul.allow_tf32 = True
+            try:
+                return peer_knn(x, k, torch.float32)
+            finally:
+                torch.backends.cuda.matmul.allow_tf32 = old
+        peers.insert(1, ("TF32 matmul + topk", tf32))
+        if importlib.util.find_spec("faiss") is not None:
+            peers.append(("faiss-gpu flat IP", lambda: peer_faiss_gpu(x, k)))
+    for name, fn in peers:
+        if device == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        seconds, got = _timed(fn, device, repeat=repeat)
+        if got is None:
+            rows.append(dict(peer=name, n=n, d=d, k=k, error="not available here"))
+            continue
+        peak = torch.cuda.max_memory_allocated() - x.numel() * 4 if device == "cuda" else None
+        rows.append(dict(peer=name, n=n, d=d, k=k, seconds=seconds, peak_bytes=peak, **rows_differing(got, exact)))
+        print(f"  peer {name} N={n}: {seconds:.4f} s, {rows[-1]['rows_with_other_order']:.2%} rows differ", flush=True)
+    return rows
+
+
+def peer_sweep(fx: torch.Tensor, fy: torch.Tensor, k: int, dtype: torch.dtype) -> np.ndarray:
+    """All layers batched: ``bmm`` similarities in ``dtype``, ``topk``, overlaps by sorted-set
+    comparison; the sweep a user writes by hand. Not exact (rounding and ties)."""
+    def neighbours(f):
+        t = torch.nn.functional.normalize(f.float(), dim=-1).transpose(0, 1).to(dtype)  # [L, N, D]
+        sim = torch.bmm(t, t.transpose(1, 2))
+        sim.diagonal(dim1=1, dim2=2).fill_(-torch.inf)
+        return torch.topk(sim, k, dim=2).indices
+    nx, ny = neighbours(fx), neighbours(fy)
+    hits = (nx[:, None, :, :, None] == ny[None, :, :, None, :]).any(-1).sum(-1)  # [Lx, Ly, N]
+    return (hits.double().mean(-1) / k).cpu().numpy()
+
+
+def screen_certification(n: int, d: int, k: int, device: str, mean_cosines=(0.0, 0.5, 0.99, 0.9999, 0.999999),
+                         backend: str = "triton") -> list[dict]:
+    """Part 5: how many rows the fp16 screen certifies at once, after widening, and by fallback, on
+    features whose items share a common direction (mean cosine c between different items), as real
+    encoder layers do. Each row of the result also says whether the answer equals the torch backend's."""
+    from . import knn
+    from .alignment import knn_indices
+
+    rows = []
+    g = torch.Generator().manual_seed(5)
+    common = torch.nn.functional.normalize(torch.randn(d, generator=g), dim=0)
+    for c in mean_cosines:
+        spread = torch.nn.functional.normalize(torch.randn(n, d, generator=g), dim=1)
+        x = ((c**0.5) * common + ((1 - c) ** 0.5) * spread).to(device)
+        knn.SCREEN_REPORT.clear()
+        seconds, got = _timed(lambda: knn_indices(x, k, backend=backend), device, repeat=1)
+        report = dict(knn.SCREEN_REPORT)
+        rows.append(dict(mean_cosine=c, n=n, d=d, k=k, backend=backend, seconds=seconds, **report))
+        print(f"  screen c={c}: {report}", flush=True)
+    return rows
+
+
 def run_benchmark(smoke: bool = False, device: str | None = None, reference: bool = True,
                   knn_sizes=None, knn_dim: int | None = None) -> dict:
     """Run all three parts and return the record (see the module docstring)."""
@@ -219,6 +341,14 @@ def run_benchmark(smoke: bool = False, device: str | None = None, reference: boo
     record["knn"] = bench_knn(knn_sizes, knn_dim, shape["k"], backends, device)
     print("matmul rate ...", flush=True)
     record["matmul"] = bench_matmul(2048 if smoke else 8192, knn_dim, device)
+    if device == "cuda" or smoke:
+        peer_n = 2048 if smoke else 65536
+        print("peers ...", flush=True)
+        record["peers"] = bench_peers(peer_n, knn_dim, shape["k"], device)
+    if "triton" in backends or smoke and "triton" in available_backends():
+        print("screen certification ...", flush=True)
+        record["certification"] = (screen_certification(96, 16, shape["k"], device, (0.0, 0.99)) if smoke else
+                                   screen_certification(65536, 1024, shape["k"], device))
     return record
 
 

@@ -1,27 +1,33 @@
-"""Exact k-nearest-neighbour search: several backends, one answer.
+"""Exact k-nearest-neighbour search: several backends, one answer, and every backend decision.
 
-Every backend returns the same neighbours for the same data, because no
-backend decides a close call on its own fp32 arithmetic:
+Every backend returns the same neighbours for the same data, because no backend decides a
+close call on its own low-precision arithmetic. Two exact paths share one rule (a candidate
+search, then fp64 for everything the candidate precision cannot decide):
 
-1. The backend (torch matmul + top-k, faiss exact inner-product search, or
-   the fused Triton kernel of :mod:`vtalign.triton_kernels`) proposes each
-   row's k + 1 most similar other items, on rows normalised in the backend's
-   precision: fp32, or fp64 for torch on a CPU with d >= 1024 (:func:`candidate_dtype`).
-2. A row is *decided* when its k-th and (k+1)-th similarities differ by
-   more than twice the worst-case error of a dot product of unit vectors in
-   that precision, ``eps(d) = 2 (d + 2) u`` (u = 2^-24 for fp32, 2^-53 for
-   fp64): then the exact top-k set is unambiguous and every backend finds it.
-3. Every other row (exact ties included: duplicated items, constant rows) is
-   recomputed against all items in fp64 (on rows normalised in fp64 from the
-   input, so the answer is that of the input values, not of their fp32
-   rounding), where the tie rule applies: equal
-   similarity -> lower index first. Values near the k-th are recomputed one
-   pair at a time, so identical items get bitwise identical similarities.
-4. When the order within the k matters (``ordered=True``), the k members are
-   sorted by their fp64 similarity, ties by lower index.
+**CPU** (torch, faiss):
 
-A backend that computes in lower precision than fp32 (TF32 tensor cores)
-would need a larger bound; none here does.
+1. The backend (torch matmul + top-k, or faiss exact inner-product search) proposes each row's
+   k + 1 most similar other items on rows normalised in fp32, or in fp64 for torch with
+   d >= 1024 (:func:`candidate_dtype`).
+2. A row is *decided* when its k-th and (k+1)-th similarities differ by more than twice the
+   worst-case error of a dot product of unit vectors in that precision, ``eps(d) = 2 (d + 2) u``:
+   then the exact top-k set is unambiguous and every backend finds it.
+3. Every other row (exact ties included: duplicated items, constant rows) is recomputed against
+   all items in fp64, where the tie rule applies: equal similarity -> lower index first.
+4. With ``ordered=True`` the k members are sorted by fp64 similarity, ties by lower index.
+
+**GPU** (triton, torch on a CUDA device; triton under ``TRITON_INTERPRET=1`` on a CPU too):
+certified fp16 screening on tensor cores (:func:`screened_search`): screen the top k + margin
+candidates of the residuals from the mean row with a proven error bound (:func:`fp16_screen_bound`),
+decide in fp64 only where screened values are closer than the bound allows, certify that no
+other item can reach the k-th place, widen the screen for the rows that are not certified, and
+search exhaustively in fp64 only as the last resort. All layers of a space go through in one
+batched call (:func:`layer_search`), with one host synchronisation.
+
+Exact fp64 cosines are ``(x_i . x_j) / (|x_i| |x_j|)`` of the input values; two identical items
+get bitwise identical values, so they tie exactly and the lower index wins. Different vectors
+whose cosines agree only in exact arithmetic may differ in the last fp64 bit, and the two paths
+sum in different orders, so such pairs may be ordered differently on a CPU and on a GPU.
 """
 from __future__ import annotations
 
@@ -31,11 +37,12 @@ import os
 import numpy as np
 import torch
 
-__all__ = ["BACKENDS", "available_backends", "resolve_backend", "knn_search", "topk_lowest_index"]
+__all__ = ["BACKENDS", "available_backends", "resolve_backend", "knn_search", "layer_search", "count_overlaps",
+           "topk_lowest_index", "screened_search", "fp16_screen_bound", "rows_per_chunk"]
 
 BACKENDS = ("auto", "torch", "faiss", "triton")
 
-# Rows of the similarity matrix computed at once: bounds working memory to chunk x N.
+# Rows of the similarity matrix the CPU path computes at once: bounds working memory to chunk x N.
 ROW_CHUNK = 2048
 
 
@@ -64,18 +71,20 @@ def resolve_backend(backend: str, n: int | None = None, device: torch.device | N
                     d: int | None = None) -> str:
     """Validate a backend name and turn ``"auto"`` into a concrete one.
 
-    ``auto``: torch for tensors on a GPU, for N < ``AUTO_FAISS_MIN_N`` and for
-    d >= ``FP64_CANDIDATES_MIN_D``; faiss (when installed) for the other CPU problems.
-    ``auto`` never picks triton until a GPU benchmark shows it faster
-    (``python -m vtalign.bench`` records that). All backends return identical neighbours.
+    ``auto`` on a CUDA device: triton when it is installed (the fastest exact path measured on an
+    H100, see ``bench/records/``), else torch. On a CPU: torch for N < ``AUTO_FAISS_MIN_N`` and for
+    d >= ``FP64_CANDIDATES_MIN_D``, faiss (when installed) for the other problems; interpreted
+    triton is a test tool and never chosen. All backends return identical neighbours.
     """
     if backend not in BACKENDS:
         raise ValueError(f"Unknown backend {backend!r}; choose one of {BACKENDS}.")
     if backend == "auto":
-        on_cpu = device is None or torch.device(device).type == "cpu"
+        on_gpu = device is not None and torch.device(device).type == "cuda"
+        if on_gpu:
+            return "triton" if "triton" in available_backends() else "torch"
         big = n is not None and n >= AUTO_FAISS_MIN_N
         low_d = d is None or d < FP64_CANDIDATES_MIN_D  # above it, torch's fp64 path avoids faiss's fallbacks
-        return "faiss" if on_cpu and big and low_d and "faiss" in available_backends() else "torch"
+        return "faiss" if big and low_d and "faiss" in available_backends() else "torch"
     if backend not in available_backends():
         hint = (" (triton needs a CUDA GPU, or TRITON_INTERPRET=1 set before vtalign is imported"
                 " to run its kernels slowly on the CPU)" if backend == "triton" else "")
@@ -83,6 +92,21 @@ def resolve_backend(backend: str, n: int | None = None, device: torch.device | N
     return backend
 
 
+def kernel_device(t: torch.Tensor) -> torch.device:
+    """Where a Triton kernel runs: the tensor's GPU, the first GPU, or the CPU when interpreted."""
+    if t.is_cuda or triton_interpreted():
+        return t.device
+    return torch.device("cuda")
+
+
+def _uses_screening(backend: str, device: torch.device) -> bool:
+    """The GPU path: triton everywhere (on the CPU only interpreted), torch on a CUDA device."""
+    return backend == "triton" or (backend == "torch" and device.type == "cuda")
+
+
+# --------------------------------------------------------------------------- #
+# CPU path: fp32 / fp64 candidates, fp64 decisions
+# --------------------------------------------------------------------------- #
 def fp32_error_bound(d: int) -> float:
     """Worst-case |fp32 cosine - exact cosine| for unit vectors of dimension d (normalisation included)."""
     return 2.0 * (d + 2) * 2.0**-24
@@ -101,9 +125,9 @@ FP64_CANDIDATES_MIN_D = 1024
 
 
 def candidate_dtype(backend: str, device: torch.device, d: int) -> torch.dtype:
-    """Precision the backend proposes candidates in: fp64 for torch on a CPU when
-    d >= ``FP64_CANDIDATES_MIN_D`` (the fp64 matmul costs about twice the fp32 one, but its
-    error bound is 2^29 times smaller, so almost no row needs the exact fallback), else fp32."""
+    """Precision the CPU path proposes candidates in: fp64 for torch when d >= ``FP64_CANDIDATES_MIN_D``
+    (the fp64 matmul costs about twice the fp32 one, but its error bound is 2^29 times smaller, so
+    almost no row needs the exact fallback), else fp32."""
     cpu_torch = backend == "torch" and device.type == "cpu"
     return torch.float64 if cpu_torch and d >= FP64_CANDIDATES_MIN_D else torch.float32
 
@@ -125,9 +149,6 @@ def topk_lowest_index(sim: torch.Tensor, k: int) -> torch.Tensor:
     return torch.gather(idx, 1, order)
 
 
-# --------------------------------------------------------------------------- #
-# Candidate proposals: [Nq, m] fp32 similarities (descending) and indices, self excluded
-# --------------------------------------------------------------------------- #
 # A self-search of up to this many items builds the whole similarity matrix from its upper
 # block triangle (the matrix is symmetric): 10 of 16 block products for N = 1024.
 SYMMETRIC_MAX_N = 4096
@@ -178,27 +199,9 @@ def _candidates_faiss(xn: torch.Tensor, qn: torch.Tensor, m: int):
     return torch.from_numpy(dist).to(xn.device), torch.from_numpy(ids.astype(np.int64)).to(xn.device)
 
 
-def _kernel_device(t: torch.Tensor) -> torch.device:
-    """Where a Triton kernel runs: the tensor's GPU, the first GPU, or the CPU when interpreted."""
-    if t.is_cuda or triton_interpreted():
-        return t.device
-    return torch.device("cuda")
+_CANDIDATES = {"torch": _candidates_torch, "faiss": _candidates_faiss}
 
 
-def _candidates_triton(xn: torch.Tensor, qn: torch.Tensor, m: int):
-    from .triton_kernels import fused_topk  # imported late: TRITON_INTERPRET is read at import
-
-    dev = _kernel_device(xn)
-    sims, idx = fused_topk(xn.to(dev), qn.to(dev), m, exclude_self=True)
-    return sims.to(xn.device), idx.to(xn.device)
-
-
-_CANDIDATES = {"torch": _candidates_torch, "faiss": _candidates_faiss, "triton": _candidates_triton}
-
-
-# --------------------------------------------------------------------------- #
-# Exact fp64 decisions
-# --------------------------------------------------------------------------- #
 def _canonical_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """fp64 dot products of paired rows, ``(a * b).sum(-1)``: each value depends only on its own
     two vectors (a matrix product does not promise that: BLAS can round identical columns
@@ -213,15 +216,17 @@ def _exact_rows(x: torch.Tensor, q: torch.Tensor, rows: torch.Tensor, k: int) ->
     (cheaper than normalising x first). That decides every row whose k-th and (k+1)-th values
     differ by more than the fp64 error bound; in the other rows, entries within the bound of the
     k-th value are recomputed with :func:`_canonical_dot` on fp64-normalised rows, so identical
-    items tie exactly and the lower index wins.
+    items tie exactly and the lower index wins. Rows go through in chunks sized from the free
+    memory of x's device (an fp64 row of similarities is 8 N bytes).
     """
     n = x.shape[0]
     tol = 4.0 * (x.shape[1] + 2) * 2.0**-53
     x64 = x.double()
     x_norm = x64.norm(dim=1).clamp_min(1e-12)  # as F.normalize: a zero row stays zero
     out = torch.empty(rows.numel(), k, dtype=torch.int64, device=x.device)
-    for start in range(0, rows.numel(), ROW_CHUNK):
-        r = rows[start : start + ROW_CHUNK]
+    chunk = ROW_CHUNK if x.device.type == "cpu" else rows_per_chunk(x.device, 24 * n, cap=ROW_CHUNK)
+    for start in range(0, rows.numel(), chunk):
+        r = rows[start : start + chunk]
         q64 = q[r].double()
         sim = (q64 @ x64.T) / (q64.norm(dim=1).clamp_min(1e-12)[:, None] * x_norm[None, :])
         sim[torch.arange(r.numel(), device=x.device), r] = -torch.inf  # never near: |-inf| > tol
@@ -264,14 +269,7 @@ def _unit64(t: torch.Tensor) -> torch.Tensor:
     return _unit_rows(t, torch.float64)
 
 
-def knn_search(x: torch.Tensor, q: torch.Tensor | None, k: int, backend: str,
-               ordered: bool = True) -> torch.Tensor:
-    """k nearest neighbours by cosine similarity of each row of ``q`` (default ``x``) among the rows
-    of ``x``, excluding the row with the same index; returns int64 [Nq, k].
-
-    ``x`` and ``q`` are checked, finite float tensors. Candidates come from the backend on
-    fp32-normalised rows; every close call is decided on fp64-normalised rows of the input.
-    """
+def _cpu_search(x: torch.Tensor, q: torch.Tensor | None, k: int, backend: str, ordered: bool) -> torch.Tensor:
     n, d = x.shape
     dtype = candidate_dtype(backend, x.device, d)
     xn = _unit_rows(x, dtype)
@@ -289,3 +287,317 @@ def knn_search(x: torch.Tensor, q: torch.Tensor | None, k: int, backend: str,
         return out
     x64 = _unit64(x)
     return _order_exactly(x64, x64 if q is None else _unit64(q), out)
+
+
+# --------------------------------------------------------------------------- #
+# Entry points
+# --------------------------------------------------------------------------- #
+def knn_search(x: torch.Tensor, q: torch.Tensor | None, k: int, backend: str,
+               ordered: bool = True) -> torch.Tensor:
+    """k nearest neighbours by cosine similarity of each row of ``q`` (default ``x``) among the rows
+    of ``x``, excluding the row with the same index; returns int64 [Nq, k] on x's device.
+
+    ``x`` and ``q`` are checked, finite float tensors; ``backend`` is concrete (see :func:`resolve_backend`).
+    """
+    if _uses_screening(backend, x.device):
+        home = x.device
+        dev = kernel_device(x) if backend == "triton" else x.device
+        out = screened_search(x.to(dev)[None], None if q is None else q.to(dev)[None], k, backend, ordered)
+        return out[0].to(home)
+    return _cpu_search(x, q, k, backend, ordered)
+
+
+def layer_search(t: torch.Tensor, k: int, backend: str) -> torch.Tensor:
+    """Neighbour sets of every layer of a checked [N, L, D] tensor: int64 [L, N, k] (each row in no
+    particular order). On the GPU path all layers go through one batched screening call; the
+    result stays on the device it was computed on."""
+    if _uses_screening(backend, t.device):
+        dev = kernel_device(t) if backend == "triton" else t.device
+        return screened_search(t.to(dev).transpose(0, 1), None, k, backend, ordered=False)
+    return torch.stack([_cpu_search(t[:, layer, :], None, k, backend, ordered=False) for layer in range(t.shape[1])])
+
+
+# Elements of the boolean neighbour mask that count_overlaps builds at once (~16 MB).
+MASK_ELEMENTS = 2**24
+
+
+def count_overlaps(nx: torch.Tensor, ny: torch.Tensor, backend: str) -> torch.Tensor:
+    """Per-item overlaps for every layer pair: [Lx, N, k] x [Ly, N, k] int64 -> [Lx, Ly, N] int32.
+
+    triton: one kernel launch for all pairs, on the lists' GPU (or interpreted). Otherwise, on the
+    lists' device: for each x-layer the neighbour sets are written into a boolean row mask once and
+    every y-layer's lists are looked up in it, so a pair costs N*k lookups instead of N*k^2 comparisons.
+    """
+    if backend == "triton":
+        from .triton_kernels import pair_overlaps
+
+        dev = kernel_device(nx)
+        return pair_overlaps(nx.to(dev), ny.to(dev))
+    lx, n, k = nx.shape
+    ly = ny.shape[0]
+    dev = nx.device
+    ny = ny.to(dev)
+    out = torch.empty(lx, ly, n, dtype=torch.int32, device=dev)
+    rows_per_block = max(1, min(n, MASK_ELEMENTS // max(n, 1)))
+    for start in range(0, n, rows_per_block):
+        stop = min(start + rows_per_block, n)
+        r = torch.arange(stop - start, device=dev)
+        for a in range(lx):
+            mask = torch.zeros(stop - start, n, dtype=torch.bool, device=dev)
+            mask[r[:, None], nx[a, start:stop]] = True
+            hits = mask[r[None, :, None], ny[:, start:stop]]  # [Ly, rows, k]
+            out[a, :, start:stop] = hits.sum(dim=2, dtype=torch.int32)
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# GPU path: certified fp16 screening of residuals, exact decisions in fp64
+# --------------------------------------------------------------------------- #
+U16, U32, U64 = 2.0**-11, 2.0**-24, 2.0**-53   # unit roundoffs of fp16, fp32, fp64
+SCREEN_MARGIN = 32         # candidates the first screening pass keeps beyond k
+SCREEN_WIDEN = 4           # each further pass keeps this many times more
+SCREEN_MAX_M = 256         # the widest pass; rows still uncertified are searched exhaustively in fp64
+ACCUMULATION_SAFETY = 2.0  # tensor cores need not round to nearest in fp32 (Fasi et al., 2021): a margin
+
+# What the last screened search did, row by row (the benchmark records it): rows searched, rows
+# certified by the first pass, by a wider pass, and rows searched exhaustively in fp64.
+SCREEN_REPORT: dict = {}
+
+
+def fp16_screen_bound(d: int) -> float:
+    """Worst-case |screened - exact| dot product of two unit vectors of dimension d whose entries are
+    rounded to fp16, then multiplied and summed with fp32 accumulation.
+
+    Rounding a unit vector a to fp16 moves each entry by at most u16 |a_t| (normal range, u16 = 2^-11)
+    or 2^-25 (half the subnormal spacing), so ``|fl(a) - a| <= e = u16 + 2^-25 sqrt(d)`` and, by
+    Cauchy-Schwarz, ``|fl(a).fl(b) - a.b| <= 2e + e^2``. Products of fp16 values are exact in fp32;
+    summing d of them errs by at most ``gamma_d |fl(a)| |fl(b)|``, ``gamma_d = d u / (1 - d u)``, with
+    u = 2^-23 (truncation instead of round-to-nearest) and that term doubled (``ACCUMULATION_SAFETY``).
+
+    >>> round(fp16_screen_bound(1024), 6)
+    0.001223
+    """
+    e = U16 + 2.0**-25 * d**0.5
+    u = 2.0 * U32
+    gamma = d * u / (1 - d * u)
+    return 2 * e + e * e + ACCUMULATION_SAFETY * gamma * (1 + e) ** 2
+
+
+def fp64_cosine_bound(d: int) -> float:
+    """A generous bound on the error of an fp64 cosine (and of fp64 row offsets) in dimension d."""
+    return 16.0 * (d + 2) * U64
+
+
+def _free_bytes(device: torch.device) -> int:
+    """Bytes a new allocation can take on ``device`` now: free GPU memory plus what torch's caching
+    allocator holds unused; on a CPU, the available system memory."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+# Working memory one chunk of a search may take: a quarter of what is free, and at most this much
+# (so that a search at N = 1,000,000 stays well inside 16 GiB beside its inputs).
+WORKSPACE_BYTES = 2**32
+
+
+def rows_per_chunk(device: torch.device, bytes_per_row: int, fraction: float = 0.25, cap: int = 1 << 20) -> int:
+    """How many rows of ``bytes_per_row`` working memory fit in ``fraction`` of the device's free memory
+    now (and in ``WORKSPACE_BYTES``), at least one and at most ``cap``."""
+    budget = min(fraction * _free_bytes(device), WORKSPACE_BYTES)
+    return int(max(1, min(cap, budget // max(1, bytes_per_row))))
+
+
+class _Screenable:
+    """One space, every layer, ready to screen. For unit rows ``u_i = m + r_i`` (m: the database's
+    mean unit row) the cosine is ``|m|^2 + m.r_i + m.r_j + r_i.r_j``; only ``r_i.r_j`` is screened,
+    from fp16 unit residuals ``r16`` scaled by ``w = |r|``. ``b = m.r`` and ``inv_norm`` are fp64."""
+
+    def __init__(self, x: torch.Tensor, mean: torch.Tensor | None = None):
+        n_layers, n, d = x.shape
+        dev = x.device
+        self.inv_norm = torch.empty(n_layers, n, dtype=torch.float64, device=dev)
+        chunk = rows_per_chunk(dev, 3 * 8 * d * n_layers)  # fp64 unit rows and two temporaries
+        units = None
+        if mean is None:  # the database: its mean unit row
+            mean = torch.zeros(n_layers, d, dtype=torch.float64, device=dev)
+            for s in range(0, n, chunk):
+                units = self._unit(x, s, s + chunk)
+                mean += units.sum(dim=1)
+            mean /= n
+        self.mean = mean
+        self.r16 = torch.empty(n_layers, n, d, dtype=torch.float16, device=dev)
+        self.w = torch.empty(n_layers, n, dtype=torch.float64, device=dev)
+        self.b = torch.empty(n_layers, n, dtype=torch.float64, device=dev)
+        for s in range(0, n, chunk):
+            # one chunk holds every row: reuse the unit rows of the first pass
+            r = (units if chunk >= n and units is not None else self._unit(x, s, s + chunk)).sub_(mean[:, None, :])
+            w = r.norm(dim=2)
+            self.w[:, s : s + chunk] = w
+            self.b[:, s : s + chunk] = torch.bmm(r, mean[:, :, None])[..., 0]
+            self.r16[:, s : s + chunk] = r.div_(torch.where(w > 0, w, 1.0)[:, :, None])
+        self.offset = (mean * mean).sum(dim=1)[:, None] + self.b  # |m|^2 + m.r_i: a query row's constant
+
+    def _unit(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        x64 = x[:, start:stop].to(torch.float64, copy=True)  # a copy: the input is never written to
+        norm = x64.norm(dim=2).clamp_min_(1e-12)  # as F.normalize: a zero row stays zero
+        self.inv_norm[:, start:stop] = 1.0 / norm
+        return x64.div_(norm[:, :, None])
+
+    def rows(self, layer: int, rows: torch.Tensor) -> "_Screenable":
+        """The given rows of one layer, as a one-layer space (for a wider second screening pass)."""
+        sub = object.__new__(_Screenable)
+        sub.mean = self.mean[layer : layer + 1]
+        for name in ("inv_norm", "w", "b", "offset", "r16"):
+            setattr(sub, name, getattr(self, name)[layer : layer + 1, rows])
+        return sub
+
+    def layer(self, layer: int) -> "_Screenable":
+        return self.rows(layer, slice(None))
+
+
+def _screen(backend: str, q: _Screenable, x: _Screenable, query_ids: torch.Tensor, m: int):
+    """Top-m screened scores ``m.r_j + |r_i| |r_j| <r16_i, r16_j>`` per query row, [L, Nq, m] (fp32,
+    descending) and their item indices (int64); item ``query_ids[i]`` never pairs with row i."""
+    if backend == "triton":
+        from .triton_kernels import screen_topk
+
+        return screen_topk(q.r16, x.r16, q.w.float(), x.w.float(), x.b.float(), query_ids, m)
+    n_layers, n_q, _ = q.r16.shape
+    dev = x.r16.device
+    vals = torch.empty(n_layers, n_q, m, dtype=torch.float32, device=dev)
+    idx = torch.empty(n_layers, n_q, m, dtype=torch.int64, device=dev)
+    xw, xb, qw = x.w.float(), x.b.float(), q.w.float()
+    chunk = rows_per_chunk(dev, 16 * x.r16.shape[1], cap=16384)
+    own = query_ids.long()
+    for layer in range(n_layers):
+        for s in range(0, n_q, chunk):
+            sim = (q.r16[layer, s : s + chunk] @ x.r16[layer].T).float()  # fp16 tensor cores, fp32 accumulation
+            sim.mul_(qw[layer, s : s + chunk, None] * xw[layer][None, :]).add_(xb[layer][None, :])
+            ids = own[s : s + chunk]
+            keep = ids >= 0
+            sim[torch.arange(ids.numel(), device=dev)[keep], ids[keep]] = -torch.inf
+            vals[layer, s : s + chunk], idx[layer, s : s + chunk] = torch.topk(sim, m, dim=1)
+    return vals, idx
+
+
+def _rerank(backend: str, q: torch.Tensor, x: torch.Tensor, q_inv: torch.Tensor, x_inv: torch.Tensor,
+            cand: torch.Tensor) -> torch.Tensor:
+    """fp64 cosines ``(q_i . x_j) / (|q_i| |x_j|)`` of every candidate j >= 0 of each row: [L, Nq, m]
+    (-inf where ``cand`` is -1). q [L, Nq, D], x [L, N, D]: the input rows."""
+    if backend == "triton":
+        from .triton_kernels import rerank
+
+        return rerank(q, x, q_inv, x_inv, cand)
+    out = torch.full(cand.shape, -torch.inf, dtype=torch.float64, device=cand.device)
+    where = (cand >= 0).nonzero()
+    chunk = rows_per_chunk(cand.device, 24 * q.shape[2], cap=1 << 16)
+    for s in range(0, where.shape[0], chunk):
+        layer, i, c = where[s : s + chunk].unbind(1)
+        j = cand[layer, i, c]
+        dots = (q[layer, i].double() * x[layer, j].double()).sum(dim=1)
+        out[layer, i, c] = dots * q_inv[layer, i] * x_inv[layer, j]
+    return out
+
+
+def _lexsort(cluster: torch.Tensor, exact: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Per row, the permutation that sorts by cluster (ascending), exact value (descending), index (ascending)."""
+    order = torch.sort(idx, dim=-1, stable=True).indices
+    order = torch.gather(order, -1, torch.sort(torch.gather(exact, -1, order), dim=-1, descending=True,
+                                               stable=True).indices)
+    return torch.gather(order, -1, torch.sort(torch.gather(cluster, -1, order), dim=-1, stable=True).indices)
+
+
+def _decide(backend, vals, idx, err, offset, q, x, q_inv, x_inv, d: int, k: int, ordered: bool,
+            all_candidates: bool):
+    """Exact top-k from the screened candidates where the screen allows it: ``(top [L, R, k], certified [L, R])``.
+
+    ``vals`` [L, R, m] are screened values (descending): cosines minus the row's ``offset`` [L, R], each
+    within ``err`` [L, R] (plus fp64 slack ``e64``). *Contenders* are the first k ranks and every candidate within
+    ``2 err + 2 e64`` below the k-th screened value: every other candidate is below all of the first k
+    ranks for sure, so the top k lies among the contenders, and their fp64 cosines decide (ties ->
+    lower index). Items that were not screened in lie below the m-th candidate: the row is certified
+    when that candidate is no contender, or when the k-th exact value exceeds its screened value by
+    more than ``err + e64``. Without ``ordered``, a row whose k-th and (k+1)-th screened values are
+    more than the contender window apart needs no fp64 value at all.
+    """
+    e64 = fp64_cosine_bound(d)
+    s = vals.double()
+    m = s.shape[-1]
+    ranks = torch.arange(m, device=s.device)
+    gap = 2 * err + 2 * e64
+    contender = (ranks < k) | (s >= s[..., k - 1 : k] - gap[..., None])
+    clean = (s[..., k - 1] - s[..., k] > gap) if m > k else torch.ones_like(gap, dtype=torch.bool)
+    needed = contender & (torch.as_tensor(ordered, device=s.device) | ~clean[..., None])
+    exact = torch.full_like(s, -torch.inf)
+    if bool(needed.any()):
+        exact = _rerank(backend, q, x, q_inv, x_inv, torch.where(needed, idx, -1))
+    # contenders first, then by exact value (clean rows without fp64 values keep their screened order)
+    key = torch.where(needed, exact, torch.where(contender, s + 10.0, s - 10.0))  # |cosine| <= 1, |s| <= 3
+    order = _lexsort(torch.zeros_like(idx), key, idx)
+    top = torch.gather(idx, -1, order[..., :k])
+    # A non-contender is below all of the first k ranks for sure, so the top k lies among the contenders;
+    # the items not screened in (below the m-th candidate) are then excluded unless the m-th candidate
+    # itself is a contender, when the k-th exact value must clear it by the bound.
+    kth_exact = torch.gather(key, -1, order[..., k - 1 : k])[..., 0]
+    certified = ~contender[..., m - 1] | (kth_exact > s[..., m - 1] + offset + err + e64)
+    if all_candidates:  # every item was screened in: the contenders' fp64 order is the whole answer
+        certified = torch.ones_like(certified)
+    return top, certified
+
+
+def screened_search(x: torch.Tensor, q: torch.Tensor | None, k: int, backend: str, ordered: bool = True,
+                    margin: int = SCREEN_MARGIN) -> torch.Tensor:
+    """Exact kNN of every layer at once by certified screening: x [L, N, D], q [L, Nq, D] or None
+    (self-search); row i of q never matches item i. Returns int64 [L, Nq, k] on x's device.
+
+    1. Every row is normalised in fp64 and split as ``u_i = m + r_i`` (m: the mean unit row of x), so
+       ``u_i . u_j = |m|^2 + m.r_i + m.r_j + r_i.r_j``. Only ``r_i . r_j`` is screened, in fp16 on unit
+       residuals scaled by ``|r_i| |r_j|``, so the error bound shrinks with the spread of the data:
+       anisotropic features, whose cosines all sit near 1, defeat plain fp16 screening.
+    2. The top k + ``margin`` screened candidates of each row are decided by :func:`_decide`.
+    3. Rows that are not certified are screened again with ``SCREEN_WIDEN`` times more candidates,
+       up to ``SCREEN_MAX_M``; only rows still uncertified are searched exhaustively in fp64, in
+       chunks sized from the free memory.
+    """
+    n_layers, n, d = x.shape
+    q_rows = x if q is None else q
+    n_q = q_rows.shape[1]
+    xs = _Screenable(x)
+    qs = xs if q is None else _Screenable(q, xs.mean)
+    scale = qs.w * xs.w.amax(dim=1, keepdim=True)                      # |r_i| max_j |r_j|
+    err = scale * fp16_screen_bound(d) + 8 * U32 * (xs.b.abs().amax(dim=1, keepdim=True) + 2 * scale)
+    m = min(k + margin, n - 1)
+    ids = torch.arange(n_q, device=x.device, dtype=torch.int32)
+    vals, idx = _screen(backend, qs, xs, ids, m)
+    out, certified = _decide(backend, vals, idx, err, qs.offset, q_rows, x, qs.inv_norm, xs.inv_norm, d, k, ordered, m == n - 1)
+    first = int(certified.sum())  # the one host synchronisation of a batch that needs nothing more
+    SCREEN_REPORT.update(rows=certified.numel(), certified_first_pass=first, certified_widened=0, fallback_rows=0,
+                         first_pass_m=m)
+    if first == certified.numel():
+        return out
+    for layer in torch.unique(torch.nonzero(~certified)[:, 0]).tolist():
+        rows = torch.nonzero(~certified[layer])[:, 0]
+        wide = m
+        while rows.numel() and wide < min(SCREEN_MAX_M, n - 1):
+            wide = min(SCREEN_WIDEN * wide, SCREEN_MAX_M, n - 1)
+            sub = qs.rows(layer, rows)
+            v, i = _screen(backend, sub, xs.layer(layer), rows.to(torch.int32), wide)
+            top, ok = _decide(backend, v, i, err[layer : layer + 1, rows], sub.offset, q_rows[layer : layer + 1, rows],
+                              x[layer : layer + 1], sub.inv_norm, xs.inv_norm[layer : layer + 1], d, k, ordered,
+                              wide == n - 1)
+            out[layer, rows[ok[0]]] = top[0, ok[0]]
+            SCREEN_REPORT["certified_widened"] += int(ok.sum())
+            rows = rows[~ok[0]]
+        if rows.numel():  # the last resort: every item, in fp64
+            SCREEN_REPORT["fallback_rows"] += rows.numel()
+            top = _exact_rows(x[layer], q_rows[layer], rows, k)
+            if ordered:
+                exact = _rerank(backend, q_rows[layer : layer + 1, rows], x[layer : layer + 1],
+                                qs.inv_norm[layer : layer + 1, rows], xs.inv_norm[layer : layer + 1], top[None])
+                top = torch.gather(top, -1, _lexsort(torch.zeros_like(top), exact[0], top))
+            out[layer, rows] = top
+    return out

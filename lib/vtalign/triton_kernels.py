@@ -1,92 +1,185 @@
-"""Triton kernels: fused similarity + running top-k, and layer-pair overlap counts.
+"""Triton kernels: certified low-precision screening with a running top-m, exact fp64 re-ranking
+of the candidates, and layer-pair overlap counts.
 
-On a GPU these compile as usual. On a CPU-only machine Triton runs them only
-in its interpreter, which must be switched on *before* this module is
-imported: ``TRITON_INTERPRET=1`` in the environment (slow, but exact; the
-tests use it with small N).
+On a GPU these compile as usual. On a CPU-only machine Triton runs them only in its
+interpreter, which must be switched on *before* this module is imported:
+``TRITON_INTERPRET=1`` in the environment (slow, but exact; the tests use it with small N).
 
-``fused_topk`` never materialises the N x N similarity matrix: each program
-takes a block of query rows, walks the database in tiles, computes the tile's
-cosine similarities with ``tl.dot`` in IEEE fp32 (no TF32, so the error bound
-used by :mod:`vtalign.knn` holds) and merges them into the rows' running top-k
-held in registers. Memory is O(N * k) for the output plus one tile per program.
-Exact ties between candidates are left to :mod:`vtalign.knn`, which re-decides
-every row whose k-th and (k+1)-th values are close in fp64 with the lower-index rule.
+``screen_topk`` never materialises the N x N similarity matrix. Each program takes a block of
+query rows of one layer, walks the database in tiles, computes each tile's screened scores with
+``tl.dot`` on fp16 inputs with fp32 accumulation (tensor cores) and merges them into the rows'
+running top-m held in registers. The merge moves one entry per row per step and stops as soon as
+no row of the block has an entry above its current m-th value, so after the first tiles a tile
+costs one comparison: entries that cannot enter are skipped. What the scores are and why the
+answer stays exact is :mod:`vtalign.knn`'s business (the error bound and the certification rule);
+these kernels only compute.
+
+``rerank`` computes fp64 cosines of given (query, candidate) pairs from the input rows:
+``(sum_t q_t x_t) * (1 / |q|) * (1 / |x|)`` in fp64, one fixed summation order per pair, so two
+identical items get bitwise identical values and tie exactly.
 """
 from __future__ import annotations
+
+import os
 
 import torch
 import triton
 import triton.language as tl
 
-__all__ = ["fused_topk", "pair_overlaps"]
+__all__ = ["screen_topk", "rerank", "pair_overlaps", "SCREEN_DTYPE"]
+
+SCREEN_DTYPE = torch.float16  # tensor-core input type of the screening pass (see vtalign.knn for the bound)
+_INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
 @triton.jit
-def _fused_topk_kernel(q_ptr, x_ptr, vals_ptr, idx_ptr, n_q, n_x, d,
-                       stride_q, stride_x, exclude_self: tl.constexpr,
-                       BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-                       KP: tl.constexpr):
+def _screen_topk_kernel(q_ptr, x_ptr, qw_ptr, xw_ptr, xb_ptr, qid_ptr, vals_ptr, idx_ptr,
+                        n_q, n_x, d,
+                        stride_ql, stride_q, stride_xl, stride_x, stride_qwl, stride_xwl, stride_vl,
+                        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, KP: tl.constexpr):
     pid = tl.program_id(0)
+    layer = tl.program_id(1)
     rows = pid * BLOCK_M + tl.arange(0, BLOCK_M)
     row_ok = rows < n_q
+    qid = tl.load(qid_ptr + rows, mask=row_ok, other=-1)
+    wq = tl.load(qw_ptr + layer * stride_qwl + rows, mask=row_ok, other=0.0)
+    q_base = q_ptr + layer * stride_ql
+    x_base = x_ptr + layer * stride_xl
     slots = tl.arange(0, KP)
+    lanes = tl.arange(0, BLOCK_N)
     top_v = tl.full((BLOCK_M, KP), float("-inf"), tl.float32)
-    top_i = tl.full((BLOCK_M, KP), -1, tl.int64)
+    top_i = tl.full((BLOCK_M, KP), -1, tl.int32)
+    cur_min = tl.full((BLOCK_M,), float("-inf"), tl.float32)
     for start in range(0, n_x, BLOCK_N):
-        cols = start + tl.arange(0, BLOCK_N)
+        cols = start + lanes
         col_ok = cols < n_x
         acc = tl.zeros((BLOCK_M, BLOCK_N), tl.float32)
         for kk in range(0, d, BLOCK_K):
             ks = kk + tl.arange(0, BLOCK_K)
             k_ok = ks < d
-            a = tl.load(q_ptr + rows[:, None] * stride_q + ks[None, :],
-                        mask=row_ok[:, None] & k_ok[None, :], other=0.0)
-            b = tl.load(x_ptr + cols[:, None] * stride_x + ks[None, :],
-                        mask=col_ok[:, None] & k_ok[None, :], other=0.0)
-            acc += tl.dot(a, tl.trans(b), input_precision="ieee")
-        invalid = ~col_ok[None, :]
-        if exclude_self:
-            invalid = invalid | (rows[:, None] == cols[None, :])
-        s = tl.where(invalid, float("-inf"), acc)
-        # Merge: move the tile's best entries into the running top-k, one per row per step.
-        # KP steps always suffice; a row whose tile maximum is no better than its current
-        # k-th value is left unchanged by that step.
-        for _ in range(KP):
-            t_max = tl.max(s, 1)
+            a = tl.load(q_base + rows[:, None] * stride_q + ks[None, :], mask=row_ok[:, None] & k_ok[None, :],
+                        other=0.0)
+            b = tl.load(x_base + cols[:, None] * stride_x + ks[None, :], mask=col_ok[:, None] & k_ok[None, :],
+                        other=0.0)
+            acc = tl.dot(a, tl.trans(b), acc)
+        xw = tl.load(xw_ptr + layer * stride_xwl + cols, mask=col_ok, other=0.0)
+        xb = tl.load(xb_ptr + layer * stride_xwl + cols, mask=col_ok, other=0.0)
+        s = xb[None, :] + (wq[:, None] * xw[None, :]) * acc
+        invalid = (~col_ok[None, :]) | (cols[None, :] == qid[:, None])
+        s = tl.where(invalid | (s <= cur_min[:, None]), float("-inf"), s)  # only entries that can enter
+        t_max = tl.max(s, 1)
+        more = tl.max((t_max > cur_min).to(tl.int32), 0)
+        while more > 0:
             t_arg = tl.argmax(s, 1, tie_break_left=True)
-            cur_min = tl.min(top_v, 1)
             cur_arg = tl.argmin(top_v, 1, tie_break_left=True)
             better = t_max > cur_min
             replace = (slots[None, :] == cur_arg[:, None]) & better[:, None]
             top_v = tl.where(replace, t_max[:, None], top_v)
-            top_i = tl.where(replace, (start + t_arg).to(tl.int64)[:, None], top_i)
-            s = tl.where(tl.arange(0, BLOCK_N)[None, :] == t_arg[:, None], float("-inf"), s)
-    out = rows[:, None] * KP + slots[None, :]
+            top_i = tl.where(replace, (start + t_arg)[:, None], top_i)
+            s = tl.where(lanes[None, :] == t_arg[:, None], float("-inf"), s)
+            cur_min = tl.min(top_v, 1)
+            t_max = tl.max(s, 1)
+            more = tl.max((t_max > cur_min).to(tl.int32), 0)
+    out = layer * stride_vl + rows[:, None] * KP + slots[None, :]
     tl.store(vals_ptr + out, top_v, mask=row_ok[:, None])
     tl.store(idx_ptr + out, top_i, mask=row_ok[:, None])
 
 
-def fused_topk(xn: torch.Tensor, qn: torch.Tensor, m: int, exclude_self: bool = True,
-               block_m: int = 32, block_n: int = 64, block_k: int = 32):
-    """The m largest cosine similarities of each row of ``qn`` against the rows of ``xn``.
+_SCREEN_CONFIGS = [
+    triton.Config(dict(BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk), num_warps=w, num_stages=s)
+    for bm, bn, bk, w, s in [(64, 128, 64, 4, 3), (64, 128, 64, 4, 4), (64, 128, 64, 8, 3), (128, 128, 64, 8, 3),
+                             (64, 64, 64, 4, 4), (64, 256, 64, 8, 3), (128, 64, 64, 4, 3), (32, 128, 64, 4, 4),
+                             (64, 128, 32, 4, 5)]
+]
+# Tuned per (d, KP), not per N: the best tile does not depend on N, and tuning at N = 10^6 would
+# time every configuration on a multi-second search. Large problems are tuned on a sample first.
+_screen_topk_tuned = triton.autotune(configs=_SCREEN_CONFIGS, key=["d", "KP"])(_screen_topk_kernel)
+_TUNE_SAMPLE = 16384
+_tuned_keys: set = set()
 
-    xn [N, D], qn [Nq, D]: L2-normalised fp32, contiguous, on one device.
-    exclude_self : row i of ``qn`` never matches row i of ``xn``.
-    Returns (values [Nq, m] fp32 descending, indices [Nq, m] int64).
+
+def screen_topk(q16: torch.Tensor, x16: torch.Tensor, qw: torch.Tensor, xw: torch.Tensor, xb: torch.Tensor,
+                query_ids: torch.Tensor, m: int):
+    """The m highest screened scores ``xb[j] + qw[i] * xw[j] * <q16[i], x16[j]>`` of each query row,
+    for every layer at once, never pairing a query with the item whose index is ``query_ids[i]``.
+
+    q16 [L, Nq, D], x16 [L, N, D]: fp16 (tensor-core inputs); qw [L, Nq], xw [L, N], xb [L, N]: fp32;
+    query_ids [Nq] int32 (-1: exclude nothing). Returns (values [L, Nq, m] fp32 descending,
+    indices [L, Nq, m] int64); slots beyond the number of valid items hold -inf and index -1.
     """
-    if xn.dtype != torch.float32 or qn.dtype != torch.float32:
-        raise ValueError("fused_topk expects fp32 inputs (normalise and upcast first).")
-    xn, qn = xn.contiguous(), qn.contiguous()
+    n_layers, n_q, d = q16.shape
+    n_x = x16.shape[1]
     kp = max(16, triton.next_power_of_2(m))
-    vals = torch.empty(qn.shape[0], kp, dtype=torch.float32, device=xn.device)
-    idx = torch.empty(qn.shape[0], kp, dtype=torch.int64, device=xn.device)
-    grid = (triton.cdiv(qn.shape[0], block_m),)
-    _fused_topk_kernel[grid](qn, xn, vals, idx, qn.shape[0], xn.shape[0], xn.shape[1],
-                             qn.stride(0), xn.stride(0), exclude_self,
-                             BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k, KP=kp)
-    top = torch.topk(vals, m, dim=1, largest=True, sorted=True)
-    return top.values, torch.gather(idx, 1, top.indices)
+    q16, x16 = q16.contiguous(), x16.contiguous()
+    qw, xw, xb = qw.contiguous(), xw.contiguous(), xb.contiguous()
+    vals = torch.empty(n_layers, n_q, kp, dtype=torch.float32, device=x16.device)
+    idx = torch.empty(n_layers, n_q, kp, dtype=torch.int32, device=x16.device)
+    args = (q16, x16, qw, xw, xb, query_ids.to(torch.int32).contiguous(), vals, idx, n_q, n_x, d,
+            q16.stride(0), q16.stride(1), x16.stride(0), x16.stride(1), qw.stride(0), xw.stride(0), vals.stride(0))
+    if _INTERPRETED or kp > 128:  # the interpreter would run every autotuning config; wide KP: small tiles
+        block_m = 16 if _INTERPRETED else (32 if kp > 128 else 64)
+        grid = (triton.cdiv(n_q, block_m), n_layers)
+        _screen_topk_kernel[grid](*args, BLOCK_M=block_m, BLOCK_N=32 if _INTERPRETED else 64,
+                                  BLOCK_K=32 if _INTERPRETED else 64, KP=kp)
+    else:
+        if (d, kp) not in _tuned_keys and max(n_q, n_x) > _TUNE_SAMPLE:
+            sub = min(_TUNE_SAMPLE, n_q, n_x)
+            screen_topk(q16[:1, :sub], x16[:1, :sub], qw[:1, :sub], xw[:1, :sub], xb[:1, :sub], query_ids[:sub], m)
+        _tuned_keys.add((d, kp))
+        grid = lambda meta: (triton.cdiv(n_q, meta["BLOCK_M"]), n_layers)  # noqa: E731
+        _screen_topk_tuned[grid](*args, KP=kp)
+    top = torch.topk(vals, m, dim=2, largest=True, sorted=True)
+    return top.values, torch.gather(idx, 2, top.indices).to(torch.int64)
+
+
+@triton.jit
+def _rerank_kernel(q_ptr, x_ptr, qinv_ptr, xinv_ptr, cand_ptr, out_ptr, m, d,
+                   stride_ql, stride_q, stride_xl, stride_x, stride_qil, stride_xil, stride_cl, stride_c,
+                   BLOCK_C: tl.constexpr, BLOCK_D: tl.constexpr):
+    row = tl.program_id(0)
+    layer = tl.program_id(1)
+    cs = tl.arange(0, BLOCK_C)
+    c_ok = cs < m
+    cand = tl.load(cand_ptr + layer * stride_cl + row * stride_c + cs, mask=c_ok, other=0)
+    c_ok = c_ok & (cand >= 0)
+    cand = tl.where(c_ok, cand, 0)
+    acc = tl.zeros((BLOCK_C,), tl.float64)
+    q_base = q_ptr + layer * stride_ql + row * stride_q
+    x_base = x_ptr + layer * stride_xl
+    for kk in range(0, d, BLOCK_D):
+        ds = kk + tl.arange(0, BLOCK_D)
+        d_ok = ds < d
+        qv = tl.load(q_base + ds, mask=d_ok, other=0.0).to(tl.float64)
+        xv = tl.load(x_base + cand[:, None] * stride_x + ds[None, :], mask=c_ok[:, None] & d_ok[None, :],
+                     other=0.0).to(tl.float64)
+        acc += tl.sum(xv * qv[None, :], 1)
+    qinv = tl.load(qinv_ptr + layer * stride_qil + row)
+    xinv = tl.load(xinv_ptr + layer * stride_xil + cand, mask=c_ok, other=0.0)
+    cos = (acc * qinv) * xinv
+    tl.store(out_ptr + layer * stride_cl + row * stride_c + cs, tl.where(c_ok, cos, float("-inf")),
+             mask=cs < m)
+
+
+def rerank(q: torch.Tensor, x: torch.Tensor, q_inv_norm: torch.Tensor, x_inv_norm: torch.Tensor,
+           candidates: torch.Tensor) -> torch.Tensor:
+    """fp64 cosines of each query row with its candidates, every layer at once.
+
+    q [L, Nq, D], x [L, N, D] (any float dtype; read as fp64), q_inv_norm [L, Nq], x_inv_norm [L, N]
+    fp64 (1 / row norm; 0 for a zero row), candidates [L, Nq, m] int64 (-1: none).
+    Returns [L, Nq, m] fp64 (-inf where there is no candidate).
+    """
+    n_layers, n_q, d = q.shape
+    m = candidates.shape[2]
+    q, x, candidates = q.contiguous(), x.contiguous(), candidates.contiguous()
+    q_inv_norm, x_inv_norm = q_inv_norm.contiguous(), x_inv_norm.contiguous()
+    out = torch.empty(n_layers, n_q, m, dtype=torch.float64, device=x.device)
+    block_c = max(16, triton.next_power_of_2(m))
+    block_d = max(16, min(128, 4096 // block_c))
+    _rerank_kernel[(n_q, n_layers)](q, x, q_inv_norm, x_inv_norm, candidates, out, m, d,
+                                    q.stride(0), q.stride(1), x.stride(0), x.stride(1), q_inv_norm.stride(0),
+                                    x_inv_norm.stride(0), candidates.stride(0), candidates.stride(1),
+                                    BLOCK_C=block_c, BLOCK_D=block_d)
+    return out
 
 
 @triton.jit
