@@ -30,6 +30,36 @@ def test_smoke_record_and_tables(tmp_path):
     targets = performance.targets_table([record])
     # smoke records never count towards targets
     assert targets.measured.str.startswith("not measured").all()
+    peers = performance.peers_table([record])
+    assert {"fp32 (IEEE) matmul + topk", "fp16 matmul + topk"} <= set(peers.peer)
+    check = [p for p in record["peers"] if p["peer"].startswith("check:")]
+    assert check and check[0]["identical"] is True  # vtalign equals an fp64 brute force
+    exact_rows = peers[peers.peer.str.startswith("vtalign")]
+    assert (exact_rows.rows_with_other_order == 0).all()
+
+
+def _gpu_record(knn_seconds, peer_seconds, sweep_seconds, million=None):
+    knn = [dict(n=65536, d=1024, k=10, backend=b, seconds=t, peak_bytes=2**30) for b, t in knn_seconds.items()]
+    if million:
+        knn.append(dict(n=1_000_000, d=1024, k=10, backend="triton", seconds=million[0], peak_bytes=million[1]))
+    return dict(mode="full", device="cuda", knn=knn,
+                peers=[dict(peer="fp16 matmul + topk", n=65536, d=1024, k=10, seconds=peer_seconds, peak_bytes=1,
+                            rows_with_other_set=0.02, rows_with_other_order=0.1)],
+                sweep=dict(backends={"triton": dict(seconds=sweep_seconds)}, backends_identical=True,
+                           identical_to_fp64_reference=True))
+
+
+def test_gpu_targets_each_check_their_own_number():
+    met = performance.targets_table([_gpu_record({"triton": 0.04, "torch": 0.16}, 0.045, 0.004,
+                                                 (14.0, 5 * 2**30))]).set_index("target").met
+    assert met.loc["exact kNN at N = 65,536, d = 1024, k = 10 in <= 0.05 s"] is True
+    assert met.loc["exact kNN at N = 65,536 faster than the inexact fp16 matmul + topk peer"] is True
+    assert met.loc["triton is the fastest exact backend at N = 65,536"] is True
+    assert met.loc["exact layer sweep at paper shape (1,419 pairs) in <= 5 ms"] is True
+    assert met.loc["exact kNN at N = 1,000,000, d = 1024 in <= 20 s with peak GPU memory <= 16 GiB"] is True
+    slow = performance.targets_table([_gpu_record({"triton": 0.08, "torch": 0.07}, 0.045, 0.03,
+                                                  (14.0, 20 * 2**30))]).set_index("target").met
+    assert not slow[slow.index.str.startswith("exact")].any() and not slow.loc["triton is the fastest exact backend at N = 65,536"]
 
 
 def test_targets_read_full_records():

@@ -5,16 +5,18 @@ Conventions shared by every function here:
 * Features are ``[N, D]`` (one layer) or ``[N, L, D]`` (every layer), as numpy
   arrays or torch tensors of any float dtype; fp16/bf16 are upcast to fp32.
 * Similarity is cosine similarity (a zero row stays zero, so it is equally
-  similar to everything). Backends propose neighbours in fp32; every close
-  call is decided in fp64 on the input values (:mod:`vtalign.knn`), so all
-  backends return identical neighbours.
+  similar to everything). Backends propose candidates in lower precision
+  (fp32 on a CPU, a certified fp16 screen on a GPU); every close call is
+  decided in fp64 on the input values (:mod:`vtalign.knn`), so all backends
+  return identical neighbours.
 * Item ``i`` is never its own neighbour. Its k nearest neighbours are the k
   other items of highest similarity, ordered nearest first; **ties are broken
   by lower index**, so results depend on nothing but the data and this rule.
   A tie is an exactly equal fp64 similarity: every case of identical feature
   vectors (duplicated items, constant rows, zero rows) is one. Cosines of
   *different* vectors that agree only in exact arithmetic may differ in the
-  last fp64 bit and are then ordered by those values.
+  last fp64 bit and are then ordered by those values (which may differ
+  between the CPU and the GPU path, whose fp64 sums run in other orders).
 * The neighbour lists of a layer are computed once and reused for every layer
   pair, for permutation nulls and for bootstraps (see :mod:`vtalign.stats`).
 """
@@ -106,7 +108,7 @@ def knn_indices(x, k: int, backend: str = "auto", queries=None) -> np.ndarray:
     ----------
     x : array or tensor [N, D]
     k : int, 1 <= k < N
-    backend : "auto" | "torch" | "faiss" (all give identical results; see :mod:`vtalign.knn`)
+    backend : "auto" | "torch" | "faiss" | "triton" (all give identical results; see :mod:`vtalign.knn`)
     queries : optional [N, D] array: search the neighbours of ``queries[i]``
         among the rows of ``x``, still excluding row ``i`` (used for
         VideoComp-style negatives: a negative caption's neighbours among the

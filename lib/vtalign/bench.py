@@ -123,6 +123,9 @@ def bench_sweep(shape: dict, backends, device: str, reference: bool) -> dict:
         out["reference"] = dict(seconds=seconds, best=float(ref.max()))
         out["identical_to_reference"] = bool(np.array_equal(ref, first.scores))
         out["max_abs_difference"] = float(np.abs(ref - first.scores).max())
+        if device == "cuda":  # the fp32 reference is not exact on a GPU (rounding, argsort's ties): check in fp64 too
+            ref64 = reference_sweep(fx.double(), fy.double(), shape["k"])
+            out["identical_to_fp64_reference"] = bool(np.array_equal(ref64, first.scores))
         for b in out["backends"]:
             out["backends"][b]["speedup_vs_reference"] = seconds / out["backends"][b]["seconds"]
     return out
@@ -251,7 +254,17 @@ def bench_peers(n: int, d: int, k: int, device: str, repeat: int = 3) -> list[di
 
     x = _features(n, 1, d, 2, device)[:, 0].contiguous()
     exact = torch.from_numpy(knn_indices(x, k))
-    rows = []
+    # vtalign's answer against an fp64 brute force (tie rule: lower index) on every 64th row
+    from .knn import topk_lowest_index
+
+    sample = torch.arange(0, n, 64, device=x.device)
+    x64 = torch.nn.functional.normalize(x.double(), dim=1)
+    sim = x64[sample] @ x64.T
+    sim[torch.arange(len(sample), device=x.device), sample] = -torch.inf
+    brute = topk_lowest_index(sim, k).cpu()
+    del x64, sim
+    rows = [dict(peer="check: vtalign (auto) vs fp64 brute force", n=n, d=d, k=k, sampled_rows=len(sample),
+                 identical=bool(torch.equal(brute, exact[sample.cpu()])))]
     peers = [("fp32 (IEEE) matmul + topk", lambda: peer_knn(x, k, torch.float32)),
              ("fp16 matmul + topk", lambda: peer_knn(x, k, torch.float16)),
              ("bf16 matmul + topk", lambda: peer_knn(x, k, torch.bfloat16))]
