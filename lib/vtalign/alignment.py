@@ -269,12 +269,14 @@ def sweep_from_neighbours(nx, ny, backend: str = "auto") -> SweepResult:
     """Build a :class:`SweepResult` from per-layer neighbour lists ([Lx, N, k] and [Ly, N, k], numpy
     arrays or tensors on any device; the overlaps are counted where the lists are).
 
-    Scores are means of integer counts: their fp64 sums are exact in any order, so every device
-    gives the same scores.
+    Scores are means of integer counts, summed exactly on the lists' device and divided on the CPU,
+    so every device gives the same scores.
     """
     overlaps = _overlaps(nx, ny, backend)
     k = int(torch.as_tensor(nx).shape[2])
-    scores = (overlaps.sum(dim=2, dtype=torch.float64) / overlaps.shape[2]).cpu().numpy() / k
+    # integer sums are exact on any device; the division happens here on the CPU (CUDA divides by a
+    # scalar through its reciprocal, which can differ in the last bit)
+    scores = overlaps.sum(dim=2, dtype=torch.int64).cpu().numpy() / overlaps.shape[2] / k
     return SweepResult(scores, best_pair(scores), k, torch.as_tensor(nx).long(), torch.as_tensor(ny).long(), overlaps)
 
 

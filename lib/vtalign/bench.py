@@ -328,6 +328,18 @@ def screen_certification(n: int, d: int, k: int, device: str, mean_cosines=(0.0,
     return rows
 
 
+def source_digest() -> str:
+    """blake2b of every ``.py`` file of the installed vtalign package (paths and contents, sorted): names
+    the code measured even where git metadata is missing or stale (a copied tree on a GPU machine)."""
+    import hashlib
+
+    root = Path(__file__).resolve().parent
+    h = hashlib.blake2b(digest_size=16)
+    for f in sorted(root.rglob("*.py")):
+        h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def run_benchmark(smoke: bool = False, device: str | None = None, reference: bool = True,
                   knn_sizes=None, knn_dim: int | None = None) -> dict:
     """Run all three parts and return the record (see the module docstring)."""
@@ -344,7 +356,8 @@ def run_benchmark(smoke: bool = False, device: str | None = None, reference: boo
     knn_dim = knn_dim or (32 if smoke else (128 if device == "cpu" else 1024))
     record = dict(
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        git_commit=git("rev-parse", "HEAD"), mode="smoke" if smoke else "full", device=device,
+        git_commit=git("rev-parse", "HEAD"), source_digest=source_digest(), mode="smoke" if smoke else "full",
+        device=device,
         device_name=_device_name(device), cpu_count=os.cpu_count(), platform=platform.platform(),
         torch=torch.__version__, torch_threads=torch.get_num_threads(), backends=backends,
     )

@@ -117,9 +117,9 @@ def screen_topk(q16: torch.Tensor, x16: torch.Tensor, qw: torch.Tensor, xw: torc
     args = (q16, x16, qw, xw, xb, query_ids.to(torch.int32).contiguous(), vals, idx, n_q, n_x, d,
             q16.stride(0), q16.stride(1), x16.stride(0), x16.stride(1), qw.stride(0), xw.stride(0), vals.stride(0))
     if _INTERPRETED or kp > 128:  # the interpreter would run every autotuning config; wide KP: small tiles
-        block_m = 16 if _INTERPRETED else (32 if kp > 128 else 64)
+        block_m = 32 if kp > 128 and not _INTERPRETED else 64
         grid = (triton.cdiv(n_q, block_m), n_layers)
-        _screen_topk_kernel[grid](*args, BLOCK_M=block_m, BLOCK_N=32 if _INTERPRETED else 64,
+        _screen_topk_kernel[grid](*args, BLOCK_M=block_m, BLOCK_N=64,
                                   BLOCK_K=32 if _INTERPRETED else 64, KP=kp)
     else:
         if (d, kp) not in _tuned_keys and max(n_q, n_x) > _TUNE_SAMPLE:
