@@ -42,6 +42,20 @@ def test_source_notebook_is_clean(name):
     assert any("## Summary" in c.source for c in nb.cells if c.cell_type == "markdown")
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_papermill_parses_every_parameter_line(name, caplog):
+    """papermill's own inspection: a parameter line it cannot parse (e.g. a comment with quotes and
+    parentheses) would make it warn on every re-run and hide that parameter from --help-notebook."""
+    import logging
+
+    import papermill as pm
+
+    with caplog.at_level(logging.WARNING, logger="papermill"):
+        params = pm.inspect_notebook(str(book.notebook(name).path))
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert params, "the parameters cell declares parameters"
+
+
 def _run(name, tmp_path, **params):
     out = tmp_path / f"{name}.ipynb"
     results = tmp_path / "results"

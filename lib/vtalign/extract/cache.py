@@ -25,6 +25,7 @@ Example
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -41,8 +42,9 @@ from .datasets import VideoTextDataset, load_dataset
 from .encoders import Encoder, encoder_identity, load_encoder
 from .sampling import caption_text, image_frame_indices, video_clip_indices
 
-__all__ = ["ExtractionError", "extract_features", "load_features", "feature_request", "cache_entry",
-           "common_items", "pair_features"]
+__all__ = ["ExtractionError", "CorruptEntryError", "extract_features", "load_features", "feature_request",
+           "cache_entry", "common_items", "pair_features", "file_digest", "check_entry", "cache_entries",
+           "set_aside", "recorded_request", "request_arguments"]
 
 CHUNK_ITEMS = 32  # items per resumable part
 
@@ -59,6 +61,25 @@ class ExtractionError(RuntimeError):
         super().__init__(f"{len(failures)} item(s) failed:\n{lines}\nThe other items are kept in {where}; fix the "
                          "inputs and re-run to resume, or pass skip_failures=True (--skip-failures) to leave "
                          "the failed items out (they are then listed in the cache's meta.json).")
+
+
+class CorruptEntryError(ValueError):
+    """A cache entry whose files are damaged (truncated, unreadable, or not what its meta.json records)."""
+
+    def __init__(self, entry: Path, problem: str):
+        self.entry, self.problem = Path(entry), problem
+        super().__init__(f"Cache entry {entry} is corrupt: {problem}. Repair it with `python -m vtalign.extract "
+                         f"--check --repair` (recomputes every broken entry; the damaged files are kept in a "
+                         f"'.corrupt-<time>' folder beside it), or re-run the extraction, which does the same.")
+
+
+def file_digest(path: Path) -> str:
+    """blake2b (128 bits) of a file's bytes, read in 8 MiB blocks."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 23), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _digest(obj) -> str:
@@ -126,29 +147,114 @@ def _write_json(path: Path, obj) -> None:
     _atomic_save(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=1, sort_keys=True, default=str)))
 
 
-def _read_complete(entry: Path, req: dict):
-    """(features, meta) when ``entry`` holds a complete result for ``req``; (None, reason) otherwise."""
+def check_entry(entry: Path, verify: bool = False) -> tuple[str, str]:
+    """``(status, detail)`` of a cache entry folder, from its files alone.
+
+    status: ``"ok"``; ``"absent"`` (no result and no parts); ``"incomplete"`` (parts of an interrupted run,
+    no result yet); ``"corrupt"`` (meta.json unreadable, features.npy truncated or unreadable, or not the
+    shape, size or, with ``verify``, the blake2b digest that meta.json records).
+    """
+    entry = Path(entry)
     meta_path, feat_path = entry / "meta.json", entry / "features.npy"
-    if not meta_path.is_file() or not feat_path.is_file():
+    if not meta_path.is_file():
+        if feat_path.is_file() or (entry / "parts").is_dir():
+            return "incomplete", "no meta.json: an interrupted run (parts are resumed)"
+        return "absent", "no meta.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+        ids, shape = meta["item_ids"], meta["shape"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
+        return "corrupt", f"meta.json is unreadable ({type(err).__name__}: {err})"
+    if not feat_path.is_file():
+        return "corrupt", "meta.json is there but features.npy is missing"
+    recorded = meta.get("arrays", {}).get("features.npy")
+    if recorded and feat_path.stat().st_size != recorded["bytes"]:
+        return "corrupt", f"features.npy has {feat_path.stat().st_size} bytes, meta.json records {recorded['bytes']}"
+    try:
+        feats = np.load(feat_path, mmap_mode="r")
+    except (ValueError, OSError, EOFError) as err:
+        return "corrupt", f"features.npy cannot be read ({err})"
+    if list(feats.shape) != list(shape) or feats.shape[0] != len(ids):
+        return "corrupt", f"features.npy is {tuple(feats.shape)}, meta.json records {tuple(shape)} for {len(ids)} items"
+    if recorded and str(feats.dtype) != recorded["dtype"]:
+        return "corrupt", f"features.npy is {feats.dtype}, meta.json records {recorded['dtype']}"
+    if verify:
+        if not recorded:
+            return "ok", "no digest recorded (made by an older vtalign); shape and size checked"
+        if file_digest(feat_path) != recorded["blake2b"]:
+            return "corrupt", "features.npy does not match the blake2b digest in meta.json"
+    return "ok", "verified" if verify else "shape and size checked"
+
+
+def set_aside(path: Path, into: Path | None = None) -> Path:
+    """Move a damaged entry or part file to ``<name>.corrupt-<UTC time>`` (beside it, or in ``into``);
+    nothing damaged is ever deleted."""
+    path = Path(path)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    target = (Path(into) if into else path.parent) / f"{path.name}.corrupt-{stamp}"
+    os.replace(path, target)
+    return target
+
+
+def cache_entries(cache_root: Path | None = None):
+    """Every cache entry folder under the feature cache (``<dataset>/<options>/<model>/<side>``),
+    set-aside ``.corrupt-*`` copies excluded, in sorted order."""
+    root = Path(cache_root) if cache_root else paths.cache_dir("features")
+    for entry in sorted(root.glob("*/*/*/*")):
+        if entry.is_dir() and ".corrupt-" not in entry.name and entry.name.startswith(("text-", "video-")):
+            yield entry
+
+
+def recorded_request(entry: Path) -> dict | None:
+    """The request an entry was made for, from its meta.json or, for an interrupted run, its parts."""
+    for source in (entry / "meta.json", entry / "parts" / "request.json"):
+        try:
+            data = json.loads(source.read_text())
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        req = data.get("request", data)
+        if isinstance(req, dict) and "dataset" in req and "model" in req:
+            return {k: v for k, v in req.items() if k != "chunk_items"}
+    return None
+
+
+def request_arguments(req: dict) -> dict:
+    """Keyword arguments of :func:`extract_features` that reproduce a recorded request."""
+    return dict(dataset=req["dataset"], dataset_options=req.get("dataset_options") or {}, model=req["model"],
+                frames=int(req.get("frames", 8)), captions=int(req.get("captions", 1)),
+                mode=req.get("mode", "video") if req.get("mode") in ("image", "video") else "video",
+                seed=int(req.get("seed", 0)))
+
+
+def _read_complete(entry: Path, req: dict, verify: bool = False):
+    """(features, meta) when ``entry`` holds a complete result for ``req``; (None, reason) otherwise.
+    A damaged entry raises :class:`CorruptEntryError`."""
+    status, detail = check_entry(entry, verify)
+    if status in ("absent", "incomplete"):
         return None, "absent"
-    meta = json.loads(meta_path.read_text())
+    if status == "corrupt":
+        raise CorruptEntryError(entry, detail)
+    meta = json.loads((entry / "meta.json").read_text())
     old = meta.get("request", {})
     differs = sorted(k for k in set(old) | set(req) if old.get(k) != req.get(k))
     if differs:
         return None, f"made for a different request (differs in {differs})"
-    feats = np.load(feat_path)
-    if feats.shape[0] != len(meta["item_ids"]):
-        return None, f"corrupt ({feats.shape[0]} rows for {len(meta['item_ids'])} ids)"
+    try:
+        feats = np.load(entry / "features.npy")
+    except (ValueError, OSError, EOFError) as err:  # changed since it was checked
+        raise CorruptEntryError(entry, f"features.npy cannot be read ({err})") from None
     return (feats, meta), "ok"
 
 
 def load_features(dataset, model: str, frames: int = 8, captions: int = 1, *, mode: str = "video", seed: int = 0,
-                  dataset_options: dict | None = None, cache_dir=None):
+                  dataset_options: dict | None = None, cache_dir=None, verify: bool = False):
     """Cached ``(features [N, L, D], meta)`` for a request; ``FileNotFoundError`` (with the command that
-    makes it) when there is no matching complete entry."""
+    makes it) when there is no matching complete entry, :class:`CorruptEntryError` (with the path, the
+    problem and the repair command) when the entry is damaged. Shape and size are always checked;
+    ``verify=True`` also checks the content digest."""
     ds = _resolve_dataset(dataset, dataset_options)
     req = feature_request(ds, model, frames, captions, mode, seed)
-    found, reason = _read_complete(cache_entry(req, cache_dir), req)
+    found, reason = _read_complete(cache_entry(req, cache_dir), req, verify)
     if found is None:
         opts = " ".join(f"--option {k}={json.dumps(v)}" for k, v in (dataset_options or {}).items())
         raise FileNotFoundError(
@@ -160,7 +266,8 @@ def load_features(dataset, model: str, frames: int = 8, captions: int = 1, *, mo
 
 def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode: str = "video", seed: int = 0,
                      dataset_options: dict | None = None, device: str = "cpu", batch_size: int = 32,
-                     skip_failures: bool = False, cache_dir=None, progress: bool = True, encoder: Encoder | None = None):
+                     skip_failures: bool = False, cache_dir=None, progress: bool = True, encoder: Encoder | None = None,
+                     verify: bool = False):
     """Features [N, L, D] and metadata for ``dataset`` x ``model``, computed once and cached.
 
     Parameters
@@ -170,6 +277,10 @@ def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode
     frames : n_f, frames a video/image encoder sees (image models with ``mode="image"``: first frame only)
     captions : n_c, captions concatenated for a text encoder (chosen by ``seed``)
     skip_failures : leave failed items out (listed in ``meta["failures"]``) instead of raising
+    verify : check a cached entry's content digest before reusing it (shape and size are always checked)
+
+    A damaged entry (or part file of an interrupted run) is moved aside to ``<name>.corrupt-<time>``,
+    said so, and recomputed.
     """
     ds = _resolve_dataset(dataset, dataset_options)
     name = model if isinstance(model, str) else model.name
@@ -179,7 +290,12 @@ def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode
                         f"to encode. {manifest_entry(ds.name).videos if ds.name in manifest() else ''} "
                         "(command line: --option video_root='\"/path/to/videos\"')")
     entry = cache_entry(req, cache_dir)
-    found, reason = _read_complete(entry, req)
+    try:
+        found, reason = _read_complete(entry, req, verify)
+    except CorruptEntryError as err:
+        kept = set_aside(entry)
+        print(f"vtalign: cache entry {entry} was corrupt ({err.problem}); moved it to {kept.name} and recomputing it.")
+        found, reason = None, "absent"
     if found is not None:
         return found
     parts = _open_parts(entry, req, reason)
@@ -219,13 +335,20 @@ def _run_parts(ds: VideoTextDataset, name: str, req: dict, parts: Path, enc: Enc
     for c, chunk in enumerate(chunks):
         part_path = parts / f"part-{c:05d}.npz"
         if part_path.is_file():
-            with np.load(part_path, allow_pickle=False) as z:
-                part_failed = json.loads(str(z["failed"]))
-                if not part_failed or skip_failures:
-                    results.append((z["features"].copy(), [str(s) for s in z["ids"]], json.loads(str(z["dims"]))))
-                    failures.extend(part_failed)
-                    bar.update(len(chunk))
-                    continue
+            try:
+                with np.load(part_path, allow_pickle=False) as z:
+                    part = (z["features"].copy(), [str(s) for s in z["ids"]], json.loads(str(z["dims"])),
+                            json.loads(str(z["failed"])))
+            except Exception as err:  # a damaged part (zip, npy or json inside): set aside and recompute
+                kept = set_aside(part_path, into=parts.parent)  # out of parts/, which is removed when done
+                print(f"vtalign: part file {part_path} was unreadable ({type(err).__name__}); moved it to "
+                      f"{kept.name} and recomputing it.")
+                part = None
+            if part is not None and (not part[3] or skip_failures):
+                results.append(part[:3])
+                failures.extend(part[3])
+                bar.update(len(chunk))
+                continue
         if enc is None:
             enc = load_encoder(name, device=device)
         feats, ids, failed = _encode_chunk(enc, chunk, req, batch_size)
@@ -256,7 +379,10 @@ def _write_entry(entry: Path, req: dict, name: str, results, failures: list[dict
             "encoder": enc.describe() if enc is not None else
             {"model": name, "modality": req["modality"], "revision": req["model_revision"]}}
     _atomic_save(entry / "features.npy", lambda tmp: _save(tmp, features))
-    _write_json(entry / "meta.json", meta)
+    feat_path = entry / "features.npy"
+    meta["arrays"] = {"features.npy": {"shape": list(features.shape), "dtype": str(features.dtype),
+                                       "bytes": feat_path.stat().st_size, "blake2b": file_digest(feat_path)}}
+    _write_json(entry / "meta.json", meta)  # last: an entry without it is incomplete
     shutil.rmtree(parts, ignore_errors=True)
     return features, meta
 

@@ -9,6 +9,7 @@ Examples::
     python -m vtalign.extract --dataset test_of_time --model efficientnet-lite0 --frames 1 8
     python -m vtalign.extract --dataset synthetic_world --option n_clips=64 --model minilm-l6 --captions 1 5 10
     python -m vtalign.extract --list
+    python -m vtalign.extract --check [--verify] [--repair]    # every cache entry's status; recompute the broken
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ import sys
 
 from .manifest import DataError
 from .datasets import DATASETS, load_dataset
-from .cache import ExtractionError, cache_entry, extract_features, feature_request
+from .cache import (CorruptEntryError, ExtractionError, cache_entries, cache_entry, check_entry, extract_features,
+                    feature_request, recorded_request, request_arguments, set_aside)
 from .encoders import available_encoders, encoder_identity
 
 
@@ -50,7 +52,15 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", default=None, help="cache folder (default .cache/features or $VTALIGN_CACHE/features)")
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--list", action="store_true", help="list datasets and encoder names, then exit")
+    ap.add_argument("--verify", action="store_true", help="check content digests, not only shapes and sizes")
+    ap.add_argument("--check", action="store_true",
+                    help="list every cache entry with its request, size and status (ok / incomplete / corrupt / "
+                         "stale), then exit; 1 if any is not ok")
+    ap.add_argument("--repair", action="store_true", help="with --check: recompute every entry that is not ok")
     args = ap.parse_args(argv)
+    if args.check or args.repair:
+        return check_cache(args.cache, verify=args.verify, repair=args.repair, device=args.device,
+                           progress=not args.no_progress)
     if args.list:
         print("datasets:", ", ".join(sorted(DATASETS)))
         print("encoders:", ", ".join(available_encoders()), "(or any Hugging Face id / local folder)")
@@ -79,7 +89,7 @@ def main(argv=None) -> int:
                 feats, meta = extract_features(ds, model, frames, captions, mode=args.mode, seed=args.seed,
                                                device=args.device, batch_size=args.batch_size,
                                                skip_failures=args.skip_failures, cache_dir=args.cache,
-                                               progress=not args.no_progress)
+                                               progress=not args.no_progress, verify=args.verify)
             except (ExtractionError, DataError) as err:
                 print(f"FAILED {args.dataset} x {model} {setting}:\n{err}", file=sys.stderr)
                 status = 1
@@ -88,6 +98,60 @@ def main(argv=None) -> int:
             skipped = f", {len(meta['failures'])} failed item(s) left out" if meta["failures"] else ""
             print(f"{args.dataset} x {model} {setting}: features {tuple(feats.shape)}{skipped} -> {where}")
     return status
+
+
+def _status(entry, verify: bool) -> tuple[str, str, dict | None]:
+    """(status, detail, recorded request) of one entry; "stale" when the request it was made for is not
+    the one the same arguments make today (library, generator or model revision changed)."""
+    status, detail = check_entry(entry, verify)
+    req = recorded_request(entry)
+    if status == "ok" and req is not None:
+        try:
+            a = request_arguments(req)
+            ds = load_dataset(a["dataset"], **a["dataset_options"])
+            now = feature_request(ds, a["model"], a["frames"], a["captions"], a["mode"], a["seed"])
+        except Exception as err:  # e.g. a user's video_root that is not mounted here
+            return status, f"{detail}; not compared with today's request ({type(err).__name__}: {err})", req
+        differs = sorted(k for k in set(now) | set(req) if now.get(k) != req.get(k))
+        if differs:
+            return "stale", f"made for another request than today's (differs in {differs})", req
+    return status, detail, req
+
+
+def check_cache(cache=None, verify: bool = False, repair: bool = False, device: str = "cpu",
+                progress: bool = True) -> int:
+    """``--check``: one line per cache entry (status, size, request, detail); with ``repair``, recompute
+    every entry that is not ok (damaged files are set aside, never deleted). Exit status 0 when every
+    entry is (now) ok, 1 otherwise."""
+    broken = 0
+    entries = list(cache_entries(cache))
+    if not entries:
+        print("no cache entries")
+    for entry in entries:
+        status, detail, req = _status(entry, verify)
+        size = sum(f.stat().st_size for f in entry.rglob("*") if f.is_file()) / 2**20
+        what = (f"{req['dataset']} x {req['model']} " + (f"captions={req.get('captions')}" if req.get("side") == "text"
+                else f"frames={req.get('frames')} mode={req.get('mode')}")) if req else "request unknown"
+        print(f"{status:10s} {size:9.1f} MiB  {what}  {entry}\n{'':10s} {detail}")
+        if status == "ok":
+            continue
+        if not repair:
+            broken += 1
+            continue
+        if req is None:
+            print(f"{'':10s} cannot repair: neither meta.json nor parts/request.json says what it was made for; "
+                  "re-run the extraction that made it")
+            broken += 1
+            continue
+        try:
+            if status == "corrupt":
+                print(f"{'':10s} damaged files kept in {set_aside(entry).name}")
+            extract_features(device=device, cache_dir=cache, progress=progress, **request_arguments(req))
+            print(f"{'':10s} repaired")
+        except (ExtractionError, DataError, CorruptEntryError, ValueError) as err:
+            print(f"{'':10s} repair failed: {err}")
+            broken += 1
+    return 1 if broken else 0
 
 
 if __name__ == "__main__":
