@@ -226,3 +226,27 @@ def test_sweep_overlaps_blocked_equals_broadcast(rng, monkeypatch):
 def test_layer_sweep_rejects_2d(rng):
     with pytest.raises(ValueError, match=r"\[N, L, D\]"):
         va.layer_sweep(rng.normal(size=(10, 4)), rng.normal(size=(10, 2, 4)), k=2)
+
+
+def test_zero_rows_warn_with_their_count(rng):
+    x = rng.normal(size=(30, 4))
+    x[[3, 17]] = 0
+    with pytest.warns(UserWarning, match="x has 2 all-zero row"):
+        va.knn_indices(x, 3)
+    with pytest.warns(UserWarning, match="y has 2 all-zero row"):
+        va.mutual_knn(rng.normal(size=(30, 4)), x, 3)
+
+
+@pytest.mark.parametrize("backend", [b for b in ("torch", "faiss", "triton") if b in va.available_backends()])
+def test_positive_multiples_pinned_behaviour(rng, backend):
+    """Power-of-two multiples tie exactly (lower index first); other positive multiples are both found,
+    next to each other, in the order of their fp64 cosines (see knn_indices' docstring)."""
+    x = rng.normal(size=(40, 6))
+    x[30] = 4.0 * x[5]                      # unit rows bitwise equal to row 5's
+    x[31] = 3.0 * x[7]                      # the same direction, fp64 unit rows may differ in the last bit
+    got = va.knn_indices(x, 3, backend=backend)
+    assert got[30][0] == 5 and got[5][0] == 30 and got[31][0] == 7 and got[7][0] == 31
+    q = np.repeat(x[[5, 7]], 20, axis=0)    # queries 0-19 point along rows 5 and 30, 20-39 along 7 and 31
+    near = va.knn_indices(x, 2, backend=backend, queries=q)
+    assert list(near[0]) == [5, 30]         # an exact tie at cosine 1: lower index first
+    assert set(near[20]) == {7, 31}         # both found, in the order of their fp64 cosines

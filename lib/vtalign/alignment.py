@@ -22,6 +22,8 @@ Conventions shared by every function here:
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -91,6 +93,16 @@ def prepare_features(x, q: float | None = 0.95, clamp: bool = True, normalize: b
 # --------------------------------------------------------------------------- #
 # k nearest neighbours
 # --------------------------------------------------------------------------- #
+def _warn_zero_rows(t: torch.Tensor, name: str) -> None:
+    """A UserWarning naming how many rows are all zero: their cosine with every item is 0, so their
+    neighbours (and the items that have them as neighbours) are decided by the tie rule alone."""
+    zero = int((t == 0).all(dim=1).sum())
+    if zero:
+        warnings.warn(f"{name} has {zero} all-zero row(s) of {t.shape[0]}: each has cosine 0 with every item, so "
+                      "its neighbours are decided by the tie rule (lower index) alone. Drop those items from both "
+                      "spaces, or check how the features were made.", UserWarning, stacklevel=3)
+
+
 def _knn(t: torch.Tensor, k: int, backend: str, queries: torch.Tensor | None = None,
          ordered: bool = True) -> np.ndarray:
     """kNN of a checked [N, D] tensor through :func:`vtalign.knn.knn_search`."""
@@ -103,6 +115,15 @@ def knn_indices(x, k: int, backend: str = "auto", queries=None) -> np.ndarray:
 
     ``out[i]`` lists the k items ``j != i`` most similar to item ``i``, nearest
     first, ties broken by lower index.
+
+    A tie is an exactly equal fp64 cosine. Identical rows, and rows that are power-of-two multiples
+    of each other (their unit rows are bitwise equal), always tie, so the lower index comes first.
+    Two rows that are other positive multiples of each other (``x_j = 3 x_i``) point the same way,
+    but their fp64 unit rows may differ in the last bit; they are then ordered by those fp64 values,
+    not by index. That is a choice: rounding directions to make such pairs tie would make other,
+    different directions tie too, and move the boundary rather than remove it. Either way both are
+    found: a direction shared by several rows never loses a neighbour, only its order among them.
+    All-zero rows have cosine 0 with everything (a :class:`UserWarning` says how many there are).
 
     Parameters
     ----------
@@ -126,6 +147,7 @@ def knn_indices(x, k: int, backend: str = "auto", queries=None) -> np.ndarray:
     resolve_backend(backend)
     t = as_features(x, "x", 2)
     k = check_k(k, t.shape[0])
+    _warn_zero_rows(t, "x")
     qt = None
     if queries is not None:
         qt = as_features(queries, "queries", 2)
@@ -176,6 +198,8 @@ def mutual_knn(x, y, k: int = 10, backend: str = "auto") -> float:
     tx, ty = as_features(x, "x", 2), as_features(y, "y", 2)
     check_same_n(tx.shape[0], ty.shape[0])
     k = check_k(k, tx.shape[0])
+    _warn_zero_rows(tx, "x")
+    _warn_zero_rows(ty, "y")
     ix = _knn(tx, k, backend, ordered=False)  # overlaps need sets, not their order
     iy = _knn(ty, k, backend, ordered=False)
     return float(neighbour_overlap(ix, iy).mean() / k)
