@@ -35,6 +35,7 @@ from .alignment import (
     prepare_features,
     sweep_overlaps,
 )
+from .checks import InsufficientData
 from .knn import available_backends
 from .correlation import Correlation, LinearFit, correlate, correlation_table, figure2_regressions, linear_fit
 from .scaling import (FORMS, ScalingFit, caption_gain_pairs, compare_forms, fit_grid, fit_scaling_law, fit_table,
@@ -51,6 +52,6 @@ __all__ = [
     "FORMS", "ScalingFit", "compare_forms", "fit_grid", "fit_scaling_law", "validate_grid", "fit_table",
     "fit_uncertainty", "caption_gain_pairs",
     "BootstrapResult", "PermutationResult", "bootstrap_ci", "chance_level", "permutation_test", "versus_chance",
-    "negative_caption_alignment", "__version__",
+    "negative_caption_alignment", "InsufficientData", "__version__",
     "fetch", "load_dataset", "load_encoder", "extract_features", "load_features", "pair_features",
 ]

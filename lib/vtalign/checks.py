@@ -11,7 +11,13 @@ from typing import Sequence
 import numpy as np
 import torch
 
-__all__ = ["as_features", "check_k", "check_same_n"]
+__all__ = ["as_features", "check_k", "check_same_n", "InsufficientData"]
+
+
+class InsufficientData(ValueError):
+    """The input is valid but too small for this analysis (too few points for a fit, a constant
+    variable for a correlation). Chapters catch it, show what else they computed and say which
+    parameters would enable the analysis; other ``ValueError`` s are real errors."""
 
 
 def as_features(x, name: str, ndim: int | Sequence[int]) -> torch.Tensor:

@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .checks import InsufficientData
+
 __all__ = ["Correlation", "correlate", "correlation_table", "LinearFit", "linear_fit", "figure2_regressions"]
 
 
@@ -40,11 +42,11 @@ def _paired(x, y) -> tuple[np.ndarray, np.ndarray]:
     if x.size != y.size:
         raise ValueError(f"x and y must be paired (same length), got {x.size} and {y.size}.")
     if x.size < 3:
-        raise ValueError(f"A correlation needs at least 3 points, got {x.size}.")
+        raise InsufficientData(f"A correlation needs at least 3 points, got {x.size}.")
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise ValueError("x and y must be finite; drop models with missing values first.")
     if np.ptp(x) == 0 or np.ptp(y) == 0:
-        raise ValueError("x or y is constant: the correlation is undefined.")
+        raise InsufficientData("x or y is constant: the correlation is undefined.")
     return x, y
 
 

@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import OptimizeWarning, curve_fit
 
+from .checks import InsufficientData
+
 __all__ = [
     "ScalingForm",
     "ScalingFit",
@@ -215,7 +217,7 @@ def fit_scaling_law(n_frames, n_captions, score, form: str = "eq2_additive_power
     if not (nf.size == nc.size == y.size):
         raise ValueError(f"n_frames, n_captions and score differ in length: {nf.size}, {nc.size}, {y.size}.")
     if nf.size <= len(f.params):
-        raise ValueError(f"{form} has {len(f.params)} parameters; need more grid points than that, got {nf.size}.")
+        raise InsufficientData(f"{form} has {len(f.params)} parameters; need more grid points than that, got {nf.size}.")
     if not np.all(np.isfinite(y)) or np.any(nf < 1) or np.any(nc < 1):
         raise ValueError("Scores must be finite and frame/caption counts >= 1.")
     popt, pcov, rss = _least_squares(f, nf, nc, y)
@@ -256,12 +258,13 @@ def fit_scaling_law(n_frames, n_captions, score, form: str = "eq2_additive_power
     )
 
 
-def validate_grid(grid: pd.DataFrame) -> pd.DataFrame:
+def validate_grid(grid: pd.DataFrame, for_fit: bool = True) -> pd.DataFrame:
     """Check a scaling grid (columns model, n_frames, n_captions, score) and return it cleaned.
 
     Raises ``ValueError`` naming the problem: missing columns, non-numeric or
-    non-positive counts, non-finite scores, duplicated grid points, or a model
-    with too few points or with a single frame or caption count.
+    non-positive counts, non-finite scores, duplicated grid points; with ``for_fit``,
+    :class:`vtalign.InsufficientData` for a model with too few points or with a single
+    frame or caption count (a grid that can be shown but not fitted).
     """
     missing = [c for c in GRID_COLUMNS if c not in grid.columns]
     if missing:
@@ -284,13 +287,13 @@ def validate_grid(grid: pd.DataFrame) -> pd.DataFrame:
             f"Duplicated (model, n_frames, n_captions) points: {g[dup].head().to_dict('records')}; "
             "average repeats before fitting."
         )
-    for model, sub in g.groupby("model", sort=False):
+    for model, sub in g.groupby("model", sort=False) if for_fit else ():
         if sub["n_frames"].nunique() < 2 or sub["n_captions"].nunique() < 2:
-            raise ValueError(
+            raise InsufficientData(
                 f"Model {model!r}: a scaling law needs at least two frame counts and two caption counts."
             )
         if len(sub) <= len(EQ2_PARAMS):
-            raise ValueError(f"Model {model!r}: {len(sub)} points cannot fit Eq. 2's 5 parameters.")
+            raise InsufficientData(f"Model {model!r}: {len(sub)} points cannot fit Eq. 2's 5 parameters.")
     return g
 
 

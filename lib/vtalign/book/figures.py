@@ -20,6 +20,7 @@ from ..scaling import ScalingFit
 
 __all__ = [
     "use_paper_style",
+    "SkippedAnalyses",
     "save_figure",
     "save_table",
     "paper_vs_run",
@@ -65,6 +66,45 @@ def save_table(df: pd.DataFrame, chapter: str, stem: str) -> Path:
     return path
 
 
+class SkippedAnalyses:
+    """The analyses a chapter could not run with its parameters, said where they would have been.
+
+    ``notes = SkippedAnalyses(CHAPTER)`` starts the chapter's list (``results/<chapter>/skipped_analyses.csv``,
+    written anew, so a re-run with other parameters never shows old notes). ``notes.attempt(analysis,
+    enable, fn, *args)`` returns ``fn(*args)``, or ``None`` after showing a visible note when ``fn``
+    raises :class:`vtalign.InsufficientData`; other errors still fail the chapter. ``enable`` says which
+    parameters would make the analysis possible.
+    """
+
+    COLUMNS = ["analysis", "reason", "enable_with"]
+
+    def __init__(self, chapter: str):
+        self.chapter, self.rows = chapter, []
+        self._write()
+
+    def _write(self) -> None:
+        save_table(pd.DataFrame(self.rows, columns=self.COLUMNS), self.chapter, "skipped_analyses")
+
+    def note(self, analysis: str, reason: str, enable: str) -> None:
+        from IPython.display import Markdown, display
+
+        self.rows.append(dict(analysis=analysis, reason=reason, enable_with=enable))
+        self._write()
+        display(Markdown(f"> **Skipped: {analysis}.** {reason} To run it: {enable}."))
+
+    def attempt(self, analysis: str, enable: str, fn, *args, **kwargs):
+        from ..checks import InsufficientData
+
+        try:
+            return fn(*args, **kwargs)
+        except InsufficientData as err:
+            self.note(analysis, str(err), enable)
+            return None
+
+    def __bool__(self) -> bool:
+        return bool(self.rows)
+
+
 def paper_vs_run(rows) -> pd.DataFrame:
     """The "paper vs this run" table every chapter ends with.
 
@@ -94,9 +134,9 @@ def plot_alignment_vs_retrieval(points: pd.DataFrame, published_lines: pd.DataFr
             r = line.iloc[0]
             label = f"{llm} (paper line" + (f", r = {r['r']:.2f})" if "r" in line else ")")
             ax.plot(xs, r.slope * xs + r.intercept, ls=":", lw=2.5, color=colour, label=label)
-        fit = refit[refit.panel == panel].iloc[0]
-        ax.plot(xs, fit.slope * xs + fit.intercept, color="black", lw=1.5,
-                label=f"refit to plotted points (r = {fit.pearson_r:.2f})")
+        for fit in refit[refit.panel == panel].itertuples():  # none when the refit was skipped
+            ax.plot(xs, fit.slope * xs + fit.intercept, color="black", lw=1.5,
+                    label=f"refit to plotted points (r = {fit.pearson_r:.2f})")
         for mtype, (label, marker, colour) in MODEL_TYPES.items():
             m = sub[sub.model_type == mtype]
             ax.scatter(m.retrieval_accuracy, m[score], marker=marker, s=80, color=colour,
@@ -187,15 +227,17 @@ def plot_downstream(df: pd.DataFrame, tasks, correlations: pd.DataFrame, alignme
     rows = int(np.ceil(n / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.8 * rows), squeeze=False)
     for ax, task in zip(axes.ravel(), tasks):
-        c = correlations.set_index("task").loc[task]
+        found = correlations[correlations.task == task]
         sns.regplot(data=df, x=alignment, y=task, ax=ax, ci=None, scatter_kws=dict(s=40),
-                    line_kws=dict(color="black", lw=1))
+                    line_kws=dict(color="black", lw=1), fit_reg=len(found) > 0)
         if "model" in df:
             for _, row in df.iterrows():
                 ax.annotate(row.model, (row[alignment], row[task]), fontsize=6.5, xytext=(3, 2),
                             textcoords="offset points")
         arrow = " (lower is better)" if task in lower_is_better else ""
-        ax.set_title(f"{task}{arrow}\nR = {c.pearson_r:.3f}, p = {c.pearson_p:.3f}", fontsize=9)
+        stats = (f"R = {found.pearson_r.iloc[0]:.3f}, p = {found.pearson_p.iloc[0]:.3f}" if len(found)
+                 else "correlation skipped (too few models)")
+        ax.set_title(f"{task}{arrow}\n{stats}", fontsize=9)
         ax.set_xlabel("Alignment with text")
     for ax in axes.ravel()[n:]:
         ax.set_visible(False)
