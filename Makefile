@@ -53,4 +53,4 @@ lock:
 	rm -rf .lock-venv
 
 clean:
-	rm -rf _build results book/chapters book/reproducibility.md
+	rm -rf _build results book/chapters book/reproducibility.md book/build_status.md

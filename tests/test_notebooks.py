@@ -192,3 +192,21 @@ def test_chapter_runs_with_its_smallest_legal_parameters(name, tmp_path):
     if skipped.is_file():  # every skipped analysis says why and how to enable it
         notes = pd.read_csv(skipped)
         assert notes.reason.notna().all() and notes.enable_with.notna().all()
+
+
+def test_landing_page_lists_skipped_analyses(tmp_path, monkeypatch):
+    monkeypatch.setenv("VTALIGN_RESULTS_ROOT", str(tmp_path))
+    (tmp_path / "live_scaling").mkdir()
+    pd.DataFrame([dict(analysis="Eq. 2 fit", reason="4 points cannot fit Eq. 2's 5 parameters.",
+                       enable_with="six grid cells")]).to_csv(tmp_path / "live_scaling" / "skipped_analyses.csv",
+                                                              index=False)
+    (tmp_path / "test_of_time").mkdir()
+    pd.DataFrame(columns=["analysis", "reason", "enable_with"]).to_csv(
+        tmp_path / "test_of_time" / "skipped_analyses.csv", index=False)
+    text = book.write_build_status(tmp_path / "status.md").read_text()
+    assert "| {doc}`chapters/live_scaling` | Eq. 2 fit | 4 points cannot fit" in text
+    assert "chapters/test_of_time" not in text                      # ran, skipped nothing
+    assert "not run in this build): alignment_vs_retrieval" in text  # no record at all
+    pd.DataFrame(columns=["analysis", "reason", "enable_with"]).to_csv(
+        tmp_path / "live_scaling" / "skipped_analyses.csv", index=False)
+    assert book.write_build_status(tmp_path / "status.md").read_text().startswith("Every analysis")

@@ -11,7 +11,8 @@ This package sits on top: it imports the core and :mod:`vtalign.extract`, never 
 """
 from . import figures, live, paper, performance
 from .paper import load_published, provenance
-from .runner import NOTEBOOKS, Notebook, notebook, run_all, run_notebook, write_reproducibility_page
+from .runner import (NOTEBOOKS, Notebook, notebook, run_all, run_notebook, write_build_status,
+                     write_reproducibility_page)
 
 __all__ = ["figures", "live", "paper", "performance", "load_published", "provenance", "NOTEBOOKS", "Notebook",
-           "notebook", "run_all", "run_notebook", "write_reproducibility_page"]
+           "notebook", "run_all", "run_notebook", "write_reproducibility_page", "write_build_status"]

@@ -32,7 +32,8 @@ import yaml
 from .._version import git
 from ..paths import book_dir, executed_dir, notebooks_dir, project_root, results_dir
 
-__all__ = ["Notebook", "NOTEBOOKS", "notebook", "run_notebook", "run_all", "write_reproducibility_page"]
+__all__ = ["Notebook", "NOTEBOOKS", "notebook", "run_notebook", "run_all", "write_reproducibility_page",
+           "write_build_status"]
 
 
 @dataclass(frozen=True)
@@ -229,6 +230,32 @@ make notebook NB=test_time_scaling PARAMS='-p grid_csv my_grid.csv'
     return path
 
 
+def write_build_status(path: Path | None = None) -> Path:
+    """Write ``book/build_status.md`` (included by the landing page): every analysis that a chapter
+    skipped in this build because its parameters made it impossible, read from each chapter's
+    ``results/<name>/skipped_analyses.csv`` (see :class:`vtalign.book.figures.SkippedAnalyses`)."""
+    import pandas as pd
+
+    path = Path(path) if path else book_dir() / "build_status.md"
+    rows, missing = [], []
+    for nb in NOTEBOOKS:
+        f = results_dir(nb.name, create=False) / "skipped_analyses.csv"
+        if not f.is_file():
+            missing.append(nb.name)
+            continue
+        for r in pd.read_csv(f).itertuples():
+            rows.append(f"| {{doc}}`chapters/{nb.name}` | {r.analysis} | {r.reason} | {r.enable_with} |")
+    if rows:
+        text = ("Analyses skipped in this build, because the parameters a chapter ran with make them "
+                "impossible:\n\n| chapter | analysis | why | runs with |\n|---|---|---|---|\n" + "\n".join(rows) + "\n")
+    else:
+        text = "Every analysis of every chapter ran with the parameters of this build.\n"
+    if missing:
+        text += f"\nChapters without a record of skipped analyses (not run in this build): {', '.join(missing)}.\n"
+    path.write_text(text)
+    return path
+
+
 def _parse_parameters(pairs) -> dict:
     """``[[key, value], ...]`` from ``-p KEY VALUE`` flags; values are read as YAML (numbers, lists, ...)."""
     return {k: yaml.safe_load(v) for k, v in (pairs or [])}
@@ -243,7 +270,7 @@ def main(argv=None) -> int:
     run.add_argument("--only", nargs="+", metavar="NAME", help="run only these notebooks")
     run.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("KEY", "VALUE"),
                      help="override a parameter (value parsed as YAML); repeatable")
-    sub.add_parser("reproducibility", help="write book/reproducibility.md")
+    sub.add_parser("reproducibility", help="write book/reproducibility.md and book/build_status.md")
     args = parser.parse_args(argv)
     if args.command == "list":
         for nb in NOTEBOOKS:
@@ -251,6 +278,7 @@ def main(argv=None) -> int:
         return 0
     if args.command == "reproducibility":
         print(write_reproducibility_page())
+        print(write_build_status())
         return 0
     params = _parse_parameters(args.parameter)
     if params and (not args.only or len(args.only) != 1):
