@@ -32,6 +32,7 @@ __all__ = [
     "plot_test_of_time",
     "plot_sweep_benchmark",
     "plot_knn_scaling",
+    "plot_peers",
     "plot_order_sensitivity",
 ]
 
@@ -317,6 +318,25 @@ def plot_knn_scaling(table: pd.DataFrame):
     axes[1].set_yscale("log")
     axes[2].axhline(1.0, color="grey", lw=1, ls="--")
     axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_peers(table: pd.DataFrame):
+    """Exact vtalign against the inexact peers at one N: seconds (bars) and the share of rows whose
+    neighbour list differs from the exact one (annotated), per machine."""
+    timed = table.dropna(subset=["seconds"])
+    fig, ax = plt.subplots(figsize=(9, 0.6 + 0.45 * max(1, len(timed))))
+    labels = timed.machine + "\n" + timed.peer
+    exact = timed.peer.str.startswith("vtalign")
+    ax.barh(labels, timed.seconds, color=["#4c72b0" if e else "#c44e52" for e in exact])
+    for y, row in enumerate(timed.itertuples()):
+        ax.annotate(f"{row.seconds:.3g} s, {row.rows_with_other_order:.2%} of rows differ", (row.seconds, y),
+                    xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
+    ax.set_xscale("log")
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds for one kNN search (log scale); blue: exact, red: not exact")
+    ax.tick_params(axis="y", labelsize=7)
     fig.tight_layout()
     return fig
 
