@@ -82,8 +82,9 @@ def test_of_time_id(c1: str, preposition: str, c2: str) -> str:
 def test_of_time_events(item_id: str) -> tuple[frozenset, tuple[str, str]]:
     """``(colour pair, (first colour, second colour))`` of a :func:`test_of_time_id`.
 
-    >>> test_of_time_events("tot-red-after-green")
-    (frozenset({'green', 'red'}), ('green', 'red'))
+    >>> pair, order = test_of_time_events("tot-red-after-green")
+    >>> sorted(pair), order
+    (['green', 'red'], ('green', 'red'))
     """
     _, c1, preposition, c2 = item_id.split("-")
     return frozenset((c1, c2)), ((c1, c2) if preposition == "before" else (c2, c1))
