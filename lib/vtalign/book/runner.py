@@ -239,9 +239,11 @@ def write_build_status(path: Path | None = None) -> Path:
     path = Path(path) if path else book_dir() / "build_status.md"
     rows, missing = [], []
     for nb in NOTEBOOKS:
-        f = results_dir(nb.name, create=False) / "skipped_analyses.csv"
-        if not f.is_file():
+        if not (_runs_dir() / f"{nb.name}.json").is_file():
             missing.append(nb.name)
+            continue
+        f = results_dir(nb.name, create=False) / "skipped_analyses.csv"
+        if not f.is_file():  # a chapter with nothing that parameters can make impossible
             continue
         for r in pd.read_csv(f).itertuples():
             rows.append(f"| {{doc}}`chapters/{nb.name}` | {r.analysis} | {r.reason} | {r.enable_with} |")
@@ -251,7 +253,7 @@ def write_build_status(path: Path | None = None) -> Path:
     else:
         text = "Every analysis of every chapter ran with the parameters of this build.\n"
     if missing:
-        text += f"\nChapters without a record of skipped analyses (not run in this build): {', '.join(missing)}.\n"
+        text += f"\nChapters not run in this build: {', '.join(missing)}.\n"
     path.write_text(text)
     return path
 
