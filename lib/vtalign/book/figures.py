@@ -285,20 +285,28 @@ def plot_test_of_time(df: pd.DataFrame):
 # --------------------------------------------------------------------------- #
 # Performance chapter
 # --------------------------------------------------------------------------- #
-def plot_sweep_benchmark(table: pd.DataFrame):
-    """Seconds for a whole layer sweep per method and machine (log scale), speed-ups annotated."""
-    fig, ax = plt.subplots(figsize=(9, 0.6 + 0.45 * len(table)))
-    labels = table.machine + "\n" + table.method
-    ax.barh(labels, table.seconds, color=["#c44e52" if m.startswith("reference") else "#4c72b0" for m in table.method])
-    for y, row in enumerate(table.itertuples()):
-        text = f"{row.seconds:.3g} s" + (f"  ({row.speedup_vs_reference:.1f}x)" if row.speedup_vs_reference else "")
-        ax.annotate(text, (row.seconds, y), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
+def _seconds_bars(labels, seconds, colours, notes, xlabel: str):
+    """Horizontal bars of seconds (log scale), one per label, each annotated with its note."""
+    fig, ax = plt.subplots(figsize=(9, 0.6 + 0.45 * max(1, len(labels))))
+    ax.barh(labels, seconds, color=list(colours))
+    for y, (s, note) in enumerate(zip(seconds, notes)):
+        ax.annotate(note, (s, y), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
     ax.set_xscale("log")
     ax.invert_yaxis()
-    ax.set_xlabel("seconds for all layer pairs (log scale)")
+    ax.set_xlabel(xlabel)
     ax.tick_params(axis="y", labelsize=7)
     fig.tight_layout()
     return fig
+
+
+def plot_sweep_benchmark(table: pd.DataFrame):
+    """Seconds for a whole layer sweep per method and machine (log scale), speed-ups annotated."""
+    return _seconds_bars(
+        table.machine + "\n" + table.method, table.seconds,
+        ["#c44e52" if m.startswith("reference") else "#4c72b0" for m in table.method],
+        [f"{r.seconds:.3g} s" + (f"  ({r.speedup_vs_reference:.1f}x)" if r.speedup_vs_reference else "")
+         for r in table.itertuples()],
+        "seconds for all layer pairs (log scale)")
 
 
 def plot_knn_scaling(table: pd.DataFrame):
@@ -326,19 +334,11 @@ def plot_peers(table: pd.DataFrame):
     """Exact vtalign against the inexact peers at one N: seconds (bars) and the share of rows whose
     neighbour list differs from the exact one (annotated), per machine."""
     timed = table.dropna(subset=["seconds"])
-    fig, ax = plt.subplots(figsize=(9, 0.6 + 0.45 * max(1, len(timed))))
-    labels = timed.machine + "\n" + timed.peer
-    exact = timed.peer.str.startswith("vtalign")
-    ax.barh(labels, timed.seconds, color=["#4c72b0" if e else "#c44e52" for e in exact])
-    for y, row in enumerate(timed.itertuples()):
-        ax.annotate(f"{row.seconds:.3g} s, {row.rows_with_other_order:.2%} of rows differ", (row.seconds, y),
-                    xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
-    ax.set_xscale("log")
-    ax.invert_yaxis()
-    ax.set_xlabel("seconds for one kNN search (log scale); blue: exact, red: not exact")
-    ax.tick_params(axis="y", labelsize=7)
-    fig.tight_layout()
-    return fig
+    return _seconds_bars(
+        timed.machine + "\n" + timed.peer, timed.seconds,
+        ["#4c72b0" if e else "#c44e52" for e in timed.peer.str.startswith("vtalign")],
+        [f"{r.seconds:.3g} s, {r.rows_with_other_order:.2%} of rows differ" for r in timed.itertuples()],
+        "seconds for one kNN search (log scale); blue: exact, red: not exact")
 
 
 # --------------------------------------------------------------------------- #

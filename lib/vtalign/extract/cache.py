@@ -44,7 +44,7 @@ from .sampling import caption_text, image_frame_indices, video_clip_indices
 
 __all__ = ["ExtractionError", "CorruptEntryError", "extract_features", "load_features", "feature_request",
            "cache_entry", "common_items", "pair_features", "file_digest", "check_entry", "cache_entries",
-           "set_aside", "recorded_request", "request_arguments"]
+           "set_aside", "recorded_request", "request_arguments", "request_differences"]
 
 CHUNK_ITEMS = 32  # items per resumable part
 
@@ -226,6 +226,11 @@ def request_arguments(req: dict) -> dict:
                 seed=int(req.get("seed", 0)))
 
 
+def request_differences(a: dict, b: dict) -> list[str]:
+    """The fields in which two requests differ (a field missing on one side counts), sorted."""
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
 def _read_complete(entry: Path, req: dict, verify: bool = False):
     """(features, meta) when ``entry`` holds a complete result for ``req``; (None, reason) otherwise.
     A damaged entry raises :class:`CorruptEntryError`."""
@@ -236,7 +241,7 @@ def _read_complete(entry: Path, req: dict, verify: bool = False):
         raise CorruptEntryError(entry, detail)
     meta = json.loads((entry / "meta.json").read_text())
     old = meta.get("request", {})
-    differs = sorted(k for k in set(old) | set(req) if old.get(k) != req.get(k))
+    differs = request_differences(old, req)
     if differs:
         return None, f"made for a different request (differs in {differs})"
     try:

@@ -20,7 +20,7 @@ import sys
 from .manifest import DataError
 from .datasets import DATASETS, load_dataset
 from .cache import (CorruptEntryError, ExtractionError, cache_entries, cache_entry, check_entry, extract_features,
-                    feature_request, recorded_request, request_arguments, set_aside)
+                    feature_request, recorded_request, request_arguments, request_differences, set_aside)
 from .encoders import available_encoders, encoder_identity
 
 
@@ -112,7 +112,7 @@ def _status(entry, verify: bool) -> tuple[str, str, dict | None]:
             now = feature_request(ds, a["model"], a["frames"], a["captions"], a["mode"], a["seed"])
         except Exception as err:  # e.g. a user's video_root that is not mounted here
             return status, f"{detail}; not compared with today's request ({type(err).__name__}: {err})", req
-        differs = sorted(k for k in set(now) | set(req) if now.get(k) != req.get(k))
+        differs = request_differences(now, req)
         if differs:
             return "stale", f"made for another request than today's (differs in {differs})", req
     return status, detail, req
