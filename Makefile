@@ -1,14 +1,15 @@
 # Two commands do all set-up on a fresh machine:
 #   make book   create/update .venv, execute every notebook (papermill), build the HTML book
 #   make test   create/update .venv, run the tests (notebooks run with smoke parameters)
-# Also: make notebook NB=<name> PARAMS='-p key value ...'; make bench; make lock; make clean.
+# Also: make notebook NB=<name> PARAMS='-p key value ...'; make html (render without re-running);
+#       make check-html (the built book in headless Chromium); make bench; make lock; make clean.
 
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: book test notebook notebooks bench lock clean env
+.PHONY: book html check-html test notebook notebooks bench lock clean env
 
 env: $(STAMP)
 
@@ -25,9 +26,21 @@ notebooks: $(STAMP)
 	$(PY) -m vtalign.book run
 
 book: notebooks
+	@$(MAKE) --no-print-directory html
+
+# Render the executed chapters (without re-running them) into _build/html.
+html: $(STAMP)
 	$(PY) -m vtalign.book reproducibility
+	$(PY) -m vtalign.book static
 	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going --quiet
 	@echo "Book: $(CURDIR)/_build/html/index.html"
+
+# Open every page of the built book in headless Chromium (Debian package: chromium): broken images,
+# missing internal links, unrendered math; screenshots go to results/book/. With no built book, a
+# cheap one is made first (chapters with smoke parameters), as CI does.
+check-html: $(STAMP)
+	@test -f _build/html/index.html || { $(PY) -m vtalign.book run --smoke && $(MAKE) --no-print-directory html; }
+	$(PY) -m vtalign.book check-html --screenshots results/book
 
 test: $(STAMP)
 	$(PY) -m pytest
@@ -53,4 +66,4 @@ lock:
 	rm -rf .lock-venv
 
 clean:
-	rm -rf _build results book/chapters book/reproducibility.md book/build_status.md
+	rm -rf _build results book/chapters book/reproducibility.md book/build_status.md book/claims.md _static

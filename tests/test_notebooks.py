@@ -182,6 +182,14 @@ def _minimal_parameters(name, tmp_path):
     if name == "live_temporal":
         return dict(vision_models=["efficientnet-lite0"], text_models=["minilm-l6"], frames=1, ks=[1],
                     first_frame_control=False)
+    if name == "live_downstream":
+        return dict(dataset_options={"n_clips": 12, "size": 64}, vision_models=["efficientnet-lite0"], poolings=["first"],
+                    cached_frames=1, text_models=["minilm-l6"], main_text_model="minilm-l6", k=1, tasks=["background"],
+                    n_folds=2, n_bootstrap=1, n_permutations=1)
+    if name == "live_videocomp":
+        return dict(dataset_options={"n_clips": 12, "size": 64}, cached_frames=1, order_blind_pooling="mean:1",
+                    order_aware_pooling="segments:1", text_models=["minilm-l6"], k=1, paragraph_sources=[],
+                    n_bootstrap=1, n_permutations=1)
     raise AssertionError(f"no minimal parameters for {name}: add them here")
 
 
@@ -214,3 +222,38 @@ def test_landing_page_lists_skipped_analyses(tmp_path, monkeypatch):
     pd.DataFrame(columns=["analysis", "reason", "enable_with"]).to_csv(
         tmp_path / "live_scaling" / "skipped_analyses.csv", index=False)
     assert book.write_build_status(tmp_path / "status.md").read_text().startswith("Every analysis")
+
+
+def test_downstream_chapter_takes_tiny_models_and_a_user_table(tmp_path):
+    """The path a user with real models takes: any vision model id (here tiny random configs of two HF
+    families, one image and one video model), alignment measured live, downstream numbers from a CSV."""
+    variants = ["tiny-vit | first", "tiny-vit | mean:4", "tiny-vit | segments:2", "tiny-videomae | clips"]
+    csv = tmp_path / "k400.csv"
+    pd.DataFrame({"model": variants, "k400": [0.31, 0.42, 0.40, 0.55], "ssv2": [0.2, 0.25, 0.3, 0.41]}).to_csv(
+        csv, index=False)
+    out = _run("live_downstream", tmp_path, dataset_options={"n_clips": 24, "size": 32, "n_frames": 8},
+               vision_models=["tiny-vit", "tiny-videomae"], poolings=["first", "mean:4", "segments:2"],
+               cached_frames=4, text_models=["tiny-bert"], main_text_model="tiny-bert", k=3,
+               downstream_csv=str(csv), semantic_tasks=["k400", "ssv2"], n_bootstrap=50, n_permutations=50)
+    points = pd.read_csv(out / "figure2_points.csv")
+    assert sorted(points.vision) == sorted(variants)
+    expected = {v: (a + b) / 2 for v, a, b in zip(variants, [0.31, 0.42, 0.40, 0.55], [0.2, 0.25, 0.3, 0.41])}
+    assert np.allclose(points.semantic_score, points.vision.map(expected))
+    assert set(pd.read_csv(out / "task_correlations.csv").task) == {"k400", "ssv2"}
+
+
+def test_extraction_progress_is_echoed_to_the_terminal_not_kept_in_the_chapter(tmp_path, capfd, monkeypatch):
+    """run_notebook(show_progress=True) points the kernel's progress bars at a file that it copies to its own
+    stderr while the chapter runs; the executed chapter keeps no bar and no kernel warning."""
+    monkeypatch.setenv("VTALIGN_CACHE", str(tmp_path / "cache"))  # a cold cache: the chapter extracts
+    out = tmp_path / "ch.ipynb"
+    book.run_notebook("live_scaling", {"dataset_options": {"n_clips": 12, "size": 32, "n_frames": 8},
+                                       "frames": [1, 2], "captions": [1, 2], "k": 1, "n_permutations": 1,
+                                       "contrast_caption_style": ""},
+                      smoke=True, output_path=out, results_root=tmp_path / "results", show_progress=True)
+    err = capfd.readouterr().err
+    assert "synthetic_world x efficientnet-lite0 (video)" in err and "without encryption" not in err
+    kept = "".join(o.get("text", "") for c in nbformat.read(out, as_version=4).cells if c.cell_type == "code"
+                   for o in c.outputs)
+    assert "item/s" not in kept and "without encryption" not in kept and "IProgress" not in kept
+    assert not list((tmp_path / "results" / "_runs").glob("*.progress"))

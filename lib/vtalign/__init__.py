@@ -11,6 +11,9 @@ Core API (numpy arrays or torch tensors in)::
     fit_scaling_law(...), fit_grid(...), compare_forms(...)       # Eq. 2 and alternatives
     fit_table(fits), fit_uncertainty(fits), caption_gain_pairs(grid)
     correlate(...), correlation_table(...), linear_fit(...)
+    pool_frames(per_frame, layer_dims, "mean:4")                 # [N, F, L, D] -> [N, L, D']
+    linear_probe(x, labels, kind), knn_probe(x, labels, kind)    # frozen-feature readouts
+    negative_caption_overlaps(...), paired_difference(a, b)      # Figure 6, per item
 
 Live pipeline (videos and captions in, cached per-layer features out)::
 
@@ -20,7 +23,8 @@ Live pipeline (videos and captions in, cached per-layer features out)::
     load_dataset(name, **options); load_encoder(name); fetch(dataset, file)
 
 Layout: the measurement core at the top level (``checks``, ``knn``, ``triton_kernels``,
-``alignment``, ``stats``, ``temporal``, ``scaling``, ``correlation``; ``paths``, ``bench``),
+``alignment``, ``stats``, ``temporal``, ``scaling``, ``correlation``, ``pooling``, ``probes``;
+``paths``, ``bench``),
 the extraction pipeline in :mod:`vtalign.extract`, and what the book's chapters call in
 :mod:`vtalign.book`. Imports run one way: book -> extract -> core.
 """
@@ -40,8 +44,11 @@ from .knn import available_backends
 from .correlation import Correlation, LinearFit, correlate, correlation_table, figure2_regressions, linear_fit
 from .scaling import (FORMS, ScalingFit, caption_gain_pairs, compare_forms, fit_grid, fit_scaling_law, fit_table,
                       fit_uncertainty, validate_grid)
-from .stats import BootstrapResult, PermutationResult, bootstrap_ci, chance_level, permutation_test, versus_chance
-from .temporal import negative_caption_alignment
+from .stats import (BootstrapResult, PairedDifference, PermutationResult, bootstrap_ci, chance_level,
+                    paired_difference, permutation_test, versus_chance)
+from .temporal import negative_caption_alignment, negative_caption_overlaps
+from .pooling import pool_frames
+from .probes import knn_probe, linear_probe
 from ._version import __version__
 from .extract import extract_features, fetch, load_dataset, load_encoder, load_features, pair_features
 
@@ -52,6 +59,7 @@ __all__ = [
     "FORMS", "ScalingFit", "compare_forms", "fit_grid", "fit_scaling_law", "validate_grid", "fit_table",
     "fit_uncertainty", "caption_gain_pairs",
     "BootstrapResult", "PermutationResult", "bootstrap_ci", "chance_level", "permutation_test", "versus_chance",
-    "negative_caption_alignment", "InsufficientData", "__version__",
+    "negative_caption_alignment", "negative_caption_overlaps", "PairedDifference", "paired_difference",
+    "pool_frames", "linear_probe", "knn_probe", "InsufficientData", "__version__",
     "fetch", "load_dataset", "load_encoder", "extract_features", "load_features", "pair_features",
 ]

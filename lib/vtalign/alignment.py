@@ -45,7 +45,8 @@ __all__ = [
 # --------------------------------------------------------------------------- #
 # Feature preparation
 # --------------------------------------------------------------------------- #
-def prepare_features(x, q: float | None = 0.95, clamp: bool = True, normalize: bool = True, layer_dims=None):
+def prepare_features(x, q: float | None = 0.95, clamp: bool = True, normalize: bool = True, layer_dims=None,
+                     per_layer: bool | None = None):
     """Clamp outliers and L2-normalise, as the Platonic Representation reference code does.
 
     Step 1 (``clamp``): ``t = sorted(|x|)[floor(q * x.size)]`` over *all* values
@@ -60,6 +61,12 @@ def prepare_features(x, q: float | None = 0.95, clamp: bool = True, normalize: b
     layer_dims : for [N, L, D] features zero-padded to the widest layer (CNN blocks; see
         ``meta["layer_dims"]`` of :func:`vtalign.extract_features`), the true width of each
         layer: the quantile is then taken over the real entries only, and padding stays zero.
+    per_layer : one clamp threshold per layer (each over that layer's real entries) instead of one
+        over all layers. ``None`` (default): per layer exactly when ``layer_dims`` gives layers of
+        different widths. That is what the reference code does in both cases: it stacks equal-width
+        layers (transformers) into one array and clamps them together, and it cannot stack layers of
+        different widths (CNN blocks), so it prepares each on its own. The two rules differ most on
+        CNNs, whose blocks' thresholds span 30x; the live scaling chapter shows how much.
 
     Returns the same kind (numpy or torch) and shape as ``x``, as float32.
 
@@ -75,19 +82,31 @@ def prepare_features(x, q: float | None = 0.95, clamp: bool = True, normalize: b
     if clamp and q is not None and q < 1:
         if not 0 < q <= 1:
             raise ValueError(f"q must be in (0, 1], got {q}.")
-        flat = t.abs()
-        if layer_dims is not None:
-            if t.ndim != 3 or len(layer_dims) != t.shape[1] or max(layer_dims) > t.shape[2]:
-                raise ValueError(f"layer_dims {list(layer_dims)} does not fit features of shape {tuple(t.shape)}.")
-            real = torch.arange(t.shape[2]).unsqueeze(0) < torch.as_tensor(list(layer_dims)).unsqueeze(1)
-            flat = flat[:, real]
-        flat = flat.flatten()
-        index = min(int(q * flat.numel()), flat.numel() - 1)
-        threshold = torch.kthvalue(flat, index + 1).values
-        t = t.clamp(-threshold, threshold)
+        if layer_dims is not None and (t.ndim != 3 or len(layer_dims) != t.shape[1] or max(layer_dims) > t.shape[2]):
+            raise ValueError(f"layer_dims {list(layer_dims)} does not fit features of shape {tuple(t.shape)}.")
+        if per_layer is None:
+            per_layer = layer_dims is not None and len(set(layer_dims)) > 1
+        if per_layer and t.ndim != 3:
+            raise ValueError(f"per_layer needs features [N, L, D], got shape {tuple(t.shape)}.")
+        dims = list(layer_dims) if layer_dims is not None else [t.shape[-1]] * (t.shape[1] if t.ndim == 3 else 1)
+        if per_layer:
+            thresholds = torch.stack([_quantile_of_abs(t[:, i, :w], q) for i, w in enumerate(dims)])
+            t = torch.maximum(torch.minimum(t, thresholds.view(1, -1, 1)), -thresholds.view(1, -1, 1))
+        else:
+            real = t.abs() if layer_dims is None else t.abs()[:, torch.arange(t.shape[2]).unsqueeze(0) <
+                                                                   torch.as_tensor(dims).unsqueeze(1)]
+            threshold = _quantile_of_abs(real, q)
+            t = t.clamp(-threshold, threshold)
     if normalize:
         t = torch.nn.functional.normalize(t, p=2, dim=-1)
     return t.numpy() if is_numpy else t
+
+
+def _quantile_of_abs(values: torch.Tensor, q: float) -> torch.Tensor:
+    """``sorted(|values|)[floor(q * size)]`` (the last value when that index runs past the end)."""
+    flat = values.abs().flatten()
+    index = min(int(q * flat.numel()), flat.numel() - 1)
+    return torch.kthvalue(flat, index + 1).values
 
 
 # --------------------------------------------------------------------------- #

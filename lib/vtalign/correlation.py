@@ -21,7 +21,8 @@ __all__ = ["Correlation", "correlate", "correlation_table", "LinearFit", "linear
 class Correlation:
     """n, pearson_r, pearson_p, spearman_r, spearman_p, and the bootstrap interval
     (ci_low, ci_high) of Pearson's r at ``confidence``; n_boot_valid counts the draws
-    that were not constant in x or y."""
+    that were not constant in x or y; permutation_p: two-sided permutation p-value of
+    Pearson's r, (1 + #|r_perm| >= |r|) / (1 + n_permutations) (None when not asked for)."""
 
     n: int
     pearson_r: float
@@ -32,6 +33,7 @@ class Correlation:
     ci_high: float
     confidence: float
     n_boot_valid: int
+    permutation_p: float | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -50,11 +52,14 @@ def _paired(x, y) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def correlate(x, y, n_boot: int = 10000, confidence: float = 0.95, seed: int = 0) -> Correlation:
+def correlate(x, y, n_boot: int = 10000, confidence: float = 0.95, seed: int = 0,
+              n_permutations: int = 0) -> Correlation:
     """Pearson and Spearman correlation of paired values, with a bootstrap CI for Pearson's r.
 
     The interval resamples the (x, y) pairs with replacement ``n_boot`` times
     (seeded) and takes percentiles of r; draws constant in x or y are skipped.
+    With ``n_permutations`` > 0, also a permutation p-value: y shuffled against x
+    (seeded), which needs no normality assumption (Pearson's p does).
 
     >>> c = correlate([1, 2, 3, 4, 5], [2.1, 3.9, 6.2, 7.8, 10.1], n_boot=200)
     >>> round(c.pearson_r, 3), round(c.spearman_r, 3)
@@ -73,12 +78,18 @@ def correlate(x, y, n_boot: int = 10000, confidence: float = 0.95, seed: int = 0
     r = (bx_c * by_c).sum(1)[valid] / denom[valid]
     a = (1 - confidence) / 2
     lo, hi = np.quantile(r, [a, 1 - a]) if r.size else (np.nan, np.nan)
+    perm_p = None
+    if n_permutations > 0:
+        shuffled = np.stack([y[rng.permutation(y.size)] for _ in range(n_permutations)])
+        yc, xc = shuffled - y.mean(), x - x.mean()
+        r_null = (yc @ xc) / np.sqrt((xc ** 2).sum() * (yc ** 2).sum(1))
+        perm_p = (1 + int((np.abs(r_null) >= abs(pr) - 1e-12).sum())) / (1 + n_permutations)  # 1e-12: ties count
     return Correlation(x.size, float(pr), float(pp), float(sr), float(sp), float(lo), float(hi),
-                       confidence, int(valid.sum()))
+                       confidence, int(valid.sum()), perm_p)
 
 
 def correlation_table(df: pd.DataFrame, x: str, columns, n_boot: int = 10000,
-                      confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
+                      confidence: float = 0.95, seed: int = 0, n_permutations: int = 0) -> pd.DataFrame:
     """:func:`correlate` ``df[x]`` with each of ``columns``; one row per column, named ``task``."""
     missing = [c for c in [x, *columns] if c not in df.columns]
     if missing:
@@ -88,7 +99,7 @@ def correlation_table(df: pd.DataFrame, x: str, columns, n_boot: int = 10000,
         sub = df[[x, c]].dropna()
         if len(sub) < len(df):
             raise ValueError(f"Column {c!r} has {len(df) - len(sub)} missing value(s); fill or drop those rows.")
-        rows.append({"task": c, **correlate(sub[x], sub[c], n_boot, confidence, seed).as_dict()})
+        rows.append({"task": c, **correlate(sub[x], sub[c], n_boot, confidence, seed, n_permutations).as_dict()})
     return pd.DataFrame(rows)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 from .alignment import knn_indices, neighbour_overlap
 from .checks import as_features, check_k, check_same_n
 
-__all__ = ["negative_caption_alignment"]
+__all__ = ["negative_caption_alignment", "negative_caption_overlaps"]
 
 
 def negative_caption_alignment(video, positive, negative, k: int = 5,
@@ -28,6 +28,19 @@ def negative_caption_alignment(video, positive, negative, k: int = 5,
     >>> negative_caption_alignment(v, 2 * v, 2 * v, k=3)   # order-blind text: no drop
     (1.0, 1.0)
     """
+    pos, neg = negative_caption_overlaps(video, positive, negative, k, backend)
+    return float(pos.mean() / k), float(neg.mean() / k)
+
+
+def negative_caption_overlaps(video, positive, negative, k: int = 5,
+                              backend: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """Per item, the neighbours the video side shares with the positive and with the negative text side:
+    int arrays [N] in 0..k (see :func:`negative_caption_alignment`, whose scores are their means / k).
+
+    >>> v = np.eye(4)[[0, 0, 1, 1, 2, 2, 3, 3]] + 0.01 * np.arange(8)[:, None]
+    >>> negative_caption_overlaps(v, v, v[::-1], k=1)[0].tolist()
+    [1, 1, 1, 1, 1, 1, 1, 1]
+    """
     tv, tp, tn = (as_features(a, name, 2) for a, name in
                   ((video, "video"), (positive, "positive"), (negative, "negative")))
     check_same_n(tv.shape[0], tp.shape[0])
@@ -36,4 +49,4 @@ def negative_caption_alignment(video, positive, negative, k: int = 5,
     iv = knn_indices(tv, k, backend)
     ipos = knn_indices(tp, k, backend)
     ineg = knn_indices(tp, k, backend, queries=tn)
-    return float(neighbour_overlap(iv, ipos).mean() / k), float(neighbour_overlap(iv, ineg).mean() / k)
+    return neighbour_overlap(iv, ipos), neighbour_overlap(iv, ineg)

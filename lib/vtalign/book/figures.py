@@ -34,12 +34,19 @@ __all__ = [
     "plot_knn_scaling",
     "plot_peers",
     "plot_order_sensitivity",
+    "plot_live_figure2",
+    "plot_task_correlations",
+    "plot_alignment_matrix",
+    "plot_negative_differences",
+    "plot_reorder_distances",
+    "plot_preparation_choice",
 ]
 
 MODEL_TYPES = {  # model_type -> (label, marker, colour), as in Figure 2
     "native_video": ("native video model", "o", "#4c72b0"),
     "image_on_video": ("image model on video", "^", "#dd8452"),
     "image_on_image": ("image model on image", "s", "#55a868"),
+    "order_aware": ("image model on video, order-aware pooling", "D", "#c44e52"),
 }
 LINE_STYLES = ["-", "--", "-.", ":", (0, (5, 1, 1, 1)), (0, (1, 1))]
 
@@ -358,5 +365,129 @@ def plot_order_sensitivity(order: pd.DataFrame):
     ax.set_ylabel("nearest neighbour shows the same order")
     ax.tick_params(axis="x", labelsize=8)
     ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_live_figure2(points: pd.DataFrame, fits: pd.DataFrame, ylabel: str):
+    """Figure 2, live: alignment (y) against the semantic-task score (x), markers by model type
+    (filled: trained weights, hollow: random weights), one least-squares line per text model."""
+    fig, ax = plt.subplots(figsize=(8.5, 6))
+    texts = list(dict.fromkeys(points.text))
+    colours = dict(zip(texts, sns.color_palette("crest", n_colors=len(texts))))
+    xs = np.linspace(points.semantic_score.min(), points.semantic_score.max(), 50)
+    for text in texts:
+        sub = points[points.text == text]
+        for mtype, (label, marker, colour) in MODEL_TYPES.items():
+            m = sub[sub.model_type == mtype]
+            if m.empty:
+                continue
+            random = m.vision.str.contains("-random")
+            for rnd, part in ((False, m[~random]), (True, m[random])):
+                ax.scatter(part.semantic_score, part.alignment, marker=marker, s=70, alpha=0.85, zorder=3,
+                           facecolor="none" if rnd else colours[text], edgecolor=colours[text], linewidth=1.5)
+        f = fits[fits.text == text]
+        if len(f):
+            f = f.iloc[0]
+            ax.plot(xs, f.slope * xs + f.intercept, color=colours[text], lw=1.8,
+                    label=f"{text}: r = {f.pearson_r:.2f} [{f.ci_low:.2f}, {f.ci_high:.2f}]")
+    for mtype, (label, marker, _) in MODEL_TYPES.items():
+        if (points.model_type == mtype).any():
+            ax.scatter([], [], marker=marker, color="grey", label=label)
+    ax.scatter([], [], marker="o", facecolor="none", edgecolor="grey", label="hollow: random weights")
+    ax.set_xlabel(ylabel)
+    ax.set_ylabel("Alignment with text (best layer pair)")
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def plot_task_correlations(live: pd.DataFrame, published: pd.DataFrame, text: str):
+    """Figure 4 beside its live counterpart: Pearson r (with its bootstrap CI when known) of alignment
+    with each task; blue: semantic tasks, orange: non-semantic."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 0.9 + 0.45 * max(len(live), len(published))),
+                             gridspec_kw=dict(width_ratios=[1, 1]))
+    for ax, df, title in ((axes[0], live, f"measured here: alignment with {text}, synthetic world"),
+                          (axes[1], published, "published (Figure 4): 4DS family vs Gemma-2-9B-it, VaTeX")):
+        y = np.arange(len(df))
+        colours = ["#4c72b0" if s else "#dd8452" for s in df.semantic]
+        ax.barh(y, df.pearson_r, color=colours, alpha=0.85)
+        if "ci_low" in df:
+            ax.errorbar(df.pearson_r, y, xerr=[df.pearson_r - df.ci_low, df.ci_high - df.pearson_r], fmt="none",
+                        ecolor="black", lw=1, capsize=3)
+        ax.set_yticks(y, df.task)
+        ax.axvline(0, color="grey", lw=1)
+        ax.set_xlim(-1.05, 1.05)
+        ax.set_xlabel("Pearson r with alignment")
+        ax.set_title(title, fontsize=9)
+        ax.invert_yaxis()
+    fig.tight_layout()
+    return fig
+
+
+def plot_alignment_matrix(matrix: pd.DataFrame, chance: float):
+    """Figure 10: pairwise alignment between representations, rows and columns ordered by average-linkage
+    clustering on 1 - alignment."""
+    from scipy.cluster.hierarchy import leaves_list, linkage
+    from scipy.spatial.distance import squareform
+    dist = squareform(1 - matrix.values, checks=False)
+    order = leaves_list(linkage(dist, method="average")) if len(matrix) > 2 else np.arange(len(matrix))
+    m = matrix.iloc[order, order]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * len(m), 0.6 + 0.5 * len(m)))
+    sns.heatmap(m, annot=True, fmt=".2f", cmap="rocket_r", vmin=0, vmax=1, ax=ax, annot_kws=dict(fontsize=7),
+                cbar_kws=dict(label=f"alignment (chance {chance:.3f})"))
+    ax.tick_params(labelsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_negative_differences(table: pd.DataFrame):
+    """Figure 6, live: alignment with positive minus with reordered captions, per (vision side, text
+    model), with its bootstrap CI (black) and the central 95% of the sign-flip null (grey band)."""
+    df = table.reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(9, 0.9 + 0.45 * len(df)))
+    y = np.arange(len(df))
+    for i, r in df.iterrows():
+        ax.fill_betweenx([i - 0.35, i + 0.35], r.null_low, r.null_high, color="grey", alpha=0.3, lw=0)
+    colours = ["#c44e52" if "segments" in v else "#4c72b0" for v in df.vision]
+    ax.errorbar(df.difference, y, xerr=[df.difference - df.ci_low, df.ci_high - df.difference], fmt="none",
+                ecolor="black", lw=1, capsize=3)
+    ax.scatter(df.difference, y, color=colours, zorder=3)
+    ax.set_yticks(y, df.vision + "  x  " + df.text, fontsize=8)
+    ax.axvline(0, color="grey", lw=1)
+    ax.set_xlabel("alignment(positive) - alignment(reordered negative)   [grey: 95% of the null]")
+    ax.invert_yaxis()
+    fig.tight_layout()
+    return fig
+
+
+def plot_reorder_distances(table: pd.DataFrame):
+    """Per text model and layer (relative depth), the median ratio of how far reordering moves a
+    paragraph to how far its nearest other paragraph is; one panel per source."""
+    sources = list(dict.fromkeys(table.source))
+    fig, axes = plt.subplots(1, len(sources), figsize=(6 * len(sources), 4), squeeze=False)
+    for ax, source in zip(axes[0], sources):
+        sub = table[table.source == source]
+        for model, m in sub.groupby("model", sort=False):
+            ax.plot(m.layer / max(m.layer.max(), 1), m.median_ratio, marker="o", ms=3, label=model)
+        ax.axhline(1, color="grey", ls="--", lw=1)
+        ax.set_yscale("log")
+        ax.set_xlabel("relative layer depth")
+        ax.set_ylabel("reorder distance / nearest-other distance (median)")
+        ax.set_title(source)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_preparation_choice(table: pd.DataFrame):
+    """Live scaling grid under the two clamp rules: score with per-layer thresholds against one shared
+    threshold, one point per grid cell."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.scatter(table.score_shared, table.score_per_layer, s=30)
+    lo, hi = table[["score_shared", "score_per_layer"]].min().min(), table[["score_shared", "score_per_layer"]].max().max()
+    ax.plot([lo, hi], [lo, hi], color="grey", ls="--", lw=1)
+    ax.set_xlabel("one threshold over all layers")
+    ax.set_ylabel("one threshold per layer (default for CNNs)")
     fig.tight_layout()
     return fig

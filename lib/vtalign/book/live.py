@@ -11,33 +11,66 @@ import numpy as np
 import pandas as pd
 
 from ..alignment import layer_neighbours, prepare_features, sweep_from_neighbours
+from ..pooling import frame_positions, pool_frames
 from ..extract.datasets import load_dataset
+from ..extract.encoders import encoder_identity
+from ..extract.sampling import frame_indices
 from ..extract.synthetic import test_of_time_events
 from ..extract.cache import common_items, extract_features, pair_features
 from ..stats import chance_level, permutation_test
 
-__all__ = ["prepared", "common_items", "scaling_grid", "shuffled_floor", "tot_events", "order_sensitivity",
+__all__ = ["prepared", "common_items", "video_features", "scaling_grid", "shuffled_floor", "tot_events", "order_sensitivity",
            "temporal_probe"]
 
 
-def prepared(features: np.ndarray, meta: dict, q: float = 0.95) -> np.ndarray:
+def prepared(features: np.ndarray, meta: dict, q: float = 0.95, per_layer: bool | None = None) -> np.ndarray:
     """Reference-pipeline preparation of extracted features [N, L, D] (see :func:`prepare_features`)."""
-    return prepare_features(features, q=q, layer_dims=meta.get("layer_dims"))
+    return prepare_features(features, q=q, layer_dims=meta.get("layer_dims"), per_layer=per_layer)
+
+
+def video_features(ds, model: str, n_frames: int, mode: str = "video", cached_frames: int | None = 16,
+                   progress: bool = True) -> tuple[np.ndarray, dict]:
+    """``(features [N, L, D], meta)`` of ``model`` on ``n_frames`` frames, as ``extract_features`` gives them.
+
+    An image model averaging frames (``mode="video"``) is pooled from its per-frame entry of
+    ``cached_frames`` frames (``mode="frames"``, made once and shared by every frame count and pooling)
+    when that entry holds exactly the frames the sampling rule picks for ``n_frames`` on every item
+    (for the synthetic world's 32 frames and 16 cached: 1, 2, 4 and 16 frames); otherwise, or with
+    ``cached_frames=None``, the ``n_frames`` frames are extracted directly.
+    """
+    if mode == "video" and cached_frames and n_frames <= cached_frames and encoder_identity(model)[0] == "image":
+        positions = frame_positions(cached_frames, n_frames)
+        try:
+            lengths = {it.video.num_frames() for it in ds.items if it.video is not None}
+        except Exception:  # an unreadable video: the direct extraction reports it with the others
+            lengths = set()
+        if lengths and all(np.array_equal(frame_indices(t, cached_frames)[positions], frame_indices(t, n_frames))
+                           for t in lengths):
+            per_frame, meta = extract_features(ds, model, frames=cached_frames, mode="frames", progress=progress)
+            pooled, dims = pool_frames(per_frame, meta["layer_dims"], f"mean:{n_frames}")
+            request = {**meta["request"], "mode": "video", "frames": n_frames, "pooled_from_frames": cached_frames}
+            return pooled, {**meta, "request": request, "layer_dims": dims, "shape": list(pooled.shape)}
+    return extract_features(ds, model, frames=n_frames, mode=mode, progress=progress)
 
 
 def scaling_grid(dataset: str, vision_model: str, text_model: str, frames, captions, k: int = 10,
                  mode: str = "video", seed: int = 0, dataset_options: dict | None = None,
-                 backend: str = "auto", label: str | None = None, progress: bool = False) -> pd.DataFrame:
+                 backend: str = "auto", label: str | None = None, progress: bool = True,
+                 per_layer: bool | None = None, cached_frames: int | None = 16) -> pd.DataFrame:
     """Best-layer-pair alignment for every (n_frames, n_captions): the live Figure 3 grid.
+
+    ``per_layer``: the clamp rule of :func:`vtalign.prepare_features` (default: per layer for CNNs).
+    ``cached_frames``: frame counts that the per-frame entry covers are pooled from it (see
+    :func:`video_features`); ``None`` extracts every frame count directly.
 
     Returns one row per cell: model, n_frames, n_captions, score, layer_x, layer_y, n_items, k.
     """
     ds = load_dataset(dataset, **(dataset_options or {}))
-    video = {nf: extract_features(ds, vision_model, frames=nf, mode=mode, progress=progress) for nf in frames}
+    video = {nf: video_features(ds, vision_model, nf, mode, cached_frames, progress) for nf in frames}
     text = {nc: extract_features(ds, text_model, captions=nc, seed=seed, progress=progress) for nc in captions}
     keys = [("v", nf) for nf in frames] + [("t", nc) for nc in captions]
     aligned = dict(zip(keys, common_items([video[nf] for nf in frames] + [text[nc] for nc in captions])))
-    neighbours = {key: layer_neighbours(prepared(*aligned[key]), k, backend) for key in keys}
+    neighbours = {key: layer_neighbours(prepared(*aligned[key], per_layer=per_layer), k, backend) for key in keys}
     rows = []
     for nf in frames:
         for nc in captions:
@@ -50,11 +83,11 @@ def scaling_grid(dataset: str, vision_model: str, text_model: str, frames, capti
 
 def shuffled_floor(dataset: str, vision_model: str, text_model: str, frames: int, captions: int, k: int = 10,
                    n_permutations: int = 200, mode: str = "video", seed: int = 0,
-                   dataset_options: dict | None = None):
+                   dataset_options: dict | None = None, cached_frames: int | None = 16):
     """Permutation null (shuffled video-caption pairing, max over layer pairs) at one grid cell."""
     ds = load_dataset(dataset, **(dataset_options or {}))
-    fv, mv = extract_features(ds, vision_model, frames=frames, mode=mode, progress=False)
-    ft, mt = extract_features(ds, text_model, captions=captions, seed=seed, progress=False)
+    fv, mv = video_features(ds, vision_model, frames, mode, cached_frames)
+    ft, mt = extract_features(ds, text_model, captions=captions, seed=seed, progress=True)
     fv, ft, _ = pair_features(fv, mv, ft, mt)
     return permutation_test(prepared(fv, mv), prepared(ft, mt), k=k, n_permutations=n_permutations, seed=seed)
 
@@ -92,8 +125,8 @@ def temporal_probe(vision_model: str, text_model: str, frames: int = 8, ks=(1, 2
     to order (highest ``same_order`` among layers whose nearest neighbour mostly shares the pair).
     """
     ds = load_dataset("test_of_time", **{**(dataset_options or {}), "caption": "true"})
-    fv, mv = extract_features(ds, vision_model, frames=frames, mode=mode, progress=False)
-    ft, mt = extract_features(ds, text_model, captions=1, progress=False)
+    fv, mv = extract_features(ds, vision_model, frames=frames, mode=mode, progress=True)
+    ft, mt = extract_features(ds, text_model, captions=1, progress=True)
     (fv, mv), (ft, mt) = common_items([(fv, mv), (ft, mt)])
     pv, pt = prepared(fv, mv), prepared(ft, mt)
     ids = mv["item_ids"]

@@ -20,7 +20,10 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import sys
+import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -65,6 +68,15 @@ NOTEBOOKS: tuple[Notebook, ...] = (
               "n_permutations": 20}),
     Notebook("live_temporal", "08_live_temporal.ipynb", "Figure 5, measured live (Test of Time regenerated)",
              {"vision_models": ["efficientnet-lite0"], "text_models": ["minilm-l6"], "ks": [1, 3]}),
+    Notebook("live_downstream", "09_live_downstream.ipynb", "Figures 2, 4 and 10, measured live (synthetic world)",
+             {"dataset_options": {"n_clips": 48, "size": 96}, "vision_models": ["efficientnet-lite0",
+              "efficientnet-lite0-random"], "poolings": ["first", "mean:2", "segments:2"], "cached_frames": 4,
+              "text_models": ["minilm-l6"], "main_text_model": "minilm-l6", "k": 5, "n_folds": 3,
+              "n_bootstrap": 200, "n_permutations": 200}),
+    Notebook("live_videocomp", "10_live_videocomp.ipynb", "Figure 6, measured live (narrated synthetic world)",
+             {"dataset_options": {"n_clips": 48, "size": 96}, "cached_frames": 4, "order_blind_pooling": "mean:4",
+              "order_aware_pooling": "segments:2", "text_models": ["minilm-l6"], "paragraph_sources": ["activitynet"],
+              "n_paragraphs": 24, "n_bootstrap": 200, "n_permutations": 200}),
 )
 
 PACKAGES = ("vtalign", "numpy", "scipy", "pandas", "torch", "triton", "faiss-cpu", "transformers",
@@ -99,14 +111,52 @@ def _env(**values):
                 os.environ[k] = v
 
 
+@contextmanager
+def _echo(path: Path, enabled: bool):
+    """While the block runs, copy what is appended to ``path`` (the kernel's extraction progress bars)
+    to this process's stderr, so the terminal that runs ``make book`` shows them."""
+    if not enabled:
+        yield
+        return
+    done = threading.Event()
+
+    def follow():
+        position = 0
+        while True:
+            finished = done.is_set()
+            if path.is_file():
+                with open(path, encoding="utf-8", errors="replace") as fh:
+                    fh.seek(position)
+                    chunk = fh.read()
+                    position = fh.tell()
+                if chunk:
+                    sys.stderr.write(chunk)
+                    sys.stderr.flush()
+            if finished:
+                return
+            done.wait(0.5)
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(timeout=5)
+        path.unlink(missing_ok=True)
+
+
 def run_notebook(name: str, parameters: dict | None = None, smoke: bool = False,
-                 output_path: Path | None = None, results_root: Path | None = None) -> dict:
+                 output_path: Path | None = None, results_root: Path | None = None,
+                 show_progress: bool = False) -> dict:
     """Execute one notebook with papermill; returns its run record.
 
     parameters : overrides of the notebook's ``parameters`` cell (on top of the
         smoke parameters when ``smoke``)
     output_path : where the executed copy goes (default ``book/chapters/<name>.ipynb``)
     results_root : folder that replaces ``results/`` for this run (tests use a temporary one)
+    show_progress : show the chapter's extraction progress bars on this process's stderr (they never
+        go into the executed chapter)
 
     Raises ``RuntimeError`` naming the notebook and the executed copy if a cell fails.
     """
@@ -117,15 +167,25 @@ def run_notebook(name: str, parameters: dict | None = None, smoke: bool = False,
     out = Path(output_path) if output_path else executed_dir() / f"{name}.ipynb"
     out.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    with _env(VTALIGN_RESULTS_ROOT=results_root, MPLBACKEND="module://matplotlib_inline.backend_inline"):
+    from traitlets.config import Config
+
+    progress_file = _runs_dir() / f"{name}.progress"
+    progress_file.unlink(missing_ok=True)
+    kernel_dir = tempfile.mkdtemp(prefix="vtalign-kernel-")
+    # IPC sockets: the kernel and papermill talk on this machine only (TCP would warn in every chapter).
+    kernel_config = Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(kernel_dir, "kernel")}})
+    with _env(VTALIGN_RESULTS_ROOT=results_root, MPLBACKEND="module://matplotlib_inline.backend_inline",
+              VTALIGN_PROGRESS_FILE=progress_file if show_progress else None), _echo(progress_file, show_progress):
         try:
             pm.execute_notebook(str(nb.path), str(out), parameters=params, cwd=str(project_root()),
-                                kernel_name="python3", progress_bar=False, log_output=False)
+                                kernel_name="python3", progress_bar=False, log_output=False, config=kernel_config)
         except pm.PapermillExecutionError as err:
             raise RuntimeError(
                 f"Notebook {name!r} failed in cell {err.exec_count}: {err.ename}: {err.evalue}\n"
                 f"The executed copy with the traceback is {out}."
             ) from None
+        finally:
+            shutil.rmtree(kernel_dir, ignore_errors=True)
         record = dict(name=name, source=nb.source, figure=nb.figure, mode="smoke" if smoke else "default",
                       parameters=params, seconds=round(time.perf_counter() - start, 2),
                       finished=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -138,8 +198,9 @@ def run_all(smoke: bool = False, only=None, parameters: dict | None = None) -> l
     """Run every registered notebook (or those named in ``only``), in order."""
     names = list(only) if only else [nb.name for nb in NOTEBOOKS]
     records = []
-    for name in names:
-        record = run_notebook(name, parameters, smoke)
+    for position, name in enumerate(names, 1):
+        print(f"[{position}/{len(names)}] {name} ({notebook(name).figure}) ...", flush=True)
+        record = run_notebook(name, parameters, smoke, show_progress=True)
         print(f"  {name}: {record['seconds']:.1f} s -> {record['executed_copy']}", flush=True)
         records.append(record)
     return records
@@ -258,6 +319,24 @@ def write_build_status(path: Path | None = None) -> Path:
     return path
 
 
+def _check_html(html: Path, screenshots: str | None) -> int:
+    from .site import check_book, screenshot
+    if not (html / "index.html").is_file():
+        print(f"error: no built book at {html}; run `make book` first.", file=sys.stderr)
+        return 2
+    reports = check_book(html)
+    bad = [r for r in reports if r.problems]
+    for r in reports:
+        print(f"{'FAIL' if r.problems else 'ok  '} {r.page}: {r.images} images, {r.rendered_math}/{r.display_math} "
+              f"display equations rendered" + "".join(f"\n      {p}" for p in r.problems))
+    if screenshots:
+        for page in (html / "book" / "intro.html", html / "book" / "chapters" / "live_downstream.html"):
+            if page.is_file():
+                print(screenshot(page, Path(screenshots) / f"{page.stem}.png"))
+    print(f"{len(reports) - len(bad)} of {len(reports)} pages without problems.")
+    return 1 if bad else 0
+
+
 def _parse_parameters(pairs) -> dict:
     """``[[key, value], ...]`` from ``-p KEY VALUE`` flags; values are read as YAML (numbers, lists, ...)."""
     return {k: yaml.safe_load(v) for k, v in (pairs or [])}
@@ -272,15 +351,27 @@ def main(argv=None) -> int:
     run.add_argument("--only", nargs="+", metavar="NAME", help="run only these notebooks")
     run.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("KEY", "VALUE"),
                      help="override a parameter (value parsed as YAML); repeatable")
-    sub.add_parser("reproducibility", help="write book/reproducibility.md and book/build_status.md")
+    sub.add_parser("reproducibility", help="write book/reproducibility.md, book/build_status.md and book/claims.md")
+    sub.add_parser("static", help="copy MathJax into _static/mathjax (offline math; run before jupyter-book build)")
+    check = sub.add_parser("check-html", help="open every built page in headless Chromium and report problems")
+    check.add_argument("--html", default=str(project_root() / "_build" / "html"), help="the built book")
+    check.add_argument("--screenshots", metavar="DIR", help="also save screenshots of the landing page and a chapter")
     args = parser.parse_args(argv)
+    if args.command == "static":
+        from .site import vendor_mathjax
+        print(vendor_mathjax())
+        return 0
+    if args.command == "check-html":
+        return _check_html(Path(args.html), args.screenshots)
     if args.command == "list":
         for nb in NOTEBOOKS:
             print(f"{nb.name:24s} {nb.source:36s} {nb.figure:36s} smoke={nb.smoke}")
         return 0
     if args.command == "reproducibility":
+        from .claims import write_claims_page
         print(write_reproducibility_page())
         print(write_build_status())
+        print(write_claims_page())
         return 0
     params = _parse_parameters(args.parameter)
     if params and (not args.only or len(args.only) != 1):

@@ -99,15 +99,22 @@ def feature_request(ds: VideoTextDataset, model: str, frames: int = 8, captions:
     """Everything that determines a cache entry's contents (compared field by field on reuse)."""
     modality, revision = encoder_identity(model)
     req = {"dataset": ds.name, "dataset_options": ds.options, "dataset_version": ds.version,
-           "items_digest": _digest(ds.ids), "captions_digest": _digest([it.captions for it in ds.items]),
-           "n_items": len(ds), "model": model, "model_revision": revision, "modality": modality,
-           "library_version": __version__}
+           "items_digest": _digest(ds.ids), "n_items": len(ds), "model": model, "model_revision": revision,
+           "modality": modality, "library_version": __version__}
     if modality == "text":
-        req.update(side="text", captions=int(captions), seed=int(seed))
-    elif modality == "image":
-        if mode not in ("image", "video"):
-            raise ValueError(f"mode must be 'image' (first frame) or 'video' (frames averaged), got {mode!r}.")
+        req.update(side="text", captions=int(captions), seed=int(seed),
+                   captions_digest=_digest([it.captions for it in ds.items]))
+        return json.loads(json.dumps(req, default=str))
+    # The video side does not depend on the captions: options that change only them are left out,
+    # so every caption style of a dataset shares one extraction of its videos.
+    req["dataset_options"] = {k: v for k, v in ds.options.items() if k not in ds.caption_options}
+    if modality == "image":
+        if mode not in ("image", "video", "frames"):
+            raise ValueError(f"mode must be 'image' (first frame), 'video' (frames averaged) or 'frames' (every "
+                             f"sampled frame kept: [N, F, L, D] for vtalign.pooling), got {mode!r}.")
         req.update(side="video", mode=mode, frames=1 if mode == "image" else int(frames))
+    elif mode == "frames":
+        raise ValueError(f"mode='frames' keeps per-frame features of image models; {model} is a {modality} model.")
     else:
         req.update(side="video", mode="clips", frames=int(frames))
     return json.loads(json.dumps(req, default=str))  # the form meta.json stores (tuples become lists)
@@ -222,7 +229,7 @@ def request_arguments(req: dict) -> dict:
     """Keyword arguments of :func:`extract_features` that reproduce a recorded request."""
     return dict(dataset=req["dataset"], dataset_options=req.get("dataset_options") or {}, model=req["model"],
                 frames=int(req.get("frames", 8)), captions=int(req.get("captions", 1)),
-                mode=req.get("mode", "video") if req.get("mode") in ("image", "video") else "video",
+                mode=req.get("mode", "video") if req.get("mode") in ("image", "video", "frames") else "video",
                 seed=int(req.get("seed", 0)))
 
 
@@ -280,6 +287,8 @@ def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode
     dataset : a registered name (with ``dataset_options``) or a built :class:`VideoTextDataset`
     model : a registered encoder name or Hugging Face id (``encoder`` may pass it already loaded)
     frames : n_f, frames a video/image encoder sees (image models with ``mode="image"``: first frame only)
+    mode : image models: ``"video"`` averages the n_f frames' features, ``"image"`` takes the first frame,
+        ``"frames"`` keeps every frame: features [N, n_f, L, D], pooled later by :mod:`vtalign.pooling`
     captions : n_c, captions concatenated for a text encoder (chosen by ``seed``)
     skip_failures : leave failed items out (listed in ``meta["failures"]``) instead of raising
     verify : check a cached entry's content digest before reusing it (shape and size are always checked)
@@ -336,7 +345,9 @@ def _run_parts(ds: VideoTextDataset, name: str, req: dict, parts: Path, enc: Enc
     chunks = [ds.items[i:i + CHUNK_ITEMS] for i in range(0, len(ds), CHUNK_ITEMS)]
     failures: list[dict] = []
     results = []
-    bar = tqdm(total=len(ds), desc=f"{ds.name} x {name} ({req['side']})", disable=not progress, unit="item")
+    stream = _progress_stream() if progress else None
+    bar = tqdm(total=len(ds), desc=f"{ds.name} x {name} ({req['side']})", disable=not progress, unit="item",
+               file=stream, mininterval=1.0)
     for c, chunk in enumerate(chunks):
         part_path = parts / f"part-{c:05d}.npz"
         if part_path.is_file():
@@ -364,7 +375,16 @@ def _run_parts(ds: VideoTextDataset, name: str, req: dict, parts: Path, enc: Enc
         failures.extend(failed)
         bar.update(len(chunk))
     bar.close()
+    if stream is not None:
+        stream.close()
     return results, failures, enc
+
+
+def _progress_stream():
+    """Where extraction progress bars go: the file named by ``VTALIGN_PROGRESS_FILE`` when set (the book
+    runner shows it in the terminal, so the executed chapters stay free of bars), else stderr (None)."""
+    path = os.environ.get("VTALIGN_PROGRESS_FILE")
+    return open(path, "a", buffering=1, encoding="utf-8") if path else None
 
 
 def _write_entry(entry: Path, req: dict, name: str, results, failures: list[dict], enc: Encoder | None,
@@ -433,6 +453,8 @@ def _encode_chunk(enc: Encoder, items, req: dict, batch_size: int):
         return np.zeros((0, 0, 0), np.float32), ok_ids, failures
     encoded = np.concatenate([enc.encode(np.stack(batch)) for batch in _same_shape_batches(units, batch_size)])
     owners = np.asarray(owners)
+    if req["mode"] == "frames":  # every sampled frame kept, in time order: [n_ok, F, L, D]
+        return np.stack([encoded[owners == j] for j in range(len(ok_ids))]).astype(np.float32), ok_ids, failures
     feats = np.stack([encoded[owners == j].mean(axis=0) for j in range(len(ok_ids))]).astype(np.float32)
     return feats, ok_ids, failures
 

@@ -41,8 +41,9 @@ def main(argv=None) -> int:
     ap.add_argument("--model", action="append", help="encoder name or Hugging Face id (repeatable)")
     ap.add_argument("--frames", type=int, nargs="+", default=[8], help="n_f values (video side)")
     ap.add_argument("--captions", type=int, nargs="+", default=[1], help="n_c values (text side)")
-    ap.add_argument("--mode", choices=["video", "image"], default="video",
-                    help="image models: 'video' averages n_f frames, 'image' uses the first frame")
+    ap.add_argument("--mode", choices=["video", "image", "frames"], default="video",
+                    help="image models: 'video' averages n_f frames, 'image' uses the first frame, "
+                         "'frames' keeps every frame's features ([N, n_f, L, D], for vtalign.pooling)")
     ap.add_argument("--seed", type=int, default=0, help="caption-choice seed")
     ap.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
                     help="dataset option, value as JSON (e.g. n_clips=64, visible=[3,8], video_root=\"/data/vatex\")")

