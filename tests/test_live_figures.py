@@ -120,3 +120,13 @@ def test_frame_counts_pool_from_the_per_frame_entry_only_when_it_holds_their_fra
     assert "pooled_from_frames" not in meta3["request"] and meta3["request"]["frames"] == 3
     _, text_meta = live.video_features(ds, "tiny-videomae", 4, cached_frames=4)  # video models: their own clips
     assert text_meta["request"]["mode"] == "clips"
+
+
+def test_duplicate_share_counts_items_identical_to_another():
+    f = np.zeros((5, 2, 3), np.float32)
+    f[1, 0, 0] = f[3, 0, 0] = 1.0              # items 1 and 3 equal; 0 and 4 equal (zero); 2 unique
+    f[2, 1, 1] = 5.0
+    rep = downstream.Representation("x", "video", f, [3, 3], list("abcde"))
+    assert downstream.duplicate_share(rep) == 0.8
+    f[4, 1, 2] = -0.0 + 1e-7                    # one bit of difference is enough to be distinct
+    assert downstream.duplicate_share(rep) == 0.4

