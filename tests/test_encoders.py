@@ -115,3 +115,11 @@ def test_local_checkpoint_folders_load_like_hub_checkpoints(tmp_path):
     enc = load_encoder(str(folder))
     assert enc.modality == "text" and enc.encode(["a man is skiing"]).shape == (1, 3, 32)
     assert text.encode(["a man is skiing"]).shape == (1, 3, 32)
+
+
+def test_device_auto_is_the_gpu_when_there_is_one():
+    import torch
+
+    from vtalign.extract.encoders import resolve_device
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu") == "cpu" and resolve_device("cuda:1") == "cuda:1"

@@ -44,3 +44,35 @@ def test_repository_holds_no_shared_data_or_generated_files():
     banned = (".mp4", ".avi", ".jsonl", ".png", ".svg", ".npz")
     assert not [f for f in files if f.endswith(banned)]
     assert not [f for f in files if f.startswith(("results/", "_build/", "book/chapters/", ".venv/"))]
+
+
+def test_environment_yml_carries_every_top_level_requirement():
+    """environment.yml (GPU machines) and requirements.in (the CPU pins `make` uses) name the same packages,
+    with the same exact pins; only torch and faiss differ in name (CUDA builds: pytorch, faiss-gpu)."""
+    import re
+
+    import yaml
+
+    from vtalign.paths import project_root
+
+    def split(spec):  # "name==1.2.*" / "name=1.2" / "name" -> (name, pin without a trailing .*)
+        m = re.match(r"^\s*([A-Za-z0-9_.\-]+)\s*(?:==?\s*([^\s;#]+))?", spec)
+        return m.group(1).lower(), (m.group(2) or "").removesuffix(".*")
+
+    root = project_root()
+    renamed = {"torch": "pytorch", "faiss-cpu": "faiss-gpu"}
+    wanted = {}
+    for line in (root / "requirements.in").read_text().splitlines():
+        if line.split("#")[0].strip():
+            name, pin = split(line.split("#")[0])
+            wanted[renamed.get(name, name)] = pin
+    have = {}
+    for dep in yaml.safe_load((root / "environment.yml").read_text())["dependencies"]:
+        for spec in dep["pip"] if isinstance(dep, dict) else [dep]:
+            if not spec.startswith("-"):
+                name, pin = split(spec)
+                have[name] = pin
+    missing = sorted(set(wanted) - set(have))
+    assert not missing, f"environment.yml lacks {missing} (in requirements.in)"
+    for name, pin in wanted.items():
+        assert have[name].startswith(pin), f"{name}: requirements.in pins {pin}, environment.yml has {have[name]!r}"

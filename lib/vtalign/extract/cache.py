@@ -39,7 +39,7 @@ from .. import paths
 from .._version import __version__
 from .manifest import DataError, entry as manifest_entry, manifest
 from .datasets import VideoTextDataset, load_dataset
-from .encoders import Encoder, encoder_identity, load_encoder
+from .encoders import Encoder, encoder_identity, load_encoder, resolve_device
 from .sampling import caption_text, image_frame_indices, video_clip_indices
 
 __all__ = ["ExtractionError", "CorruptEntryError", "extract_features", "load_features", "feature_request",
@@ -277,7 +277,7 @@ def load_features(dataset, model: str, frames: int = 8, captions: int = 1, *, mo
 
 
 def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode: str = "video", seed: int = 0,
-                     dataset_options: dict | None = None, device: str = "cpu", batch_size: int = 32,
+                     dataset_options: dict | None = None, device: str = "auto", batch_size: int = 32,
                      skip_failures: bool = False, cache_dir=None, progress: bool = True, encoder: Encoder | None = None,
                      verify: bool = False):
     """Features [N, L, D] and metadata for ``dataset`` x ``model``, computed once and cached.
@@ -292,6 +292,8 @@ def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode
     captions : n_c, captions concatenated for a text encoder (chosen by ``seed``)
     skip_failures : leave failed items out (listed in ``meta["failures"]``) instead of raising
     verify : check a cached entry's content digest before reusing it (shape and size are always checked)
+    device : where the encoder runs; ``"auto"`` (default) is the GPU when one is visible. The device is
+        recorded in ``meta["device"]``, not in the cache key: an entry made on a GPU serves CPU readers.
 
     A damaged entry (or part file of an interrupted run) is moved aside to ``<name>.corrupt-<time>``,
     said so, and recomputed.
@@ -314,8 +316,9 @@ def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode
         return found
     parts = _open_parts(entry, req, reason)
     enc = encoder or (model if isinstance(model, Encoder) else None)
+    device = resolve_device(device)
     results, failures, enc = _run_parts(ds, name, req, parts, enc, device, batch_size, skip_failures, progress)
-    return _write_entry(entry, req, name, results, failures, enc, skip_failures)
+    return _write_entry(entry, req, name, results, failures, enc, skip_failures, device)
 
 
 def _open_parts(entry: Path, req: dict, reason: str) -> Path:
@@ -388,7 +391,7 @@ def _progress_stream():
 
 
 def _write_entry(entry: Path, req: dict, name: str, results, failures: list[dict], enc: Encoder | None,
-                 skip_failures: bool):
+                 skip_failures: bool, device: str = "cpu"):
     """Assemble the chunks into ``features.npy`` and ``meta.json`` (written last) and remove the parts."""
     parts = entry / "parts"
     if failures and not skip_failures:
@@ -399,7 +402,7 @@ def _write_entry(entry: Path, req: dict, name: str, results, failures: list[dict
     dims = kept[0][2]
     features = np.concatenate([r[0] for r in kept]).astype(np.float32, copy=False)
     meta = {"request": req, "item_ids": [i for r in kept for i in r[1]], "failures": failures,
-            "shape": list(features.shape), "layer_dims": dims,
+            "shape": list(features.shape), "layer_dims": dims, "device": device,
             # every part may have come from disk: then the encoder is described from its identity
             "encoder": enc.describe() if enc is not None else
             {"model": name, "modality": req["modality"], "revision": req["model_revision"]}}

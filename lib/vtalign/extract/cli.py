@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="caption-choice seed")
     ap.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
                     help="dataset option, value as JSON (e.g. n_clips=64, visible=[3,8], video_root=\"/data/vatex\")")
-    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ...; auto (default): the GPU when present")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--skip-failures", action="store_true", help="leave items that fail out (listed in meta.json)")
     ap.add_argument("--cache", default=None, help="cache folder (default .cache/features or $VTALIGN_CACHE/features)")
@@ -119,7 +119,7 @@ def _status(entry, verify: bool) -> tuple[str, str, dict | None]:
     return status, detail, req
 
 
-def check_cache(cache=None, verify: bool = False, repair: bool = False, device: str = "cpu",
+def check_cache(cache=None, verify: bool = False, repair: bool = False, device: str = "auto",
                 progress: bool = True) -> int:
     """``--check``: one line per cache entry (status, size, request, detail); with ``repair``, recompute
     every entry that is not ok (damaged files are set aside, never deleted). Exit status 0 when every

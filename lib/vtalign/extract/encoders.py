@@ -37,7 +37,7 @@ import torch
 
 from .. import paths
 
-__all__ = ["Encoder", "ENCODERS", "register_encoder", "load_encoder", "available_encoders",
+__all__ = ["Encoder", "ENCODERS", "register_encoder", "load_encoder", "resolve_device", "available_encoders",
            "HF_FAMILIES", "TINY_FAMILIES", "encoder_identity", "preprocess_frames", "masked_mean", "pool_tokens"]
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -175,8 +175,17 @@ def encoder_identity(name: str, allow_download: bool = False) -> tuple[str, str]
     return family[0], str(getattr(config, "_commit_hash", None) or "local")
 
 
-def load_encoder(name: str, device: str = "cpu", **options) -> Encoder:
-    """The encoder registered as ``name``, else a Hugging Face id or local folder (see module doc)."""
+def resolve_device(device: str = "auto") -> str:
+    """``"auto"``: ``"cuda"`` when a CUDA GPU is visible, else ``"cpu"``; any other value as given."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def load_encoder(name: str, device: str = "auto", **options) -> Encoder:
+    """The encoder registered as ``name``, else a Hugging Face id or local folder (see module doc),
+    on ``device`` (``"auto"``: the GPU when there is one)."""
+    device = resolve_device(device)
     with _quiet_loading():
         if name in ENCODERS:
             return ENCODERS[name](device=device, **options)
