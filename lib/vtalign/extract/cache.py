@@ -30,7 +30,11 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import tempfile
+import threading
+import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -317,7 +321,13 @@ def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode
     parts = _open_parts(entry, req, reason)
     enc = encoder or (model if isinstance(model, Encoder) else None)
     device = resolve_device(device)
-    results, failures, enc = _run_parts(ds, name, req, parts, enc, device, batch_size, skip_failures, progress)
+    try:
+        results, failures, enc = _run_parts(ds, name, req, parts, enc, device, batch_size, skip_failures, progress)
+    except _DoneElsewhere:
+        found, reason = _read_complete(entry, req, verify)
+        if found is None:
+            raise RuntimeError(f"Another process removed {entry}'s parts without completing it ({reason}); re-run.")
+        return found
     return _write_entry(entry, req, name, results, failures, enc, skip_failures, device)
 
 
@@ -339,48 +349,137 @@ def _open_parts(entry: Path, req: dict, reason: str) -> Path:
     return parts
 
 
+class _DoneElsewhere(Exception):
+    """Another process finished the whole entry while this one waited for its parts."""
+
+
+def _claim_stale_seconds() -> float:
+    """A claim whose heartbeat is older than this is taken over (``$VTALIGN_CLAIM_STALE_S``, default 60)."""
+    return float(os.environ.get("VTALIGN_CLAIM_STALE_S", "60"))
+
+
+class _Claim:
+    """This process's claim on one part: ``part-NNNNN.claim`` made with an exclusive create (atomic on local
+    and NFS v3+ filesystems), its modification time refreshed by a heartbeat thread while the part is
+    computed. A claim whose heartbeat stopped (its process died) for :func:`_claim_stale_seconds` is set
+    aside and taken over; two processes racing for it cannot both win the exclusive create."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._stop = threading.Event()
+        beat = max(0.2, _claim_stale_seconds() / 6)
+        self._thread = threading.Thread(target=self._beat, args=(beat,), daemon=True)
+        self._thread.start()
+
+    def _beat(self, every: float) -> None:
+        while not self._stop.wait(every):
+            try:
+                os.utime(self.path)
+            except OSError:
+                return
+
+    @classmethod
+    def take(cls, path: Path) -> "_Claim | None":
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                try:
+                    age = time.time() - path.stat().st_mtime
+                except FileNotFoundError:
+                    continue  # released meanwhile: try again
+                if age <= _claim_stale_seconds():
+                    return None
+                try:  # stale: move it out of the way (only one racer succeeds), then claim anew
+                    os.replace(path, path.with_name(f"{path.name}.stale-{uuid.uuid4().hex[:8]}"))
+                except FileNotFoundError:
+                    pass
+                continue
+            with os.fdopen(fd, "w") as fh:
+                json.dump({"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}, fh)
+            return cls(path)
+        return None
+
+    def release(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.path.unlink(missing_ok=True)
+
+
+# What the last extract_features call in this process did with each part (for summaries and tests).
+LAST_RUN: dict = {"computed": [], "read": [], "waited_for": []}
+
+
+def _read_part(part_path: Path, parts: Path):
+    """``(features, ids, dims, failed)`` of a part file, or None (a damaged one is set aside)."""
+    try:
+        with np.load(part_path, allow_pickle=False) as z:
+            return (z["features"].copy(), [str(s) for s in z["ids"]], json.loads(str(z["dims"])),
+                    json.loads(str(z["failed"])))
+    except FileNotFoundError:
+        return None
+    except Exception as err:  # a damaged part (zip, npy or json inside): set aside and recompute
+        kept = set_aside(part_path, into=parts.parent)  # out of parts/, which is removed when done
+        print(f"vtalign: part file {part_path} was unreadable ({type(err).__name__}); moved it to "
+              f"{kept.name} and recomputing it.")
+        return None
+
+
 def _run_parts(ds: VideoTextDataset, name: str, req: dict, parts: Path, enc: Encoder | None, device: str,
                batch_size: int, skip_failures: bool, progress: bool):
-    """Every chunk of ``CHUNK_ITEMS`` items: read from its part file when an earlier run wrote it, else
-    encoded (the model is loaded at the first chunk that needs it) and written atomically.
-    Returns ``(results, failures, encoder or None)``; results are ``(features, ids, layer_dims)`` per chunk."""
+    """Every chunk of ``CHUNK_ITEMS`` items: read from its part file when a run (an earlier one, or another
+    process working on the same entry now) wrote it, else claimed (:class:`_Claim`), encoded (the model is
+    loaded at the first chunk that needs it) and written atomically. Parts claimed by a live process are
+    waited for, so two runs on one request compute each part once.
+    Returns ``(results, failures, encoder or None)``; results are ``(features, ids, layer_dims)`` per chunk.
+    Raises :class:`_DoneElsewhere` when another process completed the entry meanwhile."""
     from tqdm import tqdm  # plain bar: tqdm.auto warns in notebooks without ipywidgets
     chunks = [ds.items[i:i + CHUNK_ITEMS] for i in range(0, len(ds), CHUNK_ITEMS)]
-    failures: list[dict] = []
-    results = []
+    found: dict[int, tuple] = {}
+    LAST_RUN.update(computed=[], read=[], waited_for=[])
     stream = _progress_stream() if progress else None
     bar = tqdm(total=len(ds), desc=f"{ds.name} x {name} ({req['side']})", disable=not progress, unit="item",
                file=stream, mininterval=1.0)
-    for c, chunk in enumerate(chunks):
-        part_path = parts / f"part-{c:05d}.npz"
-        if part_path.is_file():
-            try:
-                with np.load(part_path, allow_pickle=False) as z:
-                    part = (z["features"].copy(), [str(s) for s in z["ids"]], json.loads(str(z["dims"])),
-                            json.loads(str(z["failed"])))
-            except Exception as err:  # a damaged part (zip, npy or json inside): set aside and recompute
-                kept = set_aside(part_path, into=parts.parent)  # out of parts/, which is removed when done
-                print(f"vtalign: part file {part_path} was unreadable ({type(err).__name__}); moved it to "
-                      f"{kept.name} and recomputing it.")
-                part = None
-            if part is not None and (not part[3] or skip_failures):
-                results.append(part[:3])
-                failures.extend(part[3])
-                bar.update(len(chunk))
-                continue
-        if enc is None:
-            enc = load_encoder(name, device=device)
-        feats, ids, failed = _encode_chunk(enc, chunk, req, batch_size)
-        dims = enc.layer_dims
-        _atomic_save(part_path, lambda tmp: _savez(tmp, features=feats, ids=np.array(ids, dtype=str),
-                                                   failed=json.dumps(failed), dims=json.dumps(dims)))
-        results.append((feats, ids, dims))
-        failures.extend(failed)
-        bar.update(len(chunk))
-    bar.close()
-    if stream is not None:
-        stream.close()
-    return results, failures, enc
+    pending = list(range(len(chunks)))
+    try:
+        while pending:
+            waiting = []
+            for c in pending:
+                part_path = parts / f"part-{c:05d}.npz"
+                part = _read_part(part_path, parts) if part_path.is_file() else None
+                if part is not None and (not part[3] or skip_failures):
+                    found[c] = part
+                    LAST_RUN["read"].append(c)
+                    bar.update(len(chunks[c]))
+                    continue
+                claim = _Claim.take(parts / f"part-{c:05d}.claim") if parts.is_dir() else None
+                if claim is None:
+                    waiting.append(c)
+                    continue
+                try:
+                    if enc is None:
+                        enc = load_encoder(name, device=device)
+                    feats, ids, failed = _encode_chunk(enc, chunks[c], req, batch_size)
+                    dims = enc.layer_dims
+                    _atomic_save(part_path, lambda tmp: _savez(tmp, features=feats, ids=np.array(ids, dtype=str),
+                                                               failed=json.dumps(failed), dims=json.dumps(dims)))
+                finally:
+                    claim.release()
+                found[c] = (feats, ids, dims, failed)
+                LAST_RUN["computed"].append(c)
+                bar.update(len(chunks[c]))
+            if waiting:  # parts another live process is computing: wait for them (or for its claim to go stale)
+                LAST_RUN["waited_for"] = sorted(set(LAST_RUN["waited_for"]) | set(waiting))
+                if (parts.parent / "meta.json").is_file() or not parts.is_dir():
+                    raise _DoneElsewhere()
+                time.sleep(min(1.0, _claim_stale_seconds() / 10))
+            pending = waiting
+    finally:
+        bar.close()
+        if stream is not None:
+            stream.close()
+    ordered = [found[c] for c in range(len(chunks))]
+    return [r[:3] for r in ordered], [f for r in ordered for f in r[3]], enc
 
 
 def _progress_stream():
@@ -396,6 +495,9 @@ def _write_entry(entry: Path, req: dict, name: str, results, failures: list[dict
     parts = entry / "parts"
     if failures and not skip_failures:
         raise ExtractionError(failures, parts)
+    done, _ = _read_complete(entry, req)  # another process on the same request wrote it first: keep theirs
+    if done is not None:
+        return done
     kept = [r for r in results if len(r[1])]
     if not kept:
         raise ExtractionError(failures, parts) if failures else ValueError(f"Dataset {req['dataset']} has no items.")
