@@ -136,6 +136,9 @@ def test_cli_exit_status_and_skip_failures(tmp_path, capsys):
     assert extract_main(args) == 0
     out = capsys.readouterr().out
     assert out.count("features (180, 3, 32)") == 3 and "captions=1" in out
+    assert out.count("(computed 6 part(s), read 0") == 3                 # 180 items: 6 parts of 32, each computed
+    assert extract_main(args) == 0
+    assert capsys.readouterr().out.count("(reused from the cache)") == 3   # the summary says what was reused
     assert extract_main(["--dataset", "vatex", "--model", "tiny-vit", "--option", "n_items=3", "--frames", "2",
                          "--cache", str(tmp_path), "--no-progress"]) == 1       # no videos: one clear error
     err = capsys.readouterr().err

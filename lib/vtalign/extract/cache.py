@@ -310,6 +310,7 @@ def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode
                         f"to encode. {manifest_entry(ds.name).videos if ds.name in manifest() else ''} "
                         "(command line: --option video_root='\"/path/to/videos\"')")
     entry = cache_entry(req, cache_dir)
+    LAST_RUN.update(computed=[], read=[], waited_for=[], reused_entry=False)
     try:
         found, reason = _read_complete(entry, req, verify)
     except CorruptEntryError as err:
@@ -317,6 +318,7 @@ def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode
         print(f"vtalign: cache entry {entry} was corrupt ({err.problem}); moved it to {kept.name} and recomputing it.")
         found, reason = None, "absent"
     if found is not None:
+        LAST_RUN["reused_entry"] = True
         return found
     parts = _open_parts(entry, req, reason)
     enc = encoder or (model if isinstance(model, Encoder) else None)
@@ -407,7 +409,7 @@ class _Claim:
 
 
 # What the last extract_features call in this process did with each part (for summaries and tests).
-LAST_RUN: dict = {"computed": [], "read": [], "waited_for": []}
+LAST_RUN: dict = {"computed": [], "read": [], "waited_for": [], "reused_entry": False}
 
 
 def _read_part(part_path: Path, parts: Path):
@@ -436,7 +438,6 @@ def _run_parts(ds: VideoTextDataset, name: str, req: dict, parts: Path, enc: Enc
     from tqdm import tqdm  # plain bar: tqdm.auto warns in notebooks without ipywidgets
     chunks = [ds.items[i:i + CHUNK_ITEMS] for i in range(0, len(ds), CHUNK_ITEMS)]
     found: dict[int, tuple] = {}
-    LAST_RUN.update(computed=[], read=[], waited_for=[])
     stream = _progress_stream() if progress else None
     bar = tqdm(total=len(ds), desc=f"{ds.name} x {name} ({req['side']})", disable=not progress, unit="item",
                file=stream, mininterval=1.0)

@@ -19,7 +19,7 @@ import sys
 
 from .manifest import DataError
 from .datasets import DATASETS, load_dataset
-from .cache import (CorruptEntryError, ExtractionError, cache_entries, cache_entry, check_entry, extract_features,
+from .cache import (LAST_RUN, CorruptEntryError, ExtractionError, cache_entries, cache_entry, check_entry, extract_features,
                     feature_request, recorded_request, request_arguments, request_differences, set_aside)
 from .encoders import available_encoders, encoder_identity
 
@@ -97,7 +97,11 @@ def main(argv=None) -> int:
                 continue
             where = cache_entry(meta["request"], args.cache)
             skipped = f", {len(meta['failures'])} failed item(s) left out" if meta["failures"] else ""
-            print(f"{args.dataset} x {model} {setting}: features {tuple(feats.shape)}{skipped} -> {where}")
+            run = LAST_RUN
+            how = ("reused from the cache" if run["reused_entry"] else
+                   f"computed {len(run['computed'])} part(s), read {len(run['read'])} written earlier or by a "
+                   "concurrent run")
+            print(f"{args.dataset} x {model} {setting}: features {tuple(feats.shape)}{skipped} ({how}) -> {where}")
     return status
 
 
