@@ -390,7 +390,7 @@ class _Claim:
                     age = time.time() - path.stat().st_mtime
                 except FileNotFoundError:
                     continue  # released meanwhile: try again
-                if age <= _claim_stale_seconds():
+                if age <= _claim_stale_seconds() and _owner_alive(path):
                     return None
                 try:  # stale: move it out of the way (only one racer succeeds), then claim anew
                     os.replace(path, path.with_name(f"{path.name}.stale-{uuid.uuid4().hex[:8]}"))
@@ -406,6 +406,24 @@ class _Claim:
         self._stop.set()
         self._thread.join(timeout=5)
         self.path.unlink(missing_ok=True)
+
+
+def _owner_alive(claim: Path) -> bool:
+    """False when the claim was made on this host by a process that no longer exists (a killed worker):
+    its part is taken over at once instead of after the heartbeat goes stale."""
+    try:
+        owner = json.loads(claim.read_text())
+    except (OSError, ValueError):
+        return True  # being written, or unreadable: trust the heartbeat
+    if owner.get("host") != socket.gethostname() or not isinstance(owner.get("pid"), int):
+        return True
+    try:
+        os.kill(owner["pid"], 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 # What the last extract_features call in this process did with each part (for summaries and tests).
@@ -427,6 +445,40 @@ def _read_part(part_path: Path, parts: Path):
         return None
 
 
+def part_chunks(ds: VideoTextDataset) -> list[list]:
+    """The dataset's items cut into the resumable parts of ``CHUNK_ITEMS`` items, in order."""
+    return [ds.items[i:i + CHUNK_ITEMS] for i in range(0, len(ds), CHUNK_ITEMS)]
+
+
+def make_part(chunk, req: dict, parts: Path, index: int, name: str, enc: Encoder | None = None,
+              device: str = "auto", batch_size: int = 32):
+    """Claim part ``index`` of an entry, encode its items and write ``part-NNNNN.npz`` atomically.
+
+    Returns ``(part, encoder)``: ``part`` is ``(features, ids, layer_dims, failures)``, or None when a
+    live process holds the claim or has just written the part (read it from disk). The encoder is loaded
+    on first use and returned for reuse, so a worker that makes many parts loads its model once. The same
+    function makes parts in one process (:func:`extract_features`) and on cluster workers
+    (:mod:`vtalign.extract.cluster`), so both write the same bytes.
+    """
+    claim = _Claim.take(parts / f"part-{index:05d}.claim") if parts.is_dir() else None
+    if claim is None:
+        return None, enc
+    if (parts / f"part-{index:05d}.npz").is_file():  # its maker finished between our look and our claim
+        claim.release()
+        return None, enc
+    try:
+        if enc is None:
+            enc = load_encoder(name, device=device)
+        feats, ids, failed = _encode_chunk(enc, chunk, req, batch_size)
+        dims = enc.layer_dims
+        _atomic_save(parts / f"part-{index:05d}.npz",
+                     lambda tmp: _savez(tmp, features=feats, ids=np.array(ids, dtype=str), failed=json.dumps(failed),
+                                        dims=json.dumps(dims)))
+    finally:
+        claim.release()
+    return (feats, ids, dims, failed), enc
+
+
 def _run_parts(ds: VideoTextDataset, name: str, req: dict, parts: Path, enc: Encoder | None, device: str,
                batch_size: int, skip_failures: bool, progress: bool):
     """Every chunk of ``CHUNK_ITEMS`` items: read from its part file when a run (an earlier one, or another
@@ -436,7 +488,7 @@ def _run_parts(ds: VideoTextDataset, name: str, req: dict, parts: Path, enc: Enc
     Returns ``(results, failures, encoder or None)``; results are ``(features, ids, layer_dims)`` per chunk.
     Raises :class:`_DoneElsewhere` when another process completed the entry meanwhile."""
     from tqdm import tqdm  # plain bar: tqdm.auto warns in notebooks without ipywidgets
-    chunks = [ds.items[i:i + CHUNK_ITEMS] for i in range(0, len(ds), CHUNK_ITEMS)]
+    chunks = part_chunks(ds)
     found: dict[int, tuple] = {}
     stream = _progress_stream() if progress else None
     bar = tqdm(total=len(ds), desc=f"{ds.name} x {name} ({req['side']})", disable=not progress, unit="item",
@@ -453,20 +505,13 @@ def _run_parts(ds: VideoTextDataset, name: str, req: dict, parts: Path, enc: Enc
                     LAST_RUN["read"].append(c)
                     bar.update(len(chunks[c]))
                     continue
-                claim = _Claim.take(parts / f"part-{c:05d}.claim") if parts.is_dir() else None
-                if claim is None:
+                if part is not None:  # it recorded failures and they are not to be skipped: try those items again
+                    part_path.unlink(missing_ok=True)
+                part, enc = make_part(chunks[c], req, parts, c, name, enc, device, batch_size)
+                if part is None:
                     waiting.append(c)
                     continue
-                try:
-                    if enc is None:
-                        enc = load_encoder(name, device=device)
-                    feats, ids, failed = _encode_chunk(enc, chunks[c], req, batch_size)
-                    dims = enc.layer_dims
-                    _atomic_save(part_path, lambda tmp: _savez(tmp, features=feats, ids=np.array(ids, dtype=str),
-                                                               failed=json.dumps(failed), dims=json.dumps(dims)))
-                finally:
-                    claim.release()
-                found[c] = (feats, ids, dims, failed)
+                found[c] = part
                 LAST_RUN["computed"].append(c)
                 bar.update(len(chunks[c]))
             if waiting:  # parts another live process is computing: wait for them (or for its claim to go stale)

@@ -10,6 +10,8 @@ Examples::
     python -m vtalign.extract --dataset synthetic_world --option n_clips=64 --model minilm-l6 --captions 1 5 10
     python -m vtalign.extract --list
     python -m vtalign.extract --check [--verify] [--repair]    # every cache entry's status; recompute the broken
+    python -m vtalign.extract --dataset synthetic_world --model efficientnet-lite0 --frames 1 4 16 --cluster local
+    python -m vtalign.extract --plan plan.toml --cluster ray://head:10001    # a grid of requests on a cluster
 """
 from __future__ import annotations
 
@@ -58,7 +60,18 @@ def main(argv=None) -> int:
                     help="list every cache entry with its request, size and status (ok / incomplete / corrupt / "
                          "stale), then exit; 1 if any is not ok")
     ap.add_argument("--repair", action="store_true", help="with --check: recompute every entry that is not ok")
+    ap.add_argument("--cluster", default=None, metavar="local|auto|ray://HOST:PORT",
+                    help="make the parts on Ray: 'local' starts a runtime on this machine, 'auto' or an address "
+                         "joins a cluster (the cache must be on storage every node sees)")
+    ap.add_argument("--workers", type=int, default=None, help="with --cluster: workers per model (default: all CPUs, "
+                                                              "or one per GPU)")
+    ap.add_argument("--plan", default=None, metavar="PLAN.toml",
+                    help="with --cluster: a TOML plan of [[grid]] tables (dataset, options, models, frames, captions)")
     args = ap.parse_args(argv)
+    if args.plan and not args.cluster:
+        ap.error("--plan runs on Ray: add --cluster local (or auto, or ray://host:port)")
+    if args.cluster:
+        return _run_on_cluster(args, ap)
     if args.check or args.repair:
         return check_cache(args.cache, verify=args.verify, repair=args.repair, device=args.device,
                            progress=not args.no_progress)
@@ -103,6 +116,31 @@ def main(argv=None) -> int:
                    "concurrent run")
             print(f"{args.dataset} x {model} {setting}: features {tuple(feats.shape)}{skipped} ({how}) -> {where}")
     return status
+
+
+def _run_on_cluster(args, ap) -> int:
+    from .cluster import load_plan, plan_requests, run_plan
+
+    if args.plan:
+        requests = load_plan(args.plan)
+    elif args.dataset and args.model:
+        if args.dataset not in DATASETS:
+            ap.error(f"unknown dataset {args.dataset!r}; known: {sorted(DATASETS)}")
+        requests = plan_requests(args.dataset, args.model, args.frames, args.captions, args.mode, args.seed,
+                                 dict(args.option))
+    else:
+        ap.error("--cluster needs --plan, or --dataset and --model")
+    summary = run_plan(requests, args.cluster, args.workers, args.device, batch_size=args.batch_size,
+                       cache_dir=args.cache, skip_failures=args.skip_failures, progress=not args.no_progress)
+    for r in summary.itertuples():
+        what = (f"{r.parts_made} of {r.parts_total} part(s) made on workers" if r.status != "reused" else "reused")
+        rate = f", {r.items_per_second:.1f} items/s per worker" if r.items_per_second == r.items_per_second else ""
+        print(f"{r.status.upper():8s} {r.dataset} x {r.model} frames={r.frames} captions={r.captions}: {what}{rate}"
+              + (f"\n         {r.error}" if r.error else ""))
+    counts = summary.status.value_counts()
+    print(f"plan: {len(summary)} request(s): {counts.get('computed', 0)} computed, {counts.get('reused', 0)} reused, "
+          f"{counts.get('failed', 0)} failed.")
+    return 1 if (summary.status == "failed").any() else 0
 
 
 def _status(entry, verify: bool) -> tuple[str, str, dict | None]:

@@ -1,0 +1,217 @@
+"""Extraction at scale on Ray: a plan of requests cut into item parts, made by workers that each load
+their model once, written to a cache that every node sees.
+
+The unit of work is a part (:data:`vtalign.extract.cache.CHUNK_ITEMS` items of one request), made by
+:func:`vtalign.extract.cache.make_part`: the very function a single process uses, so a part made on a
+worker is byte for byte the part a single process makes. Parts go to Ray actors, one pool per model,
+each actor holding its loaded encoder (and the GPU it asked for, ``num_gpus``); a part is claimed with
+an exclusive create and a heartbeat before it is made, so two plans (or a plan and a single-process
+run) on the same entry never make a part twice. When a request's parts are all written, the driver
+assembles the entry with :func:`vtalign.extract.extract_features`, which finds every part on disk:
+failures are reported once, with the same list and exit codes as a single-process run.
+
+Faults: a killed worker loses only the part it was making. Ray restarts the actor and retries the
+part (``max_restarts``, ``max_task_retries``); the dead worker's claim is taken over at once when its
+process is gone (same host) or when its heartbeat goes stale. A failure inside a part (a video that
+does not decode) is not an exception: it is recorded in the part and reported at the end, not retried.
+
+Entry points: :func:`run_plan`, ``python -m vtalign.extract ... --cluster local`` (a local Ray runtime
+on this machine's CPUs and GPUs), ``--cluster auto`` or ``--cluster ray://host:port`` (an existing
+cluster), and ``--plan plan.toml`` (see :func:`load_plan`).
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .cache import (CorruptEntryError, LAST_RUN, _open_parts, _read_complete, cache_entry, extract_features,
+                    feature_request, make_part, part_chunks, set_aside)
+from .datasets import load_dataset
+from .encoders import resolve_device
+
+__all__ = ["Request", "load_plan", "plan_requests", "connect", "run_plan"]
+
+
+@dataclass(frozen=True)
+class Request:
+    """One cache entry to make: a dataset (with options), a model and a frame or caption count."""
+    dataset: str
+    model: str
+    frames: int = 8
+    captions: int = 1
+    mode: str = "video"
+    seed: int = 0
+    options: dict = field(default_factory=dict, hash=False)
+
+    def arguments(self) -> dict:
+        return dict(frames=self.frames, captions=self.captions, mode=self.mode, seed=self.seed)
+
+
+def plan_requests(dataset: str, models, frames=(8,), captions=(1,), mode: str = "video", seed: int = 0,
+                  options: dict | None = None) -> list[Request]:
+    """The grid models x frames x captions as requests, one per distinct cache entry (a text model takes
+    only the caption counts, a video or image model only the frame counts)."""
+    from .encoders import encoder_identity
+
+    out, seen = [], set()
+    ds = load_dataset(dataset, **(options or {}))
+    for model in models:
+        text = encoder_identity(model)[0] == "text"
+        for f, c in ([(frames[0], c) for c in captions] if text else [(f, captions[0]) for f in frames]):
+            r = Request(dataset, model, int(f), int(c), mode, seed, dict(options or {}))
+            key = cache_entry(feature_request(ds, model, f, c, mode, seed))
+            if key not in seen:
+                seen.add(key)
+                out.append(r)
+    return out
+
+
+def load_plan(path) -> list[Request]:
+    """Requests from a TOML plan file: one ``[[grid]]`` table per dataset, e.g.::
+
+        [[grid]]
+        dataset = "synthetic_world"
+        options = { n_clips = 256, size = 128 }
+        models = ["efficientnet-lite0", "minilm-l6"]
+        frames = [1, 2, 4, 8, 16]
+        captions = [1, 2, 5, 10]
+        mode = "video"          # optional; seed too
+    """
+    import tomllib
+
+    data = tomllib.loads(Path(path).read_text())
+    grids = data.get("grid")
+    if not grids:
+        raise ValueError(f"{path}: no [[grid]] table; each names a dataset, its models and frame/caption counts.")
+    out = []
+    for g in grids:
+        missing = [k for k in ("dataset", "models") if k not in g]
+        if missing:
+            raise ValueError(f"{path}: a [[grid]] lacks {missing}.")
+        out += plan_requests(g["dataset"], g["models"], g.get("frames", [8]), g.get("captions", [1]),
+                             g.get("mode", "video"), g.get("seed", 0), g.get("options", {}))
+    return out
+
+
+def connect(cluster: str = "local", workers: int | None = None):
+    """Start or join Ray: ``"local"`` starts a runtime on this machine (``workers`` CPUs, default all);
+    ``"auto"`` joins the cluster this node belongs to; ``"ray://host:port"`` a remote one."""
+    import ray
+
+    if ray.is_initialized():
+        return ray
+    quiet = dict(include_dashboard=False, logging_level="ERROR", log_to_driver=False, configure_logging=False)
+    if cluster == "local":
+        ray.init(num_cpus=workers or os.cpu_count(), **quiet)
+    elif cluster == "auto" or str(cluster).startswith("ray://"):
+        ray.init(address=cluster, **{k: v for k, v in quiet.items() if k != "include_dashboard"})
+    else:
+        raise ValueError(f"cluster must be 'local', 'auto' or 'ray://host:port', got {cluster!r}.")
+    return ray
+
+
+def _part_maker_class(ray):
+    @ray.remote(max_restarts=3, max_task_retries=3)
+    class PartMaker:
+        """Holds one loaded encoder; makes parts of any request for its model."""
+
+        def __init__(self, model: str, device: str, batch_size: int):
+            self.model, self.device, self.batch_size = model, device, batch_size
+            self.encoder, self.datasets = None, {}
+
+        def make(self, request: Request, req: dict, index: int, parts: str) -> dict:
+            key = (request.dataset, repr(sorted(request.options.items())))
+            if key not in self.datasets:
+                self.datasets[key] = load_dataset(request.dataset, **request.options)
+            chunk = part_chunks(self.datasets[key])[index]
+            start = time.perf_counter()
+            part, self.encoder = make_part(chunk, req, Path(parts), index, self.model, self.encoder, self.device,
+                                           self.batch_size)
+            return dict(index=index, made=part is not None, items=len(chunk), seconds=time.perf_counter() - start,
+                        pid=os.getpid())
+
+        def pid(self) -> int:
+            return os.getpid()
+
+    return PartMaker
+
+
+def run_plan(requests: list[Request], cluster: str = "local", workers: int | None = None, device: str = "auto",
+             gpus_per_worker: float | None = None, batch_size: int = 32, cache_dir=None,
+             skip_failures: bool = False, progress: bool = True, on_submitted=None) -> pd.DataFrame:
+    """Make every request's cache entry on Ray; returns one row per request: dataset, model, frames,
+    captions, status (``reused`` / ``computed`` / ``failed``), parts_made (on workers), parts_total,
+    seconds, items_per_second (worker time), error.
+
+    workers : actors per model (default: the cluster's CPUs, or GPUs when each worker asks for one)
+    gpus_per_worker : GPU share each actor requests (default: 1 when ``device`` resolves to CUDA, else 0)
+    on_submitted : called with the actor handles once parts are queued (tests use it to kill one)
+    """
+    from tqdm import tqdm
+
+    ray = connect(cluster, workers)
+    device = resolve_device(device)
+    gpus = (1.0 if device.startswith("cuda") else 0.0) if gpus_per_worker is None else gpus_per_worker
+    resources = ray.cluster_resources()
+    if workers is None:
+        workers = int(resources.get("GPU", 1) // gpus) if gpus else max(1, int(resources.get("CPU", 1)))
+    Maker = _part_maker_class(ray)
+    pools: dict[str, list] = {}
+    rows, pending = [], []
+    for r in requests:
+        ds = load_dataset(r.dataset, **r.options)
+        req = feature_request(ds, r.model, **r.arguments())
+        entry = cache_entry(req, cache_dir)
+        try:
+            found, reason = _read_complete(entry, req)
+        except CorruptEntryError as err:
+            kept = set_aside(entry)
+            print(f"vtalign: cache entry {entry} was corrupt ({err.problem}); moved it to {kept.name} and recomputing it.")
+            found, reason = None, "absent"
+        n_parts = len(part_chunks(ds))
+        if found is not None:
+            rows.append(dict(dataset=r.dataset, model=r.model, frames=r.frames, captions=r.captions, status="reused",
+                             parts_made=0, parts_total=n_parts, seconds=0.0, items_per_second=float("nan"), error=""))
+            continue
+        parts = _open_parts(entry, req, reason)
+        if r.model not in pools:
+            pools[r.model] = [Maker.options(num_cpus=1, num_gpus=gpus).remote(r.model, device, batch_size)
+                              for _ in range(workers)]
+        todo = [c for c in range(n_parts) if not (parts / f"part-{c:05d}.npz").is_file()]
+        futures = [pools[r.model][i % workers].make.remote(r, req, c, str(parts)) for i, c in enumerate(todo)]
+        pending.append((r, ds, futures, n_parts))
+    if on_submitted is not None:
+        on_submitted(pools)
+    total = sum(len(f) for _, _, f, _ in pending)
+    bar = tqdm(total=total, desc=f"plan on {cluster} ({workers} worker(s) per model)", unit="part",
+               disable=not progress)
+    for r, ds, futures, n_parts in pending:
+        start, made, busy, items, error = time.perf_counter(), 0, 0.0, 0, ""
+        remaining = list(futures)
+        while remaining:
+            done, remaining = ray.wait(remaining, num_returns=1)
+            try:
+                out = ray.get(done[0])
+                made += int(out["made"])
+                busy += out["seconds"]
+                items += out["items"] if out["made"] else 0
+            except Exception as err:  # retries exhausted: the driver makes what is left below
+                error = f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"
+            bar.update(1)
+        status = "computed"
+        try:  # every part is on disk (or claimed by a live process): assemble the entry as one process would
+            extract_features(ds, r.model, **r.arguments(), device=device, batch_size=batch_size,
+                             skip_failures=skip_failures, cache_dir=cache_dir, progress=False)
+            made_here = len(LAST_RUN["computed"])
+        except Exception as err:
+            status, error, made_here = "failed", f"{type(err).__name__}: {err}", 0
+        rows.append(dict(dataset=r.dataset, model=r.model, frames=r.frames, captions=r.captions, status=status,
+                         parts_made=made, parts_made_by_driver=made_here, parts_total=n_parts,
+                         seconds=time.perf_counter() - start,
+                         items_per_second=items / busy if busy else float("nan"), error=error))
+    bar.close()
+    return pd.DataFrame(rows)
