@@ -144,12 +144,16 @@ def run_plan(requests: list[Request], cluster: str = "local", workers: int | Non
              gpus_per_worker: float | None = None, batch_size: int = 32, cache_dir=None,
              skip_failures: bool = False, progress: bool = True, on_submitted=None) -> pd.DataFrame:
     """Make every request's cache entry on Ray; returns one row per request: dataset, model, frames,
-    captions, status (``reused`` / ``computed`` / ``failed``), parts_made (on workers), parts_total,
-    seconds, items_per_second (worker time), error.
+    captions, status (``reused`` / ``computed`` / ``failed``), parts_made (on workers),
+    parts_made_by_driver, parts_total, seconds, items_per_second (per worker, while busy), error.
 
-    workers : actors per model (default: the cluster's CPUs, or GPUs when each worker asks for one)
+    Models go one after another: a pool of ``workers`` actors loads the model once each, makes every
+    missing part of that model's requests, and is released before the next model's pool starts (actors
+    hold their CPU or GPU while they live, so pools of several models at once could wait on each other).
+
+    workers : actors per model (default: the cluster's CPUs, or its GPUs when each worker asks for one)
     gpus_per_worker : GPU share each actor requests (default: 1 when ``device`` resolves to CUDA, else 0)
-    on_submitted : called with the actor handles once parts are queued (tests use it to kill one)
+    on_submitted : called with each model's actor handles once its parts are queued (tests kill one)
     """
     from tqdm import tqdm
 
@@ -160,9 +164,9 @@ def run_plan(requests: list[Request], cluster: str = "local", workers: int | Non
     if workers is None:
         workers = int(resources.get("GPU", 1) // gpus) if gpus else max(1, int(resources.get("CPU", 1)))
     Maker = _part_maker_class(ray)
-    pools: dict[str, list] = {}
-    rows, pending = [], []
-    for r in requests:
+    rows: dict[int, dict] = {}
+    work: dict[str, list] = {}
+    for position, r in enumerate(requests):
         ds = load_dataset(r.dataset, **r.options)
         req = feature_request(ds, r.model, **r.arguments())
         entry = cache_entry(req, cache_dir)
@@ -173,45 +177,50 @@ def run_plan(requests: list[Request], cluster: str = "local", workers: int | Non
             print(f"vtalign: cache entry {entry} was corrupt ({err.problem}); moved it to {kept.name} and recomputing it.")
             found, reason = None, "absent"
         n_parts = len(part_chunks(ds))
+        base = dict(dataset=r.dataset, model=r.model, frames=r.frames, captions=r.captions, parts_total=n_parts)
         if found is not None:
-            rows.append(dict(dataset=r.dataset, model=r.model, frames=r.frames, captions=r.captions, status="reused",
-                             parts_made=0, parts_total=n_parts, seconds=0.0, items_per_second=float("nan"), error=""))
+            rows[position] = dict(base, status="reused", parts_made=0, parts_made_by_driver=0, seconds=0.0,
+                                  items_per_second=float("nan"), error="")
             continue
         parts = _open_parts(entry, req, reason)
-        if r.model not in pools:
-            pools[r.model] = [Maker.options(num_cpus=1, num_gpus=gpus).remote(r.model, device, batch_size)
-                              for _ in range(workers)]
         todo = [c for c in range(n_parts) if not (parts / f"part-{c:05d}.npz").is_file()]
-        futures = [pools[r.model][i % workers].make.remote(r, req, c, str(parts)) for i, c in enumerate(todo)]
-        pending.append((r, ds, futures, n_parts))
-    if on_submitted is not None:
-        on_submitted(pools)
-    total = sum(len(f) for _, _, f, _ in pending)
+        work.setdefault(r.model, []).append((position, r, ds, req, parts, todo, base))
+    total = sum(len(item[5]) for items in work.values() for item in items)
     bar = tqdm(total=total, desc=f"plan on {cluster} ({workers} worker(s) per model)", unit="part",
                disable=not progress)
-    for r, ds, futures, n_parts in pending:
-        start, made, busy, items, error = time.perf_counter(), 0, 0.0, 0, ""
-        remaining = list(futures)
-        while remaining:
-            done, remaining = ray.wait(remaining, num_returns=1)
-            try:
-                out = ray.get(done[0])
-                made += int(out["made"])
-                busy += out["seconds"]
-                items += out["items"] if out["made"] else 0
-            except Exception as err:  # retries exhausted: the driver makes what is left below
-                error = f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"
-            bar.update(1)
-        status = "computed"
-        try:  # every part is on disk (or claimed by a live process): assemble the entry as one process would
-            extract_features(ds, r.model, **r.arguments(), device=device, batch_size=batch_size,
-                             skip_failures=skip_failures, cache_dir=cache_dir, progress=False)
-            made_here = len(LAST_RUN["computed"])
-        except Exception as err:
-            status, error, made_here = "failed", f"{type(err).__name__}: {err}", 0
-        rows.append(dict(dataset=r.dataset, model=r.model, frames=r.frames, captions=r.captions, status=status,
-                         parts_made=made, parts_made_by_driver=made_here, parts_total=n_parts,
-                         seconds=time.perf_counter() - start,
-                         items_per_second=items / busy if busy else float("nan"), error=error))
+    for model, items in work.items():
+        pool = [Maker.options(num_cpus=0 if gpus else 1, num_gpus=gpus).remote(model, device, batch_size)
+                for _ in range(workers)]
+        jobs = []
+        for position, r, ds, req, parts, todo, base in items:
+            futures = [pool[i % workers].make.remote(r, req, c, str(parts)) for i, c in enumerate(todo)]
+            jobs.append((position, r, ds, futures, base, time.perf_counter()))
+        if on_submitted is not None:
+            on_submitted({model: pool})
+        for position, r, ds, futures, base, start in jobs:
+            made, busy, items_done, error = 0, 0.0, 0, ""
+            remaining = list(futures)
+            while remaining:
+                done, remaining = ray.wait(remaining, num_returns=1)
+                try:
+                    out = ray.get(done[0])
+                    made += int(out["made"])
+                    busy += out["seconds"]
+                    items_done += out["items"] if out["made"] else 0
+                except Exception as err:  # retries exhausted: the driver makes what is left below
+                    error = f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"
+                bar.update(1)
+            status, made_here = "computed", 0
+            try:  # every part is on disk (or claimed by a live process): assemble the entry as one process would
+                extract_features(ds, r.model, **r.arguments(), device=device, batch_size=batch_size,
+                                 skip_failures=skip_failures, cache_dir=cache_dir, progress=False)
+                made_here = len(LAST_RUN["computed"])
+            except Exception as err:
+                status, error = "failed", f"{type(err).__name__}: {err}"
+            rows[position] = dict(base, status=status, parts_made=made, parts_made_by_driver=made_here,
+                                  seconds=time.perf_counter() - start,
+                                  items_per_second=items_done / busy if busy else float("nan"), error=error)
+        for actor in pool:  # release this model's CPUs/GPUs before the next model's pool
+            ray.kill(actor, no_restart=True)
     bar.close()
-    return pd.DataFrame(rows)
+    return pd.DataFrame([rows[p] for p in range(len(requests))])
