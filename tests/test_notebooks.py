@@ -80,6 +80,10 @@ EXPECTED = {
     "live_scaling": ["live_scaling.png", "live_scaling.svg", "grid.csv", "baselines.csv", "fit_params.csv",
                      "form_comparison.csv"],
     "live_temporal": ["live_test_of_time.png", "order_sensitivity.png", "scores.csv", "order_sensitivity.csv"],
+    "live_downstream": ["alignment.csv", "downstream_scores.csv", "figure2_points.csv", "figure2_fits.csv",
+                        "task_correlations.csv", "cross_model_alignment.csv", "live_figure2.png", "live_figure4.png",
+                        "live_figure10.png", "duplicate_items.csv"],
+    "live_videocomp": ["negatives.csv", "live_figure6.png", "reorder_distances.csv", "reorder_distances.png"],
 }
 
 

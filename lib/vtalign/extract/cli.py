@@ -67,7 +67,17 @@ def main(argv=None) -> int:
                                                               "or one per GPU)")
     ap.add_argument("--plan", default=None, metavar="PLAN.toml",
                     help="with --cluster: a TOML plan of [[grid]] tables (dataset, options, models, frames, captions)")
+    ap.add_argument("--benchmark-cluster", metavar="OUT.json", default=None,
+                    help="measure extraction throughput: one process vs a local Ray runtime with 1 and 2 workers "
+                         "(synthetic world, efficientnet-lite0), and write the record")
     args = ap.parse_args(argv)
+    if args.benchmark_cluster:
+        from .cluster import scaleout_benchmark
+        record = scaleout_benchmark(args.benchmark_cluster)
+        for r in record["runs"]:
+            print(f"{r['setting']:18s} {r['seconds']:7.1f} s  {r['items_per_second']:6.2f} items/s  "
+                  f"overhead {r['overhead_per_part_seconds']:+.2f} s/part")
+        return 0
     if args.plan and not args.cluster:
         ap.error("--plan runs on Ray: add --cluster local (or auto, or ray://host:port)")
     if args.cluster:

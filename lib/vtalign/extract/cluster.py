@@ -29,11 +29,11 @@ from pathlib import Path
 import pandas as pd
 
 from .cache import (CorruptEntryError, LAST_RUN, _open_parts, _read_complete, cache_entry, extract_features,
-                    feature_request, make_part, part_chunks, set_aside)
+                    feature_request, load_features, make_part, part_chunks, set_aside)
 from .datasets import load_dataset
 from .encoders import resolve_device
 
-__all__ = ["Request", "load_plan", "plan_requests", "connect", "run_plan"]
+__all__ = ["Request", "load_plan", "plan_requests", "connect", "run_plan", "scaleout_benchmark"]
 
 
 @dataclass(frozen=True)
@@ -224,3 +224,59 @@ def run_plan(requests: list[Request], cluster: str = "local", workers: int | Non
             ray.kill(actor, no_restart=True)
     bar.close()
     return pd.DataFrame([rows[p] for p in range(len(requests))])
+
+
+def scaleout_benchmark(out: Path | None = None, model: str = "efficientnet-lite0", n_clips: int = 128,
+                       frames: int = 4, worker_counts=(1, 2), cache_root: Path | None = None) -> dict:
+    """Measure extraction throughput in one run on this machine: one process, then Ray with each number of
+    workers, each on a cold cache (same request, so the same bytes); returns and writes a JSON record.
+
+    Reported per setting: wall seconds, items/s over the wall time, and for Ray the overhead per part
+    against one process: (Ray wall - one-process wall) / parts, which includes starting the actors and
+    loading the model in each.
+    """
+    import json
+    import platform
+    import shutil
+    import tempfile
+
+    import ray
+    import torch
+
+    from .._version import __version__, git
+
+    options = {"n_clips": n_clips, "size": 128}
+    request = plan_requests("synthetic_world", [model], frames=[frames], options=options)[0]
+    root = Path(cache_root or tempfile.mkdtemp(prefix="vtalign-scaleout-"))
+    n_parts = len(part_chunks(load_dataset("synthetic_world", **options)))
+    runs = []
+    start = time.perf_counter()
+    extract_features("synthetic_world", model, frames=frames, dataset_options=options, device="cpu",
+                     cache_dir=root / "single", progress=False)
+    single = time.perf_counter() - start
+    runs.append(dict(setting="one process", workers=1, seconds=single, items_per_second=n_clips / single,
+                     overhead_per_part_seconds=0.0))
+    for w in worker_counts:
+        if ray.is_initialized():
+            ray.shutdown()
+        connect("local", workers=w)
+        start = time.perf_counter()
+        run_plan([request], "local", workers=w, device="cpu", cache_dir=root / f"ray{w}", progress=False)
+        wall = time.perf_counter() - start
+        ray.shutdown()
+        a, _ = load_features("synthetic_world", model, frames=frames, dataset_options=options, cache_dir=root / "single")
+        b, _ = load_features("synthetic_world", model, frames=frames, dataset_options=options, cache_dir=root / f"ray{w}")
+        runs.append(dict(setting=f"Ray, {w} worker(s)", workers=w, seconds=wall, items_per_second=n_clips / wall,
+                         overhead_per_part_seconds=(wall - single) / n_parts,
+                         bitwise_equal_to_one_process=a.tobytes() == b.tobytes()))
+    record = dict(kind="scaleout", machine=dict(processor=platform.processor() or platform.machine(),
+                                                cores=os.cpu_count(), torch_threads=torch.get_num_threads()),
+                  versions=dict(vtalign=__version__, ray=ray.__version__, torch=torch.__version__),
+                  git_commit=git("rev-parse", "HEAD"), model=model, n_clips=n_clips, frames=frames, parts=n_parts,
+                  runs=runs, note="wall time from submitting the plan to the written entry; cold caches")
+    if cache_root is None:
+        shutil.rmtree(root, ignore_errors=True)
+    if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(record, indent=1))
+    return record
