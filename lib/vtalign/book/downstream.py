@@ -157,11 +157,7 @@ def cross_model_matrix(neighbours: dict[str, np.ndarray], backend: str = "auto")
 
 def world_task_labels(item_ids, dataset_options: dict | None = None) -> dict[str, np.ndarray]:
     """:func:`vtalign.extract.synthetic.world_labels` of the synthetic-world clips ``item_ids``, in that order."""
-    options = dict(dataset_options or {})
-    for key in ("n_objects", "visible", "objects_per_caption"):
-        if key in options:
-            options[key] = tuple(options[key])
-    spec = WorldSpec(**options)
+    spec = WorldSpec(**load_dataset("synthetic_world", **(dataset_options or {})).options)  # options as the dataset reads them
     indices = [int(str(i).rsplit("-", 1)[1]) for i in item_ids]
     labels = world_labels(spec, indices)
     if list(labels["id"]) != list(item_ids):
