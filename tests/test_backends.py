@@ -75,8 +75,8 @@ def test_close_calls_are_decided_in_fp64(monkeypatch, rng):
     ref = va.knn_indices(x, 5)
     original = knn._candidates_torch
 
-    def noisy(xn, qn, m):
-        sims, idx = original(xn, qn, m)
+    def noisy(xn, qn, m, exclude):
+        sims, idx = original(xn, qn, m, exclude)
         noise = torch.from_numpy(rng.uniform(-1, 1, size=sims.shape)).to(sims.dtype) * error_bound(12, sims.dtype)
         return sims + noise, idx
 

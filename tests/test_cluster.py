@@ -1,5 +1,7 @@
-"""Extraction on a local Ray runtime with 2 workers: bitwise the single-process entries, resumed from the
-cache, and complete after a worker is killed in the middle of a plan."""
+"""Extraction and alignment on a local Ray runtime with 2 workers: bitwise the single-process entries,
+resumed from the cache, complete after a worker is killed in the middle of a plan, a corrupt video
+reported once (not retried); sweeps and sharded kNN equal to their single-process answers."""
+import shutil
 import time
 
 import numpy as np
@@ -7,9 +9,14 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from vtalign.extract.cache import extract_features  # noqa: E402
+import vtalign as va  # noqa: E402
+from vtalign import paths  # noqa: E402
+from vtalign.extract.cache import ExtractionError, extract_features  # noqa: E402
 from vtalign.extract.cluster import load_plan, plan_requests, run_plan  # noqa: E402
+from vtalign.extract.cluster_alignment import sharded_knn, sweep_plan  # noqa: E402
 from vtalign.extract.datasets import load_dataset  # noqa: E402
+
+from naive_reference import tie_heavy  # noqa: E402
 
 OPTS = {"n_clips": 96, "size": 32, "n_frames": 8}
 
@@ -71,3 +78,76 @@ def test_plan_file(tmp_path):
     plan.write_text("[[grid]]\nmodels = ['tiny-vit']\n")
     with pytest.raises(ValueError, match="lacks"):
         load_plan(plan)
+
+
+@pytest.mark.skipif(not paths.data_mirror_dirs(), reason="no local data mirror (../shared/data)")
+def test_a_corrupt_video_is_reported_once_not_retried(tmp_path):
+    ids = load_dataset("vatex", n_items=4).ids
+    clips = [it.video.path for it in load_dataset("clips").items if str(it.video.path).endswith(".mp4")]
+    root = tmp_path / "videos"
+    root.mkdir()
+    for vid, clip in zip(ids[:3], clips):
+        shutil.copy(clip, root / f"{vid}.mp4")
+    (root / f"{ids[3]}.mp4").write_bytes(b"this is not a video" * 100)        # fails the same way every time
+    options = {"n_items": 4, "video_root": str(root)}
+    requests = plan_requests("vatex", ["tiny-vit"], frames=[2], options=options)
+    summary = run_plan(requests, "local", workers=2, device="cpu", cache_dir=tmp_path / "ray", progress=False)
+    row = summary.iloc[0]
+    assert row.status == "failed" and row.parts_made == 1 and row.parts_made_by_driver == 0   # made once
+    with pytest.raises(ExtractionError) as single:                          # the list one process reports
+        extract_features("vatex", "tiny-vit", frames=2, dataset_options=options, device="cpu",
+                         cache_dir=tmp_path / "single", progress=False)
+    same_cache = str(single.value).replace(str(tmp_path / "single"), str(tmp_path / "ray"))
+    assert row.error == f"ExtractionError: {same_cache}"                   # the same list, reported once
+    assert [f["item"] for f in single.value.failures] == [ids[3]]
+    kept = run_plan(requests, "local", workers=2, device="cpu", cache_dir=tmp_path / "ray", progress=False,
+                    skip_failures=True)
+    assert list(kept.status) == ["computed"] and kept.parts_made.iloc[0] == 0   # the part was not made again
+    feats, meta = extract_features("vatex", "tiny-vit", frames=2, dataset_options=options, device="cpu",
+                                   cache_dir=tmp_path / "ray", progress=False, skip_failures=True)
+    assert meta["item_ids"] == ids[:3] and [f["item"] for f in meta["failures"]] == [ids[3]]
+
+
+def test_sweep_plan_equals_single_process_sweeps(tmp_path):
+    opts = {**OPTS, "n_clips": 48}
+    requests = plan_requests("synthetic_world", ["tiny-vit", "efficientnet-lite0", "tiny-bert"], frames=[2],
+                             captions=[1], options=opts)
+    run_plan(requests, "local", workers=2, device="cpu", cache_dir=tmp_path, progress=False)
+    table = sweep_plan(requests, k=5, pairs="all", cluster="local", cache_dir=tmp_path)
+    assert len(table) == 3
+    prepared = {}
+    for r in requests:
+        f, meta = _single(r, tmp_path)
+        prepared[r.model] = va.prepare_features(f, layer_dims=meta.get("layer_dims"))
+    for row in table.itertuples():
+        want = va.layer_sweep(prepared[row.model_x], prepared[row.model_y], k=5)
+        assert (row.layer_x, row.layer_y, row.score) == want.best
+        np.testing.assert_array_equal(table.attrs["scores"][(row.x, row.y)], want.scores)
+    cross = sweep_plan(requests, k=5, pairs="cross", cluster="local", cache_dir=tmp_path)
+    assert sorted(zip(cross.model_x, cross.model_y)) == [("efficientnet-lite0", "tiny-bert"), ("tiny-vit", "tiny-bert")]
+
+
+def test_sharded_knn_on_ray_equals_knn_indices():
+    x = tie_heavy(np.random.default_rng(2), 3000, 12)
+    np.testing.assert_array_equal(sharded_knn(x, 10, 4, cluster="local"), va.knn_indices(x, 10))
+    q = np.random.default_rng(3).normal(size=(3000, 12)).astype(np.float32)
+    np.testing.assert_array_equal(sharded_knn(x, 5, 3, queries=q, cluster="local"), va.knn_indices(x, 5, queries=q))
+
+
+def test_use_cluster_sends_extract_features_parts_to_ray(tmp_path):
+    from vtalign.extract import use_cluster
+    from vtalign.extract.cache import LAST_RUN
+
+    opts = {**OPTS, "n_clips": 64}
+    use_cluster("local")
+    try:
+        a, meta = extract_features("synthetic_world", "tiny-vit", frames=2, dataset_options=opts, device="cpu",
+                                   cache_dir=tmp_path / "ray", progress=False)
+        assert LAST_RUN["computed"] == [] and len(LAST_RUN["read"]) == 2      # both parts made on Ray, read here
+    finally:
+        use_cluster(None)
+    b, _ = extract_features("synthetic_world", "tiny-vit", frames=2, dataset_options=opts, device="cpu",
+                            cache_dir=tmp_path / "single", progress=False)
+    assert LAST_RUN["computed"] != [] and a.tobytes() == b.tobytes()
+    with pytest.raises(ValueError, match="cluster must be None"):
+        use_cluster("yarn")

@@ -38,7 +38,8 @@ import numpy as np
 import torch
 
 __all__ = ["BACKENDS", "available_backends", "resolve_backend", "knn_search", "layer_search", "count_overlaps",
-           "topk_lowest_index", "screened_search", "fp16_screen_bound", "rows_per_chunk"]
+           "topk_lowest_index", "screened_search", "fp16_screen_bound", "rows_per_chunk", "exact_cosines",
+           "shard_neighbours", "merge_neighbours", "shard_bounds", "sharded_knn_search"]
 
 BACKENDS = ("auto", "torch", "faiss", "triton")
 
@@ -168,23 +169,28 @@ def _symmetric_similarities(xn: torch.Tensor) -> torch.Tensor:
     return sim
 
 
-def _candidates_torch(xn: torch.Tensor, qn: torch.Tensor, m: int):
+def _exclude_items(sim: torch.Tensor, excluded: torch.Tensor) -> None:
+    """Set ``sim[i, excluded[i]] = -inf`` wherever ``excluded[i] >= 0`` (the item row i never pairs with)."""
+    keep = excluded >= 0
+    sim[torch.arange(excluded.numel(), device=sim.device)[keep], excluded[keep]] = -torch.inf
+
+
+def _candidates_torch(xn: torch.Tensor, qn: torch.Tensor, m: int, exclude: torch.Tensor):
     if qn is xn and xn.shape[0] <= SYMMETRIC_MAX_N:
         sim = _symmetric_similarities(xn)
-        sim.fill_diagonal_(-torch.inf)  # item i never neighbours itself
+        _exclude_items(sim, exclude)
         return torch.topk(sim, m, dim=1, largest=True, sorted=True)
     sims = torch.empty(qn.shape[0], m, dtype=qn.dtype, device=xn.device)
     idx = torch.empty(qn.shape[0], m, dtype=torch.int64, device=xn.device)
     for start in range(0, qn.shape[0], ROW_CHUNK):
         stop = min(start + ROW_CHUNK, qn.shape[0])
         sim = qn[start:stop] @ xn.T
-        rows = torch.arange(stop - start, device=xn.device)
-        sim[rows, rows + start] = -torch.inf  # item i never neighbours itself
+        _exclude_items(sim, exclude[start:stop])
         sims[start:stop], idx[start:stop] = torch.topk(sim, m, dim=1, largest=True, sorted=True)
     return sims, idx
 
 
-def _candidates_faiss(xn: torch.Tensor, qn: torch.Tensor, m: int):
+def _candidates_faiss(xn: torch.Tensor, qn: torch.Tensor, m: int, exclude: torch.Tensor):
     import faiss
 
     x = np.ascontiguousarray(xn.cpu().numpy(), dtype=np.float32)
@@ -192,10 +198,12 @@ def _candidates_faiss(xn: torch.Tensor, qn: torch.Tensor, m: int):
     index = faiss.IndexFlatIP(x.shape[1])
     index.add(x)
     dist, ids = index.search(q, min(m + 1, x.shape[0]))
-    # drop each row's own index (wherever faiss put it), else the last candidate
-    is_self = ids == np.arange(len(q))[:, None]
-    keep = np.argsort(is_self, axis=1, kind="stable")[:, :m]
-    dist, ids = np.take_along_axis(dist, keep, 1), np.take_along_axis(ids, keep, 1)
+    # move each row's excluded item to the end (wherever faiss put it), keep the first m; when a row
+    # has fewer than m other items, its excluded item stays, at -inf, as the torch path gives it
+    is_excluded = ids == exclude.cpu().numpy()[:, None]
+    keep = np.argsort(is_excluded, axis=1, kind="stable")[:, :m]
+    dist = np.where(np.take_along_axis(is_excluded, keep, 1), -np.inf, np.take_along_axis(dist, keep, 1))
+    ids = np.take_along_axis(ids, keep, 1)
     return torch.from_numpy(dist).to(xn.device), torch.from_numpy(ids.astype(np.int64)).to(xn.device)
 
 
@@ -209,8 +217,10 @@ def _canonical_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a.double() * b.double()).sum(-1)
 
 
-def _exact_rows(x: torch.Tensor, q: torch.Tensor, rows: torch.Tensor, k: int) -> torch.Tensor:
-    """Top-k of the given rows of ``q`` against all rows of ``x``, decided in fp64 with the tie rule.
+def _exact_rows(x: torch.Tensor, q: torch.Tensor, rows: torch.Tensor, k: int,
+                exclude: torch.Tensor | None = None) -> torch.Tensor:
+    """Top-k of the given rows of ``q`` against all rows of ``x`` (row i never pairing with item
+    ``exclude[i]``, default i), decided in fp64 with the tie rule.
 
     Cosines come from one fp64 matrix product of the raw rows divided by the row norms
     (cheaper than normalising x first). That decides every row whose k-th and (k+1)-th values
@@ -229,10 +239,10 @@ def _exact_rows(x: torch.Tensor, q: torch.Tensor, rows: torch.Tensor, k: int) ->
         r = rows[start : start + chunk]
         q64 = q[r].double()
         sim = (q64 @ x64.T) / (q64.norm(dim=1).clamp_min(1e-12)[:, None] * x_norm[None, :])
-        sim[torch.arange(r.numel(), device=x.device), r] = -torch.inf  # never near: |-inf| > tol
-        top = torch.topk(sim, min(k + 1, n - 1), dim=1)
+        _exclude_items(sim, r if exclude is None else exclude[r])  # never near: |-inf| > tol
+        top = torch.topk(sim, min(k + 1, n), dim=1)
         chunk_out = top.indices[:, :k].clone()
-        if k < n - 1:
+        if k < n:
             close = (top.values[:, k - 1] - top.values[:, k]) <= tol
             if bool(close.any()):
                 c = close.nonzero()[:, 0]
@@ -244,17 +254,20 @@ def _exact_rows(x: torch.Tensor, q: torch.Tensor, rows: torch.Tensor, k: int) ->
     return out
 
 
+def _canonical_cosines(x64: torch.Tensor, q64: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """:func:`_canonical_dot` of unit fp64 query rows with their items ``idx`` [Nq, m]: fp64 [Nq, m]."""
+    out = torch.empty(idx.shape, dtype=torch.float64, device=idx.device)
+    chunk = max(1, 2**22 // max(1, idx.shape[1] * x64.shape[1]))
+    for start in range(0, idx.shape[0], chunk):
+        out[start : start + chunk] = _canonical_dot(q64[start : start + chunk, None, :], x64[idx[start : start + chunk]])
+    return out
+
+
 def _order_exactly(x64: torch.Tensor, q64: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """Sort each row's members by fp64 similarity (descending), ties -> lower index."""
     idx = torch.sort(idx, dim=1).values
-    out = torch.empty_like(idx)
-    chunk = max(1, 2**22 // max(1, idx.shape[1] * x64.shape[1]))
-    for start in range(0, idx.shape[0], chunk):
-        i = idx[start : start + chunk]
-        sims = _canonical_dot(q64[start : start + chunk, None, :], x64[i])
-        order = torch.sort(sims, dim=1, descending=True, stable=True).indices
-        out[start : start + chunk] = torch.gather(i, 1, order)
-    return out
+    order = torch.sort(_canonical_cosines(x64, q64, idx), dim=1, descending=True, stable=True).indices
+    return torch.gather(idx, 1, order)
 
 
 def _unit_rows(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -269,20 +282,23 @@ def _unit64(t: torch.Tensor) -> torch.Tensor:
     return _unit_rows(t, torch.float64)
 
 
-def _cpu_search(x: torch.Tensor, q: torch.Tensor | None, k: int, backend: str, ordered: bool) -> torch.Tensor:
+def _cpu_search(x: torch.Tensor, q: torch.Tensor | None, k: int, backend: str, ordered: bool,
+                exclude: torch.Tensor | None = None) -> torch.Tensor:
     n, d = x.shape
     dtype = candidate_dtype(backend, x.device, d)
     xn = _unit_rows(x, dtype)
     qn = xn if q is None else _unit_rows(q, dtype)
-    m = min(k + 1, n - 1)  # the (k+1)-th candidate bounds everything outside the top k
-    sims, idx = _CANDIDATES[backend](xn, qn, m)
+    own = _exclusions(exclude, qn.shape[0], x.device)
+    # the (k+1)-th candidate bounds everything outside the top k; an excluded item comes last, at -inf
+    m = min(k + 1, n)
+    sims, idx = _CANDIDATES[backend](xn, qn, m, own)
     out = idx[:, :k]
     if m > k:
         uncertain = (sims[:, k - 1] - sims[:, k]) <= 2 * error_bound(d, dtype)
         if bool(uncertain.any()):
             rows = uncertain.nonzero()[:, 0]
             out = out.clone()
-            out[rows] = _exact_rows(x, x if q is None else q, rows, k)
+            out[rows] = _exact_rows(x, x if q is None else q, rows, k, own)
     if not ordered:
         return out
     x64 = _unit64(x)
@@ -292,19 +308,99 @@ def _cpu_search(x: torch.Tensor, q: torch.Tensor | None, k: int, backend: str, o
 # --------------------------------------------------------------------------- #
 # Entry points
 # --------------------------------------------------------------------------- #
-def knn_search(x: torch.Tensor, q: torch.Tensor | None, k: int, backend: str,
-               ordered: bool = True) -> torch.Tensor:
-    """k nearest neighbours by cosine similarity of each row of ``q`` (default ``x``) among the rows
-    of ``x``, excluding the row with the same index; returns int64 [Nq, k] on x's device.
+def _exclusions(exclude: torch.Tensor | None, n_q: int, device: torch.device) -> torch.Tensor:
+    """The item each query row never pairs with, int64 [Nq] (-1: none); default row i excludes item i."""
+    if exclude is None:
+        return torch.arange(n_q, device=device)
+    return torch.as_tensor(exclude, device=device).long()
 
-    ``x`` and ``q`` are checked, finite float tensors; ``backend`` is concrete (see :func:`resolve_backend`).
+
+def knn_search(x: torch.Tensor, q: torch.Tensor | None, k: int, backend: str,
+               ordered: bool = True, exclude: torch.Tensor | None = None) -> torch.Tensor:
+    """k nearest neighbours by cosine similarity of each row of ``q`` (default ``x``) among the rows
+    of ``x``; returns int64 [Nq, k] on x's device.
+
+    Row i never pairs with item ``exclude[i]`` (int [Nq], -1: none; default: item i, the row itself).
+    Every row must keep at least k items. ``x`` and ``q`` are checked, finite float tensors;
+    ``backend`` is concrete (see :func:`resolve_backend`).
     """
     if _uses_screening(backend, x.device):
         home = x.device
         dev = kernel_device(x) if backend == "triton" else x.device
-        out = screened_search(x.to(dev)[None], None if q is None else q.to(dev)[None], k, backend, ordered)
+        out = screened_search(x.to(dev)[None], None if q is None else q.to(dev)[None], k, backend, ordered,
+                              exclude=None if exclude is None else torch.as_tensor(exclude).to(dev))
         return out[0].to(home)
-    return _cpu_search(x, q, k, backend, ordered)
+    return _cpu_search(x, q, k, backend, ordered, exclude)
+
+
+def exact_cosines(x: torch.Tensor, q: torch.Tensor | None, idx: torch.Tensor, backend: str) -> torch.Tensor:
+    """fp64 cosines [Nq, m] of each row of ``q`` (default ``x``) with the items ``idx`` [Nq, m], computed
+    as the search that uses ``backend`` on x's device orders its neighbours (so sorting by them, ties ->
+    lower index, reproduces that order). Merges of shard results compare these values."""
+    q_rows = x if q is None else q
+    if _uses_screening(backend, x.device):
+        dev = kernel_device(x) if backend == "triton" else x.device
+        xd, qd = x.to(dev), q_rows.to(dev)
+        inv = lambda t: 1.0 / t.double().norm(dim=1).clamp_min(1e-12)  # noqa: E731  as _Screenable
+        return _rerank(backend, qd[None], xd[None], inv(qd)[None], inv(xd)[None], idx.to(dev)[None])[0].to(x.device)
+    return _canonical_cosines(_unit64(x), _unit64(q_rows), idx)
+
+
+def shard_neighbours(shard: torch.Tensor, queries: torch.Tensor, k: int, first: int, backend: str,
+                     exclude: torch.Tensor | None = None):
+    """One shard's part of an exact kNN search whose database is split into contiguous row ranges.
+
+    shard : [Ns, D], rows ``first .. first + Ns - 1`` of the whole database
+    queries : [Nq, D]; query i never pairs with global item ``exclude[i]`` (default i: a self-search)
+
+    Returns ``(cosines fp64 [Nq, k], global indices int64 [Nq, k])``: the shard's exact top k under the
+    one order every path uses (cosine descending, ties -> lower index), with the values that decided it.
+    The global top k of a row is among the union of the shards' top k under that same order, so
+    :func:`merge_neighbours` recovers it exactly.
+    """
+    n_s = shard.shape[0]
+    if n_s <= k:
+        raise ValueError(f"A shard of {n_s} rows cannot give k={k} neighbours to a query whose own item it holds; "
+                         f"use fewer shards (each needs at least k + 1 = {k + 1} rows).")
+    own = _exclusions(exclude, queries.shape[0], shard.device)
+    local = torch.where((own >= first) & (own < first + n_s), own - first, -1)
+    idx = knn_search(shard, queries, k, backend, ordered=True, exclude=local)
+    return exact_cosines(shard, queries, idx, backend), idx + first
+
+
+def merge_neighbours(values, indices, k: int) -> torch.Tensor:
+    """Merge shards' :func:`shard_neighbours` into the global top k: [Nq, k] int64, nearest first.
+
+    values, indices : sequences of [Nq, k_s] fp64 cosines and global indices (one pair per shard).
+    The union is sorted by cosine (descending), ties by lower index, and cut at k.
+    """
+    v = torch.cat([torch.as_tensor(t) for t in values], dim=1)
+    i = torch.cat([torch.as_tensor(t) for t in indices], dim=1).long()
+    order = _lexsort(torch.zeros_like(i), v.double(), i)
+    return torch.gather(i, 1, order[:, :k])
+
+
+def shard_bounds(n: int, n_shards: int) -> list[tuple[int, int]]:
+    """``n_shards`` contiguous row ranges ``(start, stop)`` covering ``range(n)``, sizes differing by at most one."""
+    if not 1 <= n_shards <= n:
+        raise ValueError(f"n_shards must be between 1 and the number of items ({n}), got {n_shards}.")
+    edges = [round(i * n / n_shards) for i in range(n_shards + 1)]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def sharded_knn_search(x: torch.Tensor, q: torch.Tensor | None, k: int, backend: str, n_shards: int,
+                       run_shards=None) -> torch.Tensor:
+    """:func:`knn_search` (ordered, self-exclusion by row index) with the database split into ``n_shards``
+    contiguous shards, each searched on its own and merged: the answer is identical to the unsharded one.
+
+    run_shards : ``f(tasks) -> results``, where each task is a ``(shard_neighbours, args)`` pair to call;
+    default: one after another in this process (:func:`vtalign.extract.cluster.sharded_knn` runs them as
+    Ray tasks).
+    """
+    queries = x if q is None else q
+    tasks = [(shard_neighbours, (x[a:b], queries, k, a, backend)) for a, b in shard_bounds(x.shape[0], n_shards)]
+    results = run_shards(tasks) if run_shards is not None else [f(*args) for f, args in tasks]
+    return merge_neighbours([r[0] for r in results], [r[1] for r in results], k)
 
 
 def layer_search(t: torch.Tensor, k: int, backend: str) -> torch.Tensor:
@@ -477,9 +573,7 @@ def _screen(backend: str, q: _Screenable, x: _Screenable, query_ids: torch.Tenso
         for s in range(0, n_q, chunk):
             sim = (q.r16[layer, s : s + chunk] @ x.r16[layer].T).float()  # fp16 tensor cores, fp32 accumulation
             sim.mul_(qw[layer, s : s + chunk, None] * xw[layer][None, :]).add_(xb[layer][None, :])
-            ids = own[s : s + chunk]
-            keep = ids >= 0
-            sim[torch.arange(ids.numel(), device=dev)[keep], ids[keep]] = -torch.inf
+            _exclude_items(sim, own[s : s + chunk])
             vals[layer, s : s + chunk], idx[layer, s : s + chunk] = torch.topk(sim, m, dim=1)
     return vals, idx
 
@@ -550,9 +644,10 @@ def _decide(backend, vals, idx, err, offset, q, x, q_inv, x_inv, d: int, k: int,
 
 
 def screened_search(x: torch.Tensor, q: torch.Tensor | None, k: int, backend: str, ordered: bool = True,
-                    margin: int = SCREEN_MARGIN) -> torch.Tensor:
+                    margin: int = SCREEN_MARGIN, exclude: torch.Tensor | None = None) -> torch.Tensor:
     """Exact kNN of every layer at once by certified screening: x [L, N, D], q [L, Nq, D] or None
-    (self-search); row i of q never matches item i. Returns int64 [L, Nq, k] on x's device.
+    (self-search); row i of q never matches item ``exclude[i]`` (default i; -1: none).
+    Returns int64 [L, Nq, k] on x's device.
 
     1. Every row is normalised in fp64 and split as ``u_i = m + r_i`` (m: the mean unit row of x), so
        ``u_i . u_j = |m|^2 + m.r_i + m.r_j + r_i.r_j``. Only ``r_i . r_j`` is screened, in fp16 on unit
@@ -570,10 +665,15 @@ def screened_search(x: torch.Tensor, q: torch.Tensor | None, k: int, backend: st
     qs = xs if q is None else _Screenable(q, xs.mean)
     scale = qs.w * xs.w.amax(dim=1, keepdim=True)                      # |r_i| max_j |r_j|
     err = scale * fp16_screen_bound(d) + 8 * U32 * (xs.b.abs().amax(dim=1, keepdim=True) + 2 * scale)
-    m = min(k + margin, n - 1)
-    ids = torch.arange(n_q, device=x.device, dtype=torch.int32)
+    own = _exclusions(exclude, n_q, x.device)
+    ids = own.to(torch.int32)
+    # every item a row may pair with: n - 1 when each row excludes one of the n items, else n (a row
+    # that excludes one then sees it last, at -inf)
+    n_cand = n - 1 if bool(((own >= 0) & (own < n)).all()) else n
+    m = min(k + margin, n_cand)
     vals, idx = _screen(backend, qs, xs, ids, m)
-    out, certified = _decide(backend, vals, idx, err, qs.offset, q_rows, x, qs.inv_norm, xs.inv_norm, d, k, ordered, m == n - 1)
+    out, certified = _decide(backend, vals, idx, err, qs.offset, q_rows, x, qs.inv_norm, xs.inv_norm, d, k, ordered,
+                             m == n_cand)
     first = int(certified.sum())  # the one host synchronisation of a batch that needs nothing more
     SCREEN_REPORT.update(rows=certified.numel(), certified_first_pass=first, certified_widened=0, fallback_rows=0,
                          first_pass_m=m)
@@ -582,19 +682,19 @@ def screened_search(x: torch.Tensor, q: torch.Tensor | None, k: int, backend: st
     for layer in torch.unique(torch.nonzero(~certified)[:, 0]).tolist():
         rows = torch.nonzero(~certified[layer])[:, 0]
         wide = m
-        while rows.numel() and wide < min(SCREEN_MAX_M, n - 1):
-            wide = min(SCREEN_WIDEN * wide, SCREEN_MAX_M, n - 1)
+        while rows.numel() and wide < min(SCREEN_MAX_M, n_cand):
+            wide = min(SCREEN_WIDEN * wide, SCREEN_MAX_M, n_cand)
             sub = qs.rows(layer, rows)
-            v, i = _screen(backend, sub, xs.layer(layer), rows.to(torch.int32), wide)
+            v, i = _screen(backend, sub, xs.layer(layer), ids[rows], wide)
             top, ok = _decide(backend, v, i, err[layer : layer + 1, rows], sub.offset, q_rows[layer : layer + 1, rows],
                               x[layer : layer + 1], sub.inv_norm, xs.inv_norm[layer : layer + 1], d, k, ordered,
-                              wide == n - 1)
+                              wide == n_cand)
             out[layer, rows[ok[0]]] = top[0, ok[0]]
             SCREEN_REPORT["certified_widened"] += int(ok.sum())
             rows = rows[~ok[0]]
         if rows.numel():  # the last resort: every item, in fp64
             SCREEN_REPORT["fallback_rows"] += rows.numel()
-            top = _exact_rows(x[layer], q_rows[layer], rows, k)
+            top = _exact_rows(x[layer], q_rows[layer], rows, k, own)
             if ordered:
                 exact = _rerank(backend, q_rows[layer : layer + 1, rows], x[layer : layer + 1],
                                 qs.inv_norm[layer : layer + 1, rows], xs.inv_norm[layer : layer + 1], top[None])

@@ -12,7 +12,7 @@ from typing import Callable
 import pandas as pd
 
 __all__ = ["load_records", "sweep_table", "knn_table", "peers_table", "certification_table", "Target", "TARGETS",
-           "targets_table"]
+           "targets_table", "scaleout_table", "projection_tables"]
 
 
 def load_records(paths) -> list[dict]:
@@ -201,3 +201,29 @@ def targets_table(records, targets=TARGETS) -> pd.DataFrame:
         measured, met = t.check(mine[-1])
         rows.append(dict(target=t.text, device=t.device, measured=measured, met=met))
     return pd.DataFrame(rows)
+
+
+def scaleout_table(record: dict) -> pd.DataFrame:
+    """A scale-out record (``bench/scaleout/*.json``, :func:`vtalign.extract.cluster.scaleout_benchmark`):
+    one row per setting, with items/s, the speed-up over one process and Ray's overhead per part."""
+    df = pd.DataFrame(record["runs"])
+    single = df.loc[df.setting == "one process", "seconds"].iloc[0]
+    df["speedup_vs_one_process"] = single / df.seconds
+    df.insert(0, "machine", f"{record['machine']['cores']} cores, {record['machine']['processor']}")
+    return df
+
+
+def projection_tables(record: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A projection record (:func:`vtalign.extract.projection.projection_record`): the offline models
+    measured here (FLOPs and seconds per item, efficiency against this machine's matmul rate), and the
+    full plan's estimate beside its lower bound (GPU hours, cache size, wall hours on N GPUs)."""
+    measured = pd.DataFrame(record["measured"])
+    rows = []
+    for name, p in (("estimate", record["estimate"]), ("lower bound (100% of the matmul rate)", record["lower_bound"])):
+        row = dict(projection=name, representations=p["representations"], sweeps=p["sweeps"],
+                   extraction_pflop=p["extraction_flops"] / 1e15, extraction_gpu_hours=p["extraction_gpu_hours"],
+                   sweep_gpu_hours=p["sweep_gpu_hours"], total_gpu_hours=p["total_gpu_hours"],
+                   cache_gib=p["cache_bytes"] / 2**30)
+        row.update({f"wall_hours_on_{g}_gpus": h for g, h in p["wall_hours"].items()})
+        rows.append(row)
+    return measured, pd.DataFrame(rows)

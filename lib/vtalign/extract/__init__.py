@@ -12,14 +12,19 @@ Modules, from the data to the cache:
 - :mod:`~vtalign.extract.cache`: ``extract_features`` / ``load_features``, one resumable cache entry
   per request;
 - :mod:`~vtalign.extract.cli`: ``python -m vtalign.extract``.
+- at scale on Ray: :mod:`~vtalign.extract.cluster` (plans of extraction requests, one model pool at
+  a time), :mod:`~vtalign.extract.cluster_alignment` (plans of layer sweeps; exact kNN with the
+  database sharded over workers) and :mod:`~vtalign.extract.projection` (what the paper's full
+  plan would cost on GPUs, projected from measurements here).
 
 Nothing in here imports :mod:`vtalign.book`; the measurement core never imports this package.
 """
 from .cache import ExtractionError, common_items, extract_features, feature_request, load_features, pair_features
+from .cluster import use_cluster
 from .datasets import DATASETS, load_dataset
 from .encoders import available_encoders, load_encoder, register_encoder
 from .manifest import DataError, fetch
 
 __all__ = ["extract_features", "load_features", "pair_features", "common_items", "feature_request",
            "ExtractionError", "DataError", "fetch", "load_dataset", "DATASETS", "load_encoder",
-           "register_encoder", "available_encoders"]
+           "register_encoder", "available_encoders", "use_cluster"]

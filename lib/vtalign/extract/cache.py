@@ -320,9 +320,15 @@ def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode
     if found is not None:
         LAST_RUN["reused_entry"] = True
         return found
-    parts = _open_parts(entry, req, reason)
     enc = encoder or (model if isinstance(model, Encoder) else None)
     device = resolve_device(device)
+    if CLUSTER["cluster"] and enc is None and _rebuildable(ds):  # the parts are made on Ray, assembled below
+        from .cluster import Request, run_plan
+
+        run_plan([Request(ds.name, name, frames, captions, mode, seed, dict(ds.options))], CLUSTER["cluster"],
+                 CLUSTER["workers"], device=device, batch_size=batch_size, skip_failures=skip_failures,
+                 cache_dir=cache_dir, progress=progress, assemble=False)
+    parts = _open_parts(entry, req, reason)
     try:
         results, failures, enc = _run_parts(ds, name, req, parts, enc, device, batch_size, skip_failures, progress)
     except _DoneElsewhere:
@@ -331,6 +337,24 @@ def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode
             raise RuntimeError(f"Another process removed {entry}'s parts without completing it ({reason}); re-run.")
         return found
     return _write_entry(entry, req, name, results, failures, enc, skip_failures, device)
+
+
+# Where extract_features makes a missing entry's parts: in this process (``None``), or on the Ray
+# cluster that :func:`vtalign.extract.cluster.use_cluster` names (the chapters' ``cluster`` parameter).
+CLUSTER: dict = {"cluster": None, "workers": None}
+
+
+def _rebuildable(ds: VideoTextDataset) -> bool:
+    """Whether a Ray worker can rebuild ``ds`` from its name and options (a registered dataset whose
+    options give back the same items); other datasets are made in this process."""
+    from .datasets import DATASETS, load_dataset
+
+    if ds.name not in DATASETS:
+        return False
+    try:
+        return load_dataset(ds.name, **ds.options).ids == ds.ids
+    except Exception:  # noqa: BLE001  (options that do not rebuild it: make it here)
+        return False
 
 
 def _open_parts(entry: Path, req: dict, reason: str) -> Path:

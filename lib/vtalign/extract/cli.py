@@ -70,7 +70,19 @@ def main(argv=None) -> int:
     ap.add_argument("--benchmark-cluster", metavar="OUT.json", default=None,
                     help="measure extraction throughput: one process vs a local Ray runtime with 1 and 2 workers "
                          "(synthetic world, efficientnet-lite0), and write the record")
+    ap.add_argument("--project-plan", metavar="OUT.json", default=None,
+                    help="measure the offline models' FLOPs and time per item here and project the GPU hours and "
+                         "cache size of the paper's full plan (121 models, 1,024 videos, Figure 3's grid); write "
+                         "the record")
     args = ap.parse_args(argv)
+    if args.project_plan:
+        from .projection import projection_record
+        record = projection_record(args.project_plan)
+        for name in ("estimate", "lower_bound"):
+            p = record[name]
+            print(f"{name:12s} {p['total_gpu_hours']:10.1f} GPU hours  cache {p['cache_bytes'] / 2**30:8.1f} GiB  "
+                  + "  ".join(f"{h:.1f} h on {g} GPUs" for g, h in p["wall_hours"].items()))
+        return 0
     if args.benchmark_cluster:
         from .cluster import scaleout_benchmark
         record = scaleout_benchmark(args.benchmark_cluster)

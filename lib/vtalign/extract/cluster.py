@@ -28,12 +28,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from .cache import (CorruptEntryError, LAST_RUN, _open_parts, _read_complete, cache_entry, extract_features,
+from .cache import (CLUSTER, CorruptEntryError, LAST_RUN, _open_parts, _read_complete, cache_entry, extract_features,
                     feature_request, load_features, make_part, part_chunks, set_aside)
 from .datasets import load_dataset
 from .encoders import resolve_device
 
-__all__ = ["Request", "load_plan", "plan_requests", "connect", "run_plan", "scaleout_benchmark"]
+__all__ = ["Request", "load_plan", "plan_requests", "connect", "run_plan", "use_cluster", "scaleout_benchmark"]
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,27 @@ def connect(cluster: str = "local", workers: int | None = None):
     return ray
 
 
+def use_cluster(cluster: str | None, workers: int | None = None) -> None:
+    """Make every missing cache entry's parts on Ray from now on: :func:`vtalign.extract.extract_features`
+    (and so every chapter) sends them to ``cluster`` (``"local"``, ``"auto"``, ``"ray://host:port"``) and
+    assembles the entry from the parts as usual. ``None``: back to this process. Datasets a worker cannot
+    rebuild from their name and options are still made here."""
+    if cluster is not None and cluster != "local" and cluster != "auto" and not str(cluster).startswith("ray://"):
+        raise ValueError(f"cluster must be None, 'local', 'auto' or 'ray://host:port', got {cluster!r}.")
+    CLUSTER.update(cluster=cluster, workers=workers)
+
+
+class _here:
+    """Within: extract_features makes parts in this process (the driver assembling a plan's entry)."""
+
+    def __enter__(self):
+        self.saved = dict(CLUSTER)
+        CLUSTER["cluster"] = None
+
+    def __exit__(self, *exc):
+        CLUSTER.update(self.saved)
+
+
 def _part_maker_class(ray):
     @ray.remote(max_restarts=3, max_task_retries=3)
     class PartMaker:
@@ -142,7 +163,8 @@ def _part_maker_class(ray):
 
 def run_plan(requests: list[Request], cluster: str = "local", workers: int | None = None, device: str = "auto",
              gpus_per_worker: float | None = None, batch_size: int = 32, cache_dir=None,
-             skip_failures: bool = False, progress: bool = True, on_submitted=None) -> pd.DataFrame:
+             skip_failures: bool = False, progress: bool = True, on_submitted=None,
+             assemble: bool = True) -> pd.DataFrame:
     """Make every request's cache entry on Ray; returns one row per request: dataset, model, frames,
     captions, status (``reused`` / ``computed`` / ``failed``), parts_made (on workers),
     parts_made_by_driver, parts_total, seconds, items_per_second (per worker, while busy), error.
@@ -154,6 +176,8 @@ def run_plan(requests: list[Request], cluster: str = "local", workers: int | Non
     workers : actors per model (default: the cluster's CPUs, or its GPUs when each worker asks for one)
     gpus_per_worker : GPU share each actor requests (default: 1 when ``device`` resolves to CUDA, else 0)
     on_submitted : called with each model's actor handles once its parts are queued (tests kill one)
+    assemble : write each entry from its parts here (``False``: leave that to the caller, as
+        :func:`vtalign.extract.extract_features` does when :func:`use_cluster` sends its parts here)
     """
     from tqdm import tqdm
 
@@ -185,15 +209,19 @@ def run_plan(requests: list[Request], cluster: str = "local", workers: int | Non
         parts = _open_parts(entry, req, reason)
         todo = [c for c in range(n_parts) if not (parts / f"part-{c:05d}.npz").is_file()]
         work.setdefault(r.model, []).append((position, r, ds, req, parts, todo, base))
-    total = sum(len(item[5]) for items in work.values() for item in items)
-    bar = tqdm(total=total, desc=f"plan on {cluster} ({workers} worker(s) per model)", unit="part",
+    # one bar over every item of every part the plan makes, with the rate per worker (per GPU on GPUs)
+    total = sum(len(part_chunks(item[2])[c]) for items in work.values() for item in items for c in item[5])
+    per = "GPU" if gpus else "worker"
+    bar = tqdm(total=total, desc=f"plan on {cluster} ({workers} {per}(s) per model)", unit="item",
                disable=not progress)
+    plan_start = time.perf_counter()
     for model, items in work.items():
         pool = [Maker.options(num_cpus=0 if gpus else 1, num_gpus=gpus).remote(model, device, batch_size)
                 for _ in range(workers)]
-        jobs = []
+        jobs, todo_of = [], {}
         for position, r, ds, req, parts, todo, base in items:
             futures = [pool[i % workers].make.remote(r, req, c, str(parts)) for i, c in enumerate(todo)]
+            todo_of.update(zip(futures, todo))
             jobs.append((position, r, ds, futures, base, time.perf_counter()))
         if on_submitted is not None:
             on_submitted({model: pool})
@@ -202,6 +230,7 @@ def run_plan(requests: list[Request], cluster: str = "local", workers: int | Non
             remaining = list(futures)
             while remaining:
                 done, remaining = ray.wait(remaining, num_returns=1)
+                items = len(part_chunks(ds)[todo_of[done[0]]])
                 try:
                     out = ray.get(done[0])
                     made += int(out["made"])
@@ -209,12 +238,16 @@ def run_plan(requests: list[Request], cluster: str = "local", workers: int | Non
                     items_done += out["items"] if out["made"] else 0
                 except Exception as err:  # retries exhausted: the driver makes what is left below
                     error = f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"
-                bar.update(1)
-            status, made_here = "computed", 0
+                bar.update(items)
+                rate = bar.n / max(time.perf_counter() - plan_start, 1e-9)
+                bar.set_postfix_str(f"{rate / workers:.2f} items/s per {per}", refresh=False)
+            status, made_here = ("computed" if assemble else "parts made"), 0
             try:  # every part is on disk (or claimed by a live process): assemble the entry as one process would
-                extract_features(ds, r.model, **r.arguments(), device=device, batch_size=batch_size,
-                                 skip_failures=skip_failures, cache_dir=cache_dir, progress=False)
-                made_here = len(LAST_RUN["computed"])
+                if assemble:
+                    with _here():
+                        extract_features(ds, r.model, **r.arguments(), device=device, batch_size=batch_size,
+                                         skip_failures=skip_failures, cache_dir=cache_dir, progress=False)
+                    made_here = len(LAST_RUN["computed"])
             except Exception as err:
                 status, error = "failed", f"{type(err).__name__}: {err}"
             rows[position] = dict(base, status=status, parts_made=made, parts_made_by_driver=made_here,
