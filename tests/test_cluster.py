@@ -5,6 +5,7 @@ import shutil
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 
 ray = pytest.importorskip("ray")
@@ -125,6 +126,17 @@ def test_sweep_plan_equals_single_process_sweeps(tmp_path):
         np.testing.assert_array_equal(table.attrs["scores"][(row.x, row.y)], want.scores)
     cross = sweep_plan(requests, k=5, pairs="cross", cluster="local", cache_dir=tmp_path)
     assert sorted(zip(cross.model_x, cross.model_y)) == [("efficientnet-lite0", "tiny-bert"), ("tiny-vit", "tiny-bert")]
+    from vtalign.extract.cli import main as extract_main      # the same plan from the command line
+
+    out = tmp_path / "sweeps.csv"
+    args = ["--dataset", "synthetic_world", "--model", "tiny-vit", "--model", "efficientnet-lite0", "--model",
+            "tiny-bert", "--frames", "2", "--cache", str(tmp_path), "--no-progress", "--cluster", "local",
+            "--sweeps", str(out), "--k", "5", "--pairs", "all"]
+    args += [a for key, value in opts.items() for a in ("--option", f"{key}={value}")]
+    assert extract_main(args) == 0
+    written = pd.read_csv(out)
+    assert written[["x", "y", "layer_x", "layer_y"]].equals(table[["x", "y", "layer_x", "layer_y"]])
+    assert np.allclose(written.score, table.score, rtol=0, atol=1e-15)
 
 
 def test_sharded_knn_on_ray_equals_knn_indices():

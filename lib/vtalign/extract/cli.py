@@ -67,6 +67,12 @@ def main(argv=None) -> int:
                                                               "or one per GPU)")
     ap.add_argument("--plan", default=None, metavar="PLAN.toml",
                     help="with --cluster: a TOML plan of [[grid]] tables (dataset, options, models, frames, captions)")
+    ap.add_argument("--sweeps", metavar="OUT.csv", default=None,
+                    help="with --cluster: after the plan's features, sweep the layer pairs of every pair of its "
+                         "representations as Ray tasks (see --pairs) and write the best pair of each")
+    ap.add_argument("--pairs", choices=["cross", "all"], default="cross",
+                    help="with --sweeps: 'cross' every video/image with every text representation; 'all' every two")
+    ap.add_argument("--k", type=int, default=10, help="with --sweeps: neighbours per item")
     ap.add_argument("--benchmark-cluster", metavar="OUT.json", default=None,
                     help="measure extraction throughput: one process vs a local Ray runtime with 1 and 2 workers "
                          "(synthetic world, efficientnet-lite0), and write the record")
@@ -90,8 +96,8 @@ def main(argv=None) -> int:
             print(f"{r['setting']:18s} {r['seconds']:7.1f} s  {r['items_per_second']:6.2f} items/s  "
                   f"overhead {r['overhead_per_part_seconds']:+.2f} s/part")
         return 0
-    if args.plan and not args.cluster:
-        ap.error("--plan runs on Ray: add --cluster local (or auto, or ray://host:port)")
+    if (args.plan or args.sweeps) and not args.cluster:
+        ap.error("--plan and --sweeps run on Ray: add --cluster local (or auto, or ray://host:port)")
     if args.cluster:
         return _run_on_cluster(args, ap)
     if args.check or args.repair:
@@ -162,7 +168,20 @@ def _run_on_cluster(args, ap) -> int:
     counts = summary.status.value_counts()
     print(f"plan: {len(summary)} request(s): {counts.get('computed', 0)} computed, {counts.get('reused', 0)} reused, "
           f"{counts.get('failed', 0)} failed.")
-    return 1 if (summary.status == "failed").any() else 0
+    if (summary.status == "failed").any():
+        if args.sweeps:
+            print("sweeps: not run, because some features failed (fix them, or pass --skip-failures).")
+        return 1
+    if args.sweeps:
+        from pathlib import Path
+
+        from .cluster_alignment import sweep_plan
+
+        table = sweep_plan(requests, k=args.k, pairs=args.pairs, cluster=args.cluster, cache_dir=args.cache)
+        Path(args.sweeps).parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.sweeps, index=False)
+        print(f"sweeps: {len(table)} pair(s), best layer pairs written to {args.sweeps}")
+    return 0
 
 
 def _status(entry, verify: bool) -> tuple[str, str, dict | None]:
