@@ -48,7 +48,8 @@ from .sampling import caption_text, image_frame_indices, video_clip_indices
 
 __all__ = ["ExtractionError", "CorruptEntryError", "extract_features", "load_features", "feature_request",
            "cache_entry", "common_items", "pair_features", "file_digest", "check_entry", "cache_entries",
-           "set_aside", "recorded_request", "request_arguments", "request_differences"]
+           "set_aside", "recorded_request", "request_arguments", "request_differences", "read_complete", "open_parts",
+           "make_part", "part_chunks"]
 
 CHUNK_ITEMS = 32  # items per resumable part
 
@@ -242,7 +243,7 @@ def request_differences(a: dict, b: dict) -> list[str]:
     return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
-def _read_complete(entry: Path, req: dict, verify: bool = False):
+def read_complete(entry: Path, req: dict, verify: bool = False):
     """(features, meta) when ``entry`` holds a complete result for ``req``; (None, reason) otherwise.
     A damaged entry raises :class:`CorruptEntryError`."""
     status, detail = check_entry(entry, verify)
@@ -270,7 +271,7 @@ def load_features(dataset, model: str, frames: int = 8, captions: int = 1, *, mo
     ``verify=True`` also checks the content digest."""
     ds = _resolve_dataset(dataset, dataset_options)
     req = feature_request(ds, model, frames, captions, mode, seed)
-    found, reason = _read_complete(cache_entry(req, cache_dir), req, verify)
+    found, reason = read_complete(cache_entry(req, cache_dir), req, verify)
     if found is None:
         opts = " ".join(f"--option {k}={json.dumps(v)}" for k, v in (dataset_options or {}).items())
         raise FileNotFoundError(
@@ -312,7 +313,7 @@ def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode
     entry = cache_entry(req, cache_dir)
     LAST_RUN.update(computed=[], read=[], waited_for=[], reused_entry=False)
     try:
-        found, reason = _read_complete(entry, req, verify)
+        found, reason = read_complete(entry, req, verify)
     except CorruptEntryError as err:
         kept = set_aside(entry)
         print(f"vtalign: cache entry {entry} was corrupt ({err.problem}); moved it to {kept.name} and recomputing it.")
@@ -328,11 +329,11 @@ def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode
         run_plan([Request(ds.name, name, frames, captions, mode, seed, dict(ds.options))], CLUSTER["cluster"],
                  CLUSTER["workers"], device=device, batch_size=batch_size, skip_failures=skip_failures,
                  cache_dir=cache_dir, progress=progress, assemble=False)
-    parts = _open_parts(entry, req, reason)
+    parts = open_parts(entry, req, reason)
     try:
         results, failures, enc = _run_parts(ds, name, req, parts, enc, device, batch_size, skip_failures, progress)
     except _DoneElsewhere:
-        found, reason = _read_complete(entry, req, verify)
+        found, reason = read_complete(entry, req, verify)
         if found is None:
             raise RuntimeError(f"Another process removed {entry}'s parts without completing it ({reason}); re-run.")
         return found
@@ -357,7 +358,7 @@ def _rebuildable(ds: VideoTextDataset) -> bool:
         return False
 
 
-def _open_parts(entry: Path, req: dict, reason: str) -> Path:
+def open_parts(entry: Path, req: dict, reason: str) -> Path:
     """Make ``entry`` ready to compute into: remove a finished result of another request, keep the
     parts of an interrupted run of this one (drop those of another), and return the parts folder."""
     if reason != "absent":
@@ -565,7 +566,7 @@ def _write_entry(entry: Path, req: dict, name: str, results, failures: list[dict
     parts = entry / "parts"
     if failures and not skip_failures:
         raise ExtractionError(failures, parts)
-    done, _ = _read_complete(entry, req)  # another process on the same request wrote it first: keep theirs
+    done, _ = read_complete(entry, req)  # another process on the same request wrote it first: keep theirs
     if done is not None:
         return done
     kept = [r for r in results if len(r[1])]

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .cache import (CLUSTER, CorruptEntryError, LAST_RUN, _open_parts, _read_complete, cache_entry, extract_features,
+from .cache import (CLUSTER, CorruptEntryError, LAST_RUN, open_parts, read_complete, cache_entry, extract_features,
                     feature_request, load_features, make_part, part_chunks, set_aside)
 from .datasets import load_dataset
 from .encoders import resolve_device
@@ -195,7 +195,7 @@ def run_plan(requests: list[Request], cluster: str = "local", workers: int | Non
         req = feature_request(ds, r.model, **r.arguments())
         entry = cache_entry(req, cache_dir)
         try:
-            found, reason = _read_complete(entry, req)
+            found, reason = read_complete(entry, req)
         except CorruptEntryError as err:
             kept = set_aside(entry)
             print(f"vtalign: cache entry {entry} was corrupt ({err.problem}); moved it to {kept.name} and recomputing it.")
@@ -206,7 +206,7 @@ def run_plan(requests: list[Request], cluster: str = "local", workers: int | Non
             rows[position] = dict(base, status="reused", parts_made=0, parts_made_by_driver=0, seconds=0.0,
                                   items_per_second=float("nan"), error="")
             continue
-        parts = _open_parts(entry, req, reason)
+        parts = open_parts(entry, req, reason)
         todo = [c for c in range(n_parts) if not (parts / f"part-{c:05d}.npz").is_file()]
         work.setdefault(r.model, []).append((position, r, ds, req, parts, todo, base))
     # one bar over every item of every part the plan makes, with the rate per worker (per GPU on GPUs)
