@@ -37,7 +37,7 @@ import torch
 
 from ._version import git
 
-__all__ = ["reference_sweep", "run_benchmark", "PAPER_SHAPE", "main"]
+__all__ = ["reference_sweep", "run_benchmark", "bench_matmul", "best_time", "PAPER_SHAPE", "main"]
 
 # N, (Lx, Dx), (Ly, Dy): VideoMAEv2-H (33 x 1280) vs Gemma-2-9B (43 x 3584), N = 1024, k = 10.
 PAPER_SHAPE = dict(n=1024, lx=33, dx=1280, ly=43, dy=3584, k=10)
@@ -75,7 +75,7 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _timed(fn, device: str, repeat: int = 1) -> tuple[float, object]:
+def best_time(fn, device: str, repeat: int = 1) -> tuple[float, object]:
     """Best wall time of ``repeat`` calls (one warm-up call first on GPU)."""
     if device == "cuda":
         fn()
@@ -106,7 +106,7 @@ def bench_sweep(shape: dict, backends, device: str, reference: bool) -> dict:
     for b in backends:
         # best of 2: the first call also pays for first-touch page faults of its large buffers;
         # the reference (1,419 pair iterations in one call) amortises those within its single run
-        seconds, res = _timed(lambda: layer_sweep(fx, fy, shape["k"], backend=b), device,
+        seconds, res = best_time(lambda: layer_sweep(fx, fy, shape["k"], backend=b), device,
                               repeat=2 if device == "cpu" else 5)
         results[b] = res
         out["backends"][b] = dict(seconds=seconds, best=list(res.best))
@@ -115,11 +115,11 @@ def bench_sweep(shape: dict, backends, device: str, reference: bool) -> dict:
     if device == "cuda":  # what a user writes by hand: all layers batched, not exact
         out["peers"] = {}
         for name, dtype in (("bmm fp32 + topk", torch.float32), ("bmm fp16 + topk", torch.float16)):
-            seconds, scores = _timed(lambda: peer_sweep(fx, fy, shape["k"], dtype), device, repeat=3)
+            seconds, scores = best_time(lambda: peer_sweep(fx, fy, shape["k"], dtype), device, repeat=3)
             out["peers"][name] = dict(seconds=seconds, identical_scores=bool(np.array_equal(scores, first.scores)),
                                       max_abs_difference=float(np.abs(scores - first.scores).max()))
     if reference:
-        seconds, ref = _timed(lambda: reference_sweep(fx, fy, shape["k"]), device)
+        seconds, ref = best_time(lambda: reference_sweep(fx, fy, shape["k"]), device)
         out["reference"] = dict(seconds=seconds, best=float(ref.max()))
         out["identical_to_reference"] = bool(np.array_equal(ref, first.scores))
         out["max_abs_difference"] = float(np.abs(ref - first.scores).max())
@@ -166,11 +166,11 @@ def _knn_worker(conn, n: int, d: int, k: int, backend: str, device: str) -> None
     x = _features(n, 1, d, 2, device)[:, 0].contiguous()
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-        seconds, _ = _timed(lambda: knn_indices(x, k, backend=backend), device)
+        seconds, _ = best_time(lambda: knn_indices(x, k, backend=backend), device)
         peak = torch.cuda.max_memory_allocated() - x.numel() * x.element_size()
     else:
         with _RssSampler() as rss:
-            seconds, _ = _timed(lambda: knn_indices(x, k, backend=backend), device)
+            seconds, _ = best_time(lambda: knn_indices(x, k, backend=backend), device)
         peak = rss.peak_growth
     conn.send(dict(n=n, d=d, k=k, backend=backend, seconds=seconds, peak_bytes=int(peak),
                    similarity_gflop=2 * n * n * d / 1e9))
@@ -200,7 +200,7 @@ def bench_knn(sizes, d: int, k: int, backends, device: str) -> list[dict]:
 def bench_matmul(n: int, d: int, device: str) -> dict:
     """Part 3's yardstick: the machine's fp32 matmul rate on an [n, d] x [d, n] product."""
     a = torch.randn(n, d, device=device)
-    seconds, _ = _timed(lambda: a @ a.T, device, repeat=3)
+    seconds, _ = best_time(lambda: a @ a.T, device, repeat=3)
     return dict(n=n, d=d, seconds=seconds, gflops=2 * n * n * d / seconds / 1e9)
 
 
@@ -283,7 +283,7 @@ def bench_peers(n: int, d: int, k: int, device: str, repeat: int = 3) -> list[di
         if device == "cuda":
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
-        seconds, got = _timed(fn, device, repeat=repeat)
+        seconds, got = best_time(fn, device, repeat=repeat)
         if got is None:
             rows.append(dict(peer=name, n=n, d=d, k=k, error="not available here"))
             continue
@@ -321,7 +321,7 @@ def screen_certification(n: int, d: int, k: int, device: str, mean_cosines=(0.0,
         spread = torch.nn.functional.normalize(torch.randn(n, d, generator=g), dim=1)
         x = ((c**0.5) * common + ((1 - c) ** 0.5) * spread).to(device)
         knn.SCREEN_REPORT.clear()
-        seconds, got = _timed(lambda: knn_indices(x, k, backend=backend), device, repeat=1)
+        seconds, got = best_time(lambda: knn_indices(x, k, backend=backend), device, repeat=1)
         report = dict(knn.SCREEN_REPORT)
         rows.append(dict(mean_cosine=c, n=n, d=d, k=k, backend=backend, seconds=seconds, **report))
         print(f"  screen c={c}: {report}", flush=True)
@@ -386,10 +386,10 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-reference", action="store_true", help="do not run the (slow) reference sweep")
     args = parser.parse_args(argv)
     record = run_benchmark(args.smoke, args.device, not args.skip_reference)
-    from .paths import project_root
+    from .paths import bench_dir
 
     slug = "".join(c if c.isalnum() else "-" for c in record["device_name"].lower()).strip("-")
-    out = args.out or project_root() / "bench" / "records" / f"{record['device']}-{slug or 'unknown'}.json"
+    out = args.out or bench_dir("records") / f"{record['device']}-{slug or 'unknown'}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(record, indent=2))

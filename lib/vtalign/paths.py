@@ -77,6 +77,12 @@ def paper_csv(name: str) -> Path:
     return path
 
 
+def bench_dir(kind: str) -> Path:
+    """``bench/<kind>/``: committed benchmark records (``records``: kNN and sweep, ``scaleout``: Ray
+    throughput and the full-plan projection)."""
+    return project_root() / "bench" / kind
+
+
 def notebooks_dir() -> Path:
     """``notebooks/``: the committed, output-free source notebooks."""
     return project_root() / "notebooks"

@@ -200,7 +200,8 @@ def run_plan(requests: list[Request], cluster: str = "local", workers: int | Non
             kept = set_aside(entry)
             print(f"vtalign: cache entry {entry} was corrupt ({err.problem}); moved it to {kept.name} and recomputing it.")
             found, reason = None, "absent"
-        n_parts = len(part_chunks(ds))
+        sizes = [len(chunk) for chunk in part_chunks(ds)]   # items per part
+        n_parts = len(sizes)
         base = dict(dataset=r.dataset, model=r.model, frames=r.frames, captions=r.captions, parts_total=n_parts)
         if found is not None:
             rows[position] = dict(base, status="reused", parts_made=0, parts_made_by_driver=0, seconds=0.0,
@@ -208,9 +209,9 @@ def run_plan(requests: list[Request], cluster: str = "local", workers: int | Non
             continue
         parts = open_parts(entry, req, reason)
         todo = [c for c in range(n_parts) if not (parts / f"part-{c:05d}.npz").is_file()]
-        work.setdefault(r.model, []).append((position, r, ds, req, parts, todo, base))
+        work.setdefault(r.model, []).append((position, r, ds, req, parts, todo, sizes, base))
     # one bar over every item of every part the plan makes, with the rate per worker (per GPU on GPUs)
-    total = sum(len(part_chunks(item[2])[c]) for items in work.values() for item in items for c in item[5])
+    total = sum(sizes[c] for items in work.values() for *_, todo, sizes, _ in items for c in todo)
     per = "GPU" if gpus else "worker"
     bar = tqdm(total=total, desc=f"plan on {cluster} ({workers} {per}(s) per model)", unit="item",
                disable=not progress)
@@ -218,10 +219,10 @@ def run_plan(requests: list[Request], cluster: str = "local", workers: int | Non
     for model, items in work.items():
         pool = [Maker.options(num_cpus=0 if gpus else 1, num_gpus=gpus).remote(model, device, batch_size)
                 for _ in range(workers)]
-        jobs, todo_of = [], {}
-        for position, r, ds, req, parts, todo, base in items:
+        jobs, items_of = [], {}
+        for position, r, ds, req, parts, todo, sizes, base in items:
             futures = [pool[i % workers].make.remote(r, req, c, str(parts)) for i, c in enumerate(todo)]
-            todo_of.update(zip(futures, todo))
+            items_of.update(zip(futures, (sizes[c] for c in todo)))
             jobs.append((position, r, ds, futures, base, time.perf_counter()))
         if on_submitted is not None:
             on_submitted({model: pool})
@@ -230,7 +231,6 @@ def run_plan(requests: list[Request], cluster: str = "local", workers: int | Non
             remaining = list(futures)
             while remaining:
                 done, remaining = ray.wait(remaining, num_returns=1)
-                items = len(part_chunks(ds)[todo_of[done[0]]])
                 try:
                     out = ray.get(done[0])
                     made += int(out["made"])
@@ -238,7 +238,7 @@ def run_plan(requests: list[Request], cluster: str = "local", workers: int | Non
                     items_done += out["items"] if out["made"] else 0
                 except Exception as err:  # retries exhausted: the driver makes what is left below
                     error = f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"
-                bar.update(items)
+                bar.update(items_of[done[0]])
                 rate = bar.n / max(time.perf_counter() - plan_start, 1e-9)
                 bar.set_postfix_str(f"{rate / workers:.2f} items/s per {per}", refresh=False)
             status, made_here = ("computed" if assemble else "parts made"), 0

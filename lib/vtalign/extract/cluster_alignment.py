@@ -128,8 +128,9 @@ def sharded_knn(x, k: int, n_shards: int, queries=None, backend: str = "auto", c
     gpus = _gpus_for_tasks(ray, gpus_per_shard)
     task = ray.remote(num_gpus=gpus, max_retries=3)(_shard_task)
 
-    def run_on_ray(tasks):
-        shared = ray.put(tasks[0][1][1])  # every shard searches the same queries: ship them once
+    shared = ray.put(t if qt is None else qt)  # every shard searches the same queries: ship them once
+
+    def run_on_ray(tasks):  # each task's args: (shard, queries, k, first, backend)
         return ray.get([task.remote(args[0], shared, *args[2:]) for _, args in tasks])
 
     return sharded_knn_search(t, qt, k, backend, n_shards, run_shards=run_on_ray).numpy()

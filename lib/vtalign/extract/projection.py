@@ -31,13 +31,13 @@ models may run in bf16 (several times faster), and attention adds FLOPs at long 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .. import paths
+from ..bench import bench_matmul, best_time
 
 __all__ = ["paper_models", "measure_offline_models", "project_plan", "projection_record", "FRAMES", "CAPTIONS"]
 
@@ -48,7 +48,7 @@ N_ITEMS = 1024
 
 def paper_models() -> pd.DataFrame:
     """``data_manifest/paper/a2_model_list.csv``: one row per family and size, ``count`` variants each."""
-    df = pd.read_csv(paths.project_root() / "data_manifest" / "paper" / "a2_model_list.csv")
+    df = pd.read_csv(paths.paper_csv("a2_model_list"))
     counts = df.groupby("side")["count"].sum()
     if int(df["count"].sum()) != 121:
         raise ValueError(f"a2_model_list.csv lists {int(df['count'].sum())} models; Appendix A.2 has 121.")
@@ -56,26 +56,11 @@ def paper_models() -> pd.DataFrame:
     return df
 
 
-def _matmul_rate(repeats: int = 3, n: int = 1024) -> float:
-    """This machine's fp32 matmul rate (FLOP/s), best of ``repeats``, torch's threads as they are."""
-    import torch
-
-    a = torch.randn(n, n)
-    a @ a
-    best = min(_timed(lambda: a @ a) for _ in range(repeats))
-    return 2 * n**3 / best
-
-
-def _timed(f) -> float:
-    start = time.perf_counter()
-    f()
-    return time.perf_counter() - start
-
-
 def measure_offline_models(models=("efficientnet-lite0", "minilm-l6", "gemma3-270m"), n_items: int = 8,
                            frames: int = 4, repeats: int = 2) -> pd.DataFrame:
-    """Counted forward FLOPs and seconds per item of offline models on synthetic-world clips (frames at
-    the world's 128 px, as the chapters run them) or their captions; one row per model."""
+    """Counted forward FLOPs and seconds per item of offline models on synthetic-world clips (the world's
+    128-px frames, resized by each encoder's own preprocessing as in the chapters) or their captions;
+    one row per model."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -96,7 +81,7 @@ def measure_offline_models(models=("efficientnet-lite0", "minilm-l6", "gemma3-27
         counter = FlopCounterMode(display=False)
         with counter, torch.no_grad():
             enc.encode(batch)
-        seconds = min(_timed(lambda: enc.encode(batch)) for _ in range(repeats))
+        seconds, _ = best_time(lambda: enc.encode(batch), "cpu", repeat=repeats)
         rows.append(dict(model=name, modality=enc.modality, items=n_items, frames=frames if enc.modality != "text" else 0,
                          flops_per_item=counter.get_total_flops() / n_items, seconds_per_item=seconds / n_items))
     out = pd.DataFrame(rows)
@@ -131,31 +116,28 @@ def project_plan(models: pd.DataFrame, efficiency: float, gpu_flops: float, swee
     gpu_flops : the GPU's measured fp32 matmul rate, FLOP/s
     sweep_seconds, sweep_pairs : one measured sweep and its number of layer pairs (Lx * Ly)
     """
-    reps = []   # (side, model row, frames or captions, tokens per item)
+    reps = []   # (side, model row, variants it stands for, tokens per item)
     for m in models.itertuples():
         if m.side == "text":
-            reps += [("text", m, c, caption_tokens * c) for c in captions]
+            reps += [("text", m, m.count, caption_tokens * c) for c in captions]
         elif m.setting == "video" or m.family == "extra_video":
-            reps += [("video", m, f, m.tokens_per_frame * f) for f in frames]
+            reps += [("video", m, m.count, m.tokens_per_frame * f) for f in frames]
         else:  # image models: half their variants on images (one frame), half on the video grid
-            reps += [("image", m, 1, m.tokens_per_frame)]
-            reps += [("video", m, f, m.tokens_per_frame * f) for f in frames]
+            reps += [("image", m, m.count / 2, m.tokens_per_frame)]
+            reps += [("video", m, m.count / 2, m.tokens_per_frame * f) for f in frames]
     flops = bytes_ = parts = 0.0
-    for side, m, _, tokens in reps:
-        count = m.count / 2 if m.side == "vision" and m.setting == "image" else m.count
+    for _, m, count, tokens in reps:
         flops += count * 2 * m.params_m * 1e6 * tokens * n_items
         bytes_ += count * n_items * m.layers * m.width * 4          # float32 [N, L, D]
         parts += count * np.ceil(n_items / part_items)
-    vision = [(m, (m.count / 2 if m.setting == "image" else m.count)) for s, m, *_ in reps
-              if s != "text" and m.family != "extra_video"]
-    text = [(m, m.count) for s, m, *_ in reps if s == "text"]
+    vision = [(m, count) for side, m, count, _ in reps if side != "text" and m.family != "extra_video"]
+    text = [(m, count) for side, m, count, _ in reps if side == "text"]
     layer_pairs = sum(cv * ct * mv.layers * mt.layers for mv, cv in vision for mt, ct in text)
     n_sweeps = sum(cv for _, cv in vision) * sum(ct for _, ct in text)
     sweep_gpu_s = sweep_seconds * layer_pairs / sweep_pairs
     extract_gpu_s = flops / (efficiency * gpu_flops)
     total_s = extract_gpu_s + sweep_gpu_s
-    return dict(representations=int(sum(m.count / 2 if m.side == "vision" and m.setting == "image" else m.count
-                                        for _, m, *_ in reps)),
+    return dict(representations=int(sum(count for _, _, count, _ in reps)),
                 extraction_flops=flops, extraction_gpu_hours=extract_gpu_s / 3600, sweeps=int(n_sweeps),
                 sweep_gpu_hours=sweep_gpu_s / 3600, total_gpu_hours=total_s / 3600, cache_bytes=bytes_,
                 parts=int(parts),
@@ -163,7 +145,7 @@ def project_plan(models: pd.DataFrame, efficiency: float, gpu_flops: float, swee
 
 
 def _gpu_record() -> dict:
-    records = sorted((paths.project_root() / "bench" / "records").glob("cuda-*.json"))
+    records = sorted(paths.bench_dir("records").glob("cuda-*.json"))
     if not records:
         raise FileNotFoundError("No GPU benchmark record in bench/records/ (run `python -m vtalign.bench` on a GPU).")
     return json.loads(records[0].read_text()) | {"file": records[0].name}
@@ -176,14 +158,14 @@ def projection_record(out: Path | None = None, measured: pd.DataFrame | None = N
     from .._version import git
 
     measured = measure_offline_models() if measured is None else measured
-    cpu_rate = _matmul_rate()
+    cpu_rate = bench_matmul(1024, 1024, "cpu")["gflops"] * 1e9   # this machine's fp32 matmul rate
     measured = measured.assign(efficiency=measured.flops_per_second / cpu_rate)
     efficiency = float(measured.efficiency.median())
     gpu = _gpu_record()
     sweep = gpu["sweep"]
     shape = sweep["shape"]
     caption_tokens, how = tokens_per_caption()
-    scaleout = json.loads((paths.project_root() / "bench" / "scaleout" / "cpu-2core.json").read_text())
+    scaleout = json.loads((paths.bench_dir("scaleout") / "cpu-2core.json").read_text())
     overhead = max(r["overhead_per_part_seconds"] for r in scaleout["runs"] if r["workers"] > 1)
     models = paper_models()
     common = dict(models=models, gpu_flops=gpu["matmul"]["gflops"] * 1e9,
