@@ -36,6 +36,20 @@ def test_smoke_record_and_tables(tmp_path):
     assert check and check[0]["identical"] is True  # vtalign equals an fp64 brute force
     exact_rows = peers[peers.peer.str.startswith("vtalign")]
     assert (exact_rows.rows_with_other_order == 0).all()
+    assert performance.stages_table([record]).empty  # the CPU path is not staged: nothing to show
+
+
+def test_stage_table_rows_come_from_recorded_stages():
+    record = _gpu_record({"triton": 0.04, "torch": 0.16}, 0.045, 0.03)
+    record.update(device_name="GPU", matmul=dict(gflops=1.0))
+    record["sweep"]["shape"] = bench.PAPER_SHAPE
+    record["sweep"]["backends"]["triton"]["stages"] = dict(prepare=0.012, screen=0.004, decide=0.01, overlaps=0.001)
+    record["knn"][0]["stages"] = dict(prepare=0.002, screen=0.03, decide=0.01, widen=0.001)
+    t = performance.stages_table([record])
+    assert list(t.work) == ["layer sweep N = 1024, 33x1280 vs 43x3584", "kNN N = 65,536, d = 1024"]
+    assert list(t.backend) == ["triton", "triton"]
+    assert t.profiled_total.round(6).tolist() == [0.027, 0.043]
+    assert t.fallback.tolist() == [0.0, 0.0] and t.unprofiled_seconds.tolist() == [0.03, 0.04]
 
 
 def _gpu_record(knn_seconds, peer_seconds, sweep_seconds, million=None):

@@ -56,3 +56,32 @@ def test_claims_page_links_both_chapters_of_every_claim(results, tmp_path):
         for chapter in c.chapters:
             assert f"<chapters/{chapter}>" in text
     assert text.count("\n| **") == len(claims.CLAIMS)
+
+
+def _grid(scores):
+    """A 2 x 2 live-scaling grid: frames (1, 4) x captions (1, 5), scores row-major."""
+    cells = [(1, 1), (1, 5), (4, 1), (4, 5)]
+    return [dict(model="v x t", n_frames=f, n_captions=c, score=s) for (f, c), s in zip(cells, scores)]
+
+
+def test_figure3_status_counts_rising_rows_and_columns_of_the_grid(results):
+    _write(results, "live_scaling", "grid", _grid([0.1, 0.2, 0.15, 0.3]))
+    status, row = _status("Figure 3", "Alignment")
+    assert status == "reproduced" and "2 of 2 columns" in row.live and "2 of 2 rows" in row.live
+    _write(results, "live_scaling", "grid", _grid([0.1, 0.2, 0.15, 0.18]))  # 5 captions: more frames lower it
+    status, row = _status("Figure 3", "Alignment")
+    assert status == "partly" and "1 of 2 columns" in row.live and "2 of 2 rows" in row.live
+    _write(results, "live_scaling", "grid", _grid([0.3, 0.2, 0.1, 0.05]))
+    assert _status("Figure 3", "Alignment")[0] == "not reproduced"
+
+
+def test_figure5_status_counts_near_perfect_pairs_from_the_scores(results):
+    scores = [dict(mode="video", k=3, alignment=a) for a in (0.95, 0.92, 0.5)] + [dict(mode="video", k=1, alignment=0.1)]
+    _write(results, "live_temporal", "scores", scores)
+    comparison = [dict(quantity="video (frames averaged): same-order share, aligned layer", this_run=0.34)]
+    _write(results, "live_temporal", "paper_vs_this_run", comparison)
+    status, row = _status("Figure 5")
+    assert status == "reproduced" and row.live.startswith("2 of 3 pairs")
+    _write(results, "live_temporal", "scores", scores[2:])
+    status, row = _status("Figure 5")
+    assert status == "partly" and row.live.startswith("0 of 1 pairs")

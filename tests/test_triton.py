@@ -185,3 +185,58 @@ def test_gpu_clustered_duplicates_and_sweep(rng):
     for b in ("triton", "torch"):
         got = va.layer_sweep(fx.cuda(), fy.cuda(), k=10, backend=b)
         np.testing.assert_array_equal(got.scores, ref.scores)
+
+
+def test_fused_preparation_equals_the_torch_one(rng):
+    """The residual kernel (one read of the input per pass, fp64 in registers) prepares what the torch
+    path prepares: same norms, residual norms and mean products to fp64 rounding, fp16 unit residuals
+    within one fp16 step; read in place from a transposed [N, L, D] view, zero rows included."""
+    t = torch.from_numpy(rng.normal(size=(70, 3, 40))).float()
+    t[5] = 0.0                                   # zero rows in every layer
+    t[9, 1, 20:] *= 1e-7                         # entries in fp16's subnormal range once normalised
+    x = t.to(DEVICE).transpose(0, 1)             # [L, N, D], not contiguous
+    fused = knn._Screenable(x, backend="triton")
+    ref = knn._Screenable(x, fused.mean, backend="torch")  # the mean is a free choice: use the same one
+    for name in ("inv_norm", "w", "b", "offset"):
+        np.testing.assert_allclose(getattr(fused, name).cpu(), getattr(ref, name).cpu(), rtol=1e-13, atol=1e-15,
+                                   err_msg=name)
+    step = torch.finfo(torch.float16).eps * ref.r16.float().abs().clamp_min(2.0**-14)  # one fp16 ulp (or subnormal)
+    assert bool(((fused.r16.float() - ref.r16.float()).abs() <= step).all())
+    # its own mean is the mean unit row, up to fp32 rounding of the batched product
+    unit = torch.nn.functional.normalize(x.double(), dim=2)
+    np.testing.assert_allclose(fused.mean.cpu(), unit.mean(dim=1).cpu(), atol=1e-6)
+    # identical rows get identical values (each row's sums run in the same order)
+    dup = torch.cat([x, x[:, :7]], dim=1)
+    inv = knn.inv_norms(dup, "triton")
+    assert torch.equal(inv[:, 70:], inv[:, :7])
+
+
+def test_fp16_conversion_rounds_through_fp32_within_the_bound(rng):
+    """fp64 -> fp16 in torch rounds through fp32: 1 + 2^-11 + 2^-40 (above an fp16 midpoint) becomes 1, not
+    1 + 2^-10. The per-entry error the bound assumes still holds: u16 |a| in the normal range and
+    2^-25 + 2^-38 below it, also at values built to land on midpoints after the fp32 step."""
+    a = torch.tensor([1 + 2.0**-11 + 2.0**-40], dtype=torch.float64)
+    assert float(a.half()) == 1.0
+    mids = []
+    for e in range(-24, 0):                                # midpoints of fp16 (subnormal and normal binades)
+        spacing = 2.0 ** max(e - 10, -24)
+        j = rng.integers(0, 1024, size=200)
+        base = 2.0**e + (2 * j + 1) * spacing / 2 if e >= -14 else (2 * j + 1) * 2.0**-25
+        mids.append(base * (1 + rng.choice([-1, 1], size=200) * rng.uniform(0, 2.0**-24, size=200)))
+    v = torch.from_numpy(np.concatenate(mids + [rng.uniform(-1, 1, size=5000)]))
+    err = (v.half().double() - v).abs()
+    normal = v.abs() >= 2.0**-14
+    assert bool((err[normal] <= knn.U16 * v.abs()[normal]).all())
+    assert bool((err[~normal] <= 2.0**-25 + 2.0**-38).all())
+
+
+def test_stage_profile_names_where_the_time_goes(rng):
+    x = rng.normal(size=(60, 2, 12)).astype(np.float32)
+    y = rng.normal(size=(60, 3, 9)).astype(np.float32)
+    plain = va.layer_sweep(x, y, k=5, backend="triton")
+    with knn.profile_stages() as stages:
+        profiled = va.layer_sweep(x, y, k=5, backend="triton")
+    assert {"prepare", "screen", "decide", "overlaps"} <= set(stages)
+    assert all(v > 0 for v in stages.values())
+    np.testing.assert_array_equal(profiled.scores, plain.scores)
+    assert knn._STAGES is None  # profiling ends with the block

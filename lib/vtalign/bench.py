@@ -15,6 +15,10 @@ Performance chapter plots. Three parts, all measured side by side in one run:
 3. ``roofline``: achieved GFLOP/s of the similarity part of a kNN search
    against the machine's matmul rate measured in the same run.
 
+On the GPU path every sweep and kNN search is run once more under
+:func:`vtalign.knn.profile_stages`, and its seconds per stage (prepare, screen,
+decide, widen, fallback, overlaps) are recorded beside the plain timing.
+
 Peak memory of a search: on a CPU, the largest growth of the resident set of a
 fresh subprocess while the search runs (sampled every 2 ms, so short spikes can
 be missed); on a GPU, ``torch.cuda.max_memory_allocated`` minus the input.
@@ -37,7 +41,7 @@ import torch
 
 from ._version import git
 
-__all__ = ["reference_sweep", "run_benchmark", "bench_matmul", "best_time", "PAPER_SHAPE", "main"]
+__all__ = ["reference_sweep", "run_benchmark", "bench_matmul", "best_time", "profiled_stages", "PAPER_SHAPE", "main"]
 
 # N, (Lx, Dx), (Ly, Dy): VideoMAEv2-H (33 x 1280) vs Gemma-2-9B (43 x 3584), N = 1024, k = 10.
 PAPER_SHAPE = dict(n=1024, lx=33, dx=1280, ly=43, dy=3584, k=10)
@@ -89,6 +93,18 @@ def best_time(fn, device: str, repeat: int = 1) -> tuple[float, object]:
     return best, out
 
 
+def profiled_stages(fn, backend: str, device: str) -> dict | None:
+    """Seconds per stage of one more call of ``fn`` on the GPU path (:func:`vtalign.knn.profile_stages`):
+    where the time goes. None where ``backend`` does not use the GPU path on ``device``."""
+    from . import knn
+
+    if not knn._uses_screening(backend, torch.device(device)):
+        return None
+    with knn.profile_stages() as stages:
+        fn()
+    return dict(stages)
+
+
 def _features(n: int, layers: int, dim: int, seed: int, device: str) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     f = torch.randn(n, layers, dim, generator=g)
@@ -110,6 +126,9 @@ def bench_sweep(shape: dict, backends, device: str, reference: bool) -> dict:
                               repeat=2 if device == "cpu" else 5)
         results[b] = res
         out["backends"][b] = dict(seconds=seconds, best=list(res.best))
+        stages = profiled_stages(lambda: layer_sweep(fx, fy, shape["k"], backend=b), b, device)
+        if stages:
+            out["backends"][b]["stages"] = stages
     first = next(iter(results.values()))
     out["backends_identical"] = all(np.array_equal(r.scores, first.scores) for r in results.values())
     if device == "cuda":  # what a user writes by hand: all layers batched, not exact
@@ -172,8 +191,12 @@ def _knn_worker(conn, n: int, d: int, k: int, backend: str, device: str) -> None
         with _RssSampler() as rss:
             seconds, _ = best_time(lambda: knn_indices(x, k, backend=backend), device)
         peak = rss.peak_growth
-    conn.send(dict(n=n, d=d, k=k, backend=backend, seconds=seconds, peak_bytes=int(peak),
-                   similarity_gflop=2 * n * n * d / 1e9))
+    row = dict(n=n, d=d, k=k, backend=backend, seconds=seconds, peak_bytes=int(peak),
+               similarity_gflop=2 * n * n * d / 1e9)
+    stages = profiled_stages(lambda: knn_indices(x, k, backend=backend), backend, device)
+    if stages:
+        row["stages"] = stages
+    conn.send(row)
     conn.close()
 
 

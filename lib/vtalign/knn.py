@@ -31,15 +31,17 @@ sum in different orders, so such pairs may be ordered differently on a CPU and o
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import time
 
 import numpy as np
 import torch
 
 __all__ = ["BACKENDS", "available_backends", "resolve_backend", "knn_search", "layer_search", "count_overlaps",
-           "topk_lowest_index", "screened_search", "fp16_screen_bound", "rows_per_chunk", "exact_cosines",
-           "shard_neighbours", "merge_neighbours", "shard_bounds", "sharded_knn_search"]
+           "topk_lowest_index", "screened_search", "fp16_screen_bound", "rows_per_chunk", "exact_cosines", "inv_norms",
+           "shard_neighbours", "merge_neighbours", "shard_bounds", "sharded_knn_search", "profile_stages"]
 
 BACKENDS = ("auto", "torch", "faiss", "triton")
 
@@ -103,6 +105,50 @@ def kernel_device(t: torch.Tensor) -> torch.device:
 def _uses_screening(backend: str, device: torch.device) -> bool:
     """The GPU path: triton everywhere (on the CPU only interpreted), torch on a CUDA device."""
     return backend == "triton" or (backend == "torch" and device.type == "cuda")
+
+
+# --------------------------------------------------------------------------- #
+# Where the time goes: stage timings of the GPU path, on request
+# --------------------------------------------------------------------------- #
+_STAGES: dict | None = None  # stage -> seconds while profile_stages() is active
+
+
+@contextlib.contextmanager
+def profile_stages():
+    """Time the stages of every screened search and overlap count run inside the block.
+
+    Yields a dict ``stage -> seconds`` (summed over calls) that fills as they run. Stages: ``prepare``
+    (normalisation, residuals, error bounds), ``screen`` (the first fp16 pass), ``decide`` (fp64
+    re-ranking and certification), ``widen`` (wider passes), ``fallback`` (exhaustive fp64 rows) and
+    ``overlaps``. Every stage boundary synchronises the device, which a normal run never does, so use
+    the stages for where the time goes and an unprofiled timing for how long it takes.
+
+    >>> with profile_stages() as stages:
+    ...     _ = count_overlaps(torch.zeros(1, 4, 1, dtype=torch.int64), torch.zeros(1, 4, 1, dtype=torch.int64), "torch")
+    >>> sorted(stages)
+    ['overlaps']
+    """
+    global _STAGES
+    outer, _STAGES = _STAGES, {}
+    try:
+        yield _STAGES
+    finally:
+        _STAGES = outer
+
+
+@contextlib.contextmanager
+def _stage(name: str, device: torch.device):
+    if _STAGES is None:
+        yield
+        return
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda *a: None)
+    sync(device)
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        sync(device)
+        _STAGES[name] = _STAGES.get(name, 0.0) + time.perf_counter() - start
 
 
 # --------------------------------------------------------------------------- #
@@ -341,8 +387,8 @@ def exact_cosines(x: torch.Tensor, q: torch.Tensor | None, idx: torch.Tensor, ba
     if _uses_screening(backend, x.device):
         dev = kernel_device(x) if backend == "triton" else x.device
         xd, qd = x.to(dev), q_rows.to(dev)
-        inv = lambda t: 1.0 / t.double().norm(dim=1).clamp_min(1e-12)  # noqa: E731  as _Screenable
-        return _rerank(backend, qd[None], xd[None], inv(qd)[None], inv(xd)[None], idx.to(dev)[None])[0].to(x.device)
+        return _rerank(backend, qd[None], xd[None], inv_norms(qd, backend)[None], inv_norms(xd, backend)[None],
+                       idx.to(dev)[None])[0].to(x.device)
     return _canonical_cosines(_unit64(x), _unit64(q_rows), idx)
 
 
@@ -424,6 +470,11 @@ def count_overlaps(nx: torch.Tensor, ny: torch.Tensor, backend: str) -> torch.Te
     lists' device: for each x-layer the neighbour sets are written into a boolean row mask once and
     every y-layer's lists are looked up in it, so a pair costs N*k lookups instead of N*k^2 comparisons.
     """
+    with _stage("overlaps", nx.device if backend != "triton" else kernel_device(nx)):
+        return _count_overlaps(nx, ny, backend)
+
+
+def _count_overlaps(nx: torch.Tensor, ny: torch.Tensor, backend: str) -> torch.Tensor:
     if backend == "triton":
         from .triton_kernels import pair_overlaps
 
@@ -465,15 +516,20 @@ def fp16_screen_bound(d: int) -> float:
     rounded to fp16, then multiplied and summed with fp32 accumulation.
 
     Rounding a unit vector a to fp16 moves each entry by at most u16 |a_t| (normal range, u16 = 2^-11)
-    or 2^-25 (half the subnormal spacing), so ``|fl(a) - a| <= e = u16 + 2^-25 sqrt(d)`` and, by
-    Cauchy-Schwarz, ``|fl(a).fl(b) - a.b| <= 2e + e^2``. Products of fp16 values are exact in fp32;
+    or 2^-25 + 2^-38 (subnormal range: half the spacing, plus the fp32 step below), so
+    ``|fl(a) - a| <= e = u16 + (2^-25 + 2^-38) sqrt(d)`` and, by Cauchy-Schwarz,
+    ``|fl(a).fl(b) - a.b| <= 2e + e^2``. Both preparations round fp64 -> fp32 -> fp16 (torch converts
+    so; the kernel does it explicitly). That double rounding differs from rounding once only where the
+    fp32 value lands on an fp16 midpoint; midpoints lie at least 2^-11 (relative) above a power of two,
+    so in the normal range the error stays within ``u16 |a_t|``, and in the subnormal range it exceeds
+    2^-25 by at most the fp32 step there, 2^-14 u32 = 2^-38. Products of fp16 values are exact in fp32;
     summing d of them errs by at most ``gamma_d |fl(a)| |fl(b)|``, ``gamma_d = d u / (1 - d u)``, with
     u = 2^-23 (truncation instead of round-to-nearest) and that term doubled (``ACCUMULATION_SAFETY``).
 
     >>> round(fp16_screen_bound(1024), 6)
     0.001223
     """
-    e = U16 + 2.0**-25 * d**0.5
+    e = U16 + (2.0**-25 + 2.0**-38) * d**0.5
     u = 2.0 * U32
     gamma = d * u / (1 - d * u)
     return 2 * e + e * e + ACCUMULATION_SAFETY * gamma * (1 + e) ** 2
@@ -507,12 +563,49 @@ def rows_per_chunk(device: torch.device, bytes_per_row: int, fraction: float = 0
     return int(max(1, min(cap, budget // max(1, bytes_per_row))))
 
 
-class _Screenable:
-    """One space, every layer, ready to screen. For unit rows ``u_i = m + r_i`` (m: the database's
-    mean unit row) the cosine is ``|m|^2 + m.r_i + m.r_j + r_i.r_j``; only ``r_i.r_j`` is screened,
-    from fp16 unit residuals ``r16`` scaled by ``w = |r|``. ``b = m.r`` and ``inv_norm`` are fp64."""
+def inv_norms(x: torch.Tensor, backend: str) -> torch.Tensor:
+    """fp64 ``1 / |x_i|`` of every row of x [..., N, D] (norms clamped at 1e-12, as ``F.normalize``), computed
+    as the GPU path of ``backend`` computes them, so re-ranked cosines are the same values everywhere
+    (identical rows get identical values: each row's sum runs in the same order)."""
+    if backend == "triton":
+        from .triton_kernels import residuals
 
-    def __init__(self, x: torch.Tensor, mean: torch.Tensor | None = None):
+        x3 = x if x.ndim == 3 else x[None]
+        sq = residuals(x3)[0]
+        return (1.0 / sq.sqrt().clamp_min_(1e-12)).view(x.shape[:-1])
+    return 1.0 / x.double().norm(dim=-1).clamp_min(1e-12)
+
+
+class _Screenable:
+    """One space, every layer, ready to screen. For unit rows ``u_i = m + r_i`` the cosine is
+    ``|m|^2 + m.r_i + m.r_j + r_i.r_j`` for *any* vector m; with m the database's mean unit row the
+    residuals r are small, and only ``r_i.r_j`` is screened, from fp16 unit residuals ``r16`` scaled
+    by ``w = |r|``. ``b = m.r`` and ``inv_norm`` are fp64.
+
+    torch: fp64 copies of the rows, in chunks sized from the free memory. triton: three passes of one
+    kernel (:func:`vtalign.triton_kernels.residuals`) that read the input in place and keep every
+    fp64 value in registers; the mean comes from one fp32 batched product (any m is exact, see above).
+    """
+
+    def __init__(self, x: torch.Tensor, mean: torch.Tensor | None = None, backend: str = "torch"):
+        if backend == "triton":
+            self._prepare_fused(x, mean)
+        else:
+            self._prepare_torch(x, mean)
+        self.offset = (self.mean * self.mean).sum(dim=1)[:, None] + self.b  # |m|^2 + m.r_i: a query row's constant
+
+    def _prepare_fused(self, x: torch.Tensor, mean: torch.Tensor | None) -> None:
+        from .triton_kernels import residuals
+
+        self.inv_norm = inv_norms(x, "triton")
+        if mean is None:
+            mean = torch.bmm(self.inv_norm.to(x.dtype)[:, None, :], x)[:, 0].double() / x.shape[1]
+        self.mean = mean
+        rr, self.b = residuals(x, self.inv_norm, mean)
+        self.w = rr.sqrt()
+        self.r16 = residuals(x, self.inv_norm, mean, self.w)
+
+    def _prepare_torch(self, x: torch.Tensor, mean: torch.Tensor | None) -> None:
         n_layers, n, d = x.shape
         dev = x.device
         self.inv_norm = torch.empty(n_layers, n, dtype=torch.float64, device=dev)
@@ -534,8 +627,8 @@ class _Screenable:
             w = r.norm(dim=2)
             self.w[:, s : s + chunk] = w
             self.b[:, s : s + chunk] = torch.bmm(r, mean[:, :, None])[..., 0]
+            # fp64 -> fp16 goes through fp32 (torch converts so); fp16_screen_bound covers the double rounding
             self.r16[:, s : s + chunk] = r.div_(torch.where(w > 0, w, 1.0)[:, :, None])
-        self.offset = (mean * mean).sum(dim=1)[:, None] + self.b  # |m|^2 + m.r_i: a query row's constant
 
     def _unit(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         x64 = x[:, start:stop].to(torch.float64, copy=True)  # a copy: the input is never written to
@@ -661,43 +754,60 @@ def screened_search(x: torch.Tensor, q: torch.Tensor | None, k: int, backend: st
     n_layers, n, d = x.shape
     q_rows = x if q is None else q
     n_q = q_rows.shape[1]
-    xs = _Screenable(x)
-    qs = xs if q is None else _Screenable(q, xs.mean)
-    scale = qs.w * xs.w.amax(dim=1, keepdim=True)                      # |r_i| max_j |r_j|
-    err = scale * fp16_screen_bound(d) + 8 * U32 * (xs.b.abs().amax(dim=1, keepdim=True) + 2 * scale)
-    own = _exclusions(exclude, n_q, x.device)
-    ids = own.to(torch.int32)
-    # every item a row may pair with: n - 1 when each row excludes one of the n items, else n (a row
-    # that excludes one then sees it last, at -inf)
-    n_cand = n - 1 if bool(((own >= 0) & (own < n)).all()) else n
+    with _stage("prepare", x.device):
+        xs = _Screenable(x, backend=backend)
+        qs = xs if q is None else _Screenable(q, xs.mean, backend)
+        scale = qs.w * xs.w.amax(dim=1, keepdim=True)                      # |r_i| max_j |r_j|
+        err = scale * fp16_screen_bound(d) + 8 * U32 * (xs.b.abs().amax(dim=1, keepdim=True) + 2 * scale)
+        own = _exclusions(exclude, n_q, x.device)
+        ids = own.to(torch.int32)
+        # every item a row may pair with: n - 1 when each row excludes one of the n items, else n (a row
+        # that excludes one then sees it last, at -inf)
+        n_cand = n - 1 if bool(((own >= 0) & (own < n)).all()) else n
     m = min(k + margin, n_cand)
-    vals, idx = _screen(backend, qs, xs, ids, m)
-    out, certified = _decide(backend, vals, idx, err, qs.offset, q_rows, x, qs.inv_norm, xs.inv_norm, d, k, ordered,
-                             m == n_cand)
-    first = int(certified.sum())  # the one host synchronisation of a batch that needs nothing more
+    with _stage("screen", x.device):
+        vals, idx = _screen(backend, qs, xs, ids, m)
+    with _stage("decide", x.device):
+        out, certified = _decide(backend, vals, idx, err, qs.offset, q_rows, x, qs.inv_norm, xs.inv_norm, d, k,
+                                 ordered, m == n_cand)
+        first = int(certified.sum())  # the one host synchronisation of a batch that needs nothing more
     SCREEN_REPORT.update(rows=certified.numel(), certified_first_pass=first, certified_widened=0, fallback_rows=0,
                          first_pass_m=m)
     if first == certified.numel():
         return out
     for layer in torch.unique(torch.nonzero(~certified)[:, 0]).tolist():
         rows = torch.nonzero(~certified[layer])[:, 0]
-        wide = m
-        while rows.numel() and wide < min(SCREEN_MAX_M, n_cand):
-            wide = min(SCREEN_WIDEN * wide, SCREEN_MAX_M, n_cand)
-            sub = qs.rows(layer, rows)
-            v, i = _screen(backend, sub, xs.layer(layer), ids[rows], wide)
-            top, ok = _decide(backend, v, i, err[layer : layer + 1, rows], sub.offset, q_rows[layer : layer + 1, rows],
-                              x[layer : layer + 1], sub.inv_norm, xs.inv_norm[layer : layer + 1], d, k, ordered,
-                              wide == n_cand)
-            out[layer, rows[ok[0]]] = top[0, ok[0]]
-            SCREEN_REPORT["certified_widened"] += int(ok.sum())
-            rows = rows[~ok[0]]
-        if rows.numel():  # the last resort: every item, in fp64
-            SCREEN_REPORT["fallback_rows"] += rows.numel()
-            top = _exact_rows(x[layer], q_rows[layer], rows, k, own)
-            if ordered:
-                exact = _rerank(backend, q_rows[layer : layer + 1, rows], x[layer : layer + 1],
-                                qs.inv_norm[layer : layer + 1, rows], xs.inv_norm[layer : layer + 1], top[None])
-                top = torch.gather(top, -1, _lexsort(torch.zeros_like(top), exact[0], top))
-            out[layer, rows] = top
+        with _stage("widen", x.device):
+            rows = _widen(backend, layer, rows, out, qs, xs, q_rows, x, ids, err, m, n_cand, d, k, ordered)
+        if rows.numel():
+            with _stage("fallback", x.device):
+                _fallback(backend, layer, rows, out, qs, xs, q_rows, x, own, k, ordered)
     return out
+
+
+def _widen(backend, layer, rows, out, qs, xs, q_rows, x, ids, err, m, n_cand, d, k, ordered):
+    """Screen the given uncertified rows of one layer again, each pass ``SCREEN_WIDEN`` times wider; write
+    the rows it certifies into ``out`` and return the rows still uncertified."""
+    wide = m
+    while rows.numel() and wide < min(SCREEN_MAX_M, n_cand):
+        wide = min(SCREEN_WIDEN * wide, SCREEN_MAX_M, n_cand)
+        sub = qs.rows(layer, rows)
+        v, i = _screen(backend, sub, xs.layer(layer), ids[rows], wide)
+        top, ok = _decide(backend, v, i, err[layer : layer + 1, rows], sub.offset, q_rows[layer : layer + 1, rows],
+                          x[layer : layer + 1], sub.inv_norm, xs.inv_norm[layer : layer + 1], d, k, ordered,
+                          wide == n_cand)
+        out[layer, rows[ok[0]]] = top[0, ok[0]]
+        SCREEN_REPORT["certified_widened"] += int(ok.sum())
+        rows = rows[~ok[0]]
+    return rows
+
+
+def _fallback(backend, layer, rows, out, qs, xs, q_rows, x, own, k, ordered) -> None:
+    """The last resort for rows no screen certified: every item, in fp64; written into ``out``."""
+    SCREEN_REPORT["fallback_rows"] += rows.numel()
+    top = _exact_rows(x[layer], q_rows[layer], rows, k, own)
+    if ordered:
+        exact = _rerank(backend, q_rows[layer : layer + 1, rows], x[layer : layer + 1],
+                        qs.inv_norm[layer : layer + 1, rows], xs.inv_norm[layer : layer + 1], top[None])
+        top = torch.gather(top, -1, _lexsort(torch.zeros_like(top), exact[0], top))
+    out[layer, rows] = top

@@ -14,6 +14,11 @@ costs one comparison: entries that cannot enter are skipped. What the scores are
 answer stays exact is :mod:`vtalign.knn`'s business (the error bound and the certification rule);
 these kernels only compute.
 
+``residuals`` prepares a space for screening in one read of the input per pass (three passes: row
+norms, residual norms and mean products, then the fp16 unit residuals), with every sum in fp64 held
+in registers: the fp64 copies of the whole [L, N, D] input that a tensor library would allocate
+for each step never exist.
+
 ``rerank`` computes fp64 cosines of given (query, candidate) pairs from the input rows:
 ``(sum_t q_t x_t) * (1 / |q|) * (1 / |x|)`` in fp64, one fixed summation order per pair, so two
 identical items get bitwise identical values and tie exactly.
@@ -26,7 +31,7 @@ import torch
 import triton
 import triton.language as tl
 
-__all__ = ["screen_topk", "rerank", "pair_overlaps", "SCREEN_DTYPE"]
+__all__ = ["screen_topk", "rerank", "residuals", "pair_overlaps", "SCREEN_DTYPE"]
 
 SCREEN_DTYPE = torch.float16  # tensor-core input type of the screening pass (see vtalign.knn for the bound)
 _INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"
@@ -38,7 +43,7 @@ def _screen_topk_kernel(q_ptr, x_ptr, qw_ptr, xw_ptr, xb_ptr, qid_ptr, vals_ptr,
                         stride_ql, stride_q, stride_xl, stride_x, stride_qwl, stride_xwl, stride_vl,
                         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, KP: tl.constexpr):
     pid = tl.program_id(0)
-    layer = tl.program_id(1)
+    layer = tl.program_id(1).to(tl.int64)  # 64-bit offsets: L * N * D can pass 2^31 (N = 10^6, D = 3584)
     rows = pid * BLOCK_M + tl.arange(0, BLOCK_M)
     row_ok = rows < n_q
     qid = tl.load(qid_ptr + rows, mask=row_ok, other=-1)
@@ -57,9 +62,9 @@ def _screen_topk_kernel(q_ptr, x_ptr, qw_ptr, xw_ptr, xb_ptr, qid_ptr, vals_ptr,
         for kk in range(0, d, BLOCK_K):
             ks = kk + tl.arange(0, BLOCK_K)
             k_ok = ks < d
-            a = tl.load(q_base + rows[:, None] * stride_q + ks[None, :], mask=row_ok[:, None] & k_ok[None, :],
+            a = tl.load(q_base + rows[:, None].to(tl.int64) * stride_q + ks[None, :], mask=row_ok[:, None] & k_ok[None, :],
                         other=0.0)
-            b = tl.load(x_base + cols[:, None] * stride_x + ks[None, :], mask=col_ok[:, None] & k_ok[None, :],
+            b = tl.load(x_base + cols[:, None].to(tl.int64) * stride_x + ks[None, :], mask=col_ok[:, None] & k_ok[None, :],
                         other=0.0)
             acc = tl.dot(a, tl.trans(b), acc)
         xw = tl.load(xw_ptr + layer * stride_xwl + cols, mask=col_ok, other=0.0)
@@ -133,11 +138,78 @@ def screen_topk(q16: torch.Tensor, x16: torch.Tensor, qw: torch.Tensor, xw: torc
 
 
 @triton.jit
+def _residual_kernel(x_ptr, inv_ptr, mean_ptr, w_ptr, rr_ptr, mr_ptr, r16_ptr, n, d,
+                     stride_xl, stride_x, stride_vl, stride_ml, stride_rl, stride_r,
+                     BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr, STORE: tl.constexpr):
+    """One block of rows of one layer: r = x * inv - mean in fp64. STORE=False: the row sums
+    rr = |r|^2 and mr = mean . r; STORE=True: the unit residual r / w as fp16 (through fp32)."""
+    pid = tl.program_id(0)
+    layer = tl.program_id(1).to(tl.int64)
+    rows = pid * BLOCK_R + tl.arange(0, BLOCK_R)
+    row_ok = rows < n
+    inv = tl.load(inv_ptr + layer * stride_vl + rows, mask=row_ok, other=0.0).to(tl.float64)
+    if STORE:
+        w = tl.load(w_ptr + layer * stride_vl + rows, mask=row_ok, other=1.0).to(tl.float64)
+        w = tl.where(w > 0, w, 1.0)
+    rr = tl.zeros((BLOCK_R,), tl.float64)
+    mr = tl.zeros((BLOCK_R,), tl.float64)
+    x_base = x_ptr + layer * stride_xl
+    for start in range(0, d, BLOCK_D):
+        ds = start + tl.arange(0, BLOCK_D)
+        d_ok = ds < d
+        ok = row_ok[:, None] & d_ok[None, :]
+        xv = tl.load(x_base + rows[:, None].to(tl.int64) * stride_x + ds[None, :], mask=ok, other=0.0).to(tl.float64)
+        m = tl.load(mean_ptr + layer * stride_ml + ds, mask=d_ok, other=0.0).to(tl.float64)
+        r = tl.where(ok, xv * inv[:, None] - m[None, :], 0.0)
+        if STORE:
+            unit = (r / w[:, None]).to(tl.float32).to(tl.float16)
+            tl.store(r16_ptr + layer * stride_rl + rows[:, None].to(tl.int64) * stride_r + ds[None, :], unit, mask=ok)
+        else:
+            rr += tl.sum(r * r, 1)
+            mr += tl.sum(r * m[None, :], 1)
+    if not STORE:
+        tl.store(rr_ptr + layer * stride_vl + rows, rr, mask=row_ok)
+        tl.store(mr_ptr + layer * stride_vl + rows, mr, mask=row_ok)
+
+
+def residuals(x: torch.Tensor, inv_norm: torch.Tensor | None = None, mean: torch.Tensor | None = None,
+              w: torch.Tensor | None = None):
+    """Row sums of ``r = x * inv_norm - mean`` (every product and sum in fp64), or the fp16 unit residuals.
+
+    x [L, N, D] (any float dtype, any strides with unit stride along D: a transposed [N, L, D] view
+    is read in place); inv_norm [L, N] fp64 (default 1); mean [L, D] fp64 (default 0).
+    Without ``w``: returns ``(|r|^2, mean . r)``, fp64 [L, N] each (with the defaults, the rows'
+    squared norms). With ``w`` [L, N] fp64 (|r|): returns ``r / w`` (a zero w leaves r) rounded to
+    fp16 through fp32, [L, N, D] contiguous.
+    """
+    n_layers, n, d = x.shape
+    if x.stride(2) != 1:
+        x = x.contiguous()
+    dev = x.device
+    if inv_norm is None:
+        inv_norm = torch.ones(n_layers, n, dtype=torch.float64, device=dev)
+    if mean is None:
+        mean = torch.zeros(n_layers, d, dtype=torch.float64, device=dev)
+    inv_norm, mean = inv_norm.contiguous(), mean.contiguous()
+    store = w is not None
+    rr = torch.empty(n_layers, n, dtype=torch.float64, device=dev)
+    mr = torch.empty_like(rr)
+    r16 = torch.empty(n_layers, n, d, dtype=SCREEN_DTYPE, device=dev) if store else rr
+    w = w.contiguous() if store else rr
+    block_r = 16
+    block_d = 32 if _INTERPRETED else 128
+    _residual_kernel[(triton.cdiv(n, block_r), n_layers)](
+        x, inv_norm, mean, w, rr, mr, r16, n, d, x.stride(0), x.stride(1), inv_norm.stride(0), mean.stride(0),
+        r16.stride(0) if store else 0, r16.stride(1) if store else 0, BLOCK_R=block_r, BLOCK_D=block_d, STORE=store)
+    return r16 if store else (rr, mr)
+
+
+@triton.jit
 def _rerank_kernel(q_ptr, x_ptr, qinv_ptr, xinv_ptr, cand_ptr, out_ptr, m, d,
                    stride_ql, stride_q, stride_xl, stride_x, stride_qil, stride_xil, stride_cl, stride_c,
                    BLOCK_C: tl.constexpr, BLOCK_D: tl.constexpr):
-    row = tl.program_id(0)
-    layer = tl.program_id(1)
+    row = tl.program_id(0).to(tl.int64)
+    layer = tl.program_id(1).to(tl.int64)
     cs = tl.arange(0, BLOCK_C)
     c_ok = cs < m
     cand = tl.load(cand_ptr + layer * stride_cl + row * stride_c + cs, mask=c_ok, other=0)
@@ -170,7 +242,9 @@ def rerank(q: torch.Tensor, x: torch.Tensor, q_inv_norm: torch.Tensor, x_inv_nor
     """
     n_layers, n_q, d = q.shape
     m = candidates.shape[2]
-    q, x, candidates = q.contiguous(), x.contiguous(), candidates.contiguous()
+    q = q if q.stride(2) == 1 else q.contiguous()  # a transposed [N, L, D] view is read in place
+    x = x if x.stride(2) == 1 else x.contiguous()
+    candidates = candidates.contiguous()
     q_inv_norm, x_inv_norm = q_inv_norm.contiguous(), x_inv_norm.contiguous()
     out = torch.empty(n_layers, n_q, m, dtype=torch.float64, device=x.device)
     block_c = max(16, triton.next_power_of_2(m))

@@ -24,6 +24,7 @@ from typing import Callable
 import pandas as pd
 
 from ..paths import book_dir, results_dir
+from .live import grid_trends, near_perfect_pairs
 
 __all__ = ["Claim", "CLAIMS", "claims_table", "write_claims_page"]
 
@@ -96,11 +97,9 @@ def _live_frame_averaging():
 
 
 def _live_scaling():
-    t = _read("live_scaling", "paper_vs_this_run")
-    cols, rows = _row(t, "columns rising").this_run, _row(t, "rows rising").this_run
-    c_ok, c_all = (int(x) for x in str(cols).split(" of "))
-    r_ok, r_all = (int(x) for x in str(rows).split(" of "))
-    number = f"frames: {cols} columns rise at every step; captions: {rows} rows"
+    trends = grid_trends(_read("live_scaling", "grid"))
+    c_ok, c_all, r_ok, r_all = (trends[key] for key in ("columns_rising", "columns", "rows_rising", "rows"))
+    number = f"frames: {c_ok} of {c_all} columns rise at every step; captions: {r_ok} of {r_all} rows"
     if c_ok == c_all and r_ok == r_all:
         return number, "reproduced", "alignment rises with every added frame count and caption count"
     if c_ok + r_ok > (c_all + r_all) / 2:
@@ -150,10 +149,10 @@ def _live_figure4():
 
 def _live_test_of_time():
     t = _read("live_temporal", "paper_vs_this_run")
-    near = _row(t, "pairs near-perfect at k = 3").this_run
+    ok, total = near_perfect_pairs(_read("live_temporal", "scores"))
     video = float(_row(t, "video (frames averaged): same-order share").this_run)
+    near = f"{ok} of {total}" if total else "no"
     number = f"{near} pairs ≥ 0.9 at k = 3; frame-averaged video picks the same order {video:.2f} (blind: 0.33)"
-    ok, total = (int(x) for x in str(near).split(" of ")) if " of " in str(near) else (0, 0)
     high, blind = bool(total and ok > total / 2), 0.2 <= video <= 0.47
     if high and blind:
         return number, "reproduced", "most pairs near-perfect at k = 3, and the video side picks the same order at chance"
@@ -179,8 +178,7 @@ def _live_figure6():
 
 
 def _live_captions():
-    t = _read("live_scaling", "paper_vs_this_run")
-    gain = float(_row(t, "mean gain from").this_run)
+    gain = grid_trends(_read("live_scaling", "grid"))["caption_gain"]
     return (f"mean gain {gain:+.0%}", "reproduced" if gain > 0 else "contradicted",
             "alignment with all captions over one caption, mean over frame counts")
 

@@ -21,8 +21,8 @@ from ..extract.synthetic import test_of_time_events
 from ..extract.cache import common_items, extract_features, pair_features
 from ..stats import chance_level, permutation_test
 
-__all__ = ["prepared", "common_items", "video_features", "scaling_grid", "shuffled_floor", "tot_events", "order_sensitivity",
-           "temporal_probe"]
+__all__ = ["prepared", "common_items", "video_features", "scaling_grid", "grid_trends", "shuffled_floor", "tot_events",
+           "order_sensitivity", "temporal_probe", "near_perfect_pairs"]
 
 
 def prepared(features: np.ndarray, meta: dict, q: float = 0.95, per_layer: bool | None = None) -> np.ndarray:
@@ -81,6 +81,31 @@ def scaling_grid(dataset: str, vision_model: str, text_model: str, frames, capti
                              score=score, layer_x=i, layer_y=j,
                              n_items=len(aligned[("v", nf)][1]["item_ids"]), k=k))
     return pd.DataFrame(rows)
+
+
+def grid_trends(grid: pd.DataFrame) -> dict:
+    """What Figure 3 claims, counted on one model's grid (:func:`scaling_grid`): how many caption-count
+    columns rise with every added frame count, how many frame-count rows rise with every added caption
+    count (strictly), and the mean relative gain from the fewest to the most captions over frame counts.
+
+    >>> g = pd.DataFrame(dict(n_frames=[1, 1, 4, 4], n_captions=[1, 5, 1, 5], score=[0.1, 0.2, 0.15, 0.3]))
+    >>> grid_trends(g)
+    {'columns_rising': 2, 'columns': 2, 'rows_rising': 2, 'rows': 2, 'caption_gain': 1.0}
+    """
+    if "model" in grid and grid.model.nunique() > 1:
+        raise ValueError(f"grid_trends reads one model's grid; got {grid.model.nunique()}: select one first.")
+    pivot = grid.pivot(index="n_frames", columns="n_captions", values="score")
+    gain = pivot[pivot.columns.max()] / pivot[pivot.columns.min()] - 1
+    return dict(columns_rising=int((pivot.diff(axis=0).iloc[1:] > 0).all(axis=0).sum()), columns=pivot.shape[1],
+                rows_rising=int((pivot.diff(axis=1).iloc[:, 1:] > 0).all(axis=1).sum()), rows=pivot.shape[0],
+                caption_gain=round(float(gain.mean()), 12))
+
+
+def near_perfect_pairs(scores: pd.DataFrame, k: int = 3, threshold: float = 0.9) -> tuple[int, int]:
+    """Figure 5's "most pairs near-perfect": of the frame-averaged video rows at ``k`` of
+    :func:`temporal_probe`'s scores, how many reach ``threshold`` alignment, and how many there are."""
+    at = scores[(scores["mode"] == "video") & (scores.k == k)]
+    return int((at.alignment >= threshold).sum()), len(at)
 
 
 def shuffled_floor(dataset: str, vision_model: str, text_model: str, frames: int, captions: int, k: int = 10,

@@ -11,7 +11,8 @@ from typing import Callable
 
 import pandas as pd
 
-__all__ = ["load_records", "sweep_table", "knn_table", "peers_table", "certification_table", "Target", "TARGETS",
+__all__ = ["load_records", "sweep_table", "knn_table", "peers_table", "certification_table", "stages_table", "Target",
+           "TARGETS",
            "targets_table", "scaleout_table", "projection_tables"]
 
 
@@ -106,6 +107,28 @@ def certification_table(records) -> pd.DataFrame:
                              certified_first_pass=c["certified_first_pass"] / c["rows"],
                              certified_widened=c["certified_widened"] / c["rows"],
                              exhaustive_fp64=c["fallback_rows"] / c["rows"]))
+    return pd.DataFrame(rows)
+
+
+STAGE_ORDER = ("prepare", "screen", "decide", "widen", "fallback", "overlaps")
+
+
+def stages_table(records) -> pd.DataFrame:
+    """Where the GPU path's time goes: one row per (record, work, backend) that has stage timings
+    (:func:`vtalign.knn.profile_stages`), seconds per stage and the profiled total. Empty when no record
+    has them (records written before the benchmark took them)."""
+    rows = []
+    for r in records:
+        shape = r["sweep"]["shape"]
+        sweep = f"layer sweep N = {shape['n']}, {shape['lx']}x{shape['dx']} vs {shape['ly']}x{shape['dy']}"
+        works = [(sweep, b, v) for b, v in r["sweep"]["backends"].items()]
+        works += [(f"kNN N = {row['n']:,}, d = {row['d']}", row["backend"], row) for row in r["knn"]]
+        for work, backend, v in works:
+            if not v.get("stages"):
+                continue
+            stages = {name: v["stages"].get(name, 0.0) for name in STAGE_ORDER}
+            rows.append(dict(machine=_label(r), work=work, backend=backend, **stages,
+                             profiled_total=sum(v["stages"].values()), unprofiled_seconds=v.get("seconds")))
     return pd.DataFrame(rows)
 
 
