@@ -240,3 +240,26 @@ def test_stage_profile_names_where_the_time_goes(rng):
     assert all(v > 0 for v in stages.values())
     np.testing.assert_array_equal(profiled.scores, plain.scores)
     assert knn._STAGES is None  # profiling ends with the block
+
+
+@pytest.mark.parametrize("backend", ["triton", "torch"])
+def test_sets_rerank_only_the_contenders_at_the_boundary(rng, monkeypatch, backend):
+    """Without order, a candidate whose screened value clears the (k+1)-th by the window is in for sure
+    and gets no fp64 value: fewer pairs are re-ranked than for the ordered search, the sets are the
+    exact ones, and ties (duplicated items) still go to the lower index."""
+    x = rng.normal(size=(2, 160, 24))
+    x[:, 40:52] = x[:, 0:12]                      # duplicated items: exact ties at the boundary
+    t = torch.from_numpy(x).float().to(DEVICE)
+    reranked = []
+    real = knn._rerank
+    monkeypatch.setattr(knn, "_rerank", lambda *a: reranked.append(int((a[-1] >= 0).sum())) or real(*a))
+    ordered = knn.screened_search(t, None, 10, backend, ordered=True)
+    n_ordered = sum(reranked)
+    reranked.clear()
+    sets = knn.screened_search(t, None, 10, backend, ordered=False)
+    assert sum(reranked) < n_ordered
+    assert knn.SCREEN_REPORT["reranked_pairs"] == sum(reranked)  # what the benchmark records
+    for layer in range(2):
+        expected = np.sort(naive_knn(x[layer].astype(np.float32), 10), axis=1)
+        np.testing.assert_array_equal(np.sort(sets[layer].cpu().numpy(), axis=1), expected)
+        np.testing.assert_array_equal(np.sort(ordered[layer].cpu().numpy(), axis=1), expected)

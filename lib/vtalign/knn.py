@@ -507,7 +507,8 @@ SCREEN_MAX_M = 256         # the widest pass; rows still uncertified are searche
 ACCUMULATION_SAFETY = 2.0  # tensor cores need not round to nearest in fp32 (Fasi et al., 2021): a margin
 
 # What the last screened search did, row by row (the benchmark records it): rows searched, rows
-# certified by the first pass, by a wider pass, and rows searched exhaustively in fp64.
+# certified by the first pass, by a wider pass, rows searched exhaustively in fp64, and the
+# (row, candidate) pairs re-ranked in fp64.
 SCREEN_REPORT: dict = {}
 
 
@@ -708,8 +709,12 @@ def _decide(backend, vals, idx, err, offset, q, x, q_inv, x_inv, d: int, k: int,
     ranks for sure, so the top k lies among the contenders, and their fp64 cosines decide (ties ->
     lower index). Items that were not screened in lie below the m-th candidate: the row is certified
     when that candidate is no contender, or when the k-th exact value exceeds its screened value by
-    more than ``err + e64``. Without ``ordered``, a row whose k-th and (k+1)-th screened values are
-    more than the contender window apart needs no fp64 value at all.
+    more than ``err + e64``.
+
+    Without ``ordered`` (sets, as overlaps need), a candidate among the first k ranks whose screened
+    value exceeds the (k+1)-th by more than the window is *in* for sure: it beats every item from rank
+    k + 1 on, screened in or not. Only the other contenders get fp64 values, and they fill the places
+    the sure ones leave. A row whose k-th and (k+1)-th values are that far apart needs none.
     """
     e64 = fp64_cosine_bound(d)
     s = vals.double()
@@ -717,12 +722,15 @@ def _decide(backend, vals, idx, err, offset, q, x, q_inv, x_inv, d: int, k: int,
     ranks = torch.arange(m, device=s.device)
     gap = 2 * err + 2 * e64
     contender = (ranks < k) | (s >= s[..., k - 1 : k] - gap[..., None])
-    clean = (s[..., k - 1] - s[..., k] > gap) if m > k else torch.ones_like(gap, dtype=torch.bool)
-    needed = contender & (torch.as_tensor(ordered, device=s.device) | ~clean[..., None])
+    sure_in = (ranks < k) & (s > s[..., k : k + 1] + gap[..., None]) if m > k else (ranks < k).expand_as(s)
+    needed = contender & (torch.as_tensor(ordered, device=s.device) | ~sure_in)
     exact = torch.full_like(s, -torch.inf)
-    if bool(needed.any()):
+    n_needed = int(needed.sum())
+    if n_needed:
         exact = _rerank(backend, q, x, q_inv, x_inv, torch.where(needed, idx, -1))
-    # contenders first, then by exact value (clean rows without fp64 values keep their screened order)
+    SCREEN_REPORT["reranked_pairs"] = SCREEN_REPORT.get("reranked_pairs", 0) + n_needed
+    # sure members first (in screened order), then the other contenders by exact value, then the rest;
+    # without ordered a contender that needs no fp64 value is a sure member
     key = torch.where(needed, exact, torch.where(contender, s + 10.0, s - 10.0))  # |cosine| <= 1, |s| <= 3
     order = _lexsort(torch.zeros_like(idx), key, idx)
     top = torch.gather(idx, -1, order[..., :k])
@@ -767,12 +775,13 @@ def screened_search(x: torch.Tensor, q: torch.Tensor | None, k: int, backend: st
     m = min(k + margin, n_cand)
     with _stage("screen", x.device):
         vals, idx = _screen(backend, qs, xs, ids, m)
+    SCREEN_REPORT.clear()
     with _stage("decide", x.device):
         out, certified = _decide(backend, vals, idx, err, qs.offset, q_rows, x, qs.inv_norm, xs.inv_norm, d, k,
                                  ordered, m == n_cand)
         first = int(certified.sum())  # the one host synchronisation of a batch that needs nothing more
     SCREEN_REPORT.update(rows=certified.numel(), certified_first_pass=first, certified_widened=0, fallback_rows=0,
-                         first_pass_m=m)
+                         first_pass_m=m)  # reranked_pairs: filled by _decide, here and in wider passes
     if first == certified.numel():
         return out
     for layer in torch.unique(torch.nonzero(~certified)[:, 0]).tolist():

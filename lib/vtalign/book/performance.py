@@ -98,7 +98,8 @@ def peers_table(records) -> pd.DataFrame:
 
 def certification_table(records) -> pd.DataFrame:
     """How the fp16 screen decided rows on features whose items share a direction (mean cosine c):
-    shares certified by the first pass, by a wider pass, and left to the exhaustive fp64 search."""
+    shares certified by the first pass, by a wider pass, and left to the exhaustive fp64 search, and
+    the (row, candidate) pairs re-ranked in fp64 per row."""
     rows = []
     for r in records:
         for c in r.get("certification", []):
@@ -106,7 +107,9 @@ def certification_table(records) -> pd.DataFrame:
                              backend=c["backend"], seconds=c["seconds"],
                              certified_first_pass=c["certified_first_pass"] / c["rows"],
                              certified_widened=c["certified_widened"] / c["rows"],
-                             exhaustive_fp64=c["fallback_rows"] / c["rows"]))
+                             exhaustive_fp64=c["fallback_rows"] / c["rows"],
+                             # older records did not count the fp64 re-ranking
+                             reranked_per_row=c["reranked_pairs"] / c["rows"] if "reranked_pairs" in c else None))
     return pd.DataFrame(rows)
 
 
