@@ -84,3 +84,15 @@ def test_targets_read_full_records():
     assert t.loc["cuda"].measured.str.startswith("not measured").all()
     cpu["sweep"]["backends"]["torch"]["speedup_vs_reference"] = 12.0
     assert not performance.targets_table([cpu]).iloc[0].met
+
+
+def test_kernels_table_reads_the_committed_compile_reports():
+    from vtalign.paths import bench_dir
+
+    reports = performance.load_records(sorted(bench_dir("kernels").glob("*.json")))
+    table = performance.kernels_table(reports)
+    assert set(table.arch) == {"sm_80", "sm_90"}
+    assert len(table) == sum(len(r["kernels"]) for r in reports)
+    hopper = table[(table.arch == "sm_90") & (table.kernel == "screen_topk")]
+    assert (hopper.tensor_cores != "none").all() and (hopper.warps_per_sm >= hopper.warps).all()
+    assert table[table.kernel == "rerank"].KP.isna().all()  # only the screen has a top-m width

@@ -79,7 +79,7 @@ def paper_csv(name: str) -> Path:
 
 def bench_dir(kind: str) -> Path:
     """``bench/<kind>/``: committed benchmark records (``records``: kNN and sweep, ``scaleout``: Ray
-    throughput and the full-plan projection)."""
+    throughput and the full-plan projection, ``kernels``: static compile reports of the Triton kernels)."""
     return project_root() / "bench" / kind
 
 

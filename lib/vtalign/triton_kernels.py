@@ -90,12 +90,20 @@ def _screen_topk_kernel(q_ptr, x_ptr, qw_ptr, xw_ptr, xb_ptr, qid_ptr, vals_ptr,
     tl.store(idx_ptr + out, top_i, mask=row_ok[:, None])
 
 
+# The running top-m lives in registers beside the tile's accumulator, so at KP = 64 every one of the
+# first nine configurations spills on sm_90 (176 to 1,520 bytes a thread, bench/kernels/sm_90.json).
+# The last four are the wgmma tiles that compile without spills there (8 warps, 128 to 254 registers);
+# the autotuner times them all on the GPU and keeps the fastest.
 _SCREEN_CONFIGS = [
     triton.Config(dict(BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk), num_warps=w, num_stages=s)
     for bm, bn, bk, w, s in [(64, 128, 64, 4, 3), (64, 128, 64, 4, 4), (64, 128, 64, 8, 3), (128, 128, 64, 8, 3),
                              (64, 64, 64, 4, 4), (64, 256, 64, 8, 3), (128, 64, 64, 4, 3), (32, 128, 64, 4, 4),
-                             (64, 128, 32, 4, 5)]
+                             (64, 128, 32, 4, 5),
+                             (64, 32, 32, 8, 3), (64, 64, 32, 8, 3), (64, 128, 32, 8, 3), (64, 64, 64, 8, 3)]
 ]
+# The wide pass (KP = 256) is launched untuned: 32 x 64 x 64 tiles on 8 warps compile without spills
+# on sm_90 (248 registers); on 4 warps they spilled 416 bytes a thread.
+WIDE_PASS_WARPS = 8
 # Tuned per (d, KP), not per N: the best tile does not depend on N, and tuning at N = 10^6 would
 # time every configuration on a multi-second search. Large problems are tuned on a sample first.
 _screen_topk_tuned = triton.autotune(configs=_SCREEN_CONFIGS, key=["d", "KP"])(_screen_topk_kernel)
@@ -125,7 +133,8 @@ def screen_topk(q16: torch.Tensor, x16: torch.Tensor, qw: torch.Tensor, xw: torc
         block_m = 32 if kp > 128 and not _INTERPRETED else 64
         grid = (triton.cdiv(n_q, block_m), n_layers)
         _screen_topk_kernel[grid](*args, BLOCK_M=block_m, BLOCK_N=64,
-                                  BLOCK_K=32 if _INTERPRETED else 64, KP=kp)
+                                  BLOCK_K=32 if _INTERPRETED else 64, KP=kp,
+                                  num_warps=WIDE_PASS_WARPS if kp > 128 else 4)
     else:
         if (d, kp) not in _tuned_keys and max(n_q, n_x) > _TUNE_SAMPLE:
             sub = min(_TUNE_SAMPLE, n_q, n_x)
@@ -172,6 +181,16 @@ def _residual_kernel(x_ptr, inv_ptr, mean_ptr, w_ptr, rr_ptr, mr_ptr, r16_ptr, n
         tl.store(mr_ptr + layer * stride_vl + rows, mr, mask=row_ok)
 
 
+# Launch shapes of the memory-bound kernels, chosen from what ptxas reports for sm_90
+# (`python -m vtalign.kernel_report`, bench/kernels/): without spills and at <= 128 registers a thread,
+# so that an H100 SM keeps at least 16 warps of them in flight to hide the latency of their loads.
+# Residual row sums at 16 x 128 with 4 warps took 250 registers (8 warps an SM); at 16 x 64 with 8
+# warps 64. The rerank at 64 candidates x 64 columns with 4 warps took 248; at 64 x 32 with 8, 80.
+# Chosen statically; their GPU time is measured by `python -m vtalign.bench`.
+RESIDUAL_BLOCK_R, RESIDUAL_BLOCK_D, RESIDUAL_WARPS = 16, 64, 8
+RERANK_VALUES_PER_STEP, RERANK_WARPS = 2048, 8
+
+
 def residuals(x: torch.Tensor, inv_norm: torch.Tensor | None = None, mean: torch.Tensor | None = None,
               w: torch.Tensor | None = None):
     """Row sums of ``r = x * inv_norm - mean`` (every product and sum in fp64), or the fp16 unit residuals.
@@ -196,11 +215,11 @@ def residuals(x: torch.Tensor, inv_norm: torch.Tensor | None = None, mean: torch
     mr = torch.empty_like(rr)
     r16 = torch.empty(n_layers, n, d, dtype=SCREEN_DTYPE, device=dev) if store else rr
     w = w.contiguous() if store else rr
-    block_r = 16
-    block_d = 32 if _INTERPRETED else 128
-    _residual_kernel[(triton.cdiv(n, block_r), n_layers)](
+    block_d = 32 if _INTERPRETED else RESIDUAL_BLOCK_D
+    _residual_kernel[(triton.cdiv(n, RESIDUAL_BLOCK_R), n_layers)](
         x, inv_norm, mean, w, rr, mr, r16, n, d, x.stride(0), x.stride(1), inv_norm.stride(0), mean.stride(0),
-        r16.stride(0) if store else 0, r16.stride(1) if store else 0, BLOCK_R=block_r, BLOCK_D=block_d, STORE=store)
+        r16.stride(0) if store else 0, r16.stride(1) if store else 0, BLOCK_R=RESIDUAL_BLOCK_R, BLOCK_D=block_d,
+        STORE=store, num_warps=RESIDUAL_WARPS)
     return r16 if store else (rr, mr)
 
 
@@ -232,6 +251,12 @@ def _rerank_kernel(q_ptr, x_ptr, qinv_ptr, xinv_ptr, cand_ptr, out_ptr, m, d,
              mask=cs < m)
 
 
+def rerank_block_d(block_c: int) -> int:
+    """Columns of the input one rerank step loads for each of its ``block_c`` candidates
+    (``RERANK_VALUES_PER_STEP`` values a step, 16 to 128 columns)."""
+    return max(16, min(128, RERANK_VALUES_PER_STEP // block_c))
+
+
 def rerank(q: torch.Tensor, x: torch.Tensor, q_inv_norm: torch.Tensor, x_inv_norm: torch.Tensor,
            candidates: torch.Tensor) -> torch.Tensor:
     """fp64 cosines of each query row with its candidates, every layer at once.
@@ -248,11 +273,11 @@ def rerank(q: torch.Tensor, x: torch.Tensor, q_inv_norm: torch.Tensor, x_inv_nor
     q_inv_norm, x_inv_norm = q_inv_norm.contiguous(), x_inv_norm.contiguous()
     out = torch.empty(n_layers, n_q, m, dtype=torch.float64, device=x.device)
     block_c = max(16, triton.next_power_of_2(m))
-    block_d = max(16, min(128, 4096 // block_c))
+    block_d = rerank_block_d(block_c)
     _rerank_kernel[(n_q, n_layers)](q, x, q_inv_norm, x_inv_norm, candidates, out, m, d,
                                     q.stride(0), q.stride(1), x.stride(0), x.stride(1), q_inv_norm.stride(0),
                                     x_inv_norm.stride(0), candidates.stride(0), candidates.stride(1),
-                                    BLOCK_C=block_c, BLOCK_D=block_d)
+                                    BLOCK_C=block_c, BLOCK_D=block_d, num_warps=RERANK_WARPS)
     return out
 
 

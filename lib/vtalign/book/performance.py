@@ -11,8 +11,8 @@ from typing import Callable
 
 import pandas as pd
 
-__all__ = ["load_records", "sweep_table", "knn_table", "peers_table", "certification_table", "stages_table", "Target",
-           "TARGETS",
+__all__ = ["load_records", "sweep_table", "knn_table", "peers_table", "certification_table", "stages_table",
+           "kernels_table", "Target", "TARGETS",
            "targets_table", "scaleout_table", "projection_tables"]
 
 
@@ -133,6 +133,27 @@ def stages_table(records) -> pd.DataFrame:
             rows.append(dict(machine=_label(r), work=work, backend=backend, **stages,
                              profiled_total=sum(v["stages"].values()), unprofiled_seconds=v.get("seconds")))
     return pd.DataFrame(rows)
+
+
+def kernels_table(reports) -> pd.DataFrame:
+    """Static compile reports (``bench/kernels/sm_*.json``, :mod:`vtalign.kernel_report`): one row per
+    (architecture, kernel specialisation) with its registers per thread, spills, shared memory and
+    tensor-core instructions, and how many warps of it an SM's 65,536 registers hold (an upper bound:
+    allocation granularity and shared memory can lower it; 64 at most)."""
+    rows = []
+    for r in reports:
+        for k in r["kernels"]:
+            c = k["constants"]
+            tile = " x ".join(f"{name.removeprefix('BLOCK_')} {v}" for name, v in c.items() if name.startswith("BLOCK_"))
+            programs = 65536 // (k["registers"] * 32 * k["num_warps"])
+            rows.append(dict(arch=f"sm_{r['arch']}", kernel=k["kernel"], tile=tile, KP=c.get("KP"),
+                             warps=k["num_warps"], stages=k["num_stages"], registers=k["registers"],
+                             spill_bytes=k["spill_stores"], shared_kib=k["shared_bytes"] / 1024,
+                             tensor_cores=k["tensor_cores"], warps_per_sm=min(64, programs * k["num_warps"])))
+    out = pd.DataFrame(rows)
+    if not out.empty:
+        out["KP"] = out.KP.astype("Int64")
+    return out
 
 
 # --------------------------------------------------------------------------- #
