@@ -121,11 +121,12 @@ def kernel_report(arch: int = 90) -> dict:
     import torch
 
     from ._version import git
+    from .bench import source_digest
 
     rows = [compile_kernel(spec, arch) for spec in kernel_specialisations()]
     return dict(kind="kernel_report", arch=arch, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                git_commit=git("rev-parse", "HEAD"), triton=triton.__version__, torch=torch.__version__,
-                kernels=rows)
+                git_commit=git("rev-parse", "HEAD"), source_digest=source_digest(), triton=triton.__version__,
+                torch=torch.__version__, kernels=rows)
 
 
 def main(argv=None) -> int:
