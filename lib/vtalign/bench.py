@@ -122,11 +122,11 @@ def bench_sweep(shape: dict, backends, device: str, reference: bool) -> dict:
     for b in backends:
         # best of 2: the first call also pays for first-touch page faults of its large buffers;
         # the reference (1,419 pair iterations in one call) amortises those within its single run
-        seconds, res = best_time(lambda: layer_sweep(fx, fy, shape["k"], backend=b), device,
-                              repeat=2 if device == "cpu" else 5)
+        sweep = lambda: layer_sweep(fx, fy, shape["k"], backend=b)  # noqa: E731
+        seconds, res = best_time(sweep, device, repeat=2 if device == "cpu" else 5)
         results[b] = res
         out["backends"][b] = dict(seconds=seconds, best=list(res.best))
-        stages = profiled_stages(lambda: layer_sweep(fx, fy, shape["k"], backend=b), b, device)
+        stages = profiled_stages(sweep, b, device)
         if stages:
             out["backends"][b]["stages"] = stages
     first = next(iter(results.values()))
@@ -183,17 +183,18 @@ def _knn_worker(conn, n: int, d: int, k: int, backend: str, device: str) -> None
     from .alignment import knn_indices
 
     x = _features(n, 1, d, 2, device)[:, 0].contiguous()
+    search = lambda: knn_indices(x, k, backend=backend)  # noqa: E731
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-        seconds, _ = best_time(lambda: knn_indices(x, k, backend=backend), device)
+        seconds, _ = best_time(search, device)
         peak = torch.cuda.max_memory_allocated() - x.numel() * x.element_size()
     else:
         with _RssSampler() as rss:
-            seconds, _ = best_time(lambda: knn_indices(x, k, backend=backend), device)
+            seconds, _ = best_time(search, device)
         peak = rss.peak_growth
     row = dict(n=n, d=d, k=k, backend=backend, seconds=seconds, peak_bytes=int(peak),
                similarity_gflop=2 * n * n * d / 1e9)
-    stages = profiled_stages(lambda: knn_indices(x, k, backend=backend), backend, device)
+    stages = profiled_stages(search, backend, device)
     if stages:
         row["stages"] = stages
     conn.send(row)

@@ -49,7 +49,7 @@ def kernel_specialisations() -> list[dict]:
         out.append(dict(kernel="screen_topk", fn=tk._screen_topk_kernel, signature=screen_sig,
                         constants=dict(cfg.kwargs, KP=64), num_warps=cfg.num_warps, num_stages=cfg.num_stages))
     out.append(dict(kernel="screen_topk (wide pass)", fn=tk._screen_topk_kernel, signature=screen_sig,
-                    constants=dict(BLOCK_M=32, BLOCK_N=64, BLOCK_K=64, KP=256), num_warps=tk.WIDE_PASS_WARPS,
+                    constants=dict(tk.WIDE_PASS_TILE, KP=256), num_warps=tk.WIDE_PASS_WARPS,
                     num_stages=3))
     residual_sig = {"x_ptr": "*fp32", "inv_ptr": "*fp64", "mean_ptr": "*fp64", "w_ptr": "*fp64", "rr_ptr": "*fp64",
                     "mr_ptr": "*fp64", "r16_ptr": "*fp16", "n": _I32, "d": _I32,
@@ -62,13 +62,13 @@ def kernel_specialisations() -> list[dict]:
                   "out_ptr": "*fp64", "m": _I32, "d": _I32,
                   **{s: _I32 for s in ("stride_ql", "stride_q", "stride_xl", "stride_x", "stride_qil", "stride_xil",
                                        "stride_cl", "stride_c")}}
-    block_c = 64
+    block_c = 64  # m = 42 candidates, rounded up to a power of two as rerank() does
     out.append(dict(kernel="rerank", fn=tk._rerank_kernel, signature=rerank_sig,
                     constants=dict(BLOCK_C=block_c, BLOCK_D=tk.rerank_block_d(block_c)), num_warps=tk.RERANK_WARPS,
                     num_stages=3))
     overlap_sig = {"nx_ptr": "*i64", "ny_ptr": "*i64", "out_ptr": "*i32", "n": _I32, "ly": _I32, "k": _I32}
     out.append(dict(kernel="pair_overlaps", fn=tk._pair_overlap_kernel, signature=overlap_sig,
-                    constants=dict(BLOCK_I=64, KP=16), num_warps=4, num_stages=3))
+                    constants=dict(BLOCK_I=tk.OVERLAP_BLOCK_I, KP=16), num_warps=4, num_stages=3))
     return out
 
 
@@ -102,7 +102,7 @@ def compile_kernel(spec: dict, arch: int = 90) -> dict:
                               capture_output=True, text=True, check=True).stderr
     number = lambda pattern: int(m.group(1)) if (m := re.search(pattern, info)) else None  # noqa: E731
     tensor_cores = "wgmma" if "wgmma" in ptx else ("mma" if re.search(r"\bmma\.sync", ptx) else "none")
-    return dict(kernel=spec["kernel"], constants={k: v for k, v in constants.items()}, num_warps=spec["num_warps"],
+    return dict(kernel=spec["kernel"], constants=constants, num_warps=spec["num_warps"],
                 num_stages=spec["num_stages"], registers=number(r"Used (\d+) registers"),
                 spill_stores=number(r"(\d+) bytes spill stores"), spill_loads=number(r"(\d+) bytes spill loads"),
                 shared_bytes=int(compiled.metadata.shared), tensor_cores=tensor_cores,

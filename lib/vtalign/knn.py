@@ -110,6 +110,7 @@ def _uses_screening(backend: str, device: torch.device) -> bool:
 # --------------------------------------------------------------------------- #
 # Where the time goes: stage timings of the GPU path, on request
 # --------------------------------------------------------------------------- #
+STAGES = ("prepare", "screen", "decide", "widen", "fallback", "overlaps")  # what profile_stages() times, in order
 _STAGES: dict | None = None  # stage -> seconds while profile_stages() is active
 
 
@@ -117,7 +118,7 @@ _STAGES: dict | None = None  # stage -> seconds while profile_stages() is active
 def profile_stages():
     """Time the stages of every screened search and overlap count run inside the block.
 
-    Yields a dict ``stage -> seconds`` (summed over calls) that fills as they run. Stages: ``prepare``
+    Yields a dict ``stage -> seconds`` (summed over calls) that fills as they run. Stages (``STAGES``): ``prepare``
     (normalisation, residuals, error bounds), ``screen`` (the first fp16 pass), ``decide`` (fp64
     re-ranking and certification), ``widen`` (wider passes), ``fallback`` (exhaustive fp64 rows) and
     ``overlaps``. Every stage boundary synchronises the device, which a normal run never does, so use
@@ -762,6 +763,7 @@ def screened_search(x: torch.Tensor, q: torch.Tensor | None, k: int, backend: st
     n_layers, n, d = x.shape
     q_rows = x if q is None else q
     n_q = q_rows.shape[1]
+    SCREEN_REPORT.clear()  # this search's report (_decide adds its re-ranked pairs as it goes)
     with _stage("prepare", x.device):
         xs = _Screenable(x, backend=backend)
         qs = xs if q is None else _Screenable(q, xs.mean, backend)
@@ -775,13 +777,12 @@ def screened_search(x: torch.Tensor, q: torch.Tensor | None, k: int, backend: st
     m = min(k + margin, n_cand)
     with _stage("screen", x.device):
         vals, idx = _screen(backend, qs, xs, ids, m)
-    SCREEN_REPORT.clear()
     with _stage("decide", x.device):
         out, certified = _decide(backend, vals, idx, err, qs.offset, q_rows, x, qs.inv_norm, xs.inv_norm, d, k,
                                  ordered, m == n_cand)
         first = int(certified.sum())  # the one host synchronisation of a batch that needs nothing more
     SCREEN_REPORT.update(rows=certified.numel(), certified_first_pass=first, certified_widened=0, fallback_rows=0,
-                         first_pass_m=m)  # reranked_pairs: filled by _decide, here and in wider passes
+                         first_pass_m=m)
     if first == certified.numel():
         return out
     for layer in torch.unique(torch.nonzero(~certified)[:, 0]).tolist():

@@ -103,7 +103,8 @@ _SCREEN_CONFIGS = [
 ]
 # The wide pass (KP = 256) is launched untuned: 32 x 64 x 64 tiles on 8 warps compile without spills
 # on sm_90 (248 registers); on 4 warps they spilled 416 bytes a thread.
-WIDE_PASS_WARPS = 8
+WIDE_PASS_TILE, WIDE_PASS_WARPS = dict(BLOCK_M=32, BLOCK_N=64, BLOCK_K=64), 8
+_INTERPRETED_TILE = dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=32)  # one small tile instead of every autotuning config
 # Tuned per (d, KP), not per N: the best tile does not depend on N, and tuning at N = 10^6 would
 # time every configuration on a multi-second search. Large problems are tuned on a sample first.
 _screen_topk_tuned = triton.autotune(configs=_SCREEN_CONFIGS, key=["d", "KP"])(_screen_topk_kernel)
@@ -130,11 +131,9 @@ def screen_topk(q16: torch.Tensor, x16: torch.Tensor, qw: torch.Tensor, xw: torc
     args = (q16, x16, qw, xw, xb, query_ids.to(torch.int32).contiguous(), vals, idx, n_q, n_x, d,
             q16.stride(0), q16.stride(1), x16.stride(0), x16.stride(1), qw.stride(0), xw.stride(0), vals.stride(0))
     if _INTERPRETED or kp > 128:  # the interpreter would run every autotuning config; wide KP: small tiles
-        block_m = 32 if kp > 128 and not _INTERPRETED else 64
-        grid = (triton.cdiv(n_q, block_m), n_layers)
-        _screen_topk_kernel[grid](*args, BLOCK_M=block_m, BLOCK_N=64,
-                                  BLOCK_K=32 if _INTERPRETED else 64, KP=kp,
-                                  num_warps=WIDE_PASS_WARPS if kp > 128 else 4)
+        tile = _INTERPRETED_TILE if _INTERPRETED else WIDE_PASS_TILE
+        grid = (triton.cdiv(n_q, tile["BLOCK_M"]), n_layers)
+        _screen_topk_kernel[grid](*args, **tile, KP=kp, num_warps=WIDE_PASS_WARPS)
     else:
         if (d, kp) not in _tuned_keys and max(n_q, n_x) > _TUNE_SAMPLE:
             sub = min(_TUNE_SAMPLE, n_q, n_x)
@@ -300,7 +299,10 @@ def _pair_overlap_kernel(nx_ptr, ny_ptr, out_ptr, n, ly, k,
     tl.store(out_ptr + (a * ly + b) * n + items, count, mask=item_ok)
 
 
-def pair_overlaps(nx: torch.Tensor, ny: torch.Tensor, block_i: int = 64) -> torch.Tensor:
+OVERLAP_BLOCK_I = 64  # items one overlap program counts
+
+
+def pair_overlaps(nx: torch.Tensor, ny: torch.Tensor, block_i: int = OVERLAP_BLOCK_I) -> torch.Tensor:
     """Per-item overlap counts for all layer pairs in one launch: [Lx, N, k] x [Ly, N, k] -> [Lx, Ly, N] int32."""
     nx, ny = nx.contiguous().to(torch.int64), ny.contiguous().to(torch.int64)
     lx, n, k = nx.shape

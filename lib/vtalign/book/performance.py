@@ -11,6 +11,8 @@ from typing import Callable
 
 import pandas as pd
 
+from ..knn import STAGES
+
 __all__ = ["load_records", "sweep_table", "knn_table", "peers_table", "certification_table", "stages_table",
            "kernels_table", "Target", "TARGETS",
            "targets_table", "scaleout_table", "projection_tables"]
@@ -113,9 +115,6 @@ def certification_table(records) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-STAGE_ORDER = ("prepare", "screen", "decide", "widen", "fallback", "overlaps")
-
-
 def stages_table(records) -> pd.DataFrame:
     """Where the GPU path's time goes: one row per (record, work, backend) that has stage timings
     (:func:`vtalign.knn.profile_stages`), seconds per stage and the profiled total. Empty when no record
@@ -129,7 +128,7 @@ def stages_table(records) -> pd.DataFrame:
         for work, backend, v in works:
             if not v.get("stages"):
                 continue
-            stages = {name: v["stages"].get(name, 0.0) for name in STAGE_ORDER}
+            stages = {name: v["stages"].get(name, 0.0) for name in STAGES}
             rows.append(dict(machine=_label(r), work=work, backend=backend, **stages,
                              profiled_total=sum(v["stages"].values()), unprofiled_seconds=v.get("seconds")))
     return pd.DataFrame(rows)
