@@ -136,14 +136,15 @@ def stages_table(records) -> pd.DataFrame:
 
 def kernels_table(reports) -> pd.DataFrame:
     """Static compile reports (``bench/kernels/sm_*.json``, :mod:`vtalign.kernel_report`): one row per
-    (architecture, kernel specialisation) with its registers per thread, spills, shared memory and
+    (architecture, kernel specialisation: its tile, the ``BLOCK_*`` sizes in the kernel's order, e.g.
+    M x N x K for the screen) with its registers per thread, spills, shared memory and
     tensor-core instructions, and how many warps of it an SM's 65,536 registers hold (an upper bound:
     allocation granularity and shared memory can lower it; 64 at most)."""
     rows = []
     for r in reports:
         for k in r["kernels"]:
             c = k["constants"]
-            tile = " x ".join(f"{name.removeprefix('BLOCK_')} {v}" for name, v in c.items() if name.startswith("BLOCK_"))
+            tile = "x".join(str(v) for name, v in c.items() if name.startswith("BLOCK_"))  # as the kernel names them
             programs = 65536 // (k["registers"] * 32 * k["num_warps"])
             rows.append(dict(arch=f"sm_{r['arch']}", kernel=k["kernel"], tile=tile, KP=c.get("KP"),
                              warps=k["num_warps"], stages=k["num_stages"], registers=k["registers"],
