@@ -1,87 +1,191 @@
-"""The landing page's claims table is read from the build's results: statuses follow the numbers, and a
-chapter that did not run makes its claims 'not testable here' instead of failing or inventing a value."""
+"""The claims table: one verdict per claim and kind of evidence, each from one function of vtalign.book.claims,
+saved by the chapter that graded it and rendered from results/claims.csv. Every builder is tested on inputs that
+make it come out each way."""
 import pandas as pd
 import pytest
 
+from vtalign import verdicts as v
 from vtalign.book import claims
+from vtalign.correlation import Correlation
+from vtalign.paths import claims_csv, verdicts_csv
+from vtalign.stats import PairedDifference
 
 
 @pytest.fixture
 def results(tmp_path, monkeypatch):
-    monkeypatch.setenv("VTALIGN_RESULTS_ROOT", str(tmp_path))
-    return tmp_path
+    monkeypatch.setenv("VTALIGN_RESULTS_ROOT", str(tmp_path / "results"))
+    return tmp_path / "results"
 
 
-def _write(root, chapter, stem, rows):
-    (root / chapter).mkdir(exist_ok=True)
-    pd.DataFrame(rows).to_csv(root / chapter / f"{stem}.csv", index=False)
-
-
-def _status(figure, statement_starts=""):
+def test_nothing_run_means_not_testable_and_the_published_rows_stay(results, tmp_path):
     table = claims.claims_table()
-    row = table[(table.figure == figure) & table.claim.str.startswith(statement_starts)].iloc[0]
-    return row.status, row
+    assert list(table.columns[:6]) == ["claim", "evidence", "status", "rule", "value", "control"]
+    published = table[table.evidence == "published"]
+    assert len(published) == len(claims.CLAIMS) and (published.status == v.AS_PUBLISHED).all()
+    others = table[table.evidence != "published"]
+    assert (others.status == v.NOT_TESTABLE).all() and others.rule.str.contains("did not run").all()
+    page = claims.write_claims_page(tmp_path / "claims.md").read_text()
+    assert claims_csv().is_file() and pd.read_csv(claims_csv()).shape[0] == len(table)
+    for word in v.DEFINITIONS:
+        assert f"**{word}**" in page
+    assert page.count("| **Figure") + page.count("| **Eq. 2") == len(claims.CLAIMS)
 
 
-def test_nothing_run_means_not_testable(results):
-    table = claims.claims_table()
-    assert len(table) == len(claims.CLAIMS) and (table.status == "not testable here").all()
-    assert table.live.str.startswith("not run").all()
+def test_a_chapter_verdict_reaches_the_table_by_its_key(results):
+    grid_verdict = claims.trend_verdict(pd.DataFrame([dict(axis="frames", trend="rises", steps=2, rising_steps=2,
+                                                           falling_steps=0, gain=0.1, interval="x")]), "frames")
+    claims.save_verdicts("test_time_scaling", [grid_verdict])
+    row = claims.claims_table().query("claim == 'fig3_frames' and evidence == 're-analysis'").iloc[0]
+    assert row.status == v.SUPPORTED and row.chapter == "test_time_scaling"
+    claims.save_verdicts("test_time_scaling", [grid_verdict], graded=False)  # e.g. run on a user's grid
+    row = claims.claims_table().query("claim == 'fig3_frames' and evidence == 're-analysis'").iloc[0]
+    assert row.status == v.NOT_TESTABLE and "did not grade" in row.rule
 
 
-def test_figure2_status_follows_the_fits(results):
-    fits = lambda r, p: [dict(text=t, pearson_r=r, permutation_p=p) for t in ("a", "b")]
-    _write(results, "live_downstream", "figure2_fits", fits(0.8, 0.001))
-    assert _status("Figure 2", "Alignment")[0] == "reproduced"
-    _write(results, "live_downstream", "figure2_fits", fits(-0.8, 0.001))
-    assert _status("Figure 2", "Alignment")[0] == "contradicted"
-    _write(results, "live_downstream", "figure2_fits", fits(0.2, 0.4))
-    status, row = _status("Figure 2", "Alignment")
-    assert status == "partly" and "r = 0.20 to 0.20" in row.live
+def test_a_saved_row_with_an_unknown_status_is_refused(results):
+    path = verdicts_csv("live_scaling")
+    pd.DataFrame([dict(claim="fig3_frames", evidence="controlled world", status="reproduced", rule="", value="",
+                       control="")]).to_csv(path, index=False)
+    with pytest.raises(ValueError, match="status"):
+        claims.claims_table()
+    with pytest.raises(ValueError, match="Unknown claim"):
+        claims.not_testable("fig99", "re-analysis", "")
 
 
-def test_figure6_control_outside_its_null_makes_the_claim_untestable(results):
-    rows = [dict(vision="m | mean:16", text="t", difference=0.01, p_value=0.01, within_null=False),
-            dict(vision="m | segments:4", text="t", difference=0.02, p_value=0.01, within_null=False)]
-    _write(results, "live_videocomp", "negatives", rows)
-    assert _status("Figure 6")[0] == "not testable here"
-    rows[0]["within_null"] = True
-    _write(results, "live_videocomp", "negatives", rows)
-    assert _status("Figure 6")[0] == "reproduced"
+def _curves(axis, trends, gains=(0.1,)):
+    return pd.DataFrame([dict(axis=axis, at=i, trend=t, steps=2, rising_steps=2 * (t == "rises"),
+                              falling_steps=2 * (t == "falls"), gain=g, gain_low=g - 0.01, gain_high=g + 0.01,
+                              interval="x") for i, (t, g) in enumerate(zip(trends, gains * len(trends)))])
 
 
-def test_claims_page_links_both_chapters_of_every_claim(results, tmp_path):
-    text = claims.write_claims_page(tmp_path / "claims.md").read_text()
-    for c in claims.CLAIMS:
-        for chapter in c.chapters:
-            assert f"<chapters/{chapter}>" in text
-    assert text.count("\n| **") == len(claims.CLAIMS)
+def test_trend_verdict_on_the_paper_grid_each_way():
+    assert claims.trend_verdict(_curves("frames", ["rises", "rises"]), "frames").status == v.SUPPORTED
+    assert claims.trend_verdict(_curves("frames", ["rises", "flat"]), "frames").status == v.UNRESOLVED
+    assert claims.trend_verdict(_curves("frames", ["rises", "falls"]), "frames").status == v.CONTRADICTED
 
 
-def _grid(scores):
-    """A 2 x 2 live-scaling grid: frames (1, 4) x captions (1, 5), scores row-major."""
-    cells = [(1, 1), (1, 5), (4, 1), (4, 5)]
-    return [dict(model="v x t", n_frames=f, n_captions=c, score=s) for (f, c), s in zip(cells, scores)]
+def test_live_trend_verdict_needs_the_null_silent_and_the_worlds_apart():
+    planted, null = _curves("captions", ["rises"] * 3), _curves("captions", ["flat"] * 3, (0.0,))
+    apart, together = v.Interval(0.1, 0.05, 0.15), v.Interval(0.01, -0.01, 0.03)
+    assert claims.live_trend_verdict(planted, null, "captions", apart, 0.08).status == v.DETECTED
+    assert claims.live_trend_verdict(planted, null, "captions", together, 0.08).status == v.NOT_DETECTED
+    assert claims.live_trend_verdict(planted, planted, "captions", apart, 0.08).status == v.FIRES_ON_NULL
+    weak = _curves("captions", ["flat"] * 3, (0.0,))
+    assert claims.live_trend_verdict(weak, null, "captions", together, 0.005).status == v.NO_POWER
+    assert claims.live_trend_verdict(planted, None, "captions", None, 0.08).status == v.NOT_TESTABLE
 
 
-def test_figure3_status_counts_rising_rows_and_columns_of_the_grid(results):
-    _write(results, "live_scaling", "grid", _grid([0.1, 0.2, 0.15, 0.3]))
-    status, row = _status("Figure 3", "Alignment")
-    assert status == "reproduced" and "2 of 2 columns" in row.live and "2 of 2 rows" in row.live
-    _write(results, "live_scaling", "grid", _grid([0.1, 0.2, 0.15, 0.18]))  # 5 captions: more frames lower it
-    status, row = _status("Figure 3", "Alignment")
-    assert status == "partly" and "1 of 2 columns" in row.live and "2 of 2 rows" in row.live
-    _write(results, "live_scaling", "grid", _grid([0.3, 0.2, 0.1, 0.05]))
-    assert _status("Figure 3", "Alignment")[0] == "not reproduced"
+def _forms(eq2_delta, other_delta):
+    return pd.DataFrame([dict(model="m", form="eq2_additive_power", delta_aicc=eq2_delta),
+                         dict(model="m", form="multiplicative_power", delta_aicc=other_delta)])
 
 
-def test_figure5_status_counts_near_perfect_pairs_from_the_scores(results):
-    scores = [dict(mode="video", k=3, alignment=a) for a in (0.95, 0.92, 0.5)] + [dict(mode="video", k=1, alignment=0.1)]
-    _write(results, "live_temporal", "scores", scores)
-    comparison = [dict(quantity="video (frames averaged): same-order share, aligned layer", this_run=0.34)]
-    _write(results, "live_temporal", "paper_vs_this_run", comparison)
-    status, row = _status("Figure 5")
-    assert status == "reproduced" and row.live.startswith("2 of 3 pairs")
-    _write(results, "live_temporal", "scores", scores[2:])
-    status, row = _status("Figure 5")
-    assert status == "partly" and row.live.startswith("0 of 1 pairs")
+def test_form_verdict_names_the_winner_and_the_margin():
+    lost = claims.form_verdict(_forms(54.0, 0.0))
+    assert lost.status == v.CONTRADICTED and "multiplicative_power" in lost.value and "54.0" in lost.value
+    assert claims.form_verdict(_forms(0.0, 12.0)).status == v.SUPPORTED
+    assert claims.form_verdict(_forms(0.0, 3.0)).status == v.UNRESOLVED
+
+
+def test_caption_gain_verdict_says_larger_or_smaller():
+    assert claims.caption_gain_verdict(v.Interval(.6, .55, .65), "grid").status == v.SUPPORTED
+    smaller = claims.caption_gain_verdict(v.Interval(.55, .52, .59), "grid", implied=0.52)
+    assert smaller.status == v.CONTRADICTED and "smaller than +60%" in smaller.value and "+52%" in smaller.control
+    planted = claims.live_caption_gain_verdict(v.Interval(1.7, 1.5, 1.9), v.Interval(0.0, -0.05, 0.05))
+    assert planted.status == v.DETECTED and "larger" in planted.value
+    assert claims.live_caption_gain_verdict(v.Interval(1.7, 1.5, 1.9), v.Interval(.3, .1, .5)).status == v.FIRES_ON_NULL
+
+
+def _paired(d, lo, hi):
+    return PairedDifference(13, 0.2, 0.2 - d, d, lo, hi, 0.01, -0.001, 0.001, 0.95)
+
+
+def test_frame_averaging_verdict_widens_by_the_digitisation_margin():
+    best = ("m", 0.2)
+    assert claims.frame_averaging_verdict(_paired(0.013, 0.009, 0.017), 0.0002, best, best).status == v.SUPPORTED
+    assert claims.frame_averaging_verdict(_paired(0.001, 0.0002, 0.002), 0.0002, best, best).status == v.UNRESOLVED
+    assert claims.frame_averaging_verdict(_paired(-0.01, -0.02, -0.005), 0.0002, best, best).status == v.CONTRADICTED
+
+
+def _corr(r, lo, hi, sp=0.5, p=0.05):
+    return Correlation(8, r, p, sp, p, lo, hi, 0.95, 1000, p)
+
+
+def test_downstream_verdict_counts_every_task_but_the_stated_exception():
+    rows = [("ssv2", .88, .5, .97), ("kinetics", .92, .6, .98), ("re10k_camera_pose", -.83, -.95, -.4),
+            ("perception_test_point_tracking", .4, -.45, .9)]
+    c = pd.DataFrame([dict(task=t, pearson_r=r, ci_low=lo, ci_high=hi) for t, r, lo, hi in rows])
+    verdict = claims.downstream_verdict(c, ["re10k_camera_pose"], ["ssv2", "kinetics"])
+    assert verdict.status == v.SUPPORTED and "3 of 3" in verdict.value and "point_tracking" in verdict.value
+    # without turning the sign of a lower-is-better task, its correlation reads as the opposite
+    assert claims.downstream_verdict(c, [], ["ssv2", "kinetics"]).status == v.CONTRADICTED
+    assert claims.downstream_verdict(c, ["re10k_camera_pose"], ["ssv2"], exceptions=()).status == v.UNRESOLVED
+
+
+def test_reorder_and_most_aligned_verdicts():
+    s = pd.DataFrame(dict(positive=[0.1, 0.2, 0.3], negative=[0.095, 0.19, 0.29]))
+    assert claims.reorder_verdict(s, 0.0005).status == v.SUPPORTED
+    s.loc[0, "negative"] = 0.1
+    assert claims.reorder_verdict(s, 0.0005).status == v.UNRESOLVED
+    s.loc[0, "negative"] = 0.11
+    assert claims.reorder_verdict(s, 0.0005).status == v.CONTRADICTED
+    absolute = _corr(0.9, 0.5, 0.99, sp=0.87, p=0.005)
+    assert claims.most_aligned_verdict(absolute, _corr(0.54, -0.41, 0.97, sp=0.29, p=0.49)).status == v.UNRESOLVED
+    assert claims.most_aligned_verdict(absolute, _corr(0.8, 0.3, 0.95)).status == v.SUPPORTED
+
+
+def test_test_of_time_verdict_uses_the_printing_margin():
+    scores = lambda values: pd.DataFrame(dict(k=3, alignment=values))
+    assert claims.test_of_time_verdict(scores([1.0, 0.97, 0.9, 0.79]), 0.005).status == v.UNRESOLVED  # 2 of 4
+    assert claims.test_of_time_verdict(scores([1.0, 0.97, 0.95, 0.79]), 0.005).status == v.SUPPORTED
+    assert claims.test_of_time_verdict(scores([0.5, 0.6, 0.95]), 0.005).status == v.CONTRADICTED
+
+
+def _order(share, low, high):
+    return pd.Series(dict(same_order=share, same_order_low=low, same_order_high=high))
+
+
+def test_live_order_verdict():
+    planted, null = _order(1.0, 0.98, 1.0), _order(0.3, 0.23, 0.37)
+    assert claims.live_order_verdict(planted, null).status == v.DETECTED
+    assert claims.live_order_verdict(planted, planted).status == v.FIRES_ON_NULL
+    assert claims.live_order_verdict(null, null).status == v.NOT_DETECTED
+    assert claims.live_order_verdict(planted, None).status == v.NOT_TESTABLE
+
+
+def _negatives(aware_d, aware_p, blind_p=0.5, half=0.002):
+    return pd.DataFrame([dict(vision="m | segments:4", text=t, difference=aware_d, p_value=aware_p,
+                              null_low=-half, null_high=half) for t in ("a", "b")]
+                        + [dict(vision="m | mean:16", text=t, difference=0.001, p_value=blind_p, null_low=-half,
+                                null_high=half) for t in ("a", "b")])
+
+
+def test_live_reorder_verdict_never_counts_the_control_and_states_its_power():
+    args = ("segments:4", "mean:16", [0.0, 0.009])
+    assert claims.live_reorder_verdict(_negatives(0.02, 0.001), _negatives(0.0, 0.6), *args).status == v.DETECTED
+    fired = claims.live_reorder_verdict(_negatives(0.02, 0.001, blind_p=0.001), _negatives(0.0, 0.6), *args)
+    assert fired.status == v.FIRES_ON_NULL  # the order-blind control cannot prefer an order
+    assert claims.live_reorder_verdict(_negatives(0.0, 0.6), _negatives(0.0, 0.6), *args).status == v.NOT_DETECTED
+    blind_null = _negatives(0.0, 0.6, half=0.01)
+    assert claims.live_reorder_verdict(_negatives(0.0, 0.6), blind_null, *args).status == v.NO_POWER
+    # two text models at p = 0.04 each: significant alone, not after Holm's correction over both
+    assert claims.live_reorder_verdict(_negatives(0.02, 0.04), _negatives(0.0, 0.6), *args).status == v.NOT_DETECTED
+
+
+def test_readouts_above_chance_and_the_downstream_check():
+    scores = pd.DataFrame([dict(task="bg", semantic=True, kind="class", probe="linear", layer_choice="last",
+                                score=s, chance=0.2) for s in (0.5, 0.6, 0.9)]
+                          + [dict(task="motion", semantic=False, kind="class", probe="linear", layer_choice="last",
+                                  score=s, chance=0.5) for s in (0.49, 0.52, 0.55)])
+    above = claims.readouts_above_chance(scores, n_items=256).set_index("task")
+    assert above.loc["bg", "above"] and not above.loc["motion", "above"]  # 0.55 < 0.5 + 1.96 * sqrt(.25 / 256)
+    corr = pd.DataFrame([dict(task="bg", pearson_r=0.9, permutation_p=0.001),
+                         dict(task="motion", pearson_r=0.95, permutation_p=0.001)])
+    none = pd.DataFrame([dict(task="bg", pearson_r=0.1, permutation_p=0.6)])
+    verdict = claims.live_downstream_verdict(corr, above.reset_index(), none, above.reset_index())
+    assert verdict.status == v.DETECTED and "at chance: motion" in verdict.value
+    motion_only = corr[corr.task == "motion"]  # correlates strongly, but its readout is at chance: not entered
+    assert claims.live_downstream_verdict(motion_only, above.reset_index(), none,
+                                          above.reset_index()).status == v.NOT_DETECTED
+    assert claims.live_downstream_verdict(corr, above.reset_index(), corr,
+                                          above.reset_index()).status == v.FIRES_ON_NULL

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from vtalign import book
+from vtalign import book, verdicts
 from vtalign.paths import notebooks_dir, project_root
 
 pytestmark = pytest.mark.notebook
@@ -87,16 +87,37 @@ EXPECTED = {
 }
 
 
+# The checks each live chapter runs in its null world, where the effect is absent by construction.
+NULL_CHECKS = {"live_scaling": {"frames", "captions"}, "live_temporal": {"order"},
+               "live_downstream": {"downstream", "strength"}, "live_videocomp": {"reorder", "reorder_control"}}
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_smoke_run_writes_tables_and_figures(name, tmp_path):
     out = _run(name, tmp_path)
     paper_chapter = name != "performance"  # the paper has no performance figure to compare with
-    for f in EXPECTED[name] + (["paper_vs_this_run.csv"] if paper_chapter else []):
+    for f in EXPECTED[name] + (["paper_vs_this_run.csv", "verdicts.csv"] if paper_chapter else []):
         assert (out / f).is_file() and (out / f).stat().st_size > 0, f
     if paper_chapter:
         comparison = pd.read_csv(out / "paper_vs_this_run.csv")
         assert list(comparison.columns) == ["quantity", "paper", "this_run", "difference", "this_run_is"]
         assert len(comparison) >= 3
+        graded = pd.read_csv(out / "verdicts.csv", keep_default_na=False)
+        assert len(graded) and set(graded.status) <= set(verdicts.DEFINITIONS)
+        assert set(graded.evidence) == {"controlled world" if name in NULL_CHECKS else "re-analysis"}
+    if name in NULL_CHECKS:  # the null world ran beside the planted one, and no check fired on it
+        found = pd.read_csv(out / "detections.csv")
+        null = found[found.world == "null"]
+        assert set(null.check) == NULL_CHECKS[name] and not null.detected.any(), null.to_dict("records")
+
+
+def test_a_chapter_run_on_the_null_world_alone_detects_nothing_and_grades_nothing(tmp_path):
+    out = _run("live_scaling", tmp_path, world="null")
+    found = pd.read_csv(out / "detections.csv")
+    assert set(found.world) == {"null"} and set(found.check) == {"frames", "captions"} and not found.detected.any()
+    assert pd.read_csv(out / "verdicts.csv").empty
+    with pytest.raises(RuntimeError, match="world must be one of"):
+        _run("live_scaling", tmp_path, world="nul")
 
 
 def test_scaling_notebook_fits_a_user_grid(tmp_path):

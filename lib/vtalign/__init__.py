@@ -48,6 +48,7 @@ from .stats import (BootstrapResult, PairedDifference, PermutationResult, bootst
                     paired_difference, permutation_test, versus_chance)
 from .temporal import negative_caption_alignment, negative_caption_overlaps
 from .pooling import pool_frames
+from . import verdicts
 from .probes import knn_probe, linear_probe
 from ._version import __version__
 from .extract import extract_features, fetch, load_dataset, load_encoder, load_features, pair_features
@@ -60,6 +61,6 @@ __all__ = [
     "fit_uncertainty", "caption_gain_pairs",
     "BootstrapResult", "PermutationResult", "bootstrap_ci", "chance_level", "permutation_test", "versus_chance",
     "negative_caption_alignment", "negative_caption_overlaps", "PairedDifference", "paired_difference",
-    "pool_frames", "linear_probe", "knn_probe", "InsufficientData", "__version__",
+    "pool_frames", "verdicts", "linear_probe", "knn_probe", "InsufficientData", "__version__",
     "fetch", "load_dataset", "load_encoder", "extract_features", "load_features", "pair_features",
 ]

@@ -22,6 +22,8 @@ __all__ = [
     "data_mirror_dirs",
     "manifest_path",
     "cache_dir",
+    "verdicts_csv",
+    "claims_csv",
 ]
 
 
@@ -129,3 +131,14 @@ def cache_dir(kind: str, create: bool = True) -> Path:
     if create:
         path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def verdicts_csv(chapter: str, create: bool = True) -> Path:
+    """``results/<chapter>/verdicts.csv``: the statuses a chapter graded (:mod:`vtalign.book.claims`)."""
+    return results_dir(chapter, create) / "verdicts.csv"
+
+
+def claims_csv() -> Path:
+    """``results/claims.csv``: every claim x kind of evidence of this build; the landing page renders it."""
+    path = results_dir("", create=True)
+    return path / "claims.csv"

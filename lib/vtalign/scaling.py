@@ -36,6 +36,10 @@ __all__ = [
     "fit_table",
     "fit_uncertainty",
     "caption_gain_pairs",
+    "grid_draws",
+    "grid_curves",
+    "mean_gain",
+    "relative_gain",
 ]
 
 EQ2_PARAMS = ("s_inf", "c_f", "alpha", "c_c", "beta")
@@ -362,3 +366,124 @@ def fit_uncertainty(fits: dict[str, ScalingFit], confidence: float = 0.95) -> pd
             rows.append(dict(model=m, parameter=p, estimate=value, stderr=f.stderr[p],
                              boot_low=lo, boot_high=hi, n_boot=len(f.bootstrap)))
     return pd.DataFrame(rows)
+
+
+def grid_draws(per_item: np.ndarray, n_boot: int = 2000, seed: int = 0) -> np.ndarray:
+    """Bootstrap means of every grid cell over one shared resample of items per draw.
+
+    per_item : [cells, N] per-item scores (e.g. neighbour overlap / k at each cell's chosen layer pair),
+        the same N items in every cell, so differences between cells are paired.
+    Returns [n_boot, cells]; draw b averages the items ``rng.integers(0, N, N)`` of that draw in every cell.
+
+    >>> grid_draws(np.array([[1.0, 1.0], [0.0, 2.0]]), n_boot=3).shape
+    (3, 2)
+    """
+    per_item = np.asarray(per_item, dtype=float)
+    if per_item.ndim != 2 or per_item.shape[1] < 2:
+        raise ValueError(f"per_item must be [cells, N] with N >= 2, got shape {per_item.shape}.")
+    rng = np.random.default_rng(seed)
+    n = per_item.shape[1]
+    return np.stack([per_item[:, rng.integers(0, n, size=n)].mean(axis=1) for _ in range(n_boot)])
+
+
+def _interval(estimate: float, draws, margin: float, how: str):
+    from .verdicts import Interval, percentile_interval
+    if draws is not None:
+        return percentile_interval(draws, estimate, how=how)
+    return Interval(float(estimate), float(estimate - margin), float(estimate + margin), how)
+
+
+def grid_curves(grid: pd.DataFrame, draws: np.ndarray | None = None, margin: float = 0.0) -> pd.DataFrame:
+    """Figure 3's question for every curve of a grid: does alignment rise with frames (one curve per
+    caption count) and with captions (one curve per frame count)?
+
+    grid : columns model, n_frames, n_captions, score (one or more models).
+    draws : [n_boot, len(grid)] bootstrap means of the cells in ``grid``'s row order (:func:`grid_draws`):
+        intervals are their 95% percentiles (paired over items). Without draws, each value is taken
+        to be within ``margin`` of the truth (a digitisation error), so a difference of two values is
+        known to within ``2 * margin``.
+
+    One row per curve: model, axis ("frames" or "captions"), at (the other count), levels, first, last,
+    gain (last - first) with gain_low/gain_high, rising_steps / falling_steps / steps (steps whose
+    interval lies above / below zero), and trend (:func:`vtalign.verdicts.trend`).
+    """
+    from .verdicts import trend
+    how = "bootstrap over items, 95%" if draws is not None else f"values within +-{margin:g}"
+    g = grid.reset_index(drop=True)
+    if draws is not None and np.shape(draws)[1] != len(g):
+        raise ValueError(f"draws has {np.shape(draws)[1]} cells; the grid has {len(g)} rows.")
+    rows = []
+    for model, sub in g.groupby("model", sort=False):
+        for axis, along, fixed in (("frames", "n_frames", "n_captions"), ("captions", "n_captions", "n_frames")):
+            for at, curve in sub.groupby(fixed):
+                curve = curve.sort_values(along)
+                if len(curve) < 2:
+                    continue
+                idx, y = curve.index.to_numpy(), curve.score.to_numpy(dtype=float)
+
+                def diff(a, b):
+                    d = None if draws is None else draws[:, idx[b]] - draws[:, idx[a]]
+                    return _interval(y[b] - y[a], d, 2 * margin, how)
+
+                steps = [diff(i, i + 1) for i in range(len(y) - 1)]
+                overall = diff(0, len(y) - 1)
+                rows.append(dict(model=model, axis=axis, at=int(at), levels=" ".join(str(int(v)) for v in curve[along]),
+                                 first=y[0], last=y[-1], gain=overall.estimate, gain_low=overall.low,
+                                 gain_high=overall.high, rising_steps=sum(s.low > 0 for s in steps),
+                                 falling_steps=sum(s.high < 0 for s in steps), steps=len(steps),
+                                 trend=trend(steps, overall), interval=how))
+    return pd.DataFrame(rows)
+
+
+def mean_gain(grid: pd.DataFrame, draws: np.ndarray, axis: str) -> tuple[float, np.ndarray]:
+    """The first-to-last gain along ``axis`` ("frames" or "captions") averaged over the grid's curves,
+    and its bootstrap draws [n_boot] (``draws`` as in :func:`grid_curves`), to compare two worlds.
+
+    >>> g = pd.DataFrame(dict(model="m", n_frames=[1, 1, 4, 4], n_captions=[1, 5, 1, 5], score=[.1, .2, .3, .4]))
+    >>> est, d = mean_gain(g, np.array([[.1, .2, .3, .4]]), "frames"); round(est, 6), d.round(6).tolist()
+    (0.2, [0.2])
+    """
+    g = grid.reset_index(drop=True)
+    along, fixed = ("n_frames", "n_captions") if axis == "frames" else ("n_captions", "n_frames")
+    gains, draw_gains = [], []
+    for _, curve in g.groupby(["model", fixed]):
+        if len(curve) < 2:
+            continue
+        curve = curve.sort_values(along)
+        first, last = curve.index[0], curve.index[-1]
+        gains.append(g.score[last] - g.score[first])
+        draw_gains.append(draws[:, last] - draws[:, first])
+    if not gains:
+        raise InsufficientData(f"No curve along {axis} has two points.")
+    return float(np.mean(gains)), np.mean(draw_gains, axis=0)
+
+
+def relative_gain(grid: pd.DataFrame, draws: np.ndarray | None = None, margin: float = 0.0, one: int = 1,
+                  many: int | None = None):
+    """Figure 7's quantity: the mean over frame counts (and models) of score(``many`` captions) /
+    score(``one`` caption) - 1, with its interval (:class:`vtalign.verdicts.Interval`).
+
+    With ``draws`` (see :func:`grid_curves`) the interval is the bootstrap's 95%; without, the bounds
+    put every value ``margin`` against the gain (worst case of a digitisation error).
+
+    >>> g = pd.DataFrame(dict(model="m", n_frames=[1, 1], n_captions=[1, 10], score=[0.1, 0.16]))
+    >>> round(relative_gain(g).estimate, 6)
+    0.6
+    """
+    from .verdicts import Interval, percentile_interval
+    g = grid.reset_index(drop=True)
+    many = many or int(g.n_captions.max())
+    pairs = caption_gain_pairs(g, one, many, by=("model", "n_frames"))
+    if pairs.empty:
+        raise InsufficientData(f"No frame count has both {one} and {many} captions.")
+    lo_idx = [int(g[(g.model == r.model) & (g.n_frames == r.n_frames) & (g.n_captions == one)].index[0])
+              for r in pairs.itertuples()]
+    hi_idx = [int(g[(g.model == r.model) & (g.n_frames == r.n_frames) & (g.n_captions == many)].index[0])
+              for r in pairs.itertuples()]
+    estimate = float((pairs.all_captions / pairs.one_caption - 1).mean())
+    if draws is not None:
+        d = (draws[:, hi_idx] / draws[:, lo_idx] - 1).mean(axis=1)
+        return percentile_interval(d, estimate, how="bootstrap over items, 95%")
+    low = float(((pairs.all_captions - margin) / (pairs.one_caption + margin) - 1).mean())
+    high = float(((pairs.all_captions + margin) / (pairs.one_caption - margin) - 1).mean())
+    return Interval(estimate, low, high, f"values within +-{margin:g}")

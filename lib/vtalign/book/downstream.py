@@ -167,13 +167,14 @@ def world_task_labels(item_ids, dataset_options: dict | None = None) -> dict[str
 
 def downstream_scores(reps: dict[str, Representation], alignment: pd.DataFrame, labels: dict[str, np.ndarray],
                       tasks=None, knn_k: int = 20, temperature: float = 0.07, n_folds: int = 5,
-                      seed: int = 0) -> pd.DataFrame:
+                      seed: int = 0, aligned_layers: bool = True) -> pd.DataFrame:
     """Frozen readouts of every vision variant on every task, at its last layer and at each layer its
     alignment picked (one per text model; a layer picked by several is scored once).
 
     Columns: vision, model, pooling, model_type, task, kind, semantic, probe (``linear`` / ``knn``),
     layer_choice (``last`` or ``aligned``), text (the text model whose alignment picked the layer; empty
     for ``last``), layer, score, chance. Probes read the raw features of one layer (real width only).
+    ``aligned_layers=False`` scores the last layers only.
     """
     tasks = list(tasks or WORLD_TASKS)
     unknown = [t for t in tasks if t not in WORLD_TASKS]
@@ -183,7 +184,7 @@ def downstream_scores(reps: dict[str, Representation], alignment: pd.DataFrame, 
     for v in (r for r in reps.values() if r.side == "video"):
         last = len(v.layer_dims) - 1
         picks = alignment[alignment.vision == v.name][["text", "layer_x"]].itertuples(index=False)
-        choices = [("last", "", last)] + [("aligned", t, int(layer)) for t, layer in picks]
+        choices = [("last", "", last)] + ([("aligned", t, int(layer)) for t, layer in picks] if aligned_layers else [])
         cache: dict[int, list[dict]] = {}
         for choice, text, layer in choices:
             if layer not in cache:

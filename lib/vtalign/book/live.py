@@ -21,7 +21,7 @@ from ..extract.synthetic import test_of_time_events
 from ..extract.cache import common_items, extract_features, pair_features
 from ..stats import chance_level, permutation_test
 
-__all__ = ["prepared", "common_items", "video_features", "scaling_grid", "grid_trends", "shuffled_floor", "tot_events",
+__all__ = ["prepared", "common_items", "video_features", "scaling_grid", "shuffled_floor", "tot_events",
            "order_sensitivity", "temporal_probe", "near_perfect_pairs"]
 
 
@@ -58,14 +58,17 @@ def video_features(ds, model: str, n_frames: int, mode: str = "video", cached_fr
 def scaling_grid(dataset: str, vision_model: str, text_model: str, frames, captions, k: int = 10,
                  mode: str = "video", seed: int = 0, dataset_options: dict | None = None,
                  backend: str = "auto", label: str | None = None, progress: bool = True,
-                 per_layer: bool | None = None, cached_frames: int | None = 16) -> pd.DataFrame:
+                 per_layer: bool | None = None, cached_frames: int | None = 16, return_items: bool = False):
     """Best-layer-pair alignment for every (n_frames, n_captions): the live Figure 3 grid.
 
     ``per_layer``: the clamp rule of :func:`vtalign.prepare_features` (default: per layer for CNNs).
     ``cached_frames``: frame counts that the per-frame entry covers are pooled from it (see
     :func:`video_features`); ``None`` extracts every frame count directly.
 
-    Returns one row per cell: model, n_frames, n_captions, score, layer_x, layer_y, n_items, k.
+    Returns one row per cell: model, n_frames, n_captions, score, layer_x, layer_y, n_items, k. With
+    ``return_items``, also each cell's per-item scores (overlap / k at its chosen layer pair) as a
+    [cells, N] array in the rows' order, the same items in every cell (for paired intervals,
+    :func:`vtalign.scaling.grid_draws`).
     """
     ds = load_dataset(dataset, **(dataset_options or {}))
     video = {nf: video_features(ds, vision_model, nf, mode, cached_frames, progress) for nf in frames}
@@ -73,32 +76,16 @@ def scaling_grid(dataset: str, vision_model: str, text_model: str, frames, capti
     keys = [("v", nf) for nf in frames] + [("t", nc) for nc in captions]
     aligned = dict(zip(keys, common_items([video[nf] for nf in frames] + [text[nc] for nc in captions])))
     neighbours = {key: layer_neighbours(prepared(*aligned[key], per_layer=per_layer), k, backend) for key in keys}
-    rows = []
+    rows, items = [], []
     for nf in frames:
         for nc in captions:
-            i, j, score = sweep_from_neighbours(neighbours[("v", nf)], neighbours[("t", nc)], backend).best
+            sweep = sweep_from_neighbours(neighbours[("v", nf)], neighbours[("t", nc)], backend)
+            i, j, score = sweep.best
+            items.append(sweep.overlaps[i, j] / sweep.k)
             rows.append(dict(model=label or f"{vision_model} x {text_model}", n_frames=nf, n_captions=nc,
                              score=score, layer_x=i, layer_y=j,
                              n_items=len(aligned[("v", nf)][1]["item_ids"]), k=k))
-    return pd.DataFrame(rows)
-
-
-def grid_trends(grid: pd.DataFrame) -> dict:
-    """What Figure 3 claims, counted on one model's grid (:func:`scaling_grid`): how many caption-count
-    columns rise with every added frame count, how many frame-count rows rise with every added caption
-    count (strictly), and the mean relative gain from the fewest to the most captions over frame counts.
-
-    >>> g = pd.DataFrame(dict(n_frames=[1, 1, 4, 4], n_captions=[1, 5, 1, 5], score=[0.1, 0.2, 0.15, 0.3]))
-    >>> grid_trends(g)
-    {'columns_rising': 2, 'columns': 2, 'rows_rising': 2, 'rows': 2, 'caption_gain': 1.0}
-    """
-    if "model" in grid and grid.model.nunique() > 1:
-        raise ValueError(f"grid_trends reads one model's grid; got {grid.model.nunique()}: select one first.")
-    pivot = grid.pivot(index="n_frames", columns="n_captions", values="score")
-    gain = pivot[pivot.columns.max()] / pivot[pivot.columns.min()] - 1
-    return dict(columns_rising=int((pivot.diff(axis=0).iloc[1:] > 0).all(axis=0).sum()), columns=pivot.shape[1],
-                rows_rising=int((pivot.diff(axis=1).iloc[:, 1:] > 0).all(axis=1).sum()), rows=pivot.shape[0],
-                caption_gain=round(float(gain.mean()), 12))
+    return (pd.DataFrame(rows), np.stack(items)) if return_items else pd.DataFrame(rows)
 
 
 def near_perfect_pairs(scores: pd.DataFrame, k: int = 3, threshold: float = 0.9) -> tuple[int, int]:
@@ -125,39 +112,73 @@ def tot_events(item_ids) -> tuple[list[frozenset], list[tuple[str, str]]]:
     return list(pairs), list(events)
 
 
+def _wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion (NaNs when n = 0)."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(centre - half), float(centre + half)
+
+
 def order_sensitivity(neighbours: np.ndarray, item_ids) -> dict:
     """How a representation's nearest neighbours treat event order on Test of Time.
 
     ``neighbours`` [N, >=1]: each item's nearest neighbour first. Returns the fraction of items whose
     nearest neighbour has the same colour pair (``same_pair``) and, among those, the fraction showing
-    the same order of events (``same_order``). Each item has 3 same-pair items: 1 with the same order
-    and 2 with the opposite, so an order-blind representation gives ``same_order`` near 1/3 and an
-    order-aware one near 1.
+    the same order of events (``same_order``, with its 95% Wilson interval ``same_order_low`` /
+    ``same_order_high`` over those ``n_same_pair`` items). Each item has 3 same-pair items: 1 with
+    the same order and 2 with the opposite, so an order-blind representation gives ``same_order``
+    near 1/3 and an order-aware one near 1.
+
+    Which of the three it picks, as shares of the same-pair nearest neighbours: ``both_swapped``
+    ("c2 after c1" for "c1 before c2": the same event in other words), ``preposition_swap`` ("c1 after
+    c2": the reverse event, one word changed) and ``colour_swap`` ("c2 before c1": the reverse event
+    with exactly the same words, which a bag of words cannot tell apart).
     """
     pairs, events = tot_events(item_ids)
+    words = [tuple(str(i).split("-")[1:]) for i in item_ids]  # (c1, preposition, c2)
     nn = np.asarray(neighbours)[:, 0]
     same_pair = np.array([pairs[i] == pairs[j] for i, j in enumerate(nn)])
     same_order = np.array([events[i] == events[j] for i, j in enumerate(nn)])
+    kinds = {"both_swapped": lambda a, b: a[0] == b[2] and a[1] != b[1],
+             "preposition_swap": lambda a, b: a[0] == b[0] and a[1] != b[1],
+             "colour_swap": lambda a, b: a[0] == b[2] and a[1] == b[1]}
+    chosen = [(words[i], words[j]) for i, j in enumerate(nn) if same_pair[i]]
+    n_pair = int(same_pair.sum())
+    low, high = _wilson(int(same_order[same_pair].sum()), n_pair)
     return {"same_pair": float(same_pair.mean()),
-            "same_order": float(same_order[same_pair].mean()) if same_pair.any() else float("nan")}
+            "same_order": float(same_order[same_pair].mean()) if n_pair else float("nan"),
+            "same_order_low": low, "same_order_high": high, "n_same_pair": n_pair,
+            **{kind: (sum(rule(a, b) for a, b in chosen) / n_pair if n_pair else float("nan"))
+               for kind, rule in kinds.items()}}
 
 
 def temporal_probe(vision_model: str, text_model: str, frames: int = 8, ks=(1, 2, 3), mode: str = "video",
                    dataset_options: dict | None = None, backend: str = "auto",
-                   neighbour_cache: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                   neighbour_cache: dict | None = None, pooling: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Test of Time, regenerated: Figure 5's alignment at each k, and each side's order sensitivity.
 
     Returns ``(scores, order)``. ``scores``: per k, the best-layer-pair alignment (``aligned``), the
     chance level and the layers. ``order``: :func:`order_sensitivity` of the video and the text
     representation, at the layer the k = min(ks) alignment chose and at the layer most sensitive
     to order (highest ``same_order`` among layers whose nearest neighbour mostly shares the pair).
+    ``pooling``: instead of ``mode``, pool ``frames`` per-frame features over time
+    (:func:`vtalign.pool_frames`, e.g. ``"segments:2"``, an order-aware pooling); the rows then say
+    ``mode="pooled:<pooling>"``.
     ``neighbour_cache``: a dict shared by calls (one per chapter), so each side's per-layer kNN sets
     are searched once, not once per pair. That matters for the first-frame control: its 180 identical
     black frames tie everywhere, and ties are the slow, exact path of the search.
     """
     cache = {} if neighbour_cache is None else neighbour_cache
     ds = load_dataset("test_of_time", **{**(dataset_options or {}), "caption": "true"})
-    fv, mv = extract_features(ds, vision_model, frames=frames, mode=mode, progress=True)
+    if pooling:
+        per_frame, mv = extract_features(ds, vision_model, frames=frames, mode="frames", progress=True)
+        pooled, dims = pool_frames(per_frame, mv["layer_dims"], pooling)
+        fv, mv, mode = pooled, {**mv, "layer_dims": dims, "request": {**mv["request"], "mode": "video"}}, f"pooled:{pooling}"
+    else:
+        fv, mv = extract_features(ds, vision_model, frames=frames, mode=mode, progress=True)
     ft, mt = extract_features(ds, text_model, captions=1, progress=True)
     (fv, mv), (ft, mt) = common_items([(fv, mv), (ft, mt)])
     pv, pt = prepared(fv, mv), prepared(ft, mt)

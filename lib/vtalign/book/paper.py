@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..paths import paper_csv, paper_data_dir
 
-__all__ = ["load_published", "provenance"]
+__all__ = ["load_published", "provenance", "value_error"]
 
 
 def provenance() -> pd.DataFrame:
@@ -29,3 +29,14 @@ def load_published(name: str) -> pd.DataFrame:
     df = pd.read_csv(paper_csv(name))
     df.attrs["provenance"] = {"file": name, **prov.loc[name].to_dict()}
     return df
+
+
+def value_error(name: str) -> float:
+    """The largest error of one value of published table ``name`` as carried here (digitisation, or
+    rounding of a printed value), from the ``value_error`` column of ``provenance.csv``: the noise
+    margin every status rule applies to the paper's data."""
+    prov = provenance().set_index("file")
+    error = prov.loc[name, "value_error"] if name in prov.index else float("nan")
+    if pd.isna(error):
+        raise ValueError(f"{name!r} has no value_error in provenance.csv: add the error of its values first.")
+    return float(error)

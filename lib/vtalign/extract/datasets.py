@@ -196,16 +196,21 @@ def _videocomp(source: str = "activitynet", text: str = "positive", seed: int = 
 
 
 @register_dataset("test_of_time")
-def _test_of_time(caption: str = "true", size: int = 112, seed: int = 0):
+def _test_of_time(caption: str = "true", size: int = 112, seed: int = 0, events: str = "ordered"):
     """Test of Time regenerated (180 pairs). caption: 'true' or 'flipped' (before <-> after);
-    seed: the per-clip quadrant draw."""
+    seed: the per-clip quadrant draw; events: 'ordered' (one circle after the other, as published) or
+    'simultaneous' (both circles in the same frames: the null world, where no clip shows an order)."""
     if caption not in ("true", "flipped"):
         raise ValueError(f"caption must be 'true' or 'flipped', got {caption!r}.")
-    spec = TestOfTimeSpec(size=size, seed=seed)
+    if events not in ("ordered", "simultaneous"):
+        raise ValueError(f"events must be 'ordered' or 'simultaneous', got {events!r}.")
+    spec = TestOfTimeSpec(size=size, seed=seed, second_at=TestOfTimeSpec.first_at if events == "simultaneous"
+                          else TestOfTimeSpec.second_at)
     items = [Item(i, [flip if caption == "flipped" else cap], GeneratedVideo(render, spec.n_frames, i),
                   label=cap)
              for i, cap, flip, render in test_of_time_items(spec)]
-    return VideoTextDataset("test_of_time", dict(caption=caption, size=size, seed=seed), items,
+    options = dict(caption=caption, size=size, seed=seed, **({"events": events} if events != "ordered" else {}))
+    return VideoTextDataset("test_of_time", options, items,
                             version=TEST_OF_TIME_VERSION, caption_options=("caption",))
 
 

@@ -137,6 +137,12 @@ class WorldSpec:
     and finally ..."), the VideoComp-style caption. With ``reorder_seed`` set (narrated only), each
     narration tells the same events in a seeded other order (a reorder equal to the original is
     redrawn): the temporal-reorder negative.
+
+    Null worlds (each removes one effect by construction, everything else unchanged):
+    ``visible=(n_frames, n_frames)`` shows every object in every frame, so extra frames add no object;
+    ``annotators="identical"`` has every annotator say the first annotator's caption, so extra captions
+    add no fact; ``narration_order="shuffled"`` narrates the events in a seeded order unrelated to when
+    they appear, so the order a narration tells carries no information about the clip.
     """
     n_clips: int = 256
     n_frames: int = 32
@@ -149,6 +155,8 @@ class WorldSpec:
     caption_style: str = "appearance"
     seed: int = 0
     reorder_seed: int | None = None
+    annotators: str = "independent"
+    narration_order: str = "appearance"
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -177,7 +185,8 @@ def _join(parts: list[str]) -> str:
 
 # Options that change only the captions: the video side of a feature cache key leaves them out,
 # so every caption style shares one extraction of the clips.
-WORLD_CAPTION_OPTIONS = ("n_captions", "objects_per_caption", "caption_style", "reorder_seed")
+WORLD_CAPTION_OPTIONS = ("n_captions", "objects_per_caption", "caption_style", "reorder_seed", "annotators",
+                         "narration_order")
 _CONNECTIVES = ("First", "then", "and finally")
 
 
@@ -200,6 +209,10 @@ def world_scene(spec: WorldSpec, index: int) -> dict:
 
 
 def _world_scene(spec: WorldSpec, index: int) -> dict:
+    if spec.annotators not in ("independent", "identical"):
+        raise ValueError(f"annotators must be 'independent' or 'identical', got {spec.annotators!r}.")
+    if spec.narration_order not in ("appearance", "shuffled"):
+        raise ValueError(f"narration_order must be 'appearance' or 'shuffled', got {spec.narration_order!r}.")
     rng = np.random.default_rng([spec.seed, index])
     n = int(rng.integers(spec.n_objects[0], spec.n_objects[1] + 1))
     bg = list(BACKGROUNDS)[int(rng.integers(len(BACKGROUNDS)))]
@@ -231,9 +244,13 @@ def _world_scene(spec: WorldSpec, index: int) -> dict:
             captions.append(" ".join(facts[: int(rng.integers(1, 3))]))
         elif spec.caption_style == "narrated":
             phrases = [_describe(o, with_motion=bool(rng.random() < 0.5)) + " appears" for o in objects]
+            if spec.narration_order == "shuffled":
+                phrases = [phrases[i] for i in np.random.default_rng([spec.seed, index, len(captions), 7]).permutation(n)]
             captions.append(narration(phrases))
         else:
             raise ValueError(f"caption_style must be 'appearance', 'motion' or 'narrated', got {spec.caption_style!r}.")
+    if spec.annotators == "identical":
+        captions = [captions[0]] * len(captions)
     if spec.reorder_seed is not None:
         if spec.caption_style != "narrated":
             raise ValueError("reorder_seed reorders narrated events; use it with caption_style='narrated'.")
