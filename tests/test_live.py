@@ -26,10 +26,17 @@ def test_order_sensitivity_known_answers():
     ids = ["tot-red-before-green", "tot-green-after-red", "tot-green-before-red", "tot-red-after-green",
            "tot-blue-before-white"]
     # events: (red, green), (red, green), (green, red), (green, red), (blue, white)
+    keys = ["same_pair", "same_order", "n_same_pair", "both_swapped", "preposition_swap", "colour_swap"]
+    pick = lambda r: [r[k] for k in keys]
     same_event = np.array([[1], [0], [3], [2], [0]])          # 4 of 5 same pair; all 4 same order
-    assert live.order_sensitivity(same_event, ids) == {"same_pair": 0.8, "same_order": 1.0}
+    assert pick(live.order_sensitivity(same_event, ids)) == [0.8, 1.0, 4, 1.0, 0.0, 0.0]
     reversed_event = np.array([[3], [2], [1], [0], [1]])      # the one-word swap: always the reverse event
-    assert live.order_sensitivity(reversed_event, ids) == {"same_pair": 0.8, "same_order": 0.0}
+    assert pick(live.order_sensitivity(reversed_event, ids)) == [0.8, 0.0, 4, 0.0, 1.0, 0.0]
+    same_words = np.array([[2], [3], [0], [1], [0]])          # the colour swap: the same words, the reverse event
+    result = live.order_sensitivity(same_words, ids)
+    assert pick(result) == [0.8, 0.0, 4, 0.0, 0.0, 1.0]
+    # 95% Wilson interval of 0 of 4 (hand-computed): [0, 0.4899]
+    assert (result["same_order_low"], result["same_order_high"]) == pytest.approx((0.0, 0.48990), abs=1e-5)
 
 
 def test_temporal_probe_tables():

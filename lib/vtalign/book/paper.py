@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..paths import paper_csv, paper_data_dir
 
-__all__ = ["load_published", "provenance", "value_error"]
+__all__ = ["load_published", "provenance", "value_error", "printed"]
 
 
 def provenance() -> pd.DataFrame:
@@ -40,3 +40,12 @@ def value_error(name: str) -> float:
     if pd.isna(error):
         raise ValueError(f"{name!r} has no value_error in provenance.csv: add the error of its values first.")
     return float(error)
+
+
+def printed(quantity: str) -> float:
+    """One number printed in the paper's text or annotations (``printed_numbers.csv``), e.g.
+    ``printed("fig7_caption_gain")`` -> 0.6."""
+    table = load_published("printed_numbers").set_index("quantity")
+    if quantity not in table.index:
+        raise ValueError(f"No printed number {quantity!r}; choose one of {sorted(table.index)}.")
+    return float(table.loc[quantity, "value"])
