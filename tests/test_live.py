@@ -20,6 +20,12 @@ def test_scaling_grid_cells_equal_a_direct_layer_sweep():
     sweep = va.layer_sweep(live.prepared(fv, mv), live.prepared(ft, mt), k=3)
     cell = grid[(grid.n_frames == 4) & (grid.n_captions == 3)].iloc[0]
     assert cell.score == pytest.approx(sweep.best[2], abs=1e-12) and (cell.layer_x, cell.layer_y) == sweep.best[:2]
+    same, items = live.scaling_grid("synthetic_world", "tiny-vit", "tiny-bert", [1, 4], [1, 3], k=3,
+                                    dataset_options=OPTS, return_items=True)
+    assert same.equals(grid) and items.shape == (4, 24)
+    assert np.allclose(items.mean(axis=1), grid.score, atol=1e-12)  # each cell's items average to its score
+    assert np.array_equal(items[grid.index[(grid.n_frames == 4) & (grid.n_captions == 3)][0]],
+                          sweep.overlaps[sweep.best[0], sweep.best[1]] / 3)
 
 
 def test_order_sensitivity_known_answers():

@@ -67,7 +67,7 @@ NOTEBOOKS: tuple[Notebook, ...] = (
              {"dataset_options": {"n_clips": 48, "size": 96}, "frames": [1, 2, 4], "captions": [1, 2, 5],
               "n_permutations": 20}),
     Notebook("live_temporal", "08_live_temporal.ipynb", "Figure 5, measured live (Test of Time regenerated)",
-             {"vision_models": ["efficientnet-lite0"], "text_models": ["minilm-l6"], "ks": [1, 3]}),
+             {"vision_models": ["efficientnet-lite0"], "text_models": ["minilm-l6"], "ks": [1, 3], "frames": 4}),
     Notebook("live_downstream", "09_live_downstream.ipynb", "Figures 2, 4 and 10, measured live (synthetic world)",
              {"dataset_options": {"n_clips": 48, "size": 96}, "vision_models": ["efficientnet-lite0",
               "efficientnet-lite0-random"], "poolings": ["first", "mean:2", "segments:2"], "cached_frames": 4,
