@@ -106,15 +106,15 @@ def test_smoke_run_writes_tables_and_figures(name, tmp_path):
         assert len(graded) and set(graded.status) <= set(verdicts.DEFINITIONS)
         assert set(graded.evidence) == {"controlled world" if name in NULL_CHECKS else "re-analysis"}
     if name in NULL_CHECKS:  # the null world ran beside the planted one, and no check fired on it
-        found = pd.read_csv(out / "detections.csv")
-        null = found[found.world == "null"]
+        found = pd.read_csv(out / "detections.csv", keep_default_na=False)
+        null = found[found.world == "null world"]
         assert set(null.check) == NULL_CHECKS[name] and not null.detected.any(), null.to_dict("records")
 
 
 def test_a_chapter_run_on_the_null_world_alone_detects_nothing_and_grades_nothing(tmp_path):
     out = _run("live_scaling", tmp_path, world="null")
-    found = pd.read_csv(out / "detections.csv")
-    assert set(found.world) == {"null"} and set(found.check) == {"frames", "captions"} and not found.detected.any()
+    found = pd.read_csv(out / "detections.csv", keep_default_na=False)
+    assert set(found.world) == {"null world"} and set(found.check) == {"frames", "captions"} and not found.detected.any()
     assert pd.read_csv(out / "verdicts.csv").empty
     with pytest.raises(RuntimeError, match="world must be one of"):
         _run("live_scaling", tmp_path, world="nul")

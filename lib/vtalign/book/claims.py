@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..paths import book_dir, claims_csv, verdicts_csv
+from .worlds import label as world_label
 from ..verdicts import (AS_PUBLISHED, CONTRADICTED, DEFINITIONS, EVIDENCE, NOT_TESTABLE, SUPPORTED, UNRESOLVED,
                         Interval, Verdict, claim_status, direction, form_status, holm, method_check, versus_published)
 
@@ -283,7 +284,7 @@ def detections(curves: pd.DataFrame, world: str) -> pd.DataFrame:
     rows = []
     for axis in ("frames", "captions"):
         found, line = _world_line(curves, axis)
-        rows.append(dict(world=world, check=axis, detected=found, value=line))
+        rows.append(dict(world=world_label(world), check=axis, detected=found, value=line))
     return pd.DataFrame(rows)
 
 
@@ -372,11 +373,14 @@ def live_strength_verdict(planted: pd.DataFrame | None, null: pd.DataFrame | Non
                     f"{null.pearson_r.min():+.2f} to {null.pearson_r.max():+.2f}")
 
 
-def readouts_above_chance(scores: pd.DataFrame, n_items: int, probe: str = "linear", z: float = 1.959964) -> pd.DataFrame:
-    """Which tasks' frozen readouts beat chance, per task: the best variant's score must exceed chance by
-    ``z`` standard errors of a readout at chance (binomial sqrt(c(1 - c)/N) for accuracies; sqrt(2/N)
-    for R², a readout at chance having R² <= 0). Columns: task, semantic, best, chance, margin, above."""
+def readouts_above_chance(scores: pd.DataFrame, n_items: int, probe: str = "linear", alpha: float = 0.05) -> pd.DataFrame:
+    """Which tasks' frozen readouts beat chance: the best variant's score must exceed chance by ``z``
+    standard errors of a readout at chance (binomial sqrt(c(1 - c)/N) for accuracies; sqrt(2/N) for R²,
+    a readout at chance having R² <= 0), with ``z`` Bonferroni-corrected for taking the best of the
+    variants (two-sided ``alpha`` / number of variants). Columns: task, semantic, best, chance, margin, above."""
+    from scipy.stats import norm
     last = scores[(scores.probe == probe) & (scores.layer_choice == "last")]
+    z = float(norm.ppf(1 - alpha / 2 / max(last.vision.nunique(), 1)))
     rows = []
     for task, t in last.groupby("task", sort=False):
         chance = float(t.chance.iloc[0])
@@ -401,9 +405,9 @@ def downstream_detections(world: str, correlations: pd.DataFrame | None, above: 
     entered, found = _downstream_found(correlations, above)
     lines = _significant_positive(fits) if fits is not None and len(fits) else pd.DataFrame()
     return pd.DataFrame([
-        dict(world=world, check="downstream", detected=len(found) > 0,
+        dict(world=world_label(world), check="downstream", detected=len(found) > 0,
              value=f"{len(entered)} tasks beat chance, {len(found)} correlate"),
-        dict(world=world, check="strength", detected=len(lines) > 0,
+        dict(world=world_label(world), check="strength", detected=len(lines) > 0,
              value=f"{len(lines)} of {0 if fits is None else len(fits)} lines significant")])
 
 
@@ -422,8 +426,9 @@ def live_downstream_verdict(planted: pd.DataFrame | None, planted_above: pd.Data
         return _verdict("fig4_downstream", "controlled world", NOT_TESTABLE, "no null world ran", value)
     null_entered, fired = _downstream_found(null, null_above)
     return _verdict("fig4_downstream", "controlled world", method_check(len(found) > 0, len(fired) > 0),
-                    "tasks whose readout beats chance (best variant above chance by 1.96 standard errors) enter; a "
-                    "task correlates when r > 0 with a permutation p that survives Holm's correction",
+                    "tasks whose readout beats chance enter (best variant above chance by z standard errors, z "
+                    "Bonferroni-corrected over the variants); a task correlates when r > 0 with a permutation p that "
+                    "survives Holm's correction over the entered tasks",
                     value, f"null (labels permuted over clips): {len(null_entered)} tasks beat chance, "
                            f"{len(fired)} correlate")
 
@@ -454,7 +459,7 @@ def reorder_detections(world: str, table: pd.DataFrame, aware: str, blind: str) 
     for check, pooling in (("reorder", aware), ("reorder_control", blind)):
         t = table[table.vision.str.endswith(pooling)]
         hits = t[holm(t.p_value.values) & (t.difference.values > 0)] if len(t) else t
-        rows.append(dict(world=world, check=check, detected=len(hits) > 0,
+        rows.append(dict(world=world_label(world), check=check, detected=len(hits) > 0,
                          value=f"{len(hits)} of {len(t)} text models drop significantly (Holm)"))
     return pd.DataFrame(rows)
 

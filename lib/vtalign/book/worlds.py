@@ -12,7 +12,7 @@ import numpy as np
 
 from ..extract.synthetic import WorldSpec
 
-__all__ = ["WORLDS", "NULLS", "check_world", "world_options", "null_labels"]
+__all__ = ["WORLDS", "NULLS", "check_world", "label", "world_options", "null_labels"]
 
 WORLDS = ("planted", "null")
 
@@ -32,6 +32,16 @@ def check_world(world: str) -> str:
     if world not in WORLDS:
         raise ValueError(f"world must be one of {WORLDS}, got {world!r}.")
     return world
+
+
+def label(world: str) -> str:
+    """How tables name a world: "planted world", "null world" (a bare "null" reads back as a missing value
+    in pandas and most CSV readers); any other name, e.g. a real dataset's, as it is.
+
+    >>> label("null"), label("vatex")
+    ('null world', 'vatex')
+    """
+    return f"{world} world" if world in WORLDS else world
 
 
 def world_options(world: str, check: str, options: dict | None = None) -> dict:
