@@ -510,7 +510,8 @@ def save_verdicts(chapter: str, verdicts: list[Verdict], graded: bool = True) ->
 def show(verdicts: list[Verdict]):
     """The verdicts as a Markdown block for a chapter: one line per claim, the status in bold."""
     from IPython.display import Markdown
-    return Markdown("\n".join(f"- **{claim(v.claim).figure}, {v.evidence}: {v.status}.** {v.value}"
+    return Markdown("\n".join(f"- {claim(v.claim).figure}, *{claim(v.claim).statement}* ({v.evidence}): "
+                              f"**{v.status}**. {v.value}" + ("." if v.value else "")
                               + (f" Control: {v.control}." if v.control else "") + f" *Rule: {v.rule}.*"
                               for v in verdicts))
 
