@@ -203,10 +203,10 @@ def _minimal_parameters(name, tmp_path):
         return {}
     if name == "live_scaling":
         return dict(dataset_options={"n_clips": 12, "size": 64}, frames=[1, 2], captions=[1, 2], k=1,
-                    n_permutations=1)
+                    n_permutations=1, n_bootstrap=1, null_control=False)  # the null world: the smoke run
     if name == "live_temporal":
         return dict(vision_models=["efficientnet-lite0"], text_models=["minilm-l6"], frames=1, ks=[1],
-                    first_frame_control=False)
+                    first_frame_control=False, null_control=False)
     if name == "live_downstream":
         return dict(dataset_options={"n_clips": 12, "size": 64}, vision_models=["efficientnet-lite0"], poolings=["first"],
                     cached_frames=1, text_models=["minilm-l6"], main_text_model="minilm-l6", k=1, tasks=["background"],

@@ -562,7 +562,8 @@ def write_claims_page(path=None, csv_path=None):
         for i, r in enumerate(rows.itertuples()):
             head = f"**{r.figure}.** {r.statement}" if i == 0 else ""
             where = f" ({{doc}}`chapter <chapters/{r.chapter}>`)" if r.chapter else ""
-            lines.append(f"| {_cell(head)} | {r.evidence}{where} | **{r.status}** | {_cell(r.value)} | "
+            measured = r.value if r.status != NOT_TESTABLE else "; ".join(x for x in (r.rule, r.value) if x)
+            lines.append(f"| {_cell(head)} | {r.evidence}{where} | **{r.status}** | {_cell(measured)} | "
                          f"{_cell(r.control)} |")
     words = "\n".join(f"- **{w}**: {d}" for w, d in DEFINITIONS.items())
     absent = [e for e in EVIDENCE if e not in set(table.evidence)]
