@@ -23,6 +23,7 @@ import pandas as pd
 from scipy.optimize import OptimizeWarning, curve_fit
 
 from .checks import InsufficientData
+from .verdicts import Interval, percentile_interval, trend
 
 __all__ = [
     "ScalingForm",
@@ -386,11 +387,24 @@ def grid_draws(per_item: np.ndarray, n_boot: int = 2000, seed: int = 0) -> np.nd
     return np.stack([per_item[:, rng.integers(0, n, size=n)].mean(axis=1) for _ in range(n_boot)])
 
 
-def _interval(estimate: float, draws, margin: float, how: str):
-    from .verdicts import Interval, percentile_interval
+def _interval(estimate: float, draws, margin: float, how: str) -> Interval:
     if draws is not None:
         return percentile_interval(draws, estimate, how=how)
     return Interval(float(estimate), float(estimate - margin), float(estimate + margin), how)
+
+
+# axis -> (the count that grows along a curve, the count that is fixed on it)
+_AXES = {"frames": ("n_frames", "n_captions"), "captions": ("n_captions", "n_frames")}
+
+
+def _curves(grid: pd.DataFrame, axis: str):
+    """``(model, at, along, curve)`` for every curve of ``grid`` (index 0..n-1) along ``axis`` with two
+    points or more: ``curve`` holds its rows sorted by the growing count ``along``; ``at`` is the fixed count."""
+    along, fixed = _AXES[axis]
+    for model, sub in grid.groupby("model", sort=False):
+        for at, curve in sub.groupby(fixed):
+            if len(curve) >= 2:
+                yield model, at, along, curve.sort_values(along)
 
 
 def grid_curves(grid: pd.DataFrame, draws: np.ndarray | None = None, margin: float = 0.0) -> pd.DataFrame:
@@ -407,18 +421,14 @@ def grid_curves(grid: pd.DataFrame, draws: np.ndarray | None = None, margin: flo
     gain (last - first) with gain_low/gain_high, rising_steps / falling_steps / steps (steps whose
     interval lies above / below zero), and trend (:func:`vtalign.verdicts.trend`).
     """
-    from .verdicts import trend
     how = "bootstrap over items, 95%" if draws is not None else f"values within +-{margin:g}"
     g = grid.reset_index(drop=True)
     if draws is not None and np.shape(draws)[1] != len(g):
         raise ValueError(f"draws has {np.shape(draws)[1]} cells; the grid has {len(g)} rows.")
     rows = []
     for model, sub in g.groupby("model", sort=False):
-        for axis, along, fixed in (("frames", "n_frames", "n_captions"), ("captions", "n_captions", "n_frames")):
-            for at, curve in sub.groupby(fixed):
-                curve = curve.sort_values(along)
-                if len(curve) < 2:
-                    continue
+        for axis in _AXES:
+            for _, at, along, curve in _curves(sub, axis):
                 idx, y = curve.index.to_numpy(), curve.score.to_numpy(dtype=float)
 
                 def diff(a, b):
@@ -444,18 +454,12 @@ def mean_gain(grid: pd.DataFrame, draws: np.ndarray, axis: str) -> tuple[float, 
     (0.2, [0.2])
     """
     g = grid.reset_index(drop=True)
-    along, fixed = ("n_frames", "n_captions") if axis == "frames" else ("n_captions", "n_frames")
-    gains, draw_gains = [], []
-    for _, curve in g.groupby(["model", fixed]):
-        if len(curve) < 2:
-            continue
-        curve = curve.sort_values(along)
-        first, last = curve.index[0], curve.index[-1]
-        gains.append(g.score[last] - g.score[first])
-        draw_gains.append(draws[:, last] - draws[:, first])
-    if not gains:
+    curves = sorted(_curves(g, axis), key=lambda c: (c[0], c[1]))  # by model, then fixed count
+    ends = [(curve.index[0], curve.index[-1]) for *_, curve in curves]
+    if not ends:
         raise InsufficientData(f"No curve along {axis} has two points.")
-    return float(np.mean(gains)), np.mean(draw_gains, axis=0)
+    gains = [g.score[last] - g.score[first] for first, last in ends]
+    return float(np.mean(gains)), np.mean([draws[:, last] - draws[:, first] for first, last in ends], axis=0)
 
 
 def relative_gain(grid: pd.DataFrame, draws: np.ndarray | None = None, margin: float = 0.0, one: int = 1,
@@ -470,16 +474,13 @@ def relative_gain(grid: pd.DataFrame, draws: np.ndarray | None = None, margin: f
     >>> round(relative_gain(g).estimate, 6)
     0.6
     """
-    from .verdicts import Interval, percentile_interval
     g = grid.reset_index(drop=True)
     many = many or int(g.n_captions.max())
     pairs = caption_gain_pairs(g, one, many, by=("model", "n_frames"))
     if pairs.empty:
         raise InsufficientData(f"No frame count has both {one} and {many} captions.")
-    lo_idx = [int(g[(g.model == r.model) & (g.n_frames == r.n_frames) & (g.n_captions == one)].index[0])
-              for r in pairs.itertuples()]
-    hi_idx = [int(g[(g.model == r.model) & (g.n_frames == r.n_frames) & (g.n_captions == many)].index[0])
-              for r in pairs.itertuples()]
+    rows = caption_gain_pairs(g.assign(score=g.index), one, many, by=("model", "n_frames"))  # the same pairs' rows
+    lo_idx, hi_idx = rows.one_caption.to_numpy(), rows.all_captions.to_numpy()
     estimate = float((pairs.all_captions / pairs.one_caption - 1).mean())
     if draws is not None:
         d = (draws[:, hi_idx] / draws[:, lo_idx] - 1).mean(axis=1)

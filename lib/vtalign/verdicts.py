@@ -23,6 +23,7 @@ import numpy as np
 
 __all__ = ["Interval", "Verdict", "EVIDENCE", "DEFINITIONS", "SUPPORTED", "CONTRADICTED", "UNRESOLVED",
            "NOT_TESTABLE", "AS_PUBLISHED", "DETECTED", "FIRES_ON_NULL", "NOT_DETECTED", "NO_POWER", "direction",
+           "sign_status",
            "trend", "claim_status", "method_check", "versus_published", "form_status", "percentile_interval",
            "independent_difference", "holm"]
 
@@ -72,6 +73,14 @@ class Interval:
     def half_width(self) -> float:
         return (self.high - self.low) / 2
 
+    def minus(self, other: "Interval") -> "Interval":
+        """``self - other`` with the widest bounds the two intervals allow (low minus the other's high).
+
+        >>> Interval(1.0, 0.9, 1.1).minus(Interval(0.2, 0.1, 0.3))
+        Interval(estimate=0.8, low=0.6000000000000001, high=1.0, how='')
+        """
+        return Interval(self.estimate - other.estimate, self.low - other.high, self.high - other.low)
+
     def __str__(self) -> str:
         return f"{self.estimate:+.4f} [{self.low:+.4f}, {self.high:+.4f}]"
 
@@ -105,6 +114,16 @@ def direction(interval: Interval) -> int:
     (1, 0, -1)
     """
     return 1 if interval.low > 0 else -1 if interval.high < 0 else 0
+
+
+def sign_status(interval: Interval) -> str:
+    """The paper's claim of a positive effect, graded on one interval of its data: supported above zero,
+    contradicted below, unresolved when the interval contains zero.
+
+    >>> sign_status(Interval(.1, .05, .15)), sign_status(Interval(0, -.1, .1))
+    ("supported by the paper's data", "not resolved by the paper's data")
+    """
+    return {1: SUPPORTED, -1: CONTRADICTED}.get(direction(interval), UNRESOLVED)
 
 
 def trend(steps: list[Interval], overall: Interval) -> str:

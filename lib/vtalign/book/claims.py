@@ -26,11 +26,13 @@ import pandas as pd
 from ..paths import book_dir, claims_csv, verdicts_csv
 from .worlds import label as world_label
 from ..verdicts import (AS_PUBLISHED, CONTRADICTED, DEFINITIONS, EVIDENCE, NOT_TESTABLE, SUPPORTED, UNRESOLVED,
-                        Interval, Verdict, claim_status, direction, form_status, holm, method_check, versus_published)
+                        Interval, Verdict, claim_status, direction, form_status, holm, method_check, sign_status,
+                        versus_published)
 
 __all__ = ["Claim", "CLAIMS", "claim", "published_verdicts", "save_verdicts", "show", "claims_table",
            "write_claims_page", "trend_verdict", "form_verdict", "caption_gain_verdict", "frame_averaging_verdict",
-           "strength_verdict", "downstream_verdict", "detections", "downstream_detections", "reorder_detections", "test_of_time_verdict", "reorder_verdict",
+           "strength_verdict", "downstream_verdict", "detections", "downstream_detections", "reorder_detections",
+           "test_of_time_verdict", "reorder_verdict",
            "most_aligned_verdict", "live_trend_verdict", "live_caption_gain_verdict", "live_frame_averaging_verdict",
            "live_strength_verdict", "live_downstream_verdict", "live_order_verdict", "live_reorder_verdict",
            "not_testable", "readouts_above_chance"]
@@ -180,9 +182,7 @@ def frame_averaging_verdict(diff, margin: float, best_image: tuple[str, float], 
     image models shown both ways (:func:`vtalign.paired_difference`), its interval widened by the
     digitisation margin of a difference."""
     interval = Interval(diff.difference, diff.ci_low - 2 * margin, diff.ci_high + 2 * margin)
-    status = {1: SUPPORTED, -1: CONTRADICTED}.get(
-        direction(interval), UNRESOLVED)
-    return _verdict("fig2_frame_averaging", "re-analysis", status,
+    return _verdict("fig2_frame_averaging", "re-analysis", sign_status(interval),
                     f"paired over models: the 95% bootstrap interval of the mean difference, widened by ±{2 * margin:g} "
                     "(digitisation), must exclude zero",
                     f"Δ {diff.difference:+.4f} [{interval.low:+.4f}, {interval.high:+.4f}] over {diff.n} models, "
@@ -259,8 +259,7 @@ def most_aligned_verdict(absolute, relative) -> Verdict:
     """"The most aligned models drop the most": Spearman of the drop with the positive score, and of the
     *relative* drop (drop / positive), which removes the plain effect of score size. Supported only
     when the relative drop's interval lies above zero."""
-    status = {1: SUPPORTED, -1: CONTRADICTED}.get(
-        1 if relative.ci_low > 0 else -1 if relative.ci_high < 0 else 0, UNRESOLVED)
+    status = sign_status(Interval(relative.pearson_r, relative.ci_low, relative.ci_high))
     return _verdict("fig6_most_aligned", "re-analysis", status,
                     "the relative drop (drop / positive score) must correlate with the positive score: 95% bootstrap "
                     "interval of Pearson's r above zero (a larger score alone makes a larger absolute drop)",
@@ -313,13 +312,12 @@ def live_caption_gain_verdict(planted: Interval, null: Interval | None, publishe
     zero and the null's does not. The planted size is the generator's choice, so its comparison with the
     paper's +60% is printed, not graded."""
     where = versus_published(planted, published)
-    value = f"planted {_pct(planted.estimate)} [{_pct(planted.low)}, {_pct(planted.high)}] ({where} than the paper's " \
-            f"{_pct(published)}; not comparable: the generator sets it)".replace("(matches than", "(matches")
+    value = (f"planted {_pct(planted.estimate)} [{_pct(planted.low)}, {_pct(planted.high)}] ("
+             + ("matches" if where == "matches" else f"{where} than") + f" the paper's {_pct(published)}; not "
+             "comparable: the generator sets it)")
     if null is None:
         return _verdict("fig7_caption_gain", "controlled world", NOT_TESTABLE, "no null world ran", value)
-    status = method_check(direction(planted) > 0, direction(null) > 0,
-                          Interval(planted.estimate - null.estimate, planted.low - null.high, planted.high - null.low),
-                          null.half_width, published)
+    status = method_check(direction(planted) > 0, direction(null) > 0, planted.minus(null), null.half_width, published)
     return _verdict("fig7_caption_gain", "controlled world", status,
                     "relative gain from one to all captions, bootstrap over items: above zero in the planted world, "
                     "not in the null", value, f"null {_pct(null.estimate)} [{_pct(null.low)}, {_pct(null.high)}]; "
@@ -336,10 +334,10 @@ def live_frame_averaging_verdict(planted: pd.DataFrame, null: pd.DataFrame | Non
     value = f"planted: {p.levels.split()[-1]} frames - 1 frame = {p.gain:+.4f} [{p.gain_low:+.4f}, {p.gain_high:+.4f}]"
     if null is None:
         return _verdict("fig2_frame_averaging", "controlled world", NOT_TESTABLE, "no null world ran", value)
+    gain = lambda c: Interval(c.gain, c.gain_low, c.gain_high)
     q = pick(null)
-    sep = Interval(p.gain - q.gain, p.gain_low - q.gain_high, p.gain_high - q.gain_low)
-    half = (q.gain_high - q.gain_low) / 2
-    status = method_check(p.gain_low > 0, q.gain_low > 0, sep, half, paper_effect)
+    half = gain(q).half_width
+    status = method_check(p.gain_low > 0, q.gain_low > 0, gain(p).minus(gain(q)), half, paper_effect)
     return _verdict("fig2_frame_averaging", "controlled world", status,
                     "paired bootstrap over items at one caption: the averaged-minus-first interval above zero in the "
                     "planted world and not in the null", value,
@@ -438,6 +436,7 @@ def live_order_verdict(planted: pd.Series, null: pd.Series | None, blind: pd.Ser
     see order? An order-aware pooling's same-order share must lie above 1/3 (order-blind) by its Wilson
     interval in the planted world and not in the null world (both circles at once). The frame average is
     order-blind by construction and is shown, never graded."""
+    share = lambda r: Interval(r.same_order, r.same_order_low, r.same_order_high)
     fmt = lambda r: f"{r.same_order:.2f} [{r.same_order_low:.2f}, {r.same_order_high:.2f}]"
     value = f"order-aware video side, same-order share: planted {fmt(planted)}"
     if blind is not None:
@@ -445,11 +444,20 @@ def live_order_verdict(planted: pd.Series, null: pd.Series | None, blind: pd.Ser
     if null is None:
         return _verdict("fig5_order", "controlled world", NOT_TESTABLE, "no null world ran", value)
     status = method_check(planted.same_order_low > 1 / 3, null.same_order_low > 1 / 3,
-                          Interval(planted.same_order - null.same_order, planted.same_order_low - null.same_order_high,
-                                   planted.same_order_high - null.same_order_low))
+                          share(planted).minus(share(null)))
     return _verdict("fig5_order", "controlled world", status,
                     "the same-order share of nearest neighbours must exceed 1/3 (order-blind) by its 95% Wilson "
                     "interval in the planted world and not in the null", value, f"null: {fmt(null)}")
+
+
+def _pooled(table: pd.DataFrame, pooling: str) -> pd.DataFrame:
+    """The rows of a :func:`vtalign.book.reordering.negative_table` for one pooling of the vision model."""
+    return table[table.vision.str.endswith(pooling)]
+
+
+def _significant_drops(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose drop is positive with a sign-flip p that survives Holm's correction over the rows."""
+    return rows[holm(rows.p_value.values) & (rows.difference.values > 0)] if len(rows) else rows
 
 
 def reorder_detections(world: str, table: pd.DataFrame, aware: str, blind: str) -> pd.DataFrame:
@@ -457,8 +465,8 @@ def reorder_detections(world: str, table: pd.DataFrame, aware: str, blind: str) 
     for the order-aware pooling (``reorder``) and the order-blind control (``reorder_control``)."""
     rows = []
     for check, pooling in (("reorder", aware), ("reorder_control", blind)):
-        t = table[table.vision.str.endswith(pooling)]
-        hits = t[holm(t.p_value.values) & (t.difference.values > 0)] if len(t) else t
+        t = _pooled(table, pooling)
+        hits = _significant_drops(t)
         rows.append(dict(world=world_label(world), check=check, detected=len(hits) > 0,
                          value=f"{len(hits)} of {len(t)} text models drop significantly (Holm)"))
     return pd.DataFrame(rows)
@@ -471,18 +479,16 @@ def live_reorder_verdict(planted: pd.DataFrame, null: pd.DataFrame | None, aware
     never count toward the claim and make the check fire when they are significant; the null world
     (narration order unrelated to the clip) must show nothing. The null's interval half-width is set
     beside the paper's largest drop: wider means no power."""
-    rows = lambda t, pooling: t[t.vision.str.endswith(pooling)]
-
-    def significant(t):
-        return t[holm(t.p_value.values) & (t.difference.values > 0)] if len(t) else t
-    found, control = significant(rows(planted, aware)), significant(rows(planted, blind))
-    value = (f"planted, order-aware: {len(found)} of {len(rows(planted, aware))} text models drop significantly "
-             f"(Holm); drops {rows(planted, aware).difference.min():+.4f} to {rows(planted, aware).difference.max():+.4f}")
+    aware_rows = _pooled(planted, aware)
+    found, control = _significant_drops(aware_rows), _significant_drops(_pooled(planted, blind))
+    value = (f"planted, order-aware: {len(found)} of {len(aware_rows)} text models drop significantly "
+             f"(Holm); drops {aware_rows.difference.min():+.4f} to {aware_rows.difference.max():+.4f}")
     largest = float(np.max(paper_drops))
     if null is None:
         return _verdict("fig6_reorder", "controlled world", NOT_TESTABLE, "no null world ran", value)
-    fired = significant(rows(null, aware))
-    half = float(((rows(null, aware).null_high - rows(null, aware).null_low) / 2).max())
+    null_rows = _pooled(null, aware)
+    fired = _significant_drops(null_rows)
+    half = float(((null_rows.null_high - null_rows.null_low) / 2).max())
     status = method_check(len(found) > 0, len(fired) > 0 or len(control) > 0, None, half, largest)
     return _verdict("fig6_reorder", "controlled world", status,
                     "order-aware drop > 0 with a sign-flip p that survives Holm's correction over text models; the "

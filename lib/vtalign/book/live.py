@@ -176,7 +176,8 @@ def temporal_probe(vision_model: str, text_model: str, frames: int = 8, ks=(1, 2
     if pooling:
         per_frame, mv = extract_features(ds, vision_model, frames=frames, mode="frames", progress=True)
         pooled, dims = pool_frames(per_frame, mv["layer_dims"], pooling)
-        fv, mv, mode = pooled, {**mv, "layer_dims": dims, "request": {**mv["request"], "mode": "video"}}, f"pooled:{pooling}"
+        fv, mode = pooled, f"pooled:{pooling}"
+        mv = {**mv, "layer_dims": dims, "request": {**mv["request"], "mode": "video"}}
     else:  # a frame average of an image model is pooled from the per-frame entry the order check also reads
         fv, mv = video_features(ds, vision_model, frames, mode, cached_frames=frames)
     ft, mt = extract_features(ds, text_model, captions=1, progress=True)
