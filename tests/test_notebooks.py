@@ -22,9 +22,10 @@ def test_every_notebook_is_registered_and_in_the_toc():
     assert sources == sorted(nb.source for nb in book.NOTEBOOKS)
     toc = yaml.safe_load((project_root() / "_toc.yml").read_text())
     files = [c["file"] for part in toc["parts"] for c in part["chapters"]]
-    for name in NAMES:
-        assert f"book/chapters/{name}" in files
-        assert f"_{name}.ipynb" in book.notebook(name).source  # <number>_<name>.ipynb
+    chapters = [f.removeprefix("book/chapters/") for f in files if f.startswith("book/chapters/")]
+    assert chapters == NAMES, "the sidebar, the run order and the file numbers follow one order"
+    for position, name in enumerate(NAMES, 1):
+        assert book.notebook(name).source == f"{position:02d}_{name}.ipynb"
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -64,9 +65,32 @@ def _run(name, tmp_path, **params):
     executed = nbformat.read(out, as_version=4)
     errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
-    assert json.loads((results / "_runs" / f"{name}.json").read_text())["mode"] == "smoke"
+    stamp = json.loads((results / name / "run.json").read_text())
+    assert stamp == record and stamp["mode"] == "smoke" and len(stamp["run_id"]) == 12
+    assert executed.metadata["vtalign"]["run_id"] == stamp["run_id"]  # the page shows the run its folder holds
     assert record["seconds"] > 0
+    _check_display_policy(name, executed)
     return results / name
+
+
+def _check_display_policy(name, executed):
+    """What a reader sees of an executed chapter: its status line under the title, the parameters shown,
+    prose without the code that wrote it, every other input folded."""
+    from vtalign.book import presentation
+
+    assert executed.cells[1].source == presentation.STATUS_INCLUDE.format(chapter=name)
+    for cell in executed.cells:
+        if cell.cell_type != "code":
+            continue
+        tags = set(cell.metadata.get("tags", []))
+        if tags & set(presentation.SHOWN):
+            assert not tags & {presentation.HIDE_INPUT, presentation.REMOVE_INPUT}
+            continue
+        kinds = {k for o in cell.outputs for k in o.get("data", {})} | {o.output_type for o in cell.outputs}
+        prose = cell.outputs and "text/markdown" in kinds and kinds <= {"text/markdown", "text/plain", "display_data",
+                                                                      "execute_result"}
+        assert tags & {presentation.HIDE_INPUT, presentation.REMOVE_INPUT} == (
+            {presentation.REMOVE_INPUT} if prose else {presentation.HIDE_INPUT}), cell.source[:80]
 
 
 EXPECTED = {
@@ -229,14 +253,12 @@ def test_chapter_runs_with_its_smallest_legal_parameters(name, tmp_path):
 
 def test_landing_page_lists_skipped_analyses(tmp_path, monkeypatch):
     monkeypatch.setenv("VTALIGN_RESULTS_ROOT", str(tmp_path))
-    (tmp_path / "_runs").mkdir()
-    for name in ("live_scaling", "test_of_time", "performance"):  # run records: these chapters ran
-        (tmp_path / "_runs" / f"{name}.json").write_text("{}")
-    (tmp_path / "live_scaling").mkdir()
+    for name in ("live_scaling", "test_of_time", "performance"):  # run stamps: these chapters ran
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "run.json").write_text("{}")
     pd.DataFrame([dict(analysis="Eq. 2 fit", reason="4 points cannot fit Eq. 2's 5 parameters.",
                        enable_with="six grid cells")]).to_csv(tmp_path / "live_scaling" / "skipped_analyses.csv",
                                                               index=False)
-    (tmp_path / "test_of_time").mkdir()
     pd.DataFrame(columns=["analysis", "reason", "enable_with"]).to_csv(
         tmp_path / "test_of_time" / "skipped_analyses.csv", index=False)
     text = book.write_build_status(tmp_path / "status.md").read_text()

@@ -514,9 +514,13 @@ def save_verdicts(chapter: str, verdicts: list[Verdict], graded: bool = True) ->
 
 
 def show(verdicts: list[Verdict]):
-    """The verdicts as a Markdown block for a chapter: one line per claim, the status in bold."""
+    """The verdicts as a Markdown block for a chapter: one line per claim, the status in bold, each line
+    carrying the anchor that the landing table and the chapter's opening line link to."""
     from IPython.display import Markdown
-    return Markdown("\n".join(f"- {claim(v.claim).figure}, *{claim(v.claim).statement}* ({v.evidence}): "
+
+    from .presentation import claim_anchor
+    return Markdown("\n".join(f'- <a id="{claim_anchor(v.claim)}"></a>{claim(v.claim).figure}, '
+                              f"*{claim(v.claim).statement}* ({v.evidence}): "
                               f"**{v.status}**. {v.value}" + ("." if v.value else "")
                               + (f" Control: {v.control}." if v.control else "") + f" *Rule: {v.rule}.*"
                               for v in verdicts))
@@ -555,27 +559,49 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _status_link(r) -> str:
+    """A status as the landing table shows it: bold, linked to the section of the chapter that grades it
+    (the published number: to the chapter's paper-vs-this-run section)."""
+    from .presentation import claim_anchor, graded_here
+    status = f"**{r.status}**"
+    if r.evidence == "published":
+        chapter = claim(r.claim).chapters[0]
+        return f'<a href="chapters/{chapter}.html#paper-vs-this-run">{status}</a>'
+    if r.chapter and (r.claim, r.evidence) in graded_here(r.chapter):
+        return f'<a href="chapters/{r.chapter}.html#{claim_anchor(r.claim)}">{status}</a>'
+    return status
+
+
 def write_claims_page(path=None, csv_path=None):
-    """Write ``results/claims.csv`` and render the landing page's table (``book/claims.md``) from it."""
+    """Write ``results/claims.csv`` and render the landing page's table (``book/claims.md``) from it: one row
+    per claim and one column per kind of evidence, each status linked to where it is graded, and the
+    numbers behind every status folded under the table."""
     from pathlib import Path
     table = claims_table()
     csv_path = Path(csv_path) if csv_path else claims_csv()
     table.to_csv(csv_path, index=False)
     table = pd.read_csv(csv_path, keep_default_na=False)  # the page shows exactly what the file says
     path = Path(path) if path else book_dir() / "claims.md"
-    lines = ["| claim | evidence | status | measured | control or margin |", "|---|---|---|---|---|"]
+    kinds = [e for e in EVIDENCE if e in set(table.evidence)]
+    lines = ["| claim | " + " | ".join(kinds) + " |", "|---" * (len(kinds) + 1) + "|"]
+    details = []
     for key, rows in table.groupby("claim", sort=False):
-        for i, r in enumerate(rows.itertuples()):
-            head = f"**{r.figure}.** {r.statement}" if i == 0 else ""
-            where = f" ({{doc}}`chapter <chapters/{r.chapter}>`)" if r.chapter else ""
+        c = claim(key)
+        cells = {e: "<br>".join(_status_link(r) for r in rows[rows.evidence == e].itertuples()) for e in kinds}
+        lines.append(f"| **{c.figure}.** {_cell(c.statement)} | " + " | ".join(cells[e] or "—" for e in kinds) + " |")
+        items = []
+        for r in rows.itertuples():
             measured = r.value if r.status != NOT_TESTABLE else "; ".join(x for x in (r.rule, r.value) if x)
-            lines.append(f"| {_cell(head)} | {r.evidence}{where} | **{r.status}** | {_cell(measured)} | "
-                         f"{_cell(r.control)} |")
-    words = "\n".join(f"- **{w}**: {d}" for w, d in DEFINITIONS.items())
+            rule = f" *Rule: {r.rule}.*" if r.rule and r.status != NOT_TESTABLE else ""
+            control = f" Control or margin: {r.control}." if r.control else ""
+            items.append(f"- *{r.evidence}*: {_status_link(r)}. {measured}{'.' if measured else ''}{control}{rule}")
+        details.append(f":::{{dropdown}} {c.figure}: {c.statement}\n" + "\n".join(items) + "\n:::")
     absent = [e for e in EVIDENCE if e not in set(table.evidence)]
-    if absent:
-        lines.append("\nNo claim has " + " or ".join(f"*{e}* evidence" for e in absent) + " in this build.")
+    note = ("\n\nNo claim has " + " or ".join(f"*{e}* evidence" for e in absent) + " in this build.") if absent else ""
+    words = "\n".join(f"- **{w}**: {d}" for w, d in DEFINITIONS.items())
     path.write_text("Generated from `results/claims.csv` of this build by `python -m vtalign.book reproducibility`; "
-                    "a changed parameter or model changes it. The rule behind every status is in that file and in "
-                    "the chapter.\n\n" + "\n".join(lines) + "\n\nWhat each status means:\n\n" + words + "\n")
+                    "a changed parameter or model changes it. Each status links to the section of the chapter "
+                    "that grades it.\n\n" + "\n".join(lines) + note
+                    + "\n\nThe numbers, rule and control behind each status:\n\n" + "\n\n".join(details)
+                    + "\n\nWhat each status means:\n\n" + words + "\n", encoding="utf-8")
     return path

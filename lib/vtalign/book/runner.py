@@ -9,9 +9,11 @@ Command line (what ``make book``, ``make notebook`` and the tests use)::
 ``run`` executes each committed notebook in ``notebooks/`` with its default
 parameters (or its cheap ``smoke`` parameters, or yours) and writes the
 executed copy to ``book/chapters/<name>.ipynb``, its tables and figures to
-``results/<name>/`` and a run record (parameters, seconds) to
-``results/_runs/<name>.json``. ``reproducibility`` turns those records, the
-package versions and the git commit into ``book/reproducibility.md``.
+``results/<name>/`` and the stamp of the run (run id, commit, parameters,
+seconds) to ``results/<name>/run.json`` and into the executed copy's metadata.
+``reproducibility`` turns those stamps, the package versions, the models in
+the feature cache and the git commit into ``book/reproducibility.md``, and
+writes the landing page's claims table and each chapter's opening line.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -33,7 +36,7 @@ from pathlib import Path
 import yaml
 
 from .._version import git
-from ..paths import book_dir, executed_dir, notebooks_dir, project_root, results_dir
+from ..paths import book_dir, cache_dir, executed_dir, notebooks_dir, project_root, results_dir, run_record
 
 __all__ = ["Notebook", "NOTEBOOKS", "notebook", "run_notebook", "run_all", "write_reproducibility_page",
            "write_build_status"]
@@ -54,29 +57,29 @@ class Notebook:
         return notebooks_dir() / self.source
 
 
-NOTEBOOKS: tuple[Notebook, ...] = (
+NOTEBOOKS: tuple[Notebook, ...] = (  # in the book's order: the paper's figures, then live, then the appendix
     Notebook("alignment_vs_retrieval", "01_alignment_vs_retrieval.ipynb", "Figure 2", {"n_bootstrap": 200}),
     Notebook("test_time_scaling", "02_test_time_scaling.ipynb", "Figure 3, Figure 7, Table 1, Eq. 2",
              {"n_bootstrap": 10}),
     Notebook("downstream_correlation", "03_downstream_correlation.ipynb", "Figure 4", {"n_bootstrap": 200}),
-    Notebook("videocomp_negatives", "04_videocomp_negatives.ipynb", "Figure 6", {"n_bootstrap": 200}),
-    Notebook("test_of_time", "05_test_of_time.ipynb", "Figure 5", {}),
-    Notebook("performance", "06_performance.ipynb", "Performance (no paper figure)",
-             {"run_smoke_benchmark": True}),
+    Notebook("test_of_time", "04_test_of_time.ipynb", "Figure 5", {}),
+    Notebook("videocomp_negatives", "05_videocomp_negatives.ipynb", "Figure 6", {"n_bootstrap": 200}),
+    Notebook("live_downstream", "06_live_downstream.ipynb", "Figures 2, 4 and 10, measured live (synthetic world)",
+             {"dataset_options": {"n_clips": 48, "size": 96}, "vision_models": ["efficientnet-lite0",
+              "efficientnet-lite0-random"], "poolings": ["first", "mean:2", "segments:2"], "cached_frames": 4,
+              "text_models": ["minilm-l6"], "main_text_model": "minilm-l6", "k": 5, "n_folds": 3,
+              "n_bootstrap": 200, "n_permutations": 200}),
     Notebook("live_scaling", "07_live_scaling.ipynb", "Figure 3 and Eq. 2, measured live (synthetic world)",
              {"dataset_options": {"n_clips": 48, "size": 96}, "frames": [1, 2, 4], "captions": [1, 2, 5],
               "n_permutations": 20}),
     Notebook("live_temporal", "08_live_temporal.ipynb", "Figure 5, measured live (Test of Time regenerated)",
              {"vision_models": ["efficientnet-lite0"], "text_models": ["minilm-l6"], "ks": [1, 3], "frames": 4}),
-    Notebook("live_downstream", "09_live_downstream.ipynb", "Figures 2, 4 and 10, measured live (synthetic world)",
-             {"dataset_options": {"n_clips": 48, "size": 96}, "vision_models": ["efficientnet-lite0",
-              "efficientnet-lite0-random"], "poolings": ["first", "mean:2", "segments:2"], "cached_frames": 4,
-              "text_models": ["minilm-l6"], "main_text_model": "minilm-l6", "k": 5, "n_folds": 3,
-              "n_bootstrap": 200, "n_permutations": 200}),
-    Notebook("live_videocomp", "10_live_videocomp.ipynb", "Figure 6, measured live (narrated synthetic world)",
+    Notebook("live_videocomp", "09_live_videocomp.ipynb", "Figure 6, measured live (narrated synthetic world)",
              {"dataset_options": {"n_clips": 48, "size": 96}, "cached_frames": 4, "order_blind_pooling": "mean:4",
               "order_aware_pooling": "segments:2", "text_models": ["minilm-l6"], "paragraph_sources": ["activitynet"],
               "n_paragraphs": 24, "n_bootstrap": 200, "n_permutations": 200}),
+    Notebook("performance", "10_performance.ipynb", "Performance (no paper figure)",
+             {"run_smoke_benchmark": True}),
 )
 
 PACKAGES = ("vtalign", "numpy", "scipy", "scikit-learn", "pandas", "torch", "triton", "faiss-cpu", "transformers",
@@ -94,7 +97,15 @@ def notebook(name: str) -> Notebook:
 
 
 def _runs_dir() -> Path:
+    """``results/_runs/``: progress files of running chapters (their stamps are ``results/<name>/run.json``)."""
     return results_dir("_runs")
+
+
+def _working_tree() -> tuple[str, list[str]]:
+    """The commit of the checkout and the tracked files with uncommitted changes."""
+    status = git("status", "--porcelain", "--untracked-files=no")
+    changed = [] if status in ("", "unknown") else [line[3:] for line in status.splitlines()]
+    return git("rev-parse", "HEAD"), changed
 
 
 @contextmanager
@@ -186,11 +197,14 @@ def run_notebook(name: str, parameters: dict | None = None, smoke: bool = False,
             ) from None
         finally:
             shutil.rmtree(kernel_dir, ignore_errors=True)
+        commit, changed = _working_tree()
         record = dict(name=name, source=nb.source, figure=nb.figure, mode="smoke" if smoke else "default",
                       parameters=params, seconds=round(time.perf_counter() - start, 2),
                       finished=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                      executed_copy=str(out))
-        (_runs_dir() / f"{name}.json").write_text(json.dumps(record, indent=2))
+                      run_id=uuid.uuid4().hex[:12], commit=commit, dirty=bool(changed), executed_copy=str(out))
+        from .presentation import prepare_executed
+        prepare_executed(out, name, record)
+        run_record(name).write_text(json.dumps(record, indent=2))
     return record
 
 
@@ -203,6 +217,10 @@ def run_all(smoke: bool = False, only=None, parameters: dict | None = None) -> l
         record = run_notebook(name, parameters, smoke, show_progress=True)
         print(f"  {name}: {record['seconds']:.1f} s -> {record['executed_copy']}", flush=True)
         records.append(record)
+    built = project_root() / "_build" / "html" / "index.html"
+    if records and built.is_file():
+        print(f"note: the HTML book in {built.parent} still shows the previous run of "
+              f"{', '.join(r['name'] for r in records)}; `make html` renders this one.", flush=True)
     return records
 
 
@@ -213,26 +231,69 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def write_reproducibility_page(path: Path | None = None) -> Path:
-    """Write ``book/reproducibility.md``: commit, machine, package versions, per-notebook run times,
-    and the provenance of every published number the chapters use."""
+def _run_records() -> dict[str, dict]:
+    """Each chapter's stamp (``results/<name>/run.json``) where the chapter has run."""
+    out = {}
+    for nb in NOTEBOOKS:
+        path = run_record(nb.name, create=False)
+        if path.is_file():
+            out[nb.name] = json.loads(path.read_text())
+    return out
+
+
+def model_weights() -> "pd.DataFrame":
+    """Every encoder in the feature cache with the revision or weight digest its entries recorded
+    (``meta.json``): columns model, modality, revision, entries, device. Two revisions of one model mean
+    the cache holds features from two different weights."""
     import pandas as pd
 
+    rows = []
+    root = cache_dir("features", create=False)
+    for meta in sorted(root.rglob("meta.json")) if root.is_dir() else []:
+        try:
+            m = json.loads(meta.read_text())
+            e = m["encoder"]
+            rows.append(dict(model=e["model"], modality=e.get("modality", ""), revision=str(e.get("revision", "")),
+                             device=m.get("device", "")))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # an unreadable entry is the cache check's business (python -m vtalign.extract --check)
+    table = pd.DataFrame(rows, columns=["model", "modality", "revision", "device"])
+    return (table.groupby(["model", "modality", "revision"], as_index=False)
+            .agg(entries=("device", "size"), device=("device", lambda d: ", ".join(sorted(set(d))))))
+
+
+def _cell(text) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def write_reproducibility_page(path: Path | None = None) -> Path:
+    """Write ``book/reproducibility.md``: commit (and whether the tree had uncommitted changes), machine,
+    package versions, the stamp of each chapter's run, the models and weights in the feature cache, and
+    the provenance of every published number the chapters use."""
     from .paper import provenance
 
     path = Path(path) if path else book_dir() / "reproducibility.md"
-    commit = git("rev-parse", "HEAD")
-    dirty = git("status", "--porcelain", "--untracked-files=no")
+    commit, changed = _working_tree()
+    tree = (f"**{len(changed)} tracked file(s) with uncommitted changes**: " + ", ".join(f"`{c}`" for c in changed[:10])
+            + (" ..." if len(changed) > 10 else "")) if changed else "clean (no uncommitted changes to tracked files)"
+    records = _run_records()
     runs = []
     for nb in NOTEBOOKS:
-        f = _runs_dir() / f"{nb.name}.json"
-        if f.is_file():
-            r = json.loads(f.read_text())
-            runs.append(f"| {nb.name} | {nb.figure} | {r['mode']} | `{json.dumps(r['parameters'])}` | "
+        r = records.get(nb.name)
+        if r:
+            params = ", ".join(f"`{k}` = `{json.dumps(v)}`" for k, v in r["parameters"].items()) or "defaults"
+            runs.append(f"| {nb.name} | {nb.figure} | `{r.get('run_id', '—')}` | {r['mode']} | {_cell(params)} | "
+                        f"`{r.get('commit', 'unknown')[:12]}`{' (uncommitted changes)' if r.get('dirty') else ''} | "
                         f"{r['seconds']:.1f} | {r['finished']} |")
         else:
-            runs.append(f"| {nb.name} | {nb.figure} | not run | | | |")
+            runs.append(f"| {nb.name} | {nb.figure} | — | not run | — | — | — | — |")
     versions = "\n".join(f"| {p} | {_version(p)} |" for p in PACKAGES)
+    weights = model_weights()
+    several = sorted(set(weights.model[weights.model.duplicated()]))
+    weight_rows = "\n".join(f"| {r.model} | {r.modality} | `{_cell(r.revision)}` | {r.entries} | {r.device} |"
+                             for r in weights.itertuples()) or "| — | — | — | 0 | — |"
+    warning = ("\n\n```{warning}\nThe cache holds features of more than one revision of "
+               + ", ".join(several) + ": some entries were made with other weights than others.\n```") if several else ""
     prov = provenance()
     prov_rows = "\n".join(
         f"| `{r.file}.csv` | {r.paper_source} | {r.exactness} |" for r in prov.itertuples()
@@ -243,13 +304,33 @@ This page is written by `python -m vtalign.book reproducibility` at every `make 
 
 ## This build
 
-| | |
+| what | value |
 |---|---|
-| git commit | `{commit}`{' (with uncommitted changes)' if dirty and dirty != 'unknown' else ''} |
+| git commit | `{commit}` |
+| working tree | {tree} |
 | built | {dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')} |
 | Python | {platform.python_version()} ({sys.implementation.name}) |
 | platform | {platform.platform()} |
 | processor cores | {os.cpu_count()} |
+
+## Chapter runs
+
+Each chapter is a notebook from `notebooks/`, executed by papermill with the parameters below.
+Each run writes its stamp to `results/<chapter>/run.json` and into the executed chapter, whose page
+opens with it; times are wall-clock seconds on the machine above.
+
+| chapter | reproduces | run id | mode | parameters | commit | seconds | finished (UTC) |
+|---|---|---|---|---|---|---|---|
+{chr(10).join(runs)}
+
+## Models and weights
+
+Every encoder in the feature cache (`.cache/features/`, or `$VTALIGN_CACHE`) with the revision or
+weight file digest that its entries recorded when they were computed.{warning}
+
+| model | side | revision or weights | cache entries | device |
+|---|---|---|---|---|
+{weight_rows}
 
 ## Package versions
 
@@ -257,17 +338,9 @@ This page is written by `python -m vtalign.book reproducibility` at every `make 
 |---|---|
 {versions}
 
-The full pinned set is `requirements.lock` in the repository; `environment.yml` is the conda
+`django-static-mathjax` is only the source of the MathJax copy that renders this book's equations
+offline. The full pinned set is `requirements.lock` in the repository; `environment.yml` is the conda
 equivalent for GPU machines.
-
-## Notebook runs
-
-Each chapter is a notebook from `notebooks/`, executed by papermill with the parameters below
-(an empty object means the notebook's own defaults). Times are wall-clock seconds on the machine above.
-
-| notebook | reproduces | mode | parameters | seconds | finished (UTC) |
-|---|---|---|---|---|---|
-{chr(10).join(runs)}
 
 ## Where the published numbers come from
 
@@ -291,6 +364,26 @@ make notebook NB=test_time_scaling PARAMS='-p grid_csv my_grid.csv'
     return path
 
 
+def _runs_summary(records: dict[str, dict]) -> str:
+    """One paragraph on the runs this build shows: how many chapters, with which kind of parameters, at
+    which commit(s), when."""
+    if not records:
+        return "No chapter has run in this build."
+    modes = {}
+    for name, r in records.items():
+        kind = ("the cheap smoke parameters" if r.get("mode") == "smoke" else
+                "the default parameters" if not r.get("parameters") else "parameters of your own")
+        modes.setdefault(kind, []).append(name)
+    parts = [f"{len(v)} with {k}" + (f" ({', '.join(v)})" if len(modes) > 1 else "") for k, v in modes.items()]
+    commits = sorted({r.get("commit", "unknown")[:12] + (" with uncommitted changes" if r.get("dirty") else "")
+                      for r in records.values()})
+    finished = sorted(r.get("finished", "") for r in records.values())
+    return (f"{len(records)} of {len(NOTEBOOKS)} chapters ran for this build: " + "; ".join(parts)
+            + f", at commit {', '.join(f'`{c}`' for c in commits)}, finishing between {finished[0]} and "
+            f"{finished[-1]} UTC. Each chapter opens with the stamp of its run; the {{doc}}`reproducibility` page "
+            "lists them all with the models and package versions.")
+
+
 def write_build_status(path: Path | None = None) -> Path:
     """Write ``book/build_status.md`` (included by the landing page): every analysis that a chapter
     skipped in this build because its parameters made it impossible, read from each chapter's
@@ -300,7 +393,7 @@ def write_build_status(path: Path | None = None) -> Path:
     path = Path(path) if path else book_dir() / "build_status.md"
     rows, missing = [], []
     for nb in NOTEBOOKS:
-        if not (_runs_dir() / f"{nb.name}.json").is_file():
+        if not run_record(nb.name, create=False).is_file():
             missing.append(nb.name)
             continue
         f = results_dir(nb.name, create=False) / "skipped_analyses.csv"
@@ -308,11 +401,12 @@ def write_build_status(path: Path | None = None) -> Path:
             continue
         for r in pd.read_csv(f).itertuples():
             rows.append(f"| {{doc}}`chapters/{nb.name}` | {r.analysis} | {r.reason} | {r.enable_with} |")
+    text = _runs_summary(_run_records()) + "\n\n"
     if rows:
-        text = ("Analyses skipped in this build, because the parameters a chapter ran with make them "
-                "impossible:\n\n| chapter | analysis | why | runs with |\n|---|---|---|---|\n" + "\n".join(rows) + "\n")
+        text += ("Analyses skipped in this build, because the parameters a chapter ran with make them "
+                 "impossible:\n\n| chapter | analysis | why | runs with |\n|---|---|---|---|\n" + "\n".join(rows) + "\n")
     else:
-        text = "Every analysis of every chapter ran with the parameters of this build.\n"
+        text += "No chapter skipped an analysis: every one ran with the parameters of this build.\n"
     if missing:
         text += f"\nChapters not run in this build: {', '.join(missing)}.\n"
     path.write_text(text)
@@ -369,9 +463,12 @@ def main(argv=None) -> int:
         return 0
     if args.command == "reproducibility":
         from .claims import write_claims_page
+        from .presentation import write_status_pages
         print(write_reproducibility_page())
         print(write_build_status())
         print(write_claims_page())
+        for page in write_status_pages():
+            print(page)
         return 0
     params = _parse_parameters(args.parameter)
     if params and (not args.only or len(args.only) != 1):

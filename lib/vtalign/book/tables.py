@@ -1,0 +1,159 @@
+"""How the book shows a table: numbers to their precision, missing values as words, wide tables in a scroller.
+
+Every chapter calls :func:`install` once, beside ``figures.use_paper_style()``; from then on a
+``DataFrame`` or ``Series`` that a cell displays is rendered by :func:`to_html`, so no chapter formats a table by hand and no raw
+repr (``NaN``, ``None``, ``<NA>``, ``Name: ..., dtype: ...``) reaches the page. The CSV files under
+``results/`` keep full precision; only the page is rounded.
+
+Rules (one place):
+
+- missing values (``None``, ``NaN``, ``pd.NA``, ``NaT``) are shown as :data:`MISSING`;
+- p-values (a column named ``p``, ``p_*``, ``*_p`` or containing ``p_value``) as ``< 0.001`` below
+  one in a thousand, else three decimals;
+- other numbers: a column whose values are all whole numbers as integers; else three decimals
+  (one when the column's largest magnitude is 100 or more), and a non-zero value that would print
+  as zero in scientific notation instead;
+- booleans as ``yes`` / ``no``; lists and tuples joined with commas;
+- every table sits in a ``div.vtalign-table`` that scrolls sideways when wider than the page.
+
+Example::
+
+    >>> print(format_column(pd.Series([0.12345, None, 2e-5]), "alignment").tolist())
+    ['0.123', '—', '2.0e-05']
+    >>> print(format_column(pd.Series([0.0004, 0.2]), "permutation_p").tolist())
+    ['< 0.001', '0.200']
+"""
+from __future__ import annotations
+
+import html
+import math
+import numbers
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["MISSING", "is_p_column", "format_p", "format_column", "formatted", "to_html", "install"]
+
+MISSING = "—"
+SCROLLER_CLASS = "vtalign-table"
+
+
+def is_p_column(name) -> bool:
+    """Whether a column holds p-values, by its name (``p``, ``p_holm``, ``permutation_p``, ``p_value``)."""
+    name = str(name).lower()
+    return name == "p" or name.startswith("p_") or name.endswith("_p") or "p_value" in name or "pvalue" in name
+
+
+def _missing(value) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    if isinstance(value, (float, np.floating)):
+        return math.isnan(value)
+    return False
+
+
+def format_p(p) -> str:
+    """A p-value as a reader expects it: ``< 0.001`` below one in a thousand, else three decimals."""
+    if _missing(p):
+        return MISSING
+    p = float(p)
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Number) and not isinstance(value, (bool, np.bool_))
+
+
+def _decimals(values: list[float]) -> int | None:
+    """None for whole numbers, else the decimals a column of these values is shown with."""
+    finite = [v for v in values if math.isfinite(v)]
+    if finite and all(float(v).is_integer() for v in finite):
+        return None
+    largest = max((abs(v) for v in finite), default=0.0)
+    return 1 if largest >= 100 else 3
+
+
+def _number(value, decimals: int | None) -> str:
+    value = float(value)
+    if math.isinf(value):
+        return "∞" if value > 0 else "−∞"
+    if decimals is None:
+        return f"{int(value):d}"
+    text = f"{value:.{decimals}f}"
+    if value != 0 and float(text) == 0:  # would read as an exact zero
+        return f"{value:.1e}"
+    return text
+
+
+def _other(value) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def format_column(values: pd.Series, name) -> pd.Series:
+    """The column ``values`` (called ``name``) as the strings the page shows; see the module rules."""
+    p_values = is_p_column(name)
+    numeric = [float(v) for v in values if _is_number(v) and not _missing(v)]
+    decimals = _decimals(numeric)
+    out = []
+    for v in values:
+        if _missing(v):
+            out.append(MISSING)
+        elif _is_number(v):
+            out.append(format_p(v) if p_values else _number(v, decimals))
+        else:
+            out.append(_other(v))
+    return pd.Series(out, index=values.index, dtype=object)
+
+
+def formatted(table: pd.DataFrame | pd.Series) -> pd.DataFrame:
+    """``table`` with every cell turned into the string the page shows (a Series becomes one column)."""
+    if isinstance(table, pd.Series):
+        table = table.to_frame(name=table.name if table.name is not None else "value")
+    out = table.copy()
+    out.columns = out.columns  # keep MultiIndex columns as they are
+    for position in range(out.shape[1]):
+        name = out.columns[position]
+        label = name[-1] if isinstance(name, tuple) else name
+        out.isetitem(position, format_column(out.iloc[:, position].astype(object), label))
+    if not isinstance(out.index, pd.RangeIndex):
+        out.index = pd.Index([MISSING if _missing(i) else _other(i) if not isinstance(i, tuple) else i
+                              for i in out.index], name=out.index.name) if out.index.nlevels == 1 else out.index
+    return out
+
+
+def _header(label) -> str:
+    # Long snake_case names may break after an underscore instead of widening the table.
+    return html.escape(str(label)).replace("_", "_<wbr>")
+
+
+def to_html(table: pd.DataFrame | pd.Series) -> str:
+    """``table`` as the page shows it: formatted cells in a sideways scroller (index hidden when it is
+    only row numbers)."""
+    shown = formatted(table)
+    show_index = not isinstance(shown.index, pd.RangeIndex)
+    body = shown.to_html(index=show_index, border=0, escape=True, classes=["dataframe", "vtalign"])
+    columns = shown.columns.get_level_values(-1) if shown.columns.nlevels > 1 else shown.columns
+    for label in columns:  # the header cells that to_html escaped: allow breaks after underscores
+        text = html.escape(str(label))
+        if "_" in text:
+            body = body.replace(f">{text}</th>", f">{_header(label)}</th>")
+    return f'<div class="{SCROLLER_CLASS}" style="overflow-x: auto; max-width: 100%;">{body}</div>'
+
+
+def install() -> None:
+    """Render every ``DataFrame`` and ``Series`` a cell displays with :func:`to_html` (IPython only)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency of the book
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    formatters = shell.display_formatter.formatters
+    for kind in (pd.DataFrame, pd.Series):
+        formatters["text/html"].for_type(kind, to_html)
+        formatters["text/plain"].for_type(kind, lambda obj, p, cycle: p.text(formatted(obj).to_string()))
