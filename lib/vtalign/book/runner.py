@@ -445,7 +445,8 @@ def main(argv=None) -> int:
     run.add_argument("--only", nargs="+", metavar="NAME", help="run only these notebooks")
     run.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("KEY", "VALUE"),
                      help="override a parameter (value parsed as YAML); repeatable")
-    sub.add_parser("reproducibility", help="write book/reproducibility.md, book/build_status.md and book/claims.md")
+    sub.add_parser("reproducibility", help="write book/reproducibility.md, book/build_status.md, book/claims.md, "
+                                        "book/status/ and book/figures/")
     sub.add_parser("static", help="copy MathJax into _static/mathjax (offline math; run before jupyter-book build)")
     check = sub.add_parser("check-html", help="open every built page in headless Chromium and report problems")
     check.add_argument("--html", default=str(project_root() / "_build" / "html"), help="the built book")
@@ -463,7 +464,10 @@ def main(argv=None) -> int:
         return 0
     if args.command == "reproducibility":
         from .claims import write_claims_page
+        from ..paths import generated_figures_dir
+        from .overview import write_method_overview
         from .presentation import write_status_pages
+        print(write_method_overview(generated_figures_dir() / "method_overview.svg"))
         print(write_reproducibility_page())
         print(write_build_status())
         print(write_claims_page())

@@ -10,16 +10,19 @@ Rules (one place):
 - missing values (``None``, ``NaN``, ``pd.NA``, ``NaT``) are shown as :data:`MISSING`;
 - p-values (a column named ``p``, ``p_*``, ``*_p`` or containing ``p_value``) as ``< 0.001`` below
   one in a thousand, else three decimals;
-- other numbers: a column whose values are all whole numbers as integers; else three decimals
-  (one when the column's largest magnitude is 100 or more), and a non-zero value that would print
-  as zero in scientific notation instead;
+- other numbers: a column whose values are all whole numbers as integers; a column already rounded
+  to six decimals or fewer (``.round(4)`` in a chapter, a printed value) with as many decimals as it
+  has; else three decimals (one when the column's largest magnitude is 100 or more); a non-zero value
+  that would print as zero in scientific notation instead;
 - booleans as ``yes`` / ``no``; lists and tuples joined with commas;
 - every table sits in a ``div.vtalign-table`` that scrolls sideways when wider than the page.
 
 Example::
 
-    >>> print(format_column(pd.Series([0.12345, None, 2e-5]), "alignment").tolist())
-    ['0.123', '—', '2.0e-05']
+    >>> print(format_column(pd.Series([0.123456789, None, 2.2e-7]), "alignment").tolist())
+    ['0.123', '—', '2.2e-07']
+    >>> print(format_column(pd.Series([0.999999, 0.5]), "mean_cosine").tolist())
+    ['0.999999', '0.500000']
     >>> print(format_column(pd.Series([0.0004, 0.2]), "permutation_p").tolist())
     ['< 0.001', '0.200']
 """
@@ -35,6 +38,7 @@ import pandas as pd
 __all__ = ["MISSING", "is_p_column", "format_p", "format_column", "formatted", "to_html", "install"]
 
 MISSING = "—"
+_MAX_STATED = 6  # up to this many decimals, a column's own rounding is its precision
 SCROLLER_CLASS = "vtalign-table"
 
 
@@ -69,6 +73,9 @@ def _decimals(values: list[float]) -> int | None:
     finite = [v for v in values if math.isfinite(v)]
     if finite and all(float(v).is_integer() for v in finite):
         return None
+    for decimals in range(1, _MAX_STATED + 1):  # a column a chapter rounded keeps the precision it chose
+        if all(abs(v - round(v, decimals)) <= 1e-12 * max(1.0, abs(v)) for v in finite):
+            return decimals
     largest = max((abs(v) for v in finite), default=0.0)
     return 1 if largest >= 100 else 3
 
