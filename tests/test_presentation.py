@@ -34,6 +34,7 @@ def test_a_chapter_s_own_rounding_is_kept_and_tiny_values_never_read_as_zero():
     assert tables.format_column(pd.Series([1234.56789123, 2.0]), "seconds").tolist() == ["1234.6", "2.0"]
     assert tables.format_column(pd.Series([1e-9 + 0.3, 3e-9]), "x").tolist() == ["0.300", "3.0e-09"]
     assert tables.format_column(pd.Series([np.inf, -np.inf, 1.5]), "x").tolist() == ["∞", "−∞", "1.5"]
+    assert tables.format_column(pd.Series([-0.0, 0.5]), "difference").tolist() == ["0.0", "0.5"]  # no "-0.0"
     assert [tables.format_p(p) for p in (0.0, 0.00099, 0.001, 0.5, None)] == ["< 0.001", "< 0.001", "0.001",
                                                                              "0.500", tables.MISSING]
     assert [tables.is_p_column(c) for c in ("p", "p_holm", "permutation_p", "p_value", "pearson_r", "top")] == \

@@ -94,7 +94,7 @@ def _stamp_line(record: dict) -> str:
     params = record.get("parameters") or {}
     shown = ", ".join(f"`{k}` = `{json.dumps(v)}`" for k, v in params.items()) or "the notebook's defaults"
     return (f"This page shows the run `{record.get('run_id', 'unknown')}` ({record.get('mode', '?')} parameters: "
-            f"{shown}), finished {record.get('finished', '?')} UTC at commit `{commit[:12]}`{dirty}, in "
+            f"{shown}), finished {str(record.get('finished', '?')).replace('+00:00', '')} UTC at commit `{commit[:12]}`{dirty}, in "
             f"{record.get('seconds', 0):.0f} s.")
 
 
@@ -135,7 +135,7 @@ def write_status_pages(table: pd.DataFrame | None = None) -> list[Path]:
             lines.append(_stamp_line(shown))
         if saved and shown and saved.get("run_id") != shown.get("run_id"):
             lines.append(f"\n```{{warning}}\n`results/{nb.name}/` was rewritten by another run "
-                         f"(`{saved.get('run_id')}`, finished {saved.get('finished')} UTC) than the one this page "
+                         f"(`{saved.get('run_id')}`, finished {str(saved.get('finished')).replace('+00:00', '')} UTC) than the one this page "
                          f"shows. Its tables and figures do not match this page: run `make html` after "
                          f"`make notebook`, or `make book`.\n```")
         path = chapter_status_page(nb.name)

@@ -414,21 +414,8 @@ def write_build_status(path: Path | None = None) -> Path:
 
 
 def _check_html(html: Path, screenshots: str | None) -> int:
-    from .site import check_book, screenshot
-    if not (html / "index.html").is_file():
-        print(f"error: no built book at {html}; run `make book` first.", file=sys.stderr)
-        return 2
-    reports = check_book(html)
-    bad = [r for r in reports if r.problems]
-    for r in reports:
-        print(f"{'FAIL' if r.problems else 'ok  '} {r.page}: {r.images} images, {r.rendered_math}/{r.display_math} "
-              f"display equations rendered" + "".join(f"\n      {p}" for p in r.problems))
-    if screenshots:
-        for page in (html / "book" / "intro.html", html / "book" / "chapters" / "live_downstream.html"):
-            if page.is_file():
-                print(screenshot(page, Path(screenshots) / f"{page.stem}.png"))
-    print(f"{len(reports) - len(bad)} of {len(reports)} pages without problems.")
-    return 1 if bad else 0
+    from .site import check_html_command
+    return check_html_command(html, screenshots)
 
 
 def _parse_parameters(pairs) -> dict:
@@ -450,7 +437,7 @@ def main(argv=None) -> int:
     sub.add_parser("static", help="copy MathJax into _static/mathjax (offline math; run before jupyter-book build)")
     check = sub.add_parser("check-html", help="open every built page in headless Chromium and report problems")
     check.add_argument("--html", default=str(project_root() / "_build" / "html"), help="the built book")
-    check.add_argument("--screenshots", metavar="DIR", help="also save screenshots of the landing page and a chapter")
+    check.add_argument("--screenshots", metavar="DIR", help="also save a full-page screenshot of every page at 1400 px into DIR")
     args = parser.parse_args(argv)
     if args.command == "static":
         from .site import vendor_mathjax

@@ -81,7 +81,7 @@ def _decimals(values: list[float]) -> int | None:
 
 
 def _number(value, decimals: int | None) -> str:
-    value = float(value)
+    value = float(value) + 0.0  # + 0.0 turns -0.0 into 0.0: a rounded zero has no sign
     if math.isinf(value):
         return "∞" if value > 0 else "−∞"
     if decimals is None:
@@ -132,23 +132,42 @@ def formatted(table: pd.DataFrame | pd.Series) -> pd.DataFrame:
     return out
 
 
+def _label(label) -> str:
+    if isinstance(label, tuple):
+        return " · ".join(str(x) for x in label if str(x) != "")
+    return "" if label is None else str(label)
+
+
 def _header(label) -> str:
     # Long snake_case names may break after an underscore instead of widening the table.
-    return html.escape(str(label)).replace("_", "_<wbr>")
+    return html.escape(_label(label)).replace("_", "_<wbr>")
+
+
+def _row_cells(values, kinds) -> str:
+    return "".join(f'<td class="{k}">{html.escape(v)}</td>' for v, k in zip(values, kinds))
 
 
 def to_html(table: pd.DataFrame | pd.Series) -> str:
-    """``table`` as the page shows it: formatted cells in a sideways scroller (index hidden when it is
-    only row numbers)."""
+    """``table`` as the page shows it: formatted cells (numbers right-aligned, never wrapped) in a
+    sideways scroller; the index is shown as leading columns unless it is only row numbers."""
+    if isinstance(table, pd.Series):
+        table = table.to_frame(name=table.name if table.name is not None else "value")
     shown = formatted(table)
-    show_index = not isinstance(shown.index, pd.RangeIndex)
-    body = shown.to_html(index=show_index, border=0, escape=True, classes=["dataframe", "vtalign"])
-    columns = shown.columns.get_level_values(-1) if shown.columns.nlevels > 1 else shown.columns
-    for label in columns:  # the header cells that to_html escaped: allow breaks after underscores
-        text = html.escape(str(label))
-        if "_" in text:
-            body = body.replace(f">{text}</th>", f">{_header(label)}</th>")
-    return f'<div class="{SCROLLER_CLASS}" style="overflow-x: auto; max-width: 100%;">{body}</div>'
+    kinds = table.apply(lambda col: col.map(lambda v: "num" if _is_number(v) or _missing(v) else "text"))
+    show_index = not isinstance(table.index, pd.RangeIndex)
+    index_names = [n for n in table.index.names] if show_index else []
+    head = "".join(f"<th>{_header(n)}</th>" for n in index_names) + \
+        "".join(f"<th>{_header(c)}</th>" for c in table.columns)
+    rows = []
+    for position in range(len(shown)):
+        index = table.index[position]
+        index_values = (list(index) if isinstance(index, tuple) else [index]) if show_index else []
+        index_cells = "".join(f'<th class="row">{html.escape(MISSING if _missing(v) else _other(v))}</th>'
+                              for v in index_values)
+        rows.append(f"<tr>{index_cells}{_row_cells(shown.iloc[position].tolist(), kinds.iloc[position].tolist())}</tr>")
+    return (f'<div class="{SCROLLER_CLASS}" style="overflow-x: auto; max-width: 100%;">'
+            f'<table class="dataframe vtalign"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody>'
+            f"</table></div>")
 
 
 def install() -> None:
