@@ -150,3 +150,38 @@ def test_the_landing_table_links_each_graded_status_to_its_section(tmp_path, mon
     assert '<a href="chapters/test_time_scaling.html#paper-vs-this-run">**as published**</a>' in row
     assert "chapters/live_scaling.html" not in row  # not run: a status without a link to a missing anchor
     assert text.count(":::{dropdown}") == 10
+
+
+def test_files_written_after_the_stamp_are_flagged(tmp_path, monkeypatch):
+    """papermill called directly rewrites results/<chapter>/ and leaves the old stamp: the page says so."""
+    import os
+
+    monkeypatch.setenv("VTALIGN_RESULTS_ROOT", str(tmp_path))
+    folder = tmp_path / "test_of_time"
+    folder.mkdir()
+    (folder / "scores.csv").write_text("a\n1\n")
+    (folder / "run.json").write_text(json.dumps(_stamp("aaaaaaaaaaaa")))
+    assert presentation.stale_results("test_of_time", _stamp("aaaaaaaaaaaa"), _stamp("aaaaaaaaaaaa")) == ""
+    later = (folder / "run.json").stat().st_mtime + 60
+    os.utime(folder / "scores.csv", (later, later))
+    message = presentation.stale_results("test_of_time", _stamp("aaaaaaaaaaaa"), _stamp("aaaaaaaaaaaa"))
+    assert "scores.csv" in message and "make notebook NB=test_of_time" in message
+
+
+def test_a_built_page_older_than_its_chapter_s_latest_run_is_reported(tmp_path, monkeypatch):
+    import os
+
+    from vtalign.book.runner import pages_older_than_their_runs
+
+    monkeypatch.setenv("VTALIGN_RESULTS_ROOT", str(tmp_path / "results"))
+    (tmp_path / "results" / "test_of_time").mkdir(parents=True)
+    stamp = tmp_path / "results" / "test_of_time" / "run.json"
+    stamp.write_text(json.dumps(_stamp("aaaaaaaaaaaa")))
+    page = tmp_path / "html" / "book" / "chapters" / "test_of_time.html"
+    page.parent.mkdir(parents=True)
+    page.write_text("<html></html>")
+    later = stamp.stat().st_mtime + 60
+    os.utime(page, (later, later))
+    assert pages_older_than_their_runs(tmp_path / "html") == []
+    os.utime(stamp, (later + 60, later + 60))  # `make notebook` ran after `make html`
+    assert pages_older_than_their_runs(tmp_path / "html") == ["test_of_time"]

@@ -24,7 +24,7 @@ import pandas as pd
 from ..paths import chapter_status_page, claims_csv, executed_dir, run_record, verdicts_csv
 
 __all__ = ["HIDE_INPUT", "REMOVE_INPUT", "SHOWN", "display_tags", "apply_display_policy", "prepare_executed",
-           "claim_anchor", "graded_here", "write_status_pages", "STATUS_INCLUDE"]
+           "claim_anchor", "graded_here", "stale_results", "write_status_pages", "STATUS_INCLUDE"]
 
 HIDE_INPUT = "hide-input"
 REMOVE_INPUT = "remove-input"
@@ -33,6 +33,7 @@ _PROSE_TYPES = {"text/markdown", "text/plain"}
 # The line under each chapter's title; the page it names is written at build time.
 STATUS_INCLUDE = "```{{include}} ../status/{chapter}.md\n```"
 METADATA_KEY = "vtalign"
+_MTIME_SLACK_S = 2.0  # file times of one run's outputs vs its stamp: coarse file systems round to 1-2 s
 
 
 def _prose_only(cell: dict) -> bool:
@@ -105,6 +106,29 @@ def _executed_record(chapter: str) -> dict:
     return json.loads(path.read_text(encoding="utf-8")).get("metadata", {}).get(METADATA_KEY, {})
 
 
+def stale_results(chapter: str, shown: dict, saved: dict) -> str:
+    """Why ``results/<chapter>/`` does not match the executed chapter whose stamp is ``shown`` (``saved``:
+    the folder's own ``run.json``), or ``""``. Two cases: another run stamped the folder since (``make
+    notebook`` without ``make html``), or files in it are newer than its stamp (a run that writes no
+    stamp, such as papermill called directly)."""
+    folder = run_record(chapter, create=False).parent
+    when = lambda r: str(r.get("finished", "?")).replace("+00:00", "")  # noqa: E731
+    if saved and shown and saved.get("run_id") != shown.get("run_id"):
+        return (f"`results/{chapter}/` was rewritten by another run (`{saved.get('run_id')}`, finished {when(saved)} "
+                f"UTC) than the one this page shows (`{shown.get('run_id')}`). Its tables and figures do not match "
+                "this page: run `make html` after `make notebook`, or `make book`.")
+    stamp = folder / "run.json"
+    if stamp.is_file():
+        newer = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != "run.json"
+                       and p.stat().st_mtime > stamp.stat().st_mtime + _MTIME_SLACK_S)
+        if newer:
+            return (f"{len(newer)} file(s) in `results/{chapter}/` ({', '.join(newer[:3])}"
+                    f"{', ...' if len(newer) > 3 else ''}) were written after the run this page shows, by a run "
+                    "that left no stamp (papermill called directly?). Re-run the chapter with `make notebook "
+                    f"NB={chapter}` and then `make html`.")
+    return ""
+
+
 def write_status_pages(table: pd.DataFrame | None = None) -> list[Path]:
     """Write ``book/status/<chapter>.md`` for every chapter: the claims it grades (statuses from
     ``results/claims.csv``, each linked to its place on the page and back to the landing table) and the
@@ -133,11 +157,9 @@ def write_status_pages(table: pd.DataFrame | None = None) -> list[Path]:
             saved = json.loads(record_path.read_text())
         if shown:
             lines.append(_stamp_line(shown))
-        if saved and shown and saved.get("run_id") != shown.get("run_id"):
-            lines.append(f"\n```{{warning}}\n`results/{nb.name}/` was rewritten by another run "
-                         f"(`{saved.get('run_id')}`, finished {str(saved.get('finished')).replace('+00:00', '')} UTC) than the one this page "
-                         f"shows. Its tables and figures do not match this page: run `make html` after "
-                         f"`make notebook`, or `make book`.\n```")
+        warning = stale_results(nb.name, shown, saved)
+        if warning:
+            lines.append(f"\n```{{warning}}\n{warning}\n```")
         path = chapter_status_page(nb.name)
         path.write_text("\n\n".join(lines) + "\n" if lines else "\n", encoding="utf-8")
         written.append(path)

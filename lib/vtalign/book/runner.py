@@ -413,9 +413,24 @@ def write_build_status(path: Path | None = None) -> Path:
     return path
 
 
+def pages_older_than_their_runs(html: Path) -> list[str]:
+    """The chapters whose built page predates the run stamped in ``results/<chapter>/run.json``: the HTML
+    shows an older run than the results (``make notebook`` without ``make html``)."""
+    stale = []
+    for name, record in _run_records().items():
+        page = Path(html) / "book" / "chapters" / f"{name}.html"
+        if page.is_file() and run_record(name, create=False).stat().st_mtime > page.stat().st_mtime:
+            stale.append(name)
+    return stale
+
+
 def _check_html(html: Path, screenshots: str | None) -> int:
     from .site import check_html_command
-    return check_html_command(html, screenshots)
+    code = check_html_command(html, screenshots)
+    for name in pages_older_than_their_runs(html):
+        print(f"warning: the built page of {name} predates its latest run (results/{name}/run.json): "
+              "run `make html` to show it.")
+    return code
 
 
 def _parse_parameters(pairs) -> dict:
