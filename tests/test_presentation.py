@@ -143,7 +143,7 @@ def test_the_landing_table_links_each_graded_status_to_its_section(tmp_path, mon
                        rule="r", value="v", control="")]).to_csv(chapter / "verdicts.csv", index=False)
     text = write_claims_page(tmp_path / "claims.md", tmp_path / "claims.csv").read_text()
     head = text.split("\n\n")[1].splitlines()
-    assert head[0] == "| claim | published | re-analysis | controlled world |"
+    assert head[0] == "| claim | published | re-analysis | controlled world (method check) |"
     assert len(head) == 2 + 10  # one row per claim
     row = next(line for line in head if "Figure 3.** Alignment grows with the number of frames" in line)
     assert '<a href="chapters/test_time_scaling.html#claim-fig3_frames">**supported by the paper' in row

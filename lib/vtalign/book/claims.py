@@ -583,7 +583,8 @@ def write_claims_page(path=None, csv_path=None):
     table = pd.read_csv(csv_path, keep_default_na=False)  # the page shows exactly what the file says
     path = Path(path) if path else book_dir() / "claims.md"
     kinds = [e for e in EVIDENCE if e in set(table.evidence)]
-    lines = ["| claim | " + " | ".join(kinds) + " |", "|---" * (len(kinds) + 1) + "|"]
+    heads = {"controlled world": "controlled world (method check)"}
+    lines = ["| claim | " + " | ".join(heads.get(e, e) for e in kinds) + " |", "|---" * (len(kinds) + 1) + "|"]
     details = []
     for key, rows in table.groupby("claim", sort=False):
         c = claim(key)
