@@ -30,6 +30,8 @@ def test_every_notebook_is_registered_and_in_the_toc():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_source_notebook_is_clean(name):
+    raw = json.loads(book.notebook(name).path.read_text())
+    assert all(c.get("id") for c in raw["cells"]), "every cell has an id (nbformat 4.5; papermill warns otherwise)"
     nb = nbformat.read(book.notebook(name).path, as_version=4)
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
     titles = [c for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("# ")]

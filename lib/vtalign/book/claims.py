@@ -292,6 +292,9 @@ def live_trend_verdict(planted: pd.DataFrame, null: pd.DataFrame | None, axis: s
     """Figure 3's rule (:func:`vtalign.scaling.grid_curves`, bootstrap over items) on the planted and the
     null world: detected when every curve rises in the planted world, not every one rises in the null, and
     the mean first-to-last gain differs between the worlds beyond its interval."""
+    if not (planted.axis == axis).any():
+        return not_testable(f"fig3_{axis}", "controlled world", f"the grid has one {axis} count only, so no curve "
+                            f"along {axis}: pass two or more")
     found, line = _world_line(planted, axis)
     if null is None:
         return _verdict(f"fig3_{axis}", "controlled world", method_check(found, None), "no null world ran", line)

@@ -174,9 +174,14 @@ def run_notebook(name: str, parameters: dict | None = None, smoke: bool = False,
     import papermill as pm  # imported here: the library itself does not need it
 
     nb = notebook(name)
-    params = {**(nb.smoke if smoke else {}), **(parameters or {})}
+    from .parameters import check_parameters
+    params = check_parameters(name, {**(nb.smoke if smoke else {}), **(parameters or {})})  # before any work
     out = Path(output_path) if output_path else executed_dir() / f"{name}.ipynb"
     out.parent.mkdir(parents=True, exist_ok=True)
+    # papermill writes here; the executed copy replaces `out` only when every cell ran, so a failed run
+    # never replaces the last good chapter (it is kept beside it as <name>.failed.ipynb).
+    running = out.with_name(f"{out.stem}.running.ipynb")
+    failed = out.with_name(f"{out.stem}.failed.ipynb")
     start = time.perf_counter()
     from traitlets.config import Config
 
@@ -188,12 +193,14 @@ def run_notebook(name: str, parameters: dict | None = None, smoke: bool = False,
     with _env(VTALIGN_RESULTS_ROOT=results_root, MPLBACKEND="module://matplotlib_inline.backend_inline",
               VTALIGN_PROGRESS_FILE=progress_file if show_progress else None), _echo(progress_file, show_progress):
         try:
-            pm.execute_notebook(str(nb.path), str(out), parameters=params, cwd=str(project_root()),
+            pm.execute_notebook(str(nb.path), str(running), parameters=params, cwd=str(project_root()),
                                 kernel_name="python3", progress_bar=False, log_output=False, config=kernel_config)
         except pm.PapermillExecutionError as err:
+            os.replace(running, failed)
+            kept = f" The last good chapter is kept at {out}." if out.is_file() else ""
             raise RuntimeError(
                 f"Notebook {name!r} failed in cell {err.exec_count}: {err.ename}: {err.evalue}\n"
-                f"The executed copy with the traceback is {out}."
+                f"The executed copy with the traceback is {failed}.{kept}"
             ) from None
         finally:
             shutil.rmtree(kernel_dir, ignore_errors=True)
@@ -203,7 +210,9 @@ def run_notebook(name: str, parameters: dict | None = None, smoke: bool = False,
                       finished=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                       run_id=uuid.uuid4().hex[:12], commit=commit, dirty=bool(changed), executed_copy=str(out))
         from .presentation import prepare_executed
-        prepare_executed(out, name, record)
+        prepare_executed(running, name, record)
+        os.replace(running, out)
+        failed.unlink(missing_ok=True)
         run_record(name).write_text(json.dumps(record, indent=2))
     return record
 
@@ -480,6 +489,13 @@ def main(argv=None) -> int:
     if params and (not args.only or len(args.only) != 1):
         parser.error("-p/--parameter needs exactly one notebook: add --only NAME "
                      "(each notebook has its own parameters).")
+    from .parameters import check_parameters
+    try:
+        for name in args.only or [nb.name for nb in NOTEBOOKS]:  # every chapter's parameters, before any runs
+            check_parameters(name, {**(notebook(name).smoke if args.smoke else {}), **params})
+    except ValueError as err:  # an unknown chapter, or a ParameterError
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     try:
         run_all(args.smoke, args.only, params)
     except (RuntimeError, ValueError) as err:
