@@ -28,6 +28,24 @@ def test_scaling_grid_cells_equal_a_direct_layer_sweep():
                           sweep.overlaps[sweep.best[0], sweep.best[1]] / 3)
 
 
+def test_scaling_grid_extracts_no_more_frames_than_it_asks_for(monkeypatch):
+    """frames [1, 2, 4] read a 4-frame per-frame entry, not the default 16 (the same cells either way)."""
+    asked = []
+    real = live.extract_features
+
+    def spy(ds, model, **kw):
+        asked.append((model, kw.get("frames"), kw.get("mode", "video")))
+        return real(ds, model, **kw)
+
+    monkeypatch.setattr(live, "extract_features", spy)
+    grid = live.scaling_grid("synthetic_world", "tiny-vit", "tiny-bert", [1, 2, 4], [1], k=3, dataset_options=OPTS)
+    vision = {a for a in asked if a[0] == "tiny-vit"}
+    assert vision == {("tiny-vit", 4, "frames")}
+    direct = live.scaling_grid("synthetic_world", "tiny-vit", "tiny-bert", [1, 2, 4], [1], k=3,
+                               dataset_options=OPTS, cached_frames=None)
+    assert np.array_equal(grid.score, direct.score)  # pooling the entry is the direct extraction
+
+
 def test_order_sensitivity_known_answers():
     ids = ["tot-red-before-green", "tot-green-after-red", "tot-green-before-red", "tot-red-after-green",
            "tot-blue-before-white"]

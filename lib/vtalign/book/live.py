@@ -63,7 +63,8 @@ def scaling_grid(dataset: str, vision_model: str, text_model: str, frames, capti
 
     ``per_layer``: the clamp rule of :func:`vtalign.prepare_features` (default: per layer for CNNs).
     ``cached_frames``: frame counts that the per-frame entry covers are pooled from it (see
-    :func:`video_features`); ``None`` extracts every frame count directly.
+    :func:`video_features`); the entry holds ``min(cached_frames, max(frames))`` frames, never more than
+    the grid asks for; ``None`` extracts every frame count directly.
 
     Returns one row per cell: model, n_frames, n_captions, score, layer_x, layer_y, n_items, k. With
     ``return_items``, also each cell's per-item scores (overlap / k at its chosen layer pair) as a
@@ -71,7 +72,9 @@ def scaling_grid(dataset: str, vision_model: str, text_model: str, frames, capti
     :func:`vtalign.scaling.grid_draws`).
     """
     ds = load_dataset(dataset, **(dataset_options or {}))
-    video = {nf: video_features(ds, vision_model, nf, mode, cached_frames, progress) for nf in frames}
+    # the per-frame entry holds no more frames than the largest count asked for: frames [1, 2, 4] read 4
+    cached = min(cached_frames, max(frames)) if cached_frames else None
+    video = {nf: video_features(ds, vision_model, nf, mode, cached, progress) for nf in frames}
     text = {nc: extract_features(ds, text_model, captions=nc, seed=seed, progress=progress) for nc in captions}
     keys = [("v", nf) for nf in frames] + [("t", nc) for nc in captions]
     aligned = dict(zip(keys, common_items([video[nf] for nf in frames] + [text[nc] for nc in captions])))
