@@ -82,3 +82,19 @@ def test_bad_grids_raise(mutate, match):
 def test_unknown_form():
     with pytest.raises(ValueError, match="Unknown scaling form"):
         va.fit_scaling_law(NF, NC, NF * 0.0, form="quadratic")
+
+
+def test_forms_that_tie_at_the_lowest_aicc_are_reported_as_a_tie():
+    """Two forms with identical fits (ΔAICc 0) are a tie, in the helper and in the verdict's wording."""
+    from vtalign.book.claims import form_verdict
+    from vtalign.scaling import lowest_aicc
+
+    table = pd.DataFrame(dict(model=["m"] * 3, form=["exponential_saturation", "eq2_additive_power", "log_linear"],
+                              delta_aicc=[0.0, 0.0, 15.0]))
+    assert lowest_aicc(table) == {"m": ["exponential_saturation", "eq2_additive_power"]}
+    v = form_verdict(table)
+    assert "a tie between `exponential_saturation` and `eq2_additive_power`" in v.value
+    assert v.status == "not resolved by the paper's data"  # a tie is not "best by a significant margin"
+    clear = table.assign(delta_aicc=[12.0, 0.0, 15.0])
+    assert lowest_aicc(clear) == {"m": ["eq2_additive_power"]}
+    assert form_verdict(clear).status == "supported by the paper's data"

@@ -332,6 +332,31 @@ def compare_forms(grid: pd.DataFrame, forms=None) -> pd.DataFrame:
     return out.sort_values(["model", "delta_aicc"], kind="stable").reset_index(drop=True)
 
 
+def lowest_aicc(comparison: pd.DataFrame, atol: float = 1e-9) -> dict[str, list[str]]:
+    """Per model, the form(s) at the lowest AICc of :func:`compare_forms`: more than one when they tie
+    (ΔAICc within ``atol`` of 0), so a tie is never reported as one form winning.
+
+    >>> table = pd.DataFrame(dict(model=["m", "m", "m"], form=["a", "b", "c"], delta_aicc=[0.0, 0.0, 4.0]))
+    >>> lowest_aicc(table)
+    {'m': ['a', 'b']}
+    """
+    out = {}
+    for model, sub in comparison.groupby("model", sort=False):
+        out[model] = sub.form[np.isclose(sub.delta_aicc.astype(float), 0.0, rtol=0.0, atol=atol)].tolist()
+    return out
+
+
+def best_form_text(forms: list[str], code: bool = True) -> str:
+    """``forms`` (from :func:`lowest_aicc`) as prose: one form, or a tie between several (names in
+    Markdown code unless ``code=False``, for a table cell).
+
+    >>> best_form_text(["eq2_additive_power"]), best_form_text(["a", "b"]), best_form_text(["a", "b", "c"], False)
+    ('`eq2_additive_power`', 'a tie between `a` and `b`', 'a tie between a, b and c')
+    """
+    names = [f"`{f}`" if code else f for f in forms]
+    return names[0] if len(names) == 1 else "a tie between " + ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def caption_gain_pairs(grid: pd.DataFrame, one: int = 1, many: int | None = None,
                        by=("model", "n_frames")) -> pd.DataFrame:
     """Pairs (score with ``one`` caption, score with ``many`` captions) at equal other settings.

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..paths import book_dir, claims_csv, verdicts_csv
+from ..scaling import best_form_text, lowest_aicc
 from .worlds import label as world_label
 from ..verdicts import (AS_PUBLISHED, CONTRADICTED, DEFINITIONS, EVIDENCE, NOT_TESTABLE, SUPPORTED, UNRESOLVED,
                         Interval, Verdict, claim_status, direction, form_status, holm, method_check, sign_status,
@@ -152,10 +153,10 @@ def form_verdict(forms: pd.DataFrame, evidence: str = "re-analysis") -> Verdict:
         others = sub[sub.form != "eq2_additive_power"]
         best_other = others.delta_aicc.min()
         statuses.append(form_status(float(eq2.delta_aicc), float(best_other)))
-        winner = sub.iloc[sub.delta_aicc.argmin()]
-        parts.append(f"{model}: best `{winner.form}`" + (f", Eq. 2 behind by ΔAICc {eq2.delta_aicc:.1f}"
-                                                         if winner.form != "eq2_additive_power" else
-                                                         f", next by ΔAICc {best_other:.1f}"))
+        winners = lowest_aicc(sub)[model]
+        parts.append(f"{model}: lowest AICc {best_form_text(winners)}"
+                     + (f", Eq. 2 behind by ΔAICc {eq2.delta_aicc:.1f}" if "eq2_additive_power" not in winners else
+                        f", next by ΔAICc {best_other:.1f}" if len(winners) == 1 else ""))
     status = CONTRADICTED if CONTRADICTED in statuses else SUPPORTED if set(statuses) == {SUPPORTED} else UNRESOLVED
     return _verdict("eq2_best_form", evidence, status, "Eq. 2 best by ΔAICc > 10 over each of four alternative forms "
                     "(supported), or another form better by ΔAICc > 10 (contradicted)", "; ".join(parts))
