@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from vtalign.extract.cache import (CHUNK_ITEMS, CorruptEntryError, cache_entry, check_entry, extract_features,
-                                   feature_request, load_features)
+from vtalign.extract.cache import (CHUNK_ITEMS, LAST_RUN, CorruptEntryError, cache_entry, check_entry,
+                                   extract_features, feature_request, load_features)
 from vtalign.extract.cli import main as extract_main
 from vtalign.extract.datasets import Item, VideoTextDataset, load_dataset
 from vtalign.extract.encoders import load_encoder
@@ -109,3 +109,28 @@ def test_check_lists_statuses_and_repair_fixes_them(tmp_path, capsys):
     assert extract_main(["--check", "--repair", "--no-progress", "--cache", str(tmp_path)]) == 0
     assert extract_main(["--check", "--verify", "--cache", str(tmp_path)]) == 0
     assert len(_corrupt_copies(one)) == 1
+
+
+def test_entry_completed_from_parts_made_elsewhere_is_the_one_a_single_run_makes(tmp_path):
+    """A run that reads every part from disk (another process, a cluster worker or a killed run made them)
+    and completes the entry writes the same meta.json as a run that computed them: the parts record how
+    their encoder describes itself. Which of several concurrent processes writes an entry cannot show."""
+    ds = _toy()
+    single = tmp_path / "single"
+    _, _, _, single_entry = _made(single, ds)
+
+    def stop_before_parts_go(point, **where):
+        if point == "entry-written":
+            raise KeyboardInterrupt("killed after its last part")
+
+    shared = tmp_path / "shared"
+    with pytest.raises(KeyboardInterrupt):
+        extract_features(ds, "tiny-bert", cache_dir=shared, progress=False, hooks=stop_before_parts_go)
+    entry = cache_entry(feature_request(ds, "tiny-bert"), shared)
+    for made in ("meta.json", "features.npy"):      # every part on disk, no result: as if killed before it
+        (entry / made).unlink()
+    extract_features(ds, "tiny-bert", cache_dir=shared, progress=False)    # the encoder is never loaded
+    assert LAST_RUN["computed"] == [] and LAST_RUN["read"] == [0, 1, 2]
+    assert sorted(p.name for p in entry.iterdir()) == ["features.npy", "meta.json"]
+    for f in ("features.npy", "meta.json"):
+        assert (entry / f).read_bytes() == (single_entry / f).read_bytes(), f

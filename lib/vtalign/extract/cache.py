@@ -9,11 +9,15 @@ One cache entry per request (dataset and its options, model, frames or captions,
   failures, library version. Written last: an entry without it is incomplete.
 
 While running, items are processed in chunks written atomically to ``parts/``; an
-interrupted run resumes from them. An entry whose recorded request differs from the new
-one is recomputed, never reused. A video that fails to decode is reported at the end and
-raises :class:`ExtractionError` unless ``skip_failures=True``, in which case its row is left
-out and listed in ``meta["failures"]``; :func:`pair_features` then keeps the items both
-sides have, in one order.
+interrupted run resumes from them. Several processes may work on one entry at once: each part is
+claimed by one of them, and an entry is completed in one step (``meta.json`` renamed into place)
+before ``parts/`` is removed in one step (renamed aside, then deleted). A process checks for the
+completed entry before it claims a part and again after, and never makes ``parts/`` again for a
+completed entry, so no part is computed twice, whatever the interleaving. An entry whose recorded
+request differs from the new one is recomputed, never reused. A video that fails to decode is
+reported at the end and raises :class:`ExtractionError` unless ``skip_failures=True``, in which
+case its row is left out and listed in ``meta["failures"]``; :func:`pair_features` then keeps the
+items both sides have, in one order.
 
 Example
 -------
@@ -284,7 +288,7 @@ def load_features(dataset, model: str, frames: int = 8, captions: int = 1, *, mo
 def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode: str = "video", seed: int = 0,
                      dataset_options: dict | None = None, device: str = "auto", batch_size: int = 32,
                      skip_failures: bool = False, cache_dir=None, progress: bool = True, encoder: Encoder | None = None,
-                     verify: bool = False):
+                     verify: bool = False, hooks=None):
     """Features [N, L, D] and metadata for ``dataset`` x ``model``, computed once and cached.
 
     Parameters
@@ -302,6 +306,10 @@ def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode
 
     A damaged entry (or part file of an interrupted run) is moved aside to ``<name>.corrupt-<time>``,
     said so, and recomputed.
+
+    hooks : for tests only: a callable ``hooks(point, **where)`` called at the points where concurrent runs
+        on one entry interleave (``"open-parts"``, ``"mkdir-parts"``, ``"claim"`` and ``"claimed"`` with
+        ``index``, ``"entry-written"``), so a test can pause one process there; None (default) in normal use.
     """
     ds = _resolve_dataset(dataset, dataset_options)
     name = model if isinstance(model, str) else model.name
@@ -329,15 +337,23 @@ def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode
         run_plan([Request(ds.name, name, frames, captions, mode, seed, dict(ds.options))], CLUSTER["cluster"],
                  CLUSTER["workers"], device=device, batch_size=batch_size, skip_failures=skip_failures,
                  cache_dir=cache_dir, progress=progress, assemble=False)
-    parts = open_parts(entry, req, reason)
+    _hook(hooks, "open-parts", entry=entry)
+    parts = open_parts(entry, req, reason, hooks)
     try:
-        results, failures, enc = _run_parts(ds, name, req, parts, enc, device, batch_size, skip_failures, progress)
+        results, failures, described = _run_parts(ds, name, req, parts, enc, device, batch_size, skip_failures,
+                                                   progress, hooks)
     except _DoneElsewhere:
         found, reason = read_complete(entry, req, verify)
         if found is None:
             raise RuntimeError(f"Another process removed {entry}'s parts without completing it ({reason}); re-run.")
         return found
-    return _write_entry(entry, req, name, results, failures, enc, skip_failures, device)
+    return _write_entry(entry, req, name, results, failures, described, skip_failures, device, hooks)
+
+
+def _hook(hooks, point: str, **where) -> None:
+    """Call a test's ``hooks`` (see :func:`extract_features`) at ``point``; nothing when there are none."""
+    if hooks is not None:
+        hooks(point, **where)
 
 
 # Where extract_features makes a missing entry's parts: in this process (``None``), or on the Ray
@@ -358,26 +374,70 @@ def _rebuildable(ds: VideoTextDataset) -> bool:
         return False
 
 
-def open_parts(entry: Path, req: dict, reason: str) -> Path:
-    """Make ``entry`` ready to compute into: remove a finished result of another request, keep the
-    parts of an interrupted run of this one (drop those of another), and return the parts folder."""
+def open_parts(entry: Path, req: dict, reason: str, hooks=None) -> Path:
+    """Make ``entry`` ready to compute into: undo a finished result of another request (its meta.json
+    removed), keep the parts of an interrupted run of this one (drop those of another), and return the
+    parts folder.
+
+    ``reason`` is what :func:`read_complete` said when the caller looked. When another process has
+    completed the entry for ``req`` since then, the entry is left as it is and ``parts/`` is not made
+    again (the folder returned then does not exist: :func:`make_part` makes nothing in it)."""
+    parts = entry / "parts"
+    if _completed(entry, req):
+        return parts
     if reason != "absent":
         print(f"vtalign: cache entry {entry} was {reason}; recomputing it.")
-        for stale in ("meta.json", "features.npy"):
-            (entry / stale).unlink(missing_ok=True)
-    parts = entry / "parts"
+        # Only meta.json goes (the entry is incomplete without it); features.npy is replaced when the entry
+        # is completed. Deleting it here could delete the one a process completing this request has just
+        # written, before its meta.json.
+        (entry / "meta.json").unlink(missing_ok=True)
+    _hook(hooks, "mkdir-parts")
     parts.mkdir(parents=True, exist_ok=True)
     part_req = {**req, "chunk_items": CHUNK_ITEMS}
-    if (parts / "request.json").is_file() and json.loads((parts / "request.json").read_text()) != part_req:
+    try:
+        recorded = json.loads((parts / "request.json").read_text())
+    except FileNotFoundError:
+        recorded = part_req  # none recorded yet: ours is written below
+    except ValueError:
+        recorded = None      # unreadable: its parts cannot be told apart from another request's
+    if recorded != part_req:
         print(f"vtalign: {parts} holds partial results of another request; starting this one afresh.")
-        shutil.rmtree(parts)  # parts of another request: never mixed in
-        parts.mkdir(parents=True)
-    _write_json(parts / "request.json", part_req)
+        _remove_parts(parts)  # parts of another request: never mixed in
+        parts.mkdir(parents=True, exist_ok=True)
+    try:
+        _write_json(parts / "request.json", part_req)
+    except FileNotFoundError:
+        pass  # parts/ removed again meanwhile: the entry was completed (checked below)
+    # The entry may have been completed, and its parts/ removed, between the look above and the mkdir:
+    # then that mkdir made parts/ again, and it goes (a completed entry has no parts/).
+    if _completed(entry, req):
+        _remove_parts(parts)
     return parts
 
 
+def _completed(entry: Path, req: dict) -> bool:
+    """Whether ``entry`` holds a finished result for ``req`` now: its meta.json (written last, by an atomic
+    rename, and before parts/ is removed) records this request. One failed open while it is absent."""
+    try:
+        meta = json.loads((entry / "meta.json").read_text())
+    except (OSError, ValueError):  # absent (the usual case while parts are made), or unreadable: not a result
+        return False
+    return isinstance(meta, dict) and not request_differences(meta.get("request", {}), req)
+
+
+def _remove_parts(parts: Path) -> None:
+    """Remove a parts folder in one step: renamed aside (atomic: no process sees it half removed, or
+    claims a part in it and keeps it alive), then deleted. Already gone: nothing to do."""
+    aside = parts.with_name(f".{parts.name}-removed-{uuid.uuid4().hex[:8]}")
+    try:
+        os.replace(parts, aside)
+    except FileNotFoundError:
+        return
+    shutil.rmtree(aside, ignore_errors=True)
+
+
 class _DoneElsewhere(Exception):
-    """Another process finished the whole entry while this one waited for its parts."""
+    """Another process completed the whole entry while this one was working on it."""
 
 
 def _claim_stale_seconds() -> float:
@@ -410,6 +470,8 @@ class _Claim:
         for _ in range(2):
             try:
                 fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileNotFoundError:
+                return None  # parts/ was removed: the entry was completed (or restarted) meanwhile
             except FileExistsError:
                 try:
                     age = time.time() - path.stat().st_mtime
@@ -456,11 +518,12 @@ LAST_RUN: dict = {"computed": [], "read": [], "waited_for": [], "reused_entry": 
 
 
 def _read_part(part_path: Path, parts: Path):
-    """``(features, ids, dims, failed)`` of a part file, or None (a damaged one is set aside)."""
+    """``(features, ids, dims, failed, encoder description or None)`` of a part file, or None (a damaged
+    one is set aside). Parts made by an older vtalign have no description."""
     try:
         with np.load(part_path, allow_pickle=False) as z:
             return (z["features"].copy(), [str(s) for s in z["ids"]], json.loads(str(z["dims"])),
-                    json.loads(str(z["failed"])))
+                    json.loads(str(z["failed"])), json.loads(str(z["encoder"])) if "encoder" in z.files else None)
     except FileNotFoundError:
         return None
     except Exception as err:  # a damaged part (zip, npy or json inside): set aside and recompute
@@ -476,19 +539,28 @@ def part_chunks(ds: VideoTextDataset) -> list[list]:
 
 
 def make_part(chunk, req: dict, parts: Path, index: int, name: str, enc: Encoder | None = None,
-              device: str = "auto", batch_size: int = 32):
+              device: str = "auto", batch_size: int = 32, hooks=None):
     """Claim part ``index`` of an entry, encode its items and write ``part-NNNNN.npz`` atomically.
 
     Returns ``(part, encoder)``: ``part`` is ``(features, ids, layer_dims, failures)``, or None when a
-    live process holds the claim or has just written the part (read it from disk). The encoder is loaded
+    live process holds the claim or has just written the part (read it from disk), or when the entry has
+    been completed meanwhile (read the entry). The encoder is loaded
     on first use and returned for reuse, so a worker that makes many parts loads its model once. The same
     function makes parts in one process (:func:`extract_features`) and on cluster workers
     (:mod:`vtalign.extract.cluster`), so both write the same bytes.
     """
-    claim = _Claim.take(parts / f"part-{index:05d}.claim") if parts.is_dir() else None
+    entry = parts.parent
+    if _completed(entry, req) or not parts.is_dir():  # a completed entry is read, never reopened
+        return None, enc
+    _hook(hooks, "claim", index=index)
+    claim = _Claim.take(parts / f"part-{index:05d}.claim")  # None also when parts/ was removed meanwhile
     if claim is None:
         return None, enc
-    if (parts / f"part-{index:05d}.npz").is_file():  # its maker finished between our look and our claim
+    _hook(hooks, "claimed", index=index)
+    # Looked at again now that the part is ours, the part file first and then the entry: a process that
+    # made this part wrote its file before releasing the claim, and a completed entry's meta.json is written
+    # before its parts are removed, so one look or the other sees any part made before the claim was ours.
+    if (parts / f"part-{index:05d}.npz").is_file() or _completed(entry, req):
         claim.release()
         return None, enc
     try:
@@ -496,22 +568,32 @@ def make_part(chunk, req: dict, parts: Path, index: int, name: str, enc: Encoder
             enc = load_encoder(name, device=device)
         feats, ids, failed = _encode_chunk(enc, chunk, req, batch_size)
         dims = enc.layer_dims
-        _atomic_save(parts / f"part-{index:05d}.npz",
-                     lambda tmp: _savez(tmp, features=feats, ids=np.array(ids, dtype=str), failed=json.dumps(failed),
-                                        dims=json.dumps(dims)))
+        try:
+            _atomic_save(parts / f"part-{index:05d}.npz",
+                         lambda tmp: _savez(tmp, features=feats, ids=np.array(ids, dtype=str),
+                                            failed=json.dumps(failed), dims=json.dumps(dims),
+                                            encoder=json.dumps(enc.describe(), sort_keys=True, default=str)))
+        except FileNotFoundError:
+            if parts.is_dir():
+                raise
+            # parts/ removed while this part was made (its claim was taken over as stale and the entry
+            # completed): the part is returned from memory; the caller then finds the completed entry
     finally:
         claim.release()
     return (feats, ids, dims, failed), enc
 
 
 def _run_parts(ds: VideoTextDataset, name: str, req: dict, parts: Path, enc: Encoder | None, device: str,
-               batch_size: int, skip_failures: bool, progress: bool):
+               batch_size: int, skip_failures: bool, progress: bool, hooks=None):
     """Every chunk of ``CHUNK_ITEMS`` items: read from its part file when a run (an earlier one, or another
     process working on the same entry now) wrote it, else claimed (:class:`_Claim`), encoded (the model is
     loaded at the first chunk that needs it) and written atomically. Parts claimed by a live process are
     waited for, so two runs on one request compute each part once.
-    Returns ``(results, failures, encoder or None)``; results are ``(features, ids, layer_dims)`` per chunk.
-    Raises :class:`_DoneElsewhere` when another process completed the entry meanwhile."""
+    Returns ``(results, failures, encoder description)``; results are ``(features, ids, layer_dims)`` per
+    chunk; the description is the loaded encoder's, else the one recorded in the parts read (None when they
+    have none), so the entry records the same encoder whichever process writes it.
+    Raises :class:`_DoneElsewhere` when another process completed the entry meanwhile: checked before every
+    part, so a completed entry is read instead of computed again."""
     from tqdm import tqdm  # plain bar: tqdm.auto warns in notebooks without ipywidgets
     chunks = part_chunks(ds)
     found: dict[int, tuple] = {}
@@ -523,6 +605,8 @@ def _run_parts(ds: VideoTextDataset, name: str, req: dict, parts: Path, enc: Enc
         while pending:
             waiting = []
             for c in pending:
+                if _completed(parts.parent, req):
+                    raise _DoneElsewhere()
                 part_path = parts / f"part-{c:05d}.npz"
                 part = _read_part(part_path, parts) if part_path.is_file() else None
                 if part is not None and (not part[3] or skip_failures):
@@ -532,7 +616,7 @@ def _run_parts(ds: VideoTextDataset, name: str, req: dict, parts: Path, enc: Enc
                     continue
                 if part is not None:  # it recorded failures and they are not to be skipped: try those items again
                     part_path.unlink(missing_ok=True)
-                part, enc = make_part(chunks[c], req, parts, c, name, enc, device, batch_size)
+                part, enc = make_part(chunks[c], req, parts, c, name, enc, device, batch_size, hooks)
                 if part is None:
                     waiting.append(c)
                     continue
@@ -541,7 +625,7 @@ def _run_parts(ds: VideoTextDataset, name: str, req: dict, parts: Path, enc: Enc
                 bar.update(len(chunks[c]))
             if waiting:  # parts another live process is computing: wait for them (or for its claim to go stale)
                 LAST_RUN["waited_for"] = sorted(set(LAST_RUN["waited_for"]) | set(waiting))
-                if (parts.parent / "meta.json").is_file() or not parts.is_dir():
+                if _completed(parts.parent, req) or not parts.is_dir():
                     raise _DoneElsewhere()
                 time.sleep(min(1.0, _claim_stale_seconds() / 10))
             pending = waiting
@@ -550,7 +634,8 @@ def _run_parts(ds: VideoTextDataset, name: str, req: dict, parts: Path, enc: Enc
         if stream is not None:
             stream.close()
     ordered = [found[c] for c in range(len(chunks))]
-    return [r[:3] for r in ordered], [f for r in ordered for f in r[3]], enc
+    described = enc.describe() if enc is not None else next((r[4] for r in ordered if r[4:] and r[4]), None)
+    return [r[:3] for r in ordered], [f for r in ordered for f in r[3]], described
 
 
 def _progress_stream():
@@ -560,14 +645,16 @@ def _progress_stream():
     return open(path, "a", buffering=1, encoding="utf-8") if path else None
 
 
-def _write_entry(entry: Path, req: dict, name: str, results, failures: list[dict], enc: Encoder | None,
-                 skip_failures: bool, device: str = "cpu"):
-    """Assemble the chunks into ``features.npy`` and ``meta.json`` (written last) and remove the parts."""
+def _write_entry(entry: Path, req: dict, name: str, results, failures: list[dict], described: dict | None,
+                 skip_failures: bool, device: str = "cpu", hooks=None):
+    """Assemble the chunks into ``features.npy`` and ``meta.json`` (written last, by an atomic rename: the
+    entry is complete from that moment) and then remove the parts (in one step, :func:`_remove_parts`)."""
     parts = entry / "parts"
     if failures and not skip_failures:
         raise ExtractionError(failures, parts)
     done, _ = read_complete(entry, req)  # another process on the same request wrote it first: keep theirs
     if done is not None:
+        _remove_parts(parts)  # theirs removes them too; whichever comes first
         return done
     kept = [r for r in results if len(r[1])]
     if not kept:
@@ -576,15 +663,17 @@ def _write_entry(entry: Path, req: dict, name: str, results, failures: list[dict
     features = np.concatenate([r[0] for r in kept]).astype(np.float32, copy=False)
     meta = {"request": req, "item_ids": [i for r in kept for i in r[1]], "failures": failures,
             "shape": list(features.shape), "layer_dims": dims, "device": device,
-            # every part may have come from disk: then the encoder is described from its identity
-            "encoder": enc.describe() if enc is not None else
-            {"model": name, "modality": req["modality"], "revision": req["model_revision"]}}
+            # every part may have come from disk: then as their maker described it (older parts: from its identity)
+            "encoder": described or {"model": name, "modality": req["modality"], "revision": req["model_revision"]}}
     _atomic_save(entry / "features.npy", lambda tmp: _save(tmp, features))
     feat_path = entry / "features.npy"
     meta["arrays"] = {"features.npy": {"shape": list(features.shape), "dtype": str(features.dtype),
                                        "bytes": feat_path.stat().st_size, "blake2b": file_digest(feat_path)}}
     _write_json(entry / "meta.json", meta)  # last: an entry without it is incomplete
-    shutil.rmtree(parts, ignore_errors=True)
+    _hook(hooks, "entry-written", entry=entry)
+    _remove_parts(parts)
+    for left in entry.glob(".parts-removed-*"):  # of a process that died while deleting them
+        shutil.rmtree(left, ignore_errors=True)
     return features, meta
 
 
