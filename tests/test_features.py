@@ -140,11 +140,11 @@ def test_cli_exit_status_and_skip_failures(tmp_path, capsys):
     assert extract_main(args) == 0
     assert capsys.readouterr().out.count("(reused from the cache)") == 3   # the summary says what was reused
     assert extract_main(["--dataset", "vatex", "--model", "tiny-vit", "--option", "n_items=3", "--frames", "2",
-                         "--cache", str(tmp_path), "--no-progress"]) == 1       # no videos: one clear error
+                         "--cache", str(tmp_path), "--no-progress"]) == 2       # no videos: refused before any work
     err = capsys.readouterr().err
-    assert "[vatex] was built without videos" in err and "video_root" in err and err.count("\n") < 5
-    with pytest.raises(SystemExit):
-        extract_main(["--dataset", "nonesuch", "--model", "tiny-vit"])
+    assert "[vatex] was built without videos" in err and "video_root" in err and err.count("\n") == 1
+    assert extract_main(["--dataset", "nonesuch", "--model", "tiny-vit"]) == 2   # one line, the known names
+    assert "Unknown dataset 'nonesuch'; known: activitynet" in capsys.readouterr().err
 
 
 def test_frame_count_that_does_not_fit_a_video_model_is_a_usage_error(tmp_path):

@@ -45,10 +45,11 @@ import numpy as np
 
 from .. import paths
 from .._version import __version__
-from .manifest import DataError, entry as manifest_entry, manifest
-from .datasets import VideoTextDataset, load_dataset
+from .datasets import VideoTextDataset
 from .encoders import Encoder, encoder_identity, load_encoder, resolve_device
+from .errors import RequestError
 from .sampling import caption_text, image_frame_indices, video_clip_indices
+from .validation import build_dataset, check_mode, check_request
 
 __all__ = ["ExtractionError", "CorruptEntryError", "extract_features", "load_features", "feature_request",
            "cache_entry", "common_items", "pair_features", "file_digest", "check_entry", "cache_entries",
@@ -98,9 +99,9 @@ def _digest(obj) -> str:
 def _resolve_dataset(dataset, dataset_options) -> VideoTextDataset:
     if isinstance(dataset, VideoTextDataset):
         if dataset_options:
-            raise ValueError("Pass dataset options when naming a dataset, not with a built VideoTextDataset.")
+            raise RequestError("Pass dataset options when naming a dataset, not with a built VideoTextDataset.")
         return dataset
-    return load_dataset(dataset, **(dataset_options or {}))
+    return build_dataset(dataset, dataset_options)  # options checked first (vtalign.extract.validation)
 
 
 def feature_request(ds: VideoTextDataset, model: str, frames: int = 8, captions: int = 1, mode: str = "video",
@@ -117,13 +118,9 @@ def feature_request(ds: VideoTextDataset, model: str, frames: int = 8, captions:
     # The video side does not depend on the captions: options that change only them are left out,
     # so every caption style of a dataset shares one extraction of its videos.
     req["dataset_options"] = {k: v for k, v in ds.options.items() if k not in ds.caption_options}
+    check_mode(modality, mode, model)
     if modality == "image":
-        if mode not in ("image", "video", "frames"):
-            raise ValueError(f"mode must be 'image' (first frame), 'video' (frames averaged) or 'frames' (every "
-                             f"sampled frame kept: [N, F, L, D] for vtalign.pooling), got {mode!r}.")
         req.update(side="video", mode=mode, frames=1 if mode == "image" else int(frames))
-    elif mode == "frames":
-        raise ValueError(f"mode='frames' keeps per-frame features of image models; {model} is a {modality} model.")
     else:
         req.update(side="video", mode="clips", frames=int(frames))
     return json.loads(json.dumps(req, default=str))  # the form meta.json stores (tuples become lists)
@@ -274,6 +271,7 @@ def load_features(dataset, model: str, frames: int = 8, captions: int = 1, *, mo
     problem and the repair command) when the entry is damaged. Shape and size are always checked;
     ``verify=True`` also checks the content digest."""
     ds = _resolve_dataset(dataset, dataset_options)
+    check_request(ds, model, frames, captions, mode, seed, skip_failures=True, needs_videos=False)
     req = feature_request(ds, model, frames, captions, mode, seed)
     found, reason = read_complete(cache_entry(req, cache_dir), req, verify)
     if found is None:
@@ -307,17 +305,20 @@ def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode
     A damaged entry (or part file of an interrupted run) is moved aside to ``<name>.corrupt-<time>``,
     said so, and recomputed.
 
+    The request is checked before anything is read, made or decoded
+    (:func:`vtalign.extract.validation.check_request`): a bad one raises
+    :class:`~vtalign.extract.errors.RequestError` (a ``ValueError``) and makes no cache entry.
+
     hooks : for tests only: a callable ``hooks(point, **where)`` called at the points where concurrent runs
         on one entry interleave (``"open-parts"``, ``"mkdir-parts"``, ``"claim"`` and ``"claimed"`` with
         ``index``, ``"entry-written"``), so a test can pause one process there; None (default) in normal use.
     """
     ds = _resolve_dataset(dataset, dataset_options)
     name = model if isinstance(model, str) else model.name
+    enc = encoder or (model if isinstance(model, Encoder) else None)
+    # the whole request is checked before anything is read, made or decoded (vtalign.extract.validation)
+    check_request(ds, name, frames, captions, mode, seed, skip_failures=skip_failures, encoder=enc)
     req = feature_request(ds, name, frames, captions, mode, seed)
-    if req["side"] == "video" and ds.items and all(it.video is None for it in ds.items):
-        raise DataError(f"[{ds.name}] was built without videos, so the {req['modality']} model {name} has nothing "
-                        f"to encode. {manifest_entry(ds.name).videos if ds.name in manifest() else ''} "
-                        "(command line: --option video_root='\"/path/to/videos\"')")
     entry = cache_entry(req, cache_dir)
     LAST_RUN.update(computed=[], read=[], waited_for=[], reused_entry=False)
     try:
@@ -329,7 +330,6 @@ def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode
     if found is not None:
         LAST_RUN["reused_entry"] = True
         return found
-    enc = encoder or (model if isinstance(model, Encoder) else None)
     device = resolve_device(device)
     if CLUSTER["cluster"] and enc is None and _rebuildable(ds):  # the parts are made on Ray, assembled below
         from .cluster import Request, run_plan

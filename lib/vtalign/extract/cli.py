@@ -1,8 +1,11 @@
 """Command line: ``python -m vtalign.extract --dataset D --model M [--frames ...] [--captions ...]``.
 
 Extracts (or finds cached) per-layer features for every requested frame / caption count and
-prints where each cache entry is. Exit status 0 when all succeeded, 1 when items failed
-(decode errors are listed; ``--skip-failures`` keeps going without them), 2 on bad usage.
+prints where each cache entry is. Every request is checked before any work
+(:mod:`vtalign.extract.validation`). Exit status 0 when all succeeded; 1 when items failed (decode
+errors are listed; ``--skip-failures`` keeps going without them); 2 when a request is refused
+before any work (one line says what is wrong and what to do; no cache entry is made). ``--debug``
+shows the traceback of an error instead.
 
 Examples::
 
@@ -20,10 +23,12 @@ import json
 import sys
 
 from .manifest import DataError
-from .datasets import DATASETS, load_dataset
+from .datasets import DATASETS
 from .cache import (LAST_RUN, CorruptEntryError, ExtractionError, cache_entries, cache_entry, check_entry, extract_features,
                     feature_request, recorded_request, request_arguments, request_differences, set_aside)
-from .encoders import available_encoders, encoder_identity
+from .encoders import available_encoders, encoder_facts
+from .errors import RequestError
+from .validation import build_dataset, check_count, check_k, check_request
 
 
 def _option(text: str):
@@ -37,6 +42,31 @@ def _option(text: str):
 
 
 def main(argv=None) -> int:
+    ap = _parser()
+    args = ap.parse_args(argv)
+    try:
+        return _main(args, ap)
+    except (RequestError, DataError) as err:  # a request refused before any work: one line, no traceback
+        if args.debug:
+            raise
+        text = _one_line(err)
+        if "video_root" in text and "--option video_root" not in text:
+            text += " (command line: --option video_root=/path/to/videos)"
+        print(f"error: {text}", file=sys.stderr)
+        return 2
+    except Exception as err:  # noqa: BLE001  (anything else: one line too, the traceback with --debug)
+        if args.debug:
+            raise
+        print(f"error: {type(err).__name__}: {_one_line(err)} (run again with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())
+
+
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m vtalign.extract", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", help=f"one of {sorted(DATASETS)}")
@@ -58,7 +88,7 @@ def main(argv=None) -> int:
     ap.add_argument("--verify", action="store_true", help="check content digests, not only shapes and sizes")
     ap.add_argument("--check", action="store_true",
                     help="list every cache entry with its request, size and status (ok / incomplete / corrupt / "
-                         "stale), then exit; 1 if any is not ok")
+                         "stale / invalid), then exit; 1 if any is not ok")
     ap.add_argument("--repair", action="store_true", help="with --check: recompute every entry that is not ok")
     ap.add_argument("--cluster", default=None, metavar="local|auto|ray://HOST:PORT",
                     help="make the parts on Ray: 'local' starts a runtime on this machine, 'auto' or an address "
@@ -80,7 +110,11 @@ def main(argv=None) -> int:
                     help="measure the offline models' FLOPs and time per item here and project the GPU hours and "
                          "cache size of the paper's full plan (121 models, 1,024 videos, Figure 3's grid); write "
                          "the record")
-    args = ap.parse_args(argv)
+    ap.add_argument("--debug", action="store_true", help="show the full traceback of an error instead of one line")
+    return ap
+
+
+def _main(args, ap) -> int:
     if args.project_plan:
         from .projection import projection_record
         record = projection_record(args.project_plan)
@@ -109,21 +143,27 @@ def main(argv=None) -> int:
         return 0
     if not args.dataset or not args.model:
         ap.error("--dataset and --model are required (or --list)")
-    if args.dataset not in DATASETS:
-        ap.error(f"unknown dataset {args.dataset!r}; known: {sorted(DATASETS)}")
-    options = dict(args.option)
     status = 0
-    ds = load_dataset(args.dataset, **options)
+    # Every request is checked before any work: a bad one stops the run here (exit 2), with nothing made.
+    for f in args.frames:
+        check_count(f, "frames", "the number of frames sampled per video")
+    for c in args.captions:
+        check_count(c, "captions", "the number of captions joined per item")
+    ds = build_dataset(args.dataset, dict(args.option))
+    todo = []
     for model in args.model:
         # one extraction per distinct request: the request builder decides what a frame or caption count
         # means for this model (text: captions only; an image model in image mode: one frame)
-        text = encoder_identity(model)[0] == "text"
+        text = encoder_facts(model).modality == "text"
         settings = ([(args.frames[0], c) for c in args.captions] if text
                     else [(f, args.captions[0]) for f in args.frames])
         requests = {}
         for frames, captions in settings:
+            check_request(ds, model, frames, captions, args.mode, args.seed, skip_failures=args.skip_failures)
             req = feature_request(ds, model, frames, captions, args.mode, args.seed)
             requests.setdefault(cache_entry(req, args.cache), (frames, captions, req))
+        todo.append((model, requests))
+    for model, requests in todo:
         for frames, captions, req in requests.values():
             key = "captions" if req["side"] == "text" else "frames"
             setting = f"{key}={req[key]}"
@@ -150,14 +190,19 @@ def _run_on_cluster(args, ap) -> int:
     from .cluster import load_plan, plan_requests, run_plan
 
     if args.plan:
-        requests = load_plan(args.plan)
+        requests = load_plan(args.plan, skip_failures=args.skip_failures)
     elif args.dataset and args.model:
-        if args.dataset not in DATASETS:
-            ap.error(f"unknown dataset {args.dataset!r}; known: {sorted(DATASETS)}")
+        for f in args.frames:
+            check_count(f, "frames", "the number of frames sampled per video")
+        for c in args.captions:
+            check_count(c, "captions", "the number of captions joined per item")
         requests = plan_requests(args.dataset, args.model, args.frames, args.captions, args.mode, args.seed,
-                                 dict(args.option))
+                                 dict(args.option), skip_failures=args.skip_failures)
     else:
         ap.error("--cluster needs --plan, or --dataset and --model")
+    if args.sweeps:  # k < N for every dataset of the plan, before any work
+        for dataset, options in {(r.dataset, json.dumps(r.options, sort_keys=True)): None for r in requests}:
+            check_k(args.k, len(build_dataset(dataset, json.loads(options))), f"dataset {dataset}")
     summary = run_plan(requests, args.cluster, args.workers, args.device, batch_size=args.batch_size,
                        cache_dir=args.cache, skip_failures=args.skip_failures, progress=not args.no_progress)
     for r in summary.itertuples():
@@ -186,16 +231,28 @@ def _run_on_cluster(args, ap) -> int:
 
 def _status(entry, verify: bool) -> tuple[str, str, dict | None]:
     """(status, detail, recorded request) of one entry; "stale" when the request it was made for is not
-    the one the same arguments make today (library, generator or model revision changed)."""
+    the one the same arguments make today (library, generator or model revision changed); "invalid" when
+    an entry that is not ok was made for a request that fails validation (it can never be completed: its
+    parts are junk, for --drop or --prune)."""
     status, detail = check_entry(entry, verify)
     req = recorded_request(entry)
-    if status == "ok" and req is not None:
-        try:
-            a = request_arguments(req)
-            ds = load_dataset(a["dataset"], **a["dataset_options"])
-            now = feature_request(ds, a["model"], a["frames"], a["captions"], a["mode"], a["seed"])
-        except Exception as err:  # e.g. a user's video_root that is not mounted here
-            return status, f"{detail}; not compared with today's request ({type(err).__name__}: {err})", req
+    if req is None:
+        return status, detail, req
+    try:
+        a = request_arguments(req)
+        ds = build_dataset(a["dataset"], a["dataset_options"])
+        # judged as leniently as any run could ask for it: with skip_failures, and without videos at hand
+        check_request(ds, a["model"], a["frames"], a["captions"], a["mode"], a["seed"], skip_failures=True,
+                      needs_videos=False)
+        now = feature_request(ds, a["model"], a["frames"], a["captions"], a["mode"], a["seed"])
+    except RequestError as err:
+        if err.permanent and status != "ok":
+            return ("invalid", f"made for a request that fails validation, so it can never be completed: "
+                               f"{_one_line(err)} Remove it with --drop {entry} (or --prune).", req)
+        return status, f"{detail}; not compared with today's request ({_one_line(err)})", req
+    except Exception as err:  # e.g. a user's video_root that is not mounted here
+        return status, f"{detail}; not compared with today's request ({type(err).__name__}: {_one_line(err)})", req
+    if status == "ok":
         differs = request_differences(now, req)
         if differs:
             return "stale", f"made for another request than today's (differs in {differs})", req
@@ -227,12 +284,16 @@ def check_cache(cache=None, verify: bool = False, repair: bool = False, device: 
                   "re-run the extraction that made it")
             broken += 1
             continue
+        if status == "invalid":  # never retried: it would fail again, every time
+            print(f"{'':10s} not repaired: its request fails validation")
+            broken += 1
+            continue
         try:
             if status == "corrupt":
                 print(f"{'':10s} damaged files kept in {set_aside(entry).name}")
             extract_features(device=device, cache_dir=cache, progress=progress, **request_arguments(req))
             print(f"{'':10s} repaired")
-        except (ExtractionError, DataError, CorruptEntryError, ValueError) as err:
+        except (ExtractionError, DataError, CorruptEntryError, ValueError) as err:  # RequestError: before any work
             print(f"{'':10s} repair failed: {err}")
             broken += 1
     return 1 if broken else 0

@@ -31,7 +31,9 @@ import pandas as pd
 from .cache import (CLUSTER, CorruptEntryError, LAST_RUN, open_parts, read_complete, cache_entry, extract_features,
                     feature_request, load_features, make_part, part_chunks, set_aside)
 from .datasets import load_dataset
-from .encoders import resolve_device
+from .encoders import encoder_facts, resolve_device
+from .errors import RequestError
+from .validation import build_dataset, check_request
 
 __all__ = ["Request", "load_plan", "plan_requests", "connect", "run_plan", "use_cluster", "scaleout_benchmark"]
 
@@ -52,16 +54,17 @@ class Request:
 
 
 def plan_requests(dataset: str, models, frames=(8,), captions=(1,), mode: str = "video", seed: int = 0,
-                  options: dict | None = None) -> list[Request]:
+                  options: dict | None = None, skip_failures: bool = False) -> list[Request]:
     """The grid models x frames x captions as requests, one per distinct cache entry (a text model takes
-    only the caption counts, a video or image model only the frame counts)."""
-    from .encoders import encoder_identity
-
+    only the caption counts, a video or image model only the frame counts). Every request is checked
+    (:func:`vtalign.extract.validation.check_request`) before it is planned: a bad one raises
+    :class:`~vtalign.extract.errors.RequestError`."""
     out, seen = [], set()
-    ds = load_dataset(dataset, **(options or {}))
+    ds = build_dataset(dataset, options)
     for model in models:
-        text = encoder_identity(model)[0] == "text"
+        text = encoder_facts(model).modality == "text"
         for f, c in ([(frames[0], c) for c in captions] if text else [(f, captions[0]) for f in frames]):
+            check_request(ds, model, f, c, mode, seed, skip_failures=skip_failures)
             r = Request(dataset, model, int(f), int(c), mode, seed, dict(options or {}))
             key = cache_entry(feature_request(ds, model, f, c, mode, seed))
             if key not in seen:
@@ -70,7 +73,7 @@ def plan_requests(dataset: str, models, frames=(8,), captions=(1,), mode: str = 
     return out
 
 
-def load_plan(path) -> list[Request]:
+def load_plan(path, skip_failures: bool = False) -> list[Request]:
     """Requests from a TOML plan file: one ``[[grid]]`` table per dataset, e.g.::
 
         [[grid]]
@@ -88,12 +91,15 @@ def load_plan(path) -> list[Request]:
     if not grids:
         raise ValueError(f"{path}: no [[grid]] table; each names a dataset, its models and frame/caption counts.")
     out = []
-    for g in grids:
+    for number, g in enumerate(grids, 1):
         missing = [k for k in ("dataset", "models") if k not in g]
         if missing:
-            raise ValueError(f"{path}: a [[grid]] lacks {missing}.")
-        out += plan_requests(g["dataset"], g["models"], g.get("frames", [8]), g.get("captions", [1]),
-                             g.get("mode", "video"), g.get("seed", 0), g.get("options", {}))
+            raise RequestError(f"{path}: [[grid]] {number} lacks {missing}.")
+        try:
+            out += plan_requests(g["dataset"], g["models"], g.get("frames", [8]), g.get("captions", [1]),
+                                 g.get("mode", "video"), g.get("seed", 0), g.get("options", {}), skip_failures)
+        except RequestError as err:
+            raise type(err)(f"{path}, [[grid]] {number}: {err}") from err
     return out
 
 
@@ -181,17 +187,17 @@ def run_plan(requests: list[Request], cluster: str = "local", workers: int | Non
     """
     from tqdm import tqdm
 
-    ray = connect(cluster, workers)
     device = resolve_device(device)
     gpus = (1.0 if device.startswith("cuda") else 0.0) if gpus_per_worker is None else gpus_per_worker
-    resources = ray.cluster_resources()
-    if workers is None:
-        workers = int(resources.get("GPU", 1) // gpus) if gpus else max(1, int(resources.get("CPU", 1)))
-    Maker = _part_maker_class(ray)
+    # every request is checked before any work (and before Ray starts): a bad one raises RequestError
+    built = []
+    for r in requests:
+        ds = build_dataset(r.dataset, r.options)
+        check_request(ds, r.model, **r.arguments(), skip_failures=skip_failures)
+        built.append(ds)
     rows: dict[int, dict] = {}
     work: dict[str, list] = {}
-    for position, r in enumerate(requests):
-        ds = load_dataset(r.dataset, **r.options)
+    for position, (r, ds) in enumerate(zip(requests, built)):
         req = feature_request(ds, r.model, **r.arguments())
         entry = cache_entry(req, cache_dir)
         try:
@@ -210,6 +216,13 @@ def run_plan(requests: list[Request], cluster: str = "local", workers: int | Non
         parts = open_parts(entry, req, reason)
         todo = [c for c in range(n_parts) if not (parts / f"part-{c:05d}.npz").is_file()]
         work.setdefault(r.model, []).append((position, r, ds, req, parts, todo, sizes, base))
+    if not work:  # every entry reused: no cluster needed
+        return pd.DataFrame([rows[p] for p in range(len(requests))])
+    ray = connect(cluster, workers)
+    resources = ray.cluster_resources()
+    if workers is None:
+        workers = int(resources.get("GPU", 1) // gpus) if gpus else max(1, int(resources.get("CPU", 1)))
+    Maker = _part_maker_class(ray)
     # one bar over every item of every part the plan makes, with the rate per worker (per GPU on GPUs)
     total = sum(sizes[c] for items in work.values() for *_, todo, sizes, _ in items for c in todo)
     per = "GPU" if gpus else "worker"

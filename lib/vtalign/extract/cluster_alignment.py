@@ -16,17 +16,20 @@ them first with :func:`vtalign.extract.cluster.run_plan` (the same requests).
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import torch
 
 from ..alignment import layer_neighbours, prepare_features, sweep_from_neighbours
-from ..checks import as_features, check_k
+from ..checks import as_features, check_k as check_k_of_features
 from ..knn import resolve_backend, shard_neighbours, sharded_knn_search
 from ..stats import chance_level
 from .cache import load_features
 from .cluster import Request, connect
 from .encoders import encoder_identity
+from .validation import build_dataset, check_k
 
 __all__ = ["sweep_plan", "sharded_knn"]
 
@@ -76,6 +79,8 @@ def sweep_plan(requests: list[Request], k: int = 10, pairs: str = "cross", clust
     if pairs not in ("cross", "all"):
         raise ValueError(f"pairs must be 'cross' or 'all', got {pairs!r}.")
     reps = list(dict.fromkeys(requests))
+    for dataset, options in dict.fromkeys((r.dataset, json.dumps(r.options, sort_keys=True)) for r in reps):
+        check_k(k, len(build_dataset(dataset, json.loads(options))), f"dataset {dataset}")  # before any work
     if pairs == "cross":
         text = [r for r in reps if encoder_identity(r.model)[0] == "text"]
         video = [r for r in reps if r not in text]
@@ -121,7 +126,7 @@ def sharded_knn(x, k: int, n_shards: int, queries=None, backend: str = "auto", c
     shard holds at least k + 1 rows. Returns int64 [Nq, k].
     """
     t = as_features(x, "x", 2)
-    k = check_k(k, t.shape[0])
+    k = check_k_of_features(k, t.shape[0])
     qt = None if queries is None else as_features(queries, "queries", 2)
     resolve_backend(backend)
     ray = connect(cluster)

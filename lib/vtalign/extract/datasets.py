@@ -70,9 +70,12 @@ def register_dataset(name: str):
 
 
 def load_dataset(name: str, **options) -> VideoTextDataset:
-    """Build dataset ``name`` with its options (each builder's docstring lists them)."""
+    """Build dataset ``name`` with its options (each builder's docstring lists them). Options are not
+    checked here: :func:`vtalign.extract.validation.build_dataset` checks them first, with one-line errors."""
     if name not in DATASETS:
-        raise KeyError(f"Unknown dataset {name!r}; known: {sorted(DATASETS)}.")
+        from .errors import UnknownDatasetError
+        raise UnknownDatasetError(f"Unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))} "
+                                  "(python -m vtalign.extract --list).")
     return DATASETS[name](**options)
 
 
@@ -221,10 +224,15 @@ def _synthetic_world(**options):
         if key in options:
             options[key] = tuple(options[key])
     spec = WorldSpec(**options)
+    spec.check()
     items = [Item(i, caps, GeneratedVideo(render, spec.n_frames, i), label=label)
              for i, caps, label, render in world_items(spec)]
     return VideoTextDataset("synthetic_world", spec.as_dict(), items, version=WORLD_VERSION,
                             caption_options=WORLD_CAPTION_OPTIONS)
+
+
+# A builder that takes **options declares them here (name -> (type, default)) so that they can be checked.
+_synthetic_world.option_fields = WorldSpec.option_fields
 
 
 @register_dataset("clips")

@@ -38,7 +38,7 @@ import torch
 from .. import paths
 
 __all__ = ["Encoder", "ENCODERS", "register_encoder", "load_encoder", "resolve_device", "available_encoders",
-           "HF_FAMILIES", "TINY_FAMILIES", "encoder_identity", "preprocess_frames", "masked_mean", "pool_tokens"]
+           "HF_FAMILIES", "TINY_FAMILIES", "encoder_identity", "encoder_facts", "EncoderFacts", "preprocess_frames", "masked_mean", "pool_tokens"]
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -154,25 +154,70 @@ _OFFLINE_IDENTITY = {
 }
 
 
-def encoder_identity(name: str, allow_download: bool = False) -> tuple[str, str]:
-    """``(modality, revision)`` of an encoder without loading its weights."""
+class EncoderFacts(NamedTuple):
+    """What is known of an encoder without running it: its modality, its revision (for cache keys) and,
+    for a video model, its native clip length n_o."""
+    modality: str
+    revision: str
+    native_frames: int | None = None
+
+
+# Facts of encoders registered by a user, which must be loaded to be asked: asked once per loader.
+_REGISTERED_FACTS: dict[str, tuple[Callable, EncoderFacts]] = {}
+
+
+def encoder_facts(name: str, allow_download: bool = False) -> EncoderFacts:
+    """:class:`EncoderFacts` of an encoder, without loading its weights (a model registered with
+    :func:`register_encoder` is loaded once to ask). Raises :class:`~vtalign.extract.errors.UnknownModelError`
+    (a ``FileNotFoundError``) for a name that is neither registered, nor a local folder, nor in the
+    Hugging Face cache, and :class:`~vtalign.extract.errors.RequestError` for a model of an unsupported family."""
+    from .errors import RequestError, UnknownModelError
+
     if name in _OFFLINE_IDENTITY:
-        return _OFFLINE_IDENTITY[name]
+        return EncoderFacts(*_OFFLINE_IDENTITY[name])
     if name.startswith("tiny-") and name[5:] in TINY_FAMILIES:
-        return _tiny_modality(name[5:]), "random-init"
+        family = TINY_FAMILIES[name[5:]]
+        frames_key = HF_FAMILIES[family.model_type][4]
+        return EncoderFacts(_tiny_modality(name[5:]), "random-init",
+                            int(family.kwargs[frames_key]) if frames_key else None)
     if name in ENCODERS:  # registered by a user: load it once to ask
-        enc = ENCODERS[name]()
-        return enc.modality, enc.revision
+        loader = ENCODERS[name]
+        known = _REGISTERED_FACTS.get(name)
+        if known is None or known[0] is not loader:
+            enc = loader()
+            known = (loader, EncoderFacts(enc.modality, enc.revision, enc.native_frames))
+            _REGISTERED_FACTS[name] = known
+        return known[1]
+    if not isinstance(name, str) or not name:
+        raise RequestError(f"A model is named by a string (a registered name, a Hugging Face id or a local "
+                           f"folder), got {name!r}.")
     from transformers import AutoConfig
     try:
-        config = AutoConfig.from_pretrained(name, local_files_only=not allow_download)
+        with _quiet_loading():
+            config = AutoConfig.from_pretrained(name, local_files_only=not allow_download)
     except Exception as err:
-        raise FileNotFoundError(f"Unknown model {name!r}: not registered ({available_encoders()}) and not a "
-                                f"local or cached Hugging Face checkpoint ({err}).") from err
+        raise UnknownModelError(_unknown_model(name)) from err
     family = HF_FAMILIES.get(config.model_type)
     if family is None:
-        raise ValueError(f"{name}: model_type {config.model_type!r} is not a supported family.")
-    return family[0], str(getattr(config, "_commit_hash", None) or "local")
+        raise RequestError(f"Model {name}: model_type {config.model_type!r} is not one of the supported families "
+                           f"({', '.join(sorted(HF_FAMILIES))}); register a loader for it with "
+                           "vtalign.extract.register_encoder.")
+    native = getattr(config, family[4], None) if family[4] else None
+    return EncoderFacts(family[0], str(getattr(config, "_commit_hash", None) or "local"),
+                        int(native) if native else None)
+
+
+def _unknown_model(name: str) -> str:
+    return (f"Unknown model {name!r}: it is not a registered name (python -m vtalign.extract --list shows them), "
+            f"nor a local folder, nor a checkpoint in the Hugging Face cache on this machine. Give the path of "
+            f"a folder holding it, or download it where there is network access (huggingface-cli download "
+            f"{name}) and copy the Hugging Face cache here.")
+
+
+def encoder_identity(name: str, allow_download: bool = False) -> tuple[str, str]:
+    """``(modality, revision)`` of an encoder without loading its weights (see :func:`encoder_facts`)."""
+    facts = encoder_facts(name, allow_download)
+    return facts.modality, facts.revision
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -316,14 +361,15 @@ def load_hf_encoder(source: str, device: str = "cpu", pooling: str | None = None
         config = AutoConfig.from_pretrained(source, local_files_only=local, trust_remote_code=trust_remote_code,
                                             revision=revision)
     except Exception as err:
-        raise FileNotFoundError(
-            f"Cannot load model {source!r}: it is not a registered name ({available_encoders()}), nor a local "
-            f"folder or a checkpoint in the Hugging Face cache ({type(err).__name__}: {err}). Download it where "
-            "you have network access (huggingface-cli download ...) or pass allow_download=True.") from err
+        from .errors import UnknownModelError
+        raise UnknownModelError(_unknown_model(source) + ("" if allow_download else
+                                " (Or pass allow_download=True.)")) from err
     family = HF_FAMILIES.get(config.model_type)
     if family is None and not trust_remote_code:
-        raise ValueError(f"{source}: model_type {config.model_type!r} is not a supported family "
-                         f"({sorted(HF_FAMILIES)}).")
+        from .errors import RequestError
+        raise RequestError(f"Model {source}: model_type {config.model_type!r} is not one of the supported families "
+                           f"({', '.join(sorted(HF_FAMILIES))}); register a loader for it with "
+                           "vtalign.extract.register_encoder.")
     cls_name = family[1] if family else "AutoModel"
     extra = {"mask_ratio": 0.0} if config.model_type == "vit_mae" else {}  # MAE masks 75% by default
     cls = getattr(transformers, cls_name)

@@ -161,6 +161,41 @@ class WorldSpec:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def option_fields(cls) -> dict:
+        """Every field as ``name -> (type, default)``: the options the synthetic_world dataset takes."""
+        import typing
+        from dataclasses import fields
+        hints = typing.get_type_hints(cls)
+        return {f.name: (hints[f.name], f.default) for f in fields(cls)}
+
+    def check(self) -> None:
+        """Raise ``ValueError`` (one sentence: what is wrong, what is allowed) for a world that cannot be
+        made as specified; the dataset builder calls it before rendering anything."""
+        for name in ("n_clips", "n_frames", "size", "n_captions"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
+        for name, low in (("n_objects", 1), ("visible", 1), ("objects_per_caption", 1)):
+            lo, hi = getattr(self, name)
+            if not low <= lo <= hi:
+                raise ValueError(f"{name}=({lo}, {hi}) must be a (min, max) pair with {low} <= min <= max.")
+        if self.visible[1] > self.n_frames:
+            raise ValueError(f"visible={self.visible} must lie within 1..n_frames={self.n_frames}.")
+        if not 0 <= self.p_moving <= 1:
+            raise ValueError(f"p_moving is a probability, between 0 and 1, got {self.p_moving}.")
+        styles = ("appearance", "motion", "narrated")
+        if self.caption_style not in styles:
+            raise ValueError(f"caption_style must be one of {', '.join(styles)}, got {self.caption_style!r}.")
+        if self.caption_style in ("motion", "narrated") and self.n_objects[0] < 2:
+            raise ValueError(f"caption_style={self.caption_style!r} tells of two objects or more: n_objects "
+                             f"must start at 2 or more, got {self.n_objects}.")
+        if self.annotators not in ("independent", "identical"):
+            raise ValueError(f"annotators must be 'independent' or 'identical', got {self.annotators!r}.")
+        if self.narration_order not in ("appearance", "shuffled"):
+            raise ValueError(f"narration_order must be 'appearance' or 'shuffled', got {self.narration_order!r}.")
+        if self.reorder_seed is not None and self.caption_style != "narrated":
+            raise ValueError("reorder_seed reorders narrated events; use it with caption_style='narrated'.")
+
 
 _DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
 _TEMPLATES = (
