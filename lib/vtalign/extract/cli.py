@@ -25,7 +25,8 @@ import sys
 from .manifest import DataError
 from .datasets import DATASETS
 from .cache import (LAST_RUN, CorruptEntryError, ExtractionError, cache_entries, cache_entry, check_entry, extract_features,
-                    feature_request, recorded_request, request_arguments, request_differences, set_aside)
+                    feature_request, recorded_request, request_arguments, request_differences, request_setting,
+                    set_aside)
 from .encoders import available_encoders, encoder_facts
 from .errors import RequestError
 from .validation import build_dataset, check_count, check_k, check_request
@@ -165,8 +166,7 @@ def _main(args, ap) -> int:
         todo.append((model, requests))
     for model, requests in todo:
         for frames, captions, req in requests.values():
-            key = "captions" if req["side"] == "text" else "frames"
-            setting = f"{key}={req[key]}"
+            setting = request_setting(req)
             try:
                 feats, meta = extract_features(ds, model, frames, captions, mode=args.mode, seed=args.seed,
                                                device=args.device, batch_size=args.batch_size,
@@ -179,9 +179,14 @@ def _main(args, ap) -> int:
             where = cache_entry(meta["request"], args.cache)
             skipped = f", {len(meta['failures'])} failed item(s) left out" if meta["failures"] else ""
             run = LAST_RUN
-            how = ("reused from the cache" if run["reused_entry"] else
-                   f"computed {len(run['computed'])} part(s), read {len(run['read'])} written earlier or by a "
-                   "concurrent run")
+            if run["reused_entry"]:
+                how = "reused from the cache"
+            elif run["completed_elsewhere"]:  # another process finished it while this one worked on it
+                how = (f"completed by a concurrent run; this run computed {len(run['computed'])} of its part(s) "
+                       f"and read {len(run['read'])}")
+            else:
+                how = (f"computed {len(run['computed'])} part(s), read {len(run['read'])} written earlier or by a "
+                       "concurrent run")
             print(f"{args.dataset} x {model} {setting}: features {tuple(feats.shape)}{skipped} ({how}) -> {where}")
     return status
 
@@ -208,7 +213,7 @@ def _run_on_cluster(args, ap) -> int:
     for r in summary.itertuples():
         what = (f"{r.parts_made} of {r.parts_total} part(s) made on workers" if r.status != "reused" else "reused")
         rate = f", {r.items_per_second:.1f} items/s per worker" if r.items_per_second == r.items_per_second else ""
-        print(f"{r.status.upper():8s} {r.dataset} x {r.model} frames={r.frames} captions={r.captions}: {what}{rate}"
+        print(f"{r.status.upper():8s} {r.dataset} x {r.model} {r.setting}: {what}{rate}"
               + (f"\n         {r.error}" if r.error else ""))
     counts = summary.status.value_counts()
     print(f"plan: {len(summary)} request(s): {counts.get('computed', 0)} computed, {counts.get('reused', 0)} reused, "
@@ -271,8 +276,7 @@ def check_cache(cache=None, verify: bool = False, repair: bool = False, device: 
     for entry in entries:
         status, detail, req = _status(entry, verify)
         size = sum(f.stat().st_size for f in entry.rglob("*") if f.is_file()) / 2**20
-        what = (f"{req['dataset']} x {req['model']} " + (f"captions={req.get('captions')}" if req.get("side") == "text"
-                else f"frames={req.get('frames')} mode={req.get('mode')}")) if req else "request unknown"
+        what = f"{req['dataset']} x {req['model']} {request_setting(req)}" if req else "request unknown"
         print(f"{status:10s} {size:9.1f} MiB  {what}  {entry}\n{'':10s} {detail}")
         if status == "ok":
             continue

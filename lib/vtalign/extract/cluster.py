@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from .cache import (CLUSTER, CorruptEntryError, LAST_RUN, open_parts, read_complete, cache_entry, extract_features,
-                    feature_request, load_features, make_part, part_chunks, set_aside)
+                    feature_request, load_features, make_part, part_chunks, request_setting, set_aside)
 from .datasets import load_dataset
 from .encoders import encoder_facts, resolve_device
 from .errors import RequestError
@@ -172,7 +172,8 @@ def run_plan(requests: list[Request], cluster: str = "local", workers: int | Non
              skip_failures: bool = False, progress: bool = True, on_submitted=None,
              assemble: bool = True) -> pd.DataFrame:
     """Make every request's cache entry on Ray; returns one row per request: dataset, model, frames,
-    captions, status (``reused`` / ``computed`` / ``failed``), parts_made (on workers),
+    captions, setting (the count the request is about, as :func:`~vtalign.extract.cache.request_setting`
+    prints it: ``captions=1`` for a text model, ``frames=8`` for a video one), status (``reused`` / ``computed`` / ``failed``), parts_made (on workers),
     parts_made_by_driver, parts_total, seconds, items_per_second (per worker, while busy), error.
 
     Models go one after another: a pool of ``workers`` actors loads the model once each, makes every
@@ -208,7 +209,8 @@ def run_plan(requests: list[Request], cluster: str = "local", workers: int | Non
             found, reason = None, "absent"
         sizes = [len(chunk) for chunk in part_chunks(ds)]   # items per part
         n_parts = len(sizes)
-        base = dict(dataset=r.dataset, model=r.model, frames=r.frames, captions=r.captions, parts_total=n_parts)
+        base = dict(dataset=r.dataset, model=r.model, frames=r.frames, captions=r.captions,
+                    setting=request_setting(req), parts_total=n_parts)
         if found is not None:
             rows[position] = dict(base, status="reused", parts_made=0, parts_made_by_driver=0, seconds=0.0,
                                   items_per_second=float("nan"), error="")

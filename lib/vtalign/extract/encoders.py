@@ -38,7 +38,7 @@ import torch
 from .. import paths
 
 __all__ = ["Encoder", "ENCODERS", "register_encoder", "load_encoder", "resolve_device", "available_encoders",
-           "HF_FAMILIES", "TINY_FAMILIES", "encoder_identity", "encoder_facts", "EncoderFacts", "preprocess_frames", "masked_mean", "pool_tokens"]
+           "HF_FAMILIES", "TINY_FAMILIES", "encoder_identity", "encoder_facts", "EncoderFacts", "text_token_limit", "preprocess_frames", "masked_mean", "pool_tokens"]
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -113,6 +113,7 @@ class Encoder:
     native_frames: int | None = None
     notes: str = ""
     layer_dims: list[int] = field(default_factory=list)
+    max_tokens: int | None = None  # text models: where a text is cut (the model's limit or less)
 
     @torch.no_grad()
     def encode(self, batch) -> np.ndarray:
@@ -123,8 +124,11 @@ class Encoder:
         return feats
 
     def describe(self) -> dict:
-        return {"model": self.name, "modality": self.modality, "pooling": self.pooling,
-                "revision": self.revision, "native_frames": self.native_frames, "notes": self.notes}
+        described = {"model": self.name, "modality": self.modality, "pooling": self.pooling,
+                     "revision": self.revision, "native_frames": self.native_frames, "notes": self.notes}
+        if self.max_tokens is not None:
+            described["max_tokens"] = self.max_tokens
+        return described
 
 
 ENCODERS: dict[str, Callable[..., Encoder]] = {}
@@ -325,9 +329,24 @@ def _text_runner(model, tokenizer, device, max_length):
     return run
 
 
+def text_token_limit(config, tokenizer=None) -> int | None:
+    """The most tokens a text model takes: the smallest of its config's position limit
+    (``max_position_embeddings``, ``n_positions``, ``max_sequence_length``) and its tokenizer's
+    ``model_max_length``; None when neither says (a model with relative positions, as T5)."""
+    limits = [getattr(config, key, None) for key in ("max_position_embeddings", "n_positions", "max_sequence_length")]
+    if tokenizer is not None:
+        limits.append(getattr(tokenizer, "model_max_length", None))
+    # tokenizers without a limit say int(1e30); a limit is a positive count below that
+    limits = [int(v) for v in limits if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1e9]
+    return min(limits) if limits else None
+
+
 def hf_encoder_from_model(model, name: str, tokenizer=None, source=None, device="cpu",
                           pooling: str | None = None, revision: str = "", max_length: int = 512) -> Encoder:
-    """Wrap an already built transformers model (a checkpoint or a random-initialised config)."""
+    """Wrap an already built transformers model (a checkpoint or a random-initialised config).
+
+    Text is cut at ``max_length`` tokens, or at the model's own limit when that is smaller
+    (:func:`text_token_limit`; a model with 128 positions is cut at 128): ``Encoder.max_tokens``."""
     config = model.config
     family = HF_FAMILIES.get(config.model_type)
     if family is None:
@@ -341,8 +360,10 @@ def hf_encoder_from_model(model, name: str, tokenizer=None, source=None, device=
             raise ValueError(f"{name}: a text model needs its tokenizer.")
         if tokenizer.pad_token is None:  # decoder LMs: any id works, padded positions are masked out
             tokenizer.pad_token = tokenizer.eos_token
-        run = _text_runner(model, tokenizer, device, max_length)
-        return Encoder(name, "text", "mean", revision, run)
+        limit = text_token_limit(config, tokenizer)
+        max_tokens = min(max_length, limit) if limit else max_length
+        run = _text_runner(model, tokenizer, device, max_tokens)
+        return Encoder(name, "text", "mean", revision, run, max_tokens=max_tokens)
     size, resize, mean, std = _image_settings(source, config)
     run = _vision_runner(model, pixel_arg, pooling, size, resize, mean, std, device)
     native = int(getattr(config, frames_key)) if frames_key else None
