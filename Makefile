@@ -35,9 +35,10 @@ html: $(STAMP)
 	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going --quiet
 	@echo "Book: $(CURDIR)/_build/html/index.html"
 
-# Open every page of the built book in headless Chromium (Debian package: chromium): broken images,
-# missing internal links, unrendered math; screenshots go to results/book/. With no built book, a
-# cheap one is made first (chapters with smoke parameters), as CI does.
+# Open every page of the built book in headless Chromium (Debian package: chromium) at 1400 px: broken
+# images, missing internal links and anchors, unrendered math, content overflowing its column, raw
+# reprs (None, nan, dtype:) in outputs; full-page screenshots go to results/book/. With no built book,
+# a cheap one is made first (chapters with smoke parameters), as CI does.
 check-html: $(STAMP)
 	@test -f _build/html/index.html || { $(PY) -m vtalign.book run --smoke && $(MAKE) --no-print-directory html; }
 	$(PY) -m vtalign.book check-html --screenshots results/book

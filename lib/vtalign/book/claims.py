@@ -25,6 +25,7 @@ import pandas as pd
 
 from ..paths import book_dir, claims_csv, verdicts_csv
 from ..scaling import best_form_text, lowest_aicc
+from .tables import p_phrase
 from .worlds import label as world_label
 from ..verdicts import (AS_PUBLISHED, CONTRADICTED, DEFINITIONS, EVIDENCE, NOT_TESTABLE, SUPPORTED, UNRESOLVED,
                         Interval, Verdict, claim_status, direction, form_status, holm, method_check, sign_status,
@@ -187,7 +188,7 @@ def frame_averaging_verdict(diff, margin: float, best_image: tuple[str, float], 
                     f"paired over models: the 95% bootstrap interval of the mean difference, widened by ±{2 * margin:g} "
                     "(digitisation), must exclude zero",
                     f"Δ {diff.difference:+.4f} [{interval.low:+.4f}, {interval.high:+.4f}] over {diff.n} models, "
-                    f"sign-flip p = {diff.p_value:.4f}",
+                    f"sign-flip {p_phrase(diff.p_value)}",
                     f"best one-frame point {best_image[0]} {best_image[1]:.4f}; best frame-averaged point "
                     f"{best_video[0]} {best_video[1]:.4f}")
 
@@ -264,9 +265,9 @@ def most_aligned_verdict(absolute, relative) -> Verdict:
     return _verdict("fig6_most_aligned", "re-analysis", status,
                     "the relative drop (drop / positive score) must correlate with the positive score: 95% bootstrap "
                     "interval of Pearson's r above zero (a larger score alone makes a larger absolute drop)",
-                    f"relative drop: Spearman {relative.spearman_r:+.2f} (p = {relative.spearman_p:.2f}), Pearson "
+                    f"relative drop: Spearman {relative.spearman_r:+.2f} ({p_phrase(relative.spearman_p)}), Pearson "
                     f"{relative.pearson_r:+.2f} [{relative.ci_low:+.2f}, {relative.ci_high:+.2f}]",
-                    f"absolute drop: Spearman {absolute.spearman_r:+.3f} (p = {absolute.spearman_p:.3f})")
+                    f"absolute drop: Spearman {absolute.spearman_r:+.3f} ({p_phrase(absolute.spearman_p)})")
 
 
 # --------------------------------------------------------------------------- #

@@ -29,6 +29,7 @@ from matplotlib.transforms import Bbox
 from ..correlation import linear_fit
 from ..paths import results_dir
 from ..scaling import ScalingFit
+from .tables import p_phrase
 
 __all__ = [
     "use_paper_style",
@@ -629,7 +630,7 @@ def plot_downstream(df: pd.DataFrame, tasks, correlations: pd.DataFrame, alignme
                 rows_m = df[df.model == model]
                 drawn[model].append(ax.scatter(rows_m[alignment], rows_m[task], s=50, zorder=3, edgecolor="white",
                                                linewidth=0.5, color=SERIES_COLOURS[i], marker=MARKERS[i]))
-        stats = (f"Pearson R = {found.pearson_r.iloc[0]:.3f}, p = {found.pearson_p.iloc[0]:.3f}" if len(found)
+        stats = (f"Pearson R = {found.pearson_r.iloc[0]:.3f}, {p_phrase(found.pearson_p.iloc[0])}" if len(found)
                  else "correlation skipped (too few models)")
         ax.set_title(f"{_readable(task)}\n{stats}", fontsize=TITLE_PT - 0.5)
         ax.set_xlabel("Alignment with text (mutual k-NN)")

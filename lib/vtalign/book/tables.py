@@ -35,7 +35,7 @@ import numbers
 import numpy as np
 import pandas as pd
 
-__all__ = ["MISSING", "is_p_column", "format_p", "format_column", "formatted", "to_html", "install"]
+__all__ = ["MISSING", "is_p_column", "format_p", "p_phrase", "format_column", "formatted", "to_html", "install"]
 
 MISSING = "—"
 _MAX_STATED = 6  # up to this many decimals, a column's own rounding is its precision
@@ -62,6 +62,16 @@ def format_p(p) -> str:
         return MISSING
     p = float(p)
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def p_phrase(p, name: str = "p") -> str:
+    """A p-value in prose: ``p < 0.001`` or ``p = 0.040`` (never ``p = 0.000``).
+
+    >>> p_phrase(0.0002), p_phrase(0.04, "p_perm")
+    ('p < 0.001', 'p_perm = 0.040')
+    """
+    text = format_p(p)
+    return f"{name} {text}" if text.startswith("<") else f"{name} = {text}"
 
 
 def _is_number(value) -> bool:
