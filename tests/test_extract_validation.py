@@ -214,3 +214,101 @@ def test_cluster_summary_names_the_requests_own_count(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert "REUSED   synthetic_world x tiny-vit frames=2: reused" in lines
     assert "REUSED   synthetic_world x tiny-bert captions=1: reused" in lines
+
+
+# --------------------------------------------------------------------------- #
+# A cache you can manage: --force, retried failures, set-aside copies, --prune / --drop
+# --------------------------------------------------------------------------- #
+def test_force_recomputes_an_entry(tmp_path, capsys):
+    argv = [*WORLD, "--model", "tiny-bert", "--cache", str(tmp_path), "--no-progress"]
+    assert extract_main(argv) == 0
+    entry = cache_entry(feature_request(load_dataset("synthetic_world", **OPTS), "tiny-bert"), tmp_path)
+    before = (entry / "features.npy").read_bytes()
+    assert extract_main(argv) == 0 and "(reused from the cache)" in capsys.readouterr().out
+    assert extract_main([*argv, "--force"]) == 0
+    out = capsys.readouterr().out
+    assert "recomputing cache entry" in out and "(computed 1 part(s), read 0" in out
+    assert (entry / "features.npy").read_bytes() == before and not (entry / "parts").exists()
+
+
+def _with_one_video(tmp_path, video):
+    """40 Test of Time clips (two parts) with clip 35 read from ``video``."""
+    from vtalign.extract.video import VideoFile
+
+    items = load_dataset("test_of_time").items[:40]
+    items[35] = Item("from-file", ["a clip"], VideoFile(video))
+    return VideoTextDataset("one_file", {}, items)
+
+
+def test_an_entry_made_with_skip_failures_is_retried_without_the_flag(tmp_path):
+    import shutil
+
+    from vtalign.extract import cache
+    from vtalign.extract.cache import ExtractionError
+
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"not a video" * 100)                        # corrupt
+    ds = _with_one_video(tmp_path, video)
+    run = dict(frames=2, cache_dir=tmp_path / "cache", progress=False)
+    reduced, meta = extract_features(ds, "tiny-vit", skip_failures=True, **run)
+    entry = cache_entry(meta["request"], tmp_path / "cache")
+    assert reduced.shape[0] == 39 and [f["item"] for f in meta["failures"]] == ["from-file"]
+    with pytest.raises(ExtractionError, match="1 item"):           # without the flag: retried, fails again
+        extract_features(ds, "tiny-vit", **run)
+    assert cache.LAST_RUN["retried"] == ["from-file"] and cache.LAST_RUN["computed"] == [1]
+    again, _ = load_features(ds, "tiny-vit", frames=2, cache_dir=tmp_path / "cache")   # the entry as it was
+    assert np.array_equal(again, reduced) and not (entry / "parts").exists()
+    shutil.copy(next(it.video.path for it in load_dataset("clips").items if str(it.video.path).endswith(".mp4")),
+                video)                                               # the video fixed
+    fixed, meta = extract_features(ds, "tiny-vit", **run)
+    assert cache.LAST_RUN["computed"] == [1] and cache.LAST_RUN["read"] == [0]   # only the part that failed
+    assert meta["failures"] == [] and meta["item_ids"] == ds.ids
+    clean, clean_meta = extract_features(ds, "tiny-vit", frames=2, cache_dir=tmp_path / "clean", progress=False)
+    assert fixed.tobytes() == clean.tobytes()                        # bitwise a clean run
+    assert (entry / "meta.json").read_bytes() == (cache_entry(clean_meta["request"], tmp_path / "clean")
+                                                  / "meta.json").read_bytes()
+    extract_features(ds, "tiny-vit", **run)
+    assert cache.LAST_RUN["reused_entry"]
+
+
+def test_check_lists_set_aside_copies_and_prune_removes_junk(tmp_path, capsys, monkeypatch):
+    import io
+    import os
+    import socket
+
+    ds = load_dataset("synthetic_world", **OPTS)
+    root = tmp_path / "cache"
+    extract_features(ds, "tiny-bert", cache_dir=root, progress=False)
+    good = cache_entry(feature_request(ds, "tiny-bert"), root)
+    (good / "features.npy").write_bytes(b"\x93NUMPY")                # damaged; recomputed, the copy set aside
+    extract_features(ds, "tiny-bert", cache_dir=root, progress=False)
+    copy = next(good.parent.glob("*.corrupt-*"))
+    junk = [_junk_entry(root, ds, "tiny-vit", frames=0), _junk_entry(root, ds, "tiny-bert", captions=1000)]
+    capsys.readouterr()
+    assert extract_main(["--check", "--cache", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert f"set-aside        0.0 MiB  {copy}" in out and "1 set-aside copies and 0 leftover(s)" in out
+
+    assert extract_main(["--prune", "--cache", str(root)]) == 1      # no terminal to ask on: nothing removed
+    assert "add --yes" in capsys.readouterr().out and copy.exists() and all(j.exists() for j in junk)
+    monkeypatch.setattr("sys.stdin", type("Tty", (io.StringIO,), {"isatty": lambda self: True})())
+    monkeypatch.setattr("builtins.input", lambda question: "n")
+    assert extract_main(["--prune", "--cache", str(root)]) == 1 and copy.exists()
+
+    claim = junk[1] / "parts" / "part-00000.claim"                  # a live run holds one of them
+    claim.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
+    monkeypatch.setattr("builtins.input", lambda question: "y")
+    capsys.readouterr()
+    assert extract_main(["--prune", "--cache", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert f"removed {copy}" in out and f"removed {junk[0]}" in out and f"kept {junk[1]}" in out
+    assert not copy.exists() and not junk[0].exists() and junk[1].exists() and (good / "meta.json").exists()
+    claim.unlink()
+    assert extract_main(["--prune", "--yes", "--cache", str(root)]) == 0 and not junk[1].exists()
+    assert extract_main(["--check", "--cache", str(root)]) == 0
+    assert "set-aside" not in capsys.readouterr().out
+
+    assert extract_main(["--drop", str(tmp_path), "--yes", "--cache", str(root)]) == 2   # not an entry
+    assert capsys.readouterr().err.count("\n") == 1
+    assert extract_main(["--drop", str(good), "--yes", "--cache", str(root)]) == 0
+    assert not good.exists() and list(root.rglob("*.npy")) == []

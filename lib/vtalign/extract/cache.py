@@ -54,7 +54,7 @@ from .validation import build_dataset, check_mode, check_request
 __all__ = ["ExtractionError", "CorruptEntryError", "extract_features", "load_features", "feature_request",
            "request_setting", "cache_entry", "common_items", "pair_features", "file_digest", "check_entry", "cache_entries",
            "set_aside", "recorded_request", "request_arguments", "request_differences", "read_complete", "open_parts",
-           "make_part", "part_chunks"]
+           "make_part", "part_chunks", "prepare_entry", "live_claims", "EntryBusyError"]
 
 CHUNK_ITEMS = 32  # items per resumable part
 
@@ -319,7 +319,7 @@ def load_features(dataset, model: str, frames: int = 8, captions: int = 1, *, mo
 def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode: str = "video", seed: int = 0,
                      dataset_options: dict | None = None, device: str = "auto", batch_size: int = 32,
                      skip_failures: bool = False, cache_dir=None, progress: bool = True, encoder: Encoder | None = None,
-                     verify: bool = False, hooks=None):
+                     verify: bool = False, force: bool = False, hooks=None):
     """Features [N, L, D] and metadata for ``dataset`` x ``model``, computed once and cached.
 
     Parameters
@@ -330,7 +330,12 @@ def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode
     mode : image models: ``"video"`` averages the n_f frames' features, ``"image"`` takes the first frame,
         ``"frames"`` keeps every frame: features [N, n_f, L, D], pooled later by :mod:`vtalign.pooling`
     captions : n_c, captions concatenated for a text encoder (chosen by ``seed``)
-    skip_failures : leave failed items out (listed in ``meta["failures"]``) instead of raising
+    skip_failures : leave failed items out (listed in ``meta["failures"]``) instead of raising. An entry made
+        so is reused only by runs that skip failures too: a run without it retries the failed items
+        (the parts without failures are not computed again) and raises if they fail again, leaving the
+        entry as it was
+    force : recompute the entry even when a complete one is cached (it stays in place until the new one
+        replaces it, and is kept when items fail)
     verify : check a cached entry's content digest before reusing it (shape and size are always checked)
     device : where the encoder runs; ``"auto"`` (default) is the GPU when one is visible. The device is
         recorded in ``meta["device"]``, not in the cache key: an entry made on a GPU serves CPU readers.
@@ -353,13 +358,9 @@ def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode
     check_request(ds, name, frames, captions, mode, seed, skip_failures=skip_failures, encoder=enc)
     req = feature_request(ds, name, frames, captions, mode, seed)
     entry = cache_entry(req, cache_dir)
-    LAST_RUN.update(computed=[], read=[], waited_for=[], reused_entry=False, completed_elsewhere=False)
-    try:
-        found, reason = read_complete(entry, req, verify)
-    except CorruptEntryError as err:
-        kept = set_aside(entry)
-        print(f"vtalign: cache entry {entry} was corrupt ({err.problem}); moved it to {kept.name} and recomputing it.")
-        found, reason = None, "absent"
+    LAST_RUN.update(computed=[], read=[], waited_for=[], reused_entry=False, completed_elsewhere=False, retried=[],
+                    forced=bool(force))
+    found, reason, replaced = prepare_entry(ds, entry, req, verify, skip_failures, force)
     if found is not None:
         LAST_RUN["reused_entry"] = True
         return found
@@ -380,8 +381,113 @@ def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode
         if found is None:
             raise RuntimeError(f"Another process removed {entry}'s parts without completing it ({reason}); re-run.")
         LAST_RUN["completed_elsewhere"] = True
+        if found[1].get("failures") and not skip_failures:  # completed by a run that skipped failures
+            raise ExtractionError(found[1]["failures"], entry)
         return found
-    return _write_entry(entry, req, name, results, failures, described, skip_failures, device, hooks)
+    try:
+        return _write_entry(entry, req, name, results, failures, described, skip_failures, device, hooks)
+    except ExtractionError as err:
+        if replaced is not None and _put_back(entry, replaced):  # the entry this run set out to replace
+            _remove_parts(parts)
+            raise ExtractionError(err.failures, entry) from None
+        raise
+
+
+def prepare_entry(ds: VideoTextDataset, entry: Path, req: dict, verify: bool = False, skip_failures: bool = False,
+                  force: bool = False):
+    """Look at ``entry`` before a run makes ``req``: ``(found, reason, replaced)``.
+
+    ``found`` is ``(features, meta)`` of a complete entry to reuse, else None with ``reason`` for
+    :func:`open_parts`. A corrupt entry is set aside (kept as ``<name>.corrupt-<time>``). A complete
+    entry is not reused when ``force`` is set, nor when it was made with ``skip_failures`` (it lists
+    failed items) and this run does not skip them: its ``meta.json`` then goes (the entry is incomplete
+    from that moment) and, for a retry, every part without a failed item is written back from its
+    features, so only the parts with failed items are computed again, to the same bytes a clean run
+    makes. ``replaced`` is the meta of that entry (its features.npy stays until a new one replaces
+    it): :func:`_put_back` restores it when the run fails."""
+    parts = entry / "parts"
+    if force:
+        status, problem = check_entry(entry)
+        if status == "corrupt":
+            print(f"vtalign: cache entry {entry} was corrupt ({problem}); moved it to {set_aside(entry).name}.")
+            return None, "absent", None
+        busy = live_claims(entry)
+        if busy:
+            raise EntryBusyError(f"Cache entry {entry} is being made now ({busy[0]}); --force (force=True) "
+                                 "would remove its parts under that run: wait for it to finish, then force.")
+        replaced = _meta_of(entry) if status == "ok" else None
+        (entry / "meta.json").unlink(missing_ok=True)
+        _remove_parts(parts)
+        if status != "absent":
+            print(f"vtalign: recomputing cache entry {entry} (force).")
+        return None, "absent", replaced
+    try:
+        found, reason = read_complete(entry, req, verify)
+    except CorruptEntryError as err:
+        kept = set_aside(entry)
+        print(f"vtalign: cache entry {entry} was corrupt ({err.problem}); moved it to {kept.name} and recomputing it.")
+        return None, "absent", None
+    if found is None or skip_failures or not found[1].get("failures"):
+        return found, reason, None
+    feats, meta = found
+    failed = {f["item"] for f in meta["failures"]}
+    LAST_RUN["retried"] = sorted(failed)
+    print(f"vtalign: cache entry {entry} was made with skip_failures (--skip-failures), {len(failed)} failed "
+          "item(s) left out; retrying them.")
+    (entry / "meta.json").unlink(missing_ok=True)
+    parts = open_parts(entry, req, "absent")
+    row = {item: r for r, item in enumerate(meta["item_ids"])}
+    for c, chunk in enumerate(part_chunks(ds)):
+        ids = [it.id for it in chunk]
+        path = parts / f"part-{c:05d}.npz"
+        if any(i in failed or i not in row for i in ids) or path.is_file() or not parts.is_dir():
+            continue
+        try:
+            _write_part(path, feats[[row[i] for i in ids]], ids, [], meta["layer_dims"], meta.get("encoder"))
+        except FileNotFoundError:
+            break  # parts/ removed meanwhile: another process completed the entry (seen by the part loop)
+    return None, "absent", meta
+
+
+def _meta_of(entry: Path) -> dict | None:
+    try:
+        return json.loads((entry / "meta.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _put_back(entry: Path, meta: dict) -> bool:
+    """Restore the ``meta.json`` of an entry a failed run set out to replace, when its features.npy is still
+    the one that meta records and no other run has completed the entry meanwhile."""
+    recorded = meta.get("arrays", {}).get("features.npy")
+    feat_path = entry / "features.npy"
+    if (entry / "meta.json").exists() or not recorded or not feat_path.is_file():
+        return False
+    if feat_path.stat().st_size != recorded["bytes"] or file_digest(feat_path) != recorded["blake2b"]:
+        return False
+    _write_json(entry / "meta.json", meta)
+    return True
+
+
+class EntryBusyError(RequestError):
+    """An entry another live process is making now, asked to be forced or dropped."""
+
+    permanent = False
+
+
+def live_claims(entry: Path) -> list[str]:
+    """The live claims on an entry's parts (heartbeat fresher than :func:`_claim_stale_seconds`, owner alive),
+    each as ``"host H, pid P"``: a process is making those parts now."""
+    out = []
+    for claim in sorted(Path(entry, "parts").glob("part-*.claim")):
+        try:
+            fresh = time.time() - claim.stat().st_mtime <= _claim_stale_seconds()
+            owner = json.loads(claim.read_text())
+        except (OSError, ValueError):
+            continue
+        if fresh and _owner_alive(claim):
+            out.append(f"host {owner.get('host')}, pid {owner.get('pid')}")
+    return out
 
 
 def _hook(hooks, point: str, **where) -> None:
@@ -550,7 +656,8 @@ def _owner_alive(claim: Path) -> bool:
 # What the last extract_features call in this process did with each part (for summaries and tests):
 # parts computed, read from disk and waited for; whether the entry was reused whole, or completed by
 # another process while this one worked on it.
-LAST_RUN: dict = {"computed": [], "read": [], "waited_for": [], "reused_entry": False, "completed_elsewhere": False}
+LAST_RUN: dict = {"computed": [], "read": [], "waited_for": [], "reused_entry": False, "completed_elsewhere": False,
+                  "retried": [], "forced": False}
 
 
 def _read_part(part_path: Path, parts: Path):
@@ -605,10 +712,7 @@ def make_part(chunk, req: dict, parts: Path, index: int, name: str, enc: Encoder
         feats, ids, failed = _encode_chunk(enc, chunk, req, batch_size)
         dims = enc.layer_dims
         try:
-            _atomic_save(parts / f"part-{index:05d}.npz",
-                         lambda tmp: _savez(tmp, features=feats, ids=np.array(ids, dtype=str),
-                                            failed=json.dumps(failed), dims=json.dumps(dims),
-                                            encoder=json.dumps(enc.describe(), sort_keys=True, default=str)))
+            _write_part(parts / f"part-{index:05d}.npz", feats, ids, failed, dims, enc.describe())
         except FileNotFoundError:
             if parts.is_dir():
                 raise
@@ -617,6 +721,15 @@ def make_part(chunk, req: dict, parts: Path, index: int, name: str, enc: Encoder
     finally:
         claim.release()
     return (feats, ids, dims, failed), enc
+
+
+def _write_part(path: Path, feats: np.ndarray, ids: list[str], failed: list[dict], dims: list[int],
+                described: dict | None) -> None:
+    """One part file, written atomically: its items' features and ids, failures, layer widths and the
+    description of the encoder that made it."""
+    _atomic_save(path, lambda tmp: _savez(tmp, features=feats, ids=np.array(ids, dtype=str),
+                                          failed=json.dumps(failed), dims=json.dumps(dims),
+                                          encoder=json.dumps(described, sort_keys=True, default=str)))
 
 
 def _run_parts(ds: VideoTextDataset, name: str, req: dict, parts: Path, enc: Encoder | None, device: str,
@@ -689,7 +802,7 @@ def _write_entry(entry: Path, req: dict, name: str, results, failures: list[dict
     if failures and not skip_failures:
         raise ExtractionError(failures, parts)
     done, _ = read_complete(entry, req)  # another process on the same request wrote it first: keep theirs
-    if done is not None:
+    if done is not None and (skip_failures or not done[1].get("failures")):
         _remove_parts(parts)  # theirs removes them too; whichever comes first
         return done
     kept = [r for r in results if len(r[1])]

@@ -13,6 +13,9 @@ Examples::
     python -m vtalign.extract --dataset synthetic_world --option n_clips=64 --model minilm-l6 --captions 1 5 10
     python -m vtalign.extract --list
     python -m vtalign.extract --check [--verify] [--repair]    # every cache entry's status; recompute the broken
+    python -m vtalign.extract --prune [--yes]                  # remove junk entries and set-aside copies
+    python -m vtalign.extract --drop PATH [--yes]              # remove one entry (a path --check prints)
+    python -m vtalign.extract --dataset clips --model tiny-vit --frames 4 --force    # recompute, even if cached
     python -m vtalign.extract --dataset synthetic_world --model efficientnet-lite0 --frames 1 4 16 --cluster local
     python -m vtalign.extract --plan plan.toml --cluster ray://head:10001    # a grid of requests on a cluster
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from .manifest import DataError
 from .datasets import DATASETS
@@ -29,6 +33,7 @@ from .cache import (LAST_RUN, CorruptEntryError, ExtractionError, cache_entries,
                     set_aside)
 from .encoders import available_encoders, encoder_facts
 from .errors import RequestError
+from .manage import cache_root, idle_for, is_entry, leftovers, remove, set_aside_copies, set_aside_time, size_of
 from .validation import build_dataset, check_count, check_k, check_request
 
 
@@ -82,7 +87,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="dataset option, value as JSON (e.g. n_clips=64, visible=[3,8], video_root=\"/data/vatex\")")
     ap.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ...; auto (default): the GPU when present")
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--skip-failures", action="store_true", help="leave items that fail out (listed in meta.json)")
+    ap.add_argument("--skip-failures", action="store_true",
+                    help="leave items that fail out (listed in meta.json); a later run without it retries them")
+    ap.add_argument("--force", action="store_true", help="recompute the entries even when complete ones are cached")
     ap.add_argument("--cache", default=None, help="cache folder (default .cache/features or $VTALIGN_CACHE/features)")
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--list", action="store_true", help="list datasets and encoder names, then exit")
@@ -90,7 +97,16 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--check", action="store_true",
                     help="list every cache entry with its request, size and status (ok / incomplete / corrupt / "
                          "stale / invalid), then exit; 1 if any is not ok")
-    ap.add_argument("--repair", action="store_true", help="with --check: recompute every entry that is not ok")
+    ap.add_argument("--repair", action="store_true", help="with --check: recompute every entry that is not ok "
+                                                          "(never one whose request fails validation)")
+    ap.add_argument("--prune", action="store_true",
+                    help="remove junk: entries whose request fails validation, broken entries that record no "
+                         "request, set-aside .corrupt-* copies and leftovers of killed runs; lists them and asks "
+                         "first (--yes: without asking)")
+    ap.add_argument("--drop", action="append", default=[], metavar="PATH",
+                    help="remove this cache entry or set-aside copy (a path --check prints; repeatable); asks "
+                         "first (--yes: without asking)")
+    ap.add_argument("--yes", action="store_true", help="with --prune or --drop: remove without asking")
     ap.add_argument("--cluster", default=None, metavar="local|auto|ray://HOST:PORT",
                     help="make the parts on Ray: 'local' starts a runtime on this machine, 'auto' or an address "
                          "joins a cluster (the cache must be on storage every node sees)")
@@ -135,6 +151,8 @@ def _main(args, ap) -> int:
         ap.error("--plan and --sweeps run on Ray: add --cluster local (or auto, or ray://host:port)")
     if args.cluster:
         return _run_on_cluster(args, ap)
+    if args.prune or args.drop:
+        return prune_cache(args.cache, args.drop, yes=args.yes, verify=args.verify)
     if args.check or args.repair:
         return check_cache(args.cache, verify=args.verify, repair=args.repair, device=args.device,
                            progress=not args.no_progress)
@@ -171,7 +189,8 @@ def _main(args, ap) -> int:
                 feats, meta = extract_features(ds, model, frames, captions, mode=args.mode, seed=args.seed,
                                                device=args.device, batch_size=args.batch_size,
                                                skip_failures=args.skip_failures, cache_dir=args.cache,
-                                               progress=not args.no_progress, verify=args.verify)
+                                               progress=not args.no_progress, verify=args.verify,
+                                               force=args.force)
             except (ExtractionError, DataError) as err:
                 print(f"FAILED {args.dataset} x {model} {setting}:\n{err}", file=sys.stderr)
                 status = 1
@@ -179,6 +198,8 @@ def _main(args, ap) -> int:
             where = cache_entry(meta["request"], args.cache)
             skipped = f", {len(meta['failures'])} failed item(s) left out" if meta["failures"] else ""
             run = LAST_RUN
+            retried = f"retried {len(run['retried'])} item(s) an earlier --skip-failures run left out; " \
+                if run["retried"] else ""
             if run["reused_entry"]:
                 how = "reused from the cache"
             elif run["completed_elsewhere"]:  # another process finished it while this one worked on it
@@ -187,7 +208,8 @@ def _main(args, ap) -> int:
             else:
                 how = (f"computed {len(run['computed'])} part(s), read {len(run['read'])} written earlier or by a "
                        "concurrent run")
-            print(f"{args.dataset} x {model} {setting}: features {tuple(feats.shape)}{skipped} ({how}) -> {where}")
+            print(f"{args.dataset} x {model} {setting}: features {tuple(feats.shape)}{skipped} ({retried}{how}) "
+                  f"-> {where}")
     return status
 
 
@@ -209,7 +231,8 @@ def _run_on_cluster(args, ap) -> int:
         for dataset, options in {(r.dataset, json.dumps(r.options, sort_keys=True)): None for r in requests}:
             check_k(args.k, len(build_dataset(dataset, json.loads(options))), f"dataset {dataset}")
     summary = run_plan(requests, args.cluster, args.workers, args.device, batch_size=args.batch_size,
-                       cache_dir=args.cache, skip_failures=args.skip_failures, progress=not args.no_progress)
+                       cache_dir=args.cache, skip_failures=args.skip_failures, progress=not args.no_progress,
+                       force=args.force)
     for r in summary.itertuples():
         what = (f"{r.parts_made} of {r.parts_total} part(s) made on workers" if r.status != "reused" else "reused")
         rate = f", {r.items_per_second:.1f} items/s per worker" if r.items_per_second == r.items_per_second else ""
@@ -261,21 +284,29 @@ def _status(entry, verify: bool) -> tuple[str, str, dict | None]:
         differs = request_differences(now, req)
         if differs:
             return "stale", f"made for another request than today's (differs in {differs})", req
+        try:
+            failed = len(json.loads((entry / "meta.json").read_text()).get("failures") or [])
+        except (OSError, ValueError, AttributeError):
+            failed = 0
+        if failed:
+            detail += (f"; made with --skip-failures: {failed} failed item(s) left out (a run without "
+                       "--skip-failures retries them)")
     return status, detail, req
 
 
 def check_cache(cache=None, verify: bool = False, repair: bool = False, device: str = "auto",
                 progress: bool = True) -> int:
-    """``--check``: one line per cache entry (status, size, request, detail); with ``repair``, recompute
-    every entry that is not ok (damaged files are set aside, never deleted). Exit status 0 when every
-    entry is (now) ok, 1 otherwise."""
+    """``--check``: one line per cache entry (status, size, request, detail), then the set-aside copies and
+    leftovers; with ``repair``, recompute every entry that is not ok (damaged files are set aside, never
+    deleted; an entry whose request fails validation is never retried). Exit status 0 when every entry
+    is (now) ok, 1 otherwise; set-aside copies do not count."""
     broken = 0
     entries = list(cache_entries(cache))
     if not entries:
         print("no cache entries")
     for entry in entries:
         status, detail, req = _status(entry, verify)
-        size = sum(f.stat().st_size for f in entry.rglob("*") if f.is_file()) / 2**20
+        size = size_of(entry) / 2**20
         what = f"{req['dataset']} x {req['model']} {request_setting(req)}" if req else "request unknown"
         print(f"{status:10s} {size:9.1f} MiB  {what}  {entry}\n{'':10s} {detail}")
         if status == "ok":
@@ -285,7 +316,7 @@ def check_cache(cache=None, verify: bool = False, repair: bool = False, device: 
             continue
         if req is None:
             print(f"{'':10s} cannot repair: neither meta.json nor parts/request.json says what it was made for; "
-                  "re-run the extraction that made it")
+                  "re-run the extraction that made it, or remove it with --prune")
             broken += 1
             continue
         if status == "invalid":  # never retried: it would fail again, every time
@@ -298,9 +329,102 @@ def check_cache(cache=None, verify: bool = False, repair: bool = False, device: 
             extract_features(device=device, cache_dir=cache, progress=progress, **request_arguments(req))
             print(f"{'':10s} repaired")
         except (ExtractionError, DataError, CorruptEntryError, ValueError) as err:  # RequestError: before any work
-            print(f"{'':10s} repair failed: {err}")
+            print(f"{'':10s} repair failed: {_one_line(err)}")
             broken += 1
+    root = cache_root(cache)
+    copies, left = set_aside_copies(root), leftovers(root)
+    for path in copies:
+        print(f"{'set-aside':10s} {size_of(path) / 2**20:9.1f} MiB  {path}\n{'':10s} a damaged copy kept when it "
+              f"was replaced ({set_aside_time(path)}); remove it with --prune (or --drop {path})")
+    for path in left:
+        print(f"{'leftover':10s} {size_of(path) / 2**20:9.1f} MiB  {path}\n{'':10s} what a killed run was "
+              "deleting; remove it with --prune")
+    if copies or left:
+        total = sum(size_of(p) for p in [*copies, *left]) / 2**20
+        print(f"{len(copies)} set-aside copies and {len(left)} leftover(s), {total:.1f} MiB: --prune removes them.")
     return 1 if broken else 0
+
+
+def _junk(root, verify: bool) -> list[tuple]:
+    """(path, why) of everything ``--prune`` removes (see :mod:`vtalign.extract.manage`)."""
+    from .cache import _claim_stale_seconds
+
+    found = []
+    for entry in cache_entries(root):
+        status, detail, req = _status(entry, verify)
+        if status == "invalid":
+            found.append((entry, f"invalid: {request_setting(req)} of {req['dataset']} x {req['model']} fails "
+                                 "validation"))
+        elif req is None and status not in ("ok", "stale") and idle_for(entry) > _claim_stale_seconds():
+            found.append((entry, f"{status}, and it records no request"))
+    found += [(p, f"set aside {set_aside_time(p)}") for p in set_aside_copies(root)]
+    found += [(p, "leftover of a killed run") for p in leftovers(root)]
+    return found
+
+
+def prune_cache(cache=None, drop=(), yes: bool = False, verify: bool = False) -> int:
+    """``--prune`` (no ``drop``): remove junk; ``--drop PATH``: remove those entries or set-aside copies.
+    Lists what would go and asks first, unless ``yes``; an entry a live process is making is kept.
+    Exit status 0 when everything listed was removed (or nothing was to be), 1 when something was kept
+    (not confirmed, or busy), 2 when a PATH is not an entry or a set-aside copy of this cache."""
+    from .cache import live_claims
+
+    root = cache_root(cache)
+    if drop:
+        targets = []
+        for text in drop:
+            path = Path(text).expanduser()
+            if not path.is_absolute():
+                path = Path.cwd() / path
+            aside = ".corrupt-" in path.name or path in leftovers(root)
+            if not path.exists() or not (is_entry(path, root) or (aside and _under(path, root))):
+                raise RequestError(f"{text} is not a cache entry or a set-aside copy under {root}; --check lists "
+                                   "them (add --cache FOLDER for another cache).")
+            targets.append((path, "asked for"))
+    else:
+        targets = _junk(root, verify)
+        if not targets:
+            print(f"nothing to prune in {root}")
+            return 0
+    for path, why in targets:
+        print(f"{size_of(path) / 2**20:9.1f} MiB  {path}  ({why})")
+    total = sum(size_of(p) for p, _ in targets) / 2**20
+    if not _confirm(f"Remove these {len(targets)} item(s), {total:.1f} MiB?", yes):
+        return 1
+    kept = 0
+    for path, _ in targets:
+        busy = live_claims(path) if path.is_dir() else []
+        if busy:
+            print(f"kept {path}: a run is making it now ({busy[0]}); wait for it to finish")
+            kept += 1
+            continue
+        try:
+            remove(path)
+        except FileNotFoundError:
+            pass  # removed meanwhile (another prune, or the run that owned a leftover)
+        print(f"removed {path}")
+    return 1 if kept else 0
+
+
+def _under(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def _confirm(question: str, yes: bool) -> bool:
+    if yes:
+        return True
+    if not sys.stdin or not sys.stdin.isatty():
+        print("nothing removed: no terminal to ask on; add --yes to remove them")
+        return False
+    answer = input(f"{question} [y/N] ")
+    if answer.strip().lower() in ("y", "yes"):
+        return True
+    print("nothing removed")
+    return False
 
 
 if __name__ == "__main__":

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .cache import (CLUSTER, CorruptEntryError, LAST_RUN, open_parts, read_complete, cache_entry, extract_features,
-                    feature_request, load_features, make_part, part_chunks, request_setting, set_aside)
+from .cache import (CLUSTER, LAST_RUN, open_parts, prepare_entry, cache_entry, extract_features,
+                    feature_request, load_features, make_part, part_chunks, request_setting)
 from .datasets import load_dataset
 from .encoders import encoder_facts, resolve_device
 from .errors import RequestError
@@ -170,7 +170,7 @@ def _part_maker_class(ray):
 def run_plan(requests: list[Request], cluster: str = "local", workers: int | None = None, device: str = "auto",
              gpus_per_worker: float | None = None, batch_size: int = 32, cache_dir=None,
              skip_failures: bool = False, progress: bool = True, on_submitted=None,
-             assemble: bool = True) -> pd.DataFrame:
+             assemble: bool = True, force: bool = False) -> pd.DataFrame:
     """Make every request's cache entry on Ray; returns one row per request: dataset, model, frames,
     captions, setting (the count the request is about, as :func:`~vtalign.extract.cache.request_setting`
     prints it: ``captions=1`` for a text model, ``frames=8`` for a video one), status (``reused`` / ``computed`` / ``failed``), parts_made (on workers),
@@ -185,6 +185,9 @@ def run_plan(requests: list[Request], cluster: str = "local", workers: int | Non
     on_submitted : called with each model's actor handles once its parts are queued (tests kill one)
     assemble : write each entry from its parts here (``False``: leave that to the caller, as
         :func:`vtalign.extract.extract_features` does when :func:`use_cluster` sends its parts here)
+    force : recompute every entry even when a complete one is cached. An entry made with ``skip_failures``
+        is reused only when ``skip_failures`` is set here too; otherwise its failed items are retried
+        (:func:`vtalign.extract.cache.prepare_entry`).
     """
     from tqdm import tqdm
 
@@ -201,12 +204,7 @@ def run_plan(requests: list[Request], cluster: str = "local", workers: int | Non
     for position, (r, ds) in enumerate(zip(requests, built)):
         req = feature_request(ds, r.model, **r.arguments())
         entry = cache_entry(req, cache_dir)
-        try:
-            found, reason = read_complete(entry, req)
-        except CorruptEntryError as err:
-            kept = set_aside(entry)
-            print(f"vtalign: cache entry {entry} was corrupt ({err.problem}); moved it to {kept.name} and recomputing it.")
-            found, reason = None, "absent"
+        found, reason, _ = prepare_entry(ds, entry, req, skip_failures=skip_failures, force=force)
         sizes = [len(chunk) for chunk in part_chunks(ds)]   # items per part
         n_parts = len(sizes)
         base = dict(dataset=r.dataset, model=r.model, frames=r.frames, captions=r.captions,
