@@ -9,8 +9,10 @@ Modules, from the data to the cache:
 - :mod:`~vtalign.extract.video`: frame decoding (decord, PyAV);
 - :mod:`~vtalign.extract.sampling`: frame and caption sampling of the paper's Sec. 3;
 - :mod:`~vtalign.extract.encoders`: the encoder registry (offline models, Hugging Face families);
+- :mod:`~vtalign.extract.validation`: every request checked before any work (one-sentence
+  :class:`~vtalign.extract.errors.RequestError`, a ``ValueError``);
 - :mod:`~vtalign.extract.cache`: ``extract_features`` / ``load_features``, one resumable cache entry
-  per request;
+  per request; :mod:`~vtalign.extract.manage`: set-aside copies, ``--prune`` and ``--drop``;
 - :mod:`~vtalign.extract.cli`: ``python -m vtalign.extract``.
 - at scale on Ray: :mod:`~vtalign.extract.cluster` (plans of extraction requests, one model pool at
   a time), :mod:`~vtalign.extract.cluster_alignment` (plans of layer sweeps; exact kNN with the
@@ -23,8 +25,9 @@ from .cache import ExtractionError, common_items, extract_features, feature_requ
 from .cluster import use_cluster
 from .datasets import DATASETS, load_dataset
 from .encoders import available_encoders, load_encoder, register_encoder
+from .errors import RequestError
 from .manifest import DataError, fetch
 
 __all__ = ["extract_features", "load_features", "pair_features", "common_items", "feature_request",
-           "ExtractionError", "DataError", "fetch", "load_dataset", "DATASETS", "load_encoder",
+           "ExtractionError", "DataError", "RequestError", "fetch", "load_dataset", "DATASETS", "load_encoder",
            "register_encoder", "available_encoders", "use_cluster"]

@@ -17,7 +17,13 @@ completed entry, so no part is computed twice, whatever the interleaving. An ent
 request differs from the new one is recomputed, never reused. A video that fails to decode is
 reported at the end and raises :class:`ExtractionError` unless ``skip_failures=True``, in which
 case its row is left out and listed in ``meta["failures"]``; :func:`pair_features` then keeps the
-items both sides have, in one order.
+items both sides have, in one order. Such a reduced entry is reused only by runs that skip failures
+too: a run without ``skip_failures`` retries its failed items (only their parts are computed again)
+and puts the entry back as it was if they fail again. ``force=True`` recomputes an entry.
+
+Every request is checked before any of this (:mod:`vtalign.extract.validation`): a bad one raises
+:class:`~vtalign.extract.errors.RequestError` and makes no entry. Files are written with the mode a
+plain ``open`` gives (0666 less the umask), so a cache shared by a group stays readable.
 
 Example
 -------
