@@ -21,6 +21,14 @@ items both sides have, in one order. Such a reduced entry is reused only by runs
 too: a run without ``skip_failures`` retries its failed items (only their parts are computed again)
 and puts the entry back as it was if they fail again. ``force=True`` recomputes an entry.
 
+A request records the content identity of its inputs (:mod:`vtalign.extract.identity`): a local model
+folder by its real path and a digest of its config, weight and tokenizer files (its entry folder is
+``<path>@<digest>``, so other weights in the same folder make a new entry, and ``--check`` reports the
+old one stale), a hub model by its resolved revision, and the video files read by their names, sizes
+and partial content digests (first and last MiB); ``meta.json`` also records each file's full digest
+(``inputs``), which ``verify=True`` compares. An entry made from other video files keeps the rows of
+the unchanged files and recomputes only the parts with changed ones.
+
 Every request is checked before any of this (:mod:`vtalign.extract.validation`): a bad one raises
 :class:`~vtalign.extract.errors.RequestError` and makes no entry. Files are written with the mode a
 plain ``open`` gives (0666 less the umask), so a cache shared by a group stays readable.
@@ -54,6 +62,7 @@ from .._version import __version__
 from .datasets import VideoTextDataset
 from .encoders import Encoder, encoder_identity, load_encoder, resolve_device
 from .errors import RequestError
+from .identity import canonical_model, is_local_revision, video_full_digests, video_identity
 from .sampling import caption_text, image_frame_indices, video_clip_indices
 from .validation import build_dataset, check_mode, check_request
 
@@ -112,7 +121,14 @@ def _resolve_dataset(dataset, dataset_options) -> VideoTextDataset:
 
 def feature_request(ds: VideoTextDataset, model: str, frames: int = 8, captions: int = 1, mode: str = "video",
                     seed: int = 0) -> dict:
-    """Everything that determines a cache entry's contents (compared field by field on reuse)."""
+    """Everything that determines a cache entry's contents (compared field by field on reuse).
+
+    Content identity (:mod:`vtalign.extract.identity`): a local model folder is recorded by its absolute
+    real path, with a digest of its files as ``model_revision``; a hub model by its resolved revision; the
+    video side records ``videos``, the identity of the video files read (names, sizes, partial content
+    digests), or None when the dataset has none (generated clips are identified by ``dataset_version``,
+    and a dataset built without its ``video_root`` can only read an entry, never make one)."""
+    model = canonical_model(model)
     modality, revision = encoder_identity(model)
     req = {"dataset": ds.name, "dataset_options": ds.options, "dataset_version": ds.version,
            "items_digest": _digest(ds.ids), "n_items": len(ds), "model": model, "model_revision": revision,
@@ -124,6 +140,7 @@ def feature_request(ds: VideoTextDataset, model: str, frames: int = 8, captions:
     # The video side does not depend on the captions: options that change only them are left out,
     # so every caption style of a dataset shares one extraction of its videos.
     req["dataset_options"] = {k: v for k, v in ds.options.items() if k not in ds.caption_options}
+    req["videos"] = video_identity(ds)
     check_mode(modality, mode, model)
     if modality == "image":
         req.update(side="video", mode=mode, frames=1 if mode == "image" else int(frames))
@@ -146,6 +163,8 @@ def cache_entry(req: dict, cache_root: Path | None = None) -> Path:
     """The folder of one request's cache entry (readable path, options as a digest)."""
     root = Path(cache_root) if cache_root else paths.cache_dir("features")
     model = req["model"].replace("/", "__")
+    if is_local_revision(req.get("model_revision")):  # a local folder: its path and the digest of its files
+        model += "@" + req["model_revision"].split(":", 1)[1][:12]
     side = (f"text-c{req['captions']}-s{req['seed']}" if req["side"] == "text"
             else f"video-f{req['frames']}-{req['mode']}")
     return root / req["dataset"] / _digest(req["dataset_options"]) / model / side
@@ -278,9 +297,28 @@ def request_arguments(req: dict) -> dict:
                 seed=int(req.get("seed", 0)))
 
 
+# Fields a request may leave unknown (present, None): the video files of a dataset built without its
+# video_root, which can read an entry made with them but not check their identity.
+_UNKNOWN_ALLOWED = ("videos",)
+
+
 def request_differences(a: dict, b: dict) -> list[str]:
-    """The fields in which two requests differ (a field missing on one side counts), sorted."""
-    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    """The fields in which two requests differ (a field missing on one side counts), sorted. ``videos``
+    present as None on one side (not known there) is not a difference; missing altogether (an entry made
+    before videos were identified) it is."""
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k)
+                  and not (k in _UNKNOWN_ALLOWED and ((k in a and a[k] is None) or (k in b and b[k] is None))))
+
+
+def inputs_changed(meta: dict, ds: VideoTextDataset) -> list[str]:
+    """The items whose video file's full content digest differs from the one ``meta.json`` records (the
+    check ``verify`` adds to the partial digests in the request); [] when nothing is recorded or the
+    dataset reads no video files."""
+    recorded = (meta.get("inputs") or {}).get("videos")
+    if not recorded:
+        return []
+    now = video_full_digests(ds) or {}
+    return sorted(i for i in set(recorded) | set(now) if i in now and recorded.get(i) != now.get(i))
 
 
 def read_complete(entry: Path, req: dict, verify: bool = False):
@@ -313,6 +351,9 @@ def load_features(dataset, model: str, frames: int = 8, captions: int = 1, *, mo
     check_request(ds, model, frames, captions, mode, seed, skip_failures=True, needs_videos=False)
     req = feature_request(ds, model, frames, captions, mode, seed)
     found, reason = read_complete(cache_entry(req, cache_dir), req, verify)
+    changed = inputs_changed(found[1], ds) if found is not None and verify else []
+    if changed:
+        found, reason = None, f"made from other video files ({len(changed)} changed since: {changed[:3]})"
     if found is None:
         opts = " ".join(f"--option {k}={json.dumps(v)}" for k, v in (dataset_options or {}).items())
         raise FileNotFoundError(
@@ -358,7 +399,7 @@ def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode
         ``index``, ``"entry-written"``), so a test can pause one process there; None (default) in normal use.
     """
     ds = _resolve_dataset(dataset, dataset_options)
-    name = model if isinstance(model, str) else model.name
+    name = canonical_model(model if isinstance(model, str) else model.name)  # a local folder: its real path
     enc = encoder or (model if isinstance(model, Encoder) else None)
     # the whole request is checked before anything is read, made or decoded (vtalign.extract.validation)
     check_request(ds, name, frames, captions, mode, seed, skip_failures=skip_failures, encoder=enc)
@@ -367,6 +408,12 @@ def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode
     LAST_RUN.update(computed=[], read=[], waited_for=[], reused_entry=False, completed_elsewhere=False, retried=[],
                     forced=bool(force))
     found, reason, replaced = prepare_entry(ds, entry, req, verify, skip_failures, force)
+    if found is not None and verify and inputs_changed(found[1], ds):  # same ends and sizes, other contents
+        changed = inputs_changed(found[1], ds)
+        print(f"vtalign: cache entry {entry} was made from other video files ({len(changed)} changed, "
+              f"e.g. {changed[0]}; found by --verify); recomputing it.")
+        (entry / "meta.json").unlink(missing_ok=True)  # incomplete from now; features.npy replaced when done
+        found, reason = None, "absent"
     if found is not None:
         LAST_RUN["reused_entry"] = True
         return found
@@ -377,6 +424,8 @@ def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode
         run_plan([Request(ds.name, name, frames, captions, mode, seed, dict(ds.options))], CLUSTER["cluster"],
                  CLUSTER["workers"], device=device, batch_size=batch_size, skip_failures=skip_failures,
                  cache_dir=cache_dir, progress=progress, assemble=False)
+    # the full digests of the video files read, recorded in meta.json for --verify (read before decoding)
+    inputs = {"videos": video_full_digests(ds)} if req.get("videos") else None
     _hook(hooks, "open-parts", entry=entry)
     parts = open_parts(entry, req, reason, hooks)
     try:
@@ -391,7 +440,7 @@ def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode
             raise ExtractionError(found[1]["failures"], entry)
         return found
     try:
-        return _write_entry(entry, req, name, results, failures, described, skip_failures, device, hooks)
+        return _write_entry(entry, req, name, results, failures, described, skip_failures, device, hooks, inputs)
     except ExtractionError as err:
         if replaced is not None and _put_back(entry, replaced):  # the entry this run set out to replace
             _remove_parts(parts)
@@ -433,13 +482,45 @@ def prepare_entry(ds: VideoTextDataset, entry: Path, req: dict, verify: bool = F
         kept = set_aside(entry)
         print(f"vtalign: cache entry {entry} was corrupt ({err.problem}); moved it to {kept.name} and recomputing it.")
         return None, "absent", None
-    if found is None or skip_failures or not found[1].get("failures"):
+    if found is None:
+        return _changed_videos(ds, entry, req, reason, skip_failures)
+    if skip_failures or not found[1].get("failures"):
         return found, reason, None
     feats, meta = found
     failed = {f["item"] for f in meta["failures"]}
     LAST_RUN["retried"] = sorted(failed)
     print(f"vtalign: cache entry {entry} was made with skip_failures (--skip-failures), {len(failed)} failed "
           "item(s) left out; retrying them.")
+    return None, "absent", _rows_back(ds, entry, req, feats, meta, failed)
+
+
+def _changed_videos(ds: VideoTextDataset, entry: Path, req: dict, reason: str, skip_failures: bool):
+    """An entry made for this request but from other video files (its request differs in ``videos`` alone):
+    the rows of the items whose file is unchanged (its full content digest, recorded in ``meta.json``) are
+    kept, and only the parts with changed files (or items that failed) are computed again. Anything else:
+    ``(None, reason, None)``, and the entry is recomputed."""
+    meta = _meta_of(entry)
+    recorded = ((meta or {}).get("inputs") or {}).get("videos")
+    if (not recorded or request_differences(meta.get("request", {}), req) != ["videos"]
+            or check_entry(entry)[0] != "ok"):
+        return None, reason, None
+    now = video_full_digests(ds) or {}
+    redo = {i for i, d in now.items() if recorded.get(i) != d} | {f["item"] for f in meta.get("failures") or []}
+    print(f"vtalign: cache entry {entry} was made from other video files ({len(redo)} item(s) changed or failed); "
+          "recomputing their parts.")
+    try:
+        feats = np.load(entry / "features.npy")
+    except (ValueError, OSError, EOFError):
+        return None, reason, None
+    _rows_back(ds, entry, req, feats, meta, redo)
+    return None, "absent", None  # made from other files: never put back when this run fails
+
+
+def _rows_back(ds: VideoTextDataset, entry: Path, req: dict, feats: np.ndarray, meta: dict, redo: set) -> dict:
+    """Remove ``entry``'s meta.json (incomplete from then on) and write back, as parts of ``req``, every
+    part none of whose items is in ``redo``, from the entry's features: only the other parts are computed
+    again, to the bytes a clean run makes. Returns ``meta``."""
+    failed = set(redo)
     (entry / "meta.json").unlink(missing_ok=True)
     parts = open_parts(entry, req, "absent")
     row = {item: r for r, item in enumerate(meta["item_ids"])}
@@ -452,7 +533,7 @@ def prepare_entry(ds: VideoTextDataset, entry: Path, req: dict, verify: bool = F
             _write_part(path, feats[[row[i] for i in ids]], ids, [], meta["layer_dims"], meta.get("encoder"))
         except FileNotFoundError:
             break  # parts/ removed meanwhile: another process completed the entry (seen by the part loop)
-    return None, "absent", meta
+    return meta
 
 
 def _meta_of(entry: Path) -> dict | None:
@@ -801,7 +882,7 @@ def _progress_stream():
 
 
 def _write_entry(entry: Path, req: dict, name: str, results, failures: list[dict], described: dict | None,
-                 skip_failures: bool, device: str = "cpu", hooks=None):
+                 skip_failures: bool, device: str = "cpu", hooks=None, inputs: dict | None = None):
     """Assemble the chunks into ``features.npy`` and ``meta.json`` (written last, by an atomic rename: the
     entry is complete from that moment) and then remove the parts (in one step, :func:`_remove_parts`)."""
     parts = entry / "parts"
@@ -820,6 +901,8 @@ def _write_entry(entry: Path, req: dict, name: str, results, failures: list[dict
             "shape": list(features.shape), "layer_dims": dims, "device": device,
             # every part may have come from disk: then as their maker described it (older parts: from its identity)
             "encoder": described or {"model": name, "modality": req["modality"], "revision": req["model_revision"]}}
+    if inputs:
+        meta["inputs"] = inputs  # what --verify compares: the full content digests of the files read
     _atomic_save(entry / "features.npy", lambda tmp: _save(tmp, features))
     feat_path = entry / "features.npy"
     meta["arrays"] = {"features.npy": {"shape": list(features.shape), "dtype": str(features.dtype),

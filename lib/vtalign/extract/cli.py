@@ -29,6 +29,7 @@ from pathlib import Path
 from .manifest import DataError
 from .datasets import DATASETS
 from .cache import (LAST_RUN, CorruptEntryError, ExtractionError, cache_entries, cache_entry, check_entry, extract_features,
+                    inputs_changed,
                     feature_request, recorded_request, request_arguments, request_differences, request_setting,
                     set_aside)
 from .encoders import available_encoders, encoder_facts
@@ -283,7 +284,11 @@ def _status(entry, verify: bool) -> tuple[str, str, dict | None]:
     if status == "ok":
         differs = request_differences(now, req)
         if differs:
-            return "stale", f"made for another request than today's (differs in {differs})", req
+            return "stale", f"made for another request than today's (differs in {differs}){_changed(differs)}", req
+        changed = inputs_changed(_meta_or_empty(entry), ds) if verify else []
+        if changed:
+            return ("stale", f"made from other video files: {len(changed)} changed since (full digests, e.g. "
+                             f"{changed[0]}); the next run of this request recomputes it", req)
         try:
             failed = len(json.loads((entry / "meta.json").read_text()).get("failures") or [])
         except (OSError, ValueError, AttributeError):
@@ -292,6 +297,25 @@ def _status(entry, verify: bool) -> tuple[str, str, dict | None]:
             detail += (f"; made with --skip-failures: {failed} failed item(s) left out (a run without "
                        "--skip-failures retries them)")
     return status, detail, req
+
+
+def _changed(differs: list[str]) -> str:
+    """What a stale entry's differing fields mean, for the fields of content identity."""
+    notes = []
+    if "model_revision" in differs:
+        notes.append("the model's weights or revision changed (a local folder's files are digested)")
+    if "videos" in differs:
+        notes.append("the video files changed (name, size or content)")
+    if "model" in differs:
+        notes.append("the model resolves to another folder or name")
+    return ": " + "; ".join(notes) if notes else ""
+
+
+def _meta_or_empty(entry) -> dict:
+    try:
+        return json.loads((Path(entry) / "meta.json").read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def check_cache(cache=None, verify: bool = False, repair: bool = False, device: str = "auto",

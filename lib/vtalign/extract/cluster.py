@@ -156,7 +156,7 @@ def _part_maker_class(ray):
                 self.datasets[key] = load_dataset(request.dataset, **request.options)
             chunk = part_chunks(self.datasets[key])[index]
             start = time.perf_counter()
-            part, self.encoder = make_part(chunk, req, Path(parts), index, self.model, self.encoder, self.device,
+            part, self.encoder = make_part(chunk, req, Path(parts), index, req["model"], self.encoder, self.device,
                                            self.batch_size)
             return dict(index=index, made=part is not None, items=len(chunk), seconds=time.perf_counter() - start,
                         pid=os.getpid())

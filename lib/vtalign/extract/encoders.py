@@ -38,7 +38,7 @@ import torch
 from .. import paths
 
 __all__ = ["Encoder", "ENCODERS", "register_encoder", "load_encoder", "resolve_device", "available_encoders",
-           "HF_FAMILIES", "TINY_FAMILIES", "encoder_identity", "encoder_facts", "EncoderFacts", "text_token_limit", "preprocess_frames", "masked_mean", "pool_tokens"]
+           "HF_FAMILIES", "TINY_FAMILIES", "encoder_identity", "checkpoint_revision", "encoder_facts", "EncoderFacts", "text_token_limit", "preprocess_frames", "masked_mean", "pool_tokens"]
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -207,8 +207,30 @@ def encoder_facts(name: str, allow_download: bool = False) -> EncoderFacts:
                            f"({', '.join(sorted(HF_FAMILIES))}); register a loader for it with "
                            "vtalign.extract.register_encoder.")
     native = getattr(config, family[4], None) if family[4] else None
-    return EncoderFacts(family[0], str(getattr(config, "_commit_hash", None) or "local"),
-                        int(native) if native else None)
+    return EncoderFacts(family[0], checkpoint_revision(name, config), int(native) if native else None)
+
+
+def checkpoint_revision(source: str, config, revision: str | None = None) -> str:
+    """What identifies a Hugging Face checkpoint's weights in a cache key: for a local folder, a digest of
+    its config, weight and tokenizer files (:func:`vtalign.extract.identity.local_model_revision`; saving
+    other weights into the folder changes it); for a hub id, the resolved revision (the commit hash of the
+    snapshot loaded), else the revision asked for, else a digest of the snapshot folder."""
+    from .identity import local_model_revision
+    if Path(str(source)).expanduser().is_dir():
+        return local_model_revision(source)
+    commit = getattr(config, "_commit_hash", None)
+    if commit:
+        return str(commit)
+    if revision:
+        return str(revision)
+    try:
+        from transformers.utils import cached_file
+        found = cached_file(source, "config.json", local_files_only=True)
+        if found:
+            return local_model_revision(Path(found).parent)
+    except Exception:  # noqa: BLE001  (no snapshot to digest: say so rather than guess)
+        pass
+    return "unresolved"
 
 
 def _unknown_model(name: str) -> str:
@@ -399,8 +421,8 @@ def load_hf_encoder(source: str, device: str = "cpu", pooling: str | None = None
     tokenizer = None
     if family and family[0] == "text":
         tokenizer = transformers.AutoTokenizer.from_pretrained(source, local_files_only=local, revision=revision)
-    rev = revision or getattr(config, "_commit_hash", None) or "local"
-    return hf_encoder_from_model(model, source, tokenizer, source, device, pooling, str(rev), max_length)
+    rev = checkpoint_revision(source, config, revision)
+    return hf_encoder_from_model(model, source, tokenizer, source, device, pooling, rev, max_length)
 
 
 # --------------------------------------------------------------------------- #
