@@ -176,3 +176,46 @@ def test_a_hub_checkpoint_is_identified_by_its_resolved_revision(tmp_path):
     json_files["hidden_dropout_prob"] = 0.5                              # a config change alone is seen too
     (folder / "config.json").write_text(json.dumps(json_files))
     assert checkpoint_revision(str(folder), SimpleNamespace(_commit_hash=None)) != digest
+
+
+def test_check_reports_an_entry_of_replaced_video_files_as_stale(tmp_path, capsys, monkeypatch):
+    """A registered dataset read from a user's video folder (Kinetics-400 layout): --check rebuilds the
+    request from the files there now and reports the entry made from the old files as stale."""
+    monkeypatch.setenv("VTALIGN_CACHE", str(tmp_path / "vtcache"))
+    videos, root = tmp_path / "k400", tmp_path / "cache"
+    for label, name, seed in (("abseiling", "a", 0), ("air drumming", "b", 1)):
+        (videos / label).mkdir(parents=True)
+        _write_avi(videos / label / f"{name}.avi", 4, seed)
+    argv = ["--dataset", "kinetics400", "--option", f"video_root={videos}", "--model", "tiny-vit", "--frames", "2",
+            "--no-progress", "--cache", str(root)]
+    assert extract_main(argv) == 0
+    assert extract_main(argv) == 0 and "reused from the cache" in capsys.readouterr().out
+    assert extract_main(["--check", "--cache", str(root)]) == 0
+    _write_avi(videos / "abseiling" / "a.avi", 4, seed=2)             # same name and size, other frames
+    capsys.readouterr()
+    assert extract_main(["--check", "--cache", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert "stale" in out and "videos" in out
+    assert extract_main(argv) == 0
+    out = capsys.readouterr().out
+    assert "reused from the cache" not in out and "computed 1 part(s)" in out
+    assert extract_main(["--check", "--cache", str(root)]) == 0
+
+
+def test_check_compares_the_files_of_a_video_root_kept_out_of_the_options(tmp_path, capsys, monkeypatch):
+    """VATEX's video_root is not one of its recorded options (its entries are shared whichever folder holds
+    the videos): meta.json records the folder read, and --check compares the files there now."""
+    monkeypatch.setenv("VTALIGN_CACHE", str(tmp_path / "vtcache"))
+    videos, root = tmp_path / "vatex", tmp_path / "cache"
+    videos.mkdir()
+    ids = ["V-q5TEOeB2M_000100_000110", "e-bGb4oudBg_000096_000106"]   # vatex val, n_items=2, sample_seed=0
+    for seed, vid in enumerate(ids):
+        _write_avi(videos / f"{vid}.mp4", 4, seed)                    # raw AVI bytes: the decoders probe them
+    argv = ["--dataset", "vatex", "--option", "n_items=2", "--option", f"video_root={videos}", "--model",
+            "tiny-vit", "--frames", "2", "--no-progress", "--cache", str(root)]
+    assert extract_main(argv) == 0
+    assert extract_main(["--check", "--cache", str(root)]) == 0
+    _write_avi(videos / f"{ids[1]}.mp4", 4, seed=7)
+    capsys.readouterr()
+    assert extract_main(["--check", "--cache", str(root)]) == 1
+    assert "stale" in capsys.readouterr().out

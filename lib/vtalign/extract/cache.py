@@ -425,7 +425,7 @@ def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode
                  CLUSTER["workers"], device=device, batch_size=batch_size, skip_failures=skip_failures,
                  cache_dir=cache_dir, progress=progress, assemble=False)
     # the full digests of the video files read, recorded in meta.json for --verify (read before decoding)
-    inputs = {"videos": video_full_digests(ds)} if req.get("videos") else None
+    inputs = _video_inputs(ds) if req.get("videos") else None
     _hook(hooks, "open-parts", entry=entry)
     parts = open_parts(entry, req, reason, hooks)
     try:
@@ -446,6 +446,15 @@ def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode
             _remove_parts(parts)
             raise ExtractionError(err.failures, entry) from None
         raise
+
+
+def _video_inputs(ds: VideoTextDataset) -> dict:
+    """What ``meta["inputs"]`` records of the video files read: their full content digests (compared under
+    ``verify``) and the folder holding them (``--check`` rebuilds a dataset whose ``video_root`` is not one
+    of its options from there, to compare the files there now)."""
+    from .video import VideoFile
+    folders = [str(it.video.path.parent) for it in ds.items if isinstance(it.video, VideoFile)]
+    return {"videos": video_full_digests(ds), "video_folder": os.path.commonpath(folders) if folders else None}
 
 
 def prepare_entry(ds: VideoTextDataset, entry: Path, req: dict, verify: bool = False, skip_failures: bool = False,

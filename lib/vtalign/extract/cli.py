@@ -269,7 +269,7 @@ def _status(entry, verify: bool) -> tuple[str, str, dict | None]:
         return status, detail, req
     try:
         a = request_arguments(req)
-        ds = build_dataset(a["dataset"], a["dataset_options"])
+        ds = build_dataset(a["dataset"], _with_video_root(entry, req, a["dataset_options"]))
         # judged as leniently as any run could ask for it: with skip_failures, and without videos at hand
         check_request(ds, a["model"], a["frames"], a["captions"], a["mode"], a["seed"], skip_failures=True,
                       needs_videos=False)
@@ -297,6 +297,22 @@ def _status(entry, verify: bool) -> tuple[str, str, dict | None]:
             detail += (f"; made with --skip-failures: {failed} failed item(s) left out (a run without "
                        "--skip-failures retries them)")
     return status, detail, req
+
+
+def _with_video_root(entry, req: dict, options: dict) -> dict:
+    """The options to rebuild an entry's dataset with: for a video entry made from files under a
+    ``video_root`` that is not among the dataset's recorded options (VATEX, PVD: their entries are shared
+    whichever folder holds the videos), that folder, so the files there now are compared; else as given."""
+    from .validation import dataset_option_fields
+
+    if req.get("side") != "video" or not req.get("videos") or "video_root" in options:
+        return options
+    folder = (_meta_or_empty(entry).get("inputs") or {}).get("video_folder")
+    try:
+        accepts = "video_root" in (dataset_option_fields(req["dataset"]) or {})
+    except KeyError:
+        return options
+    return {**options, "video_root": folder} if folder and accepts else options
 
 
 def _changed(differs: list[str]) -> str:
