@@ -77,8 +77,13 @@ def test_check_reports_an_entry_of_changed_weights_as_stale(tmp_path, capsys, mo
     assert extract_main(["--check", "--cache", str(root)]) == 1
     out = capsys.readouterr().out
     assert "stale" in out and "model_revision" in out
+    old_entry = next(line.split()[-1] for line in out.splitlines() if line.startswith("stale"))
+    assert extract_main(["--check", "--repair", "--no-progress", "--cache", str(root)]) == 1  # the new entry made,
+    assert f"--drop {old_entry}" in capsys.readouterr().out                                 # the old one named
     assert extract_main(argv) == 0
-    assert "reused from the cache" not in capsys.readouterr().out
+    assert "reused from the cache" in capsys.readouterr().out
+    assert extract_main(["--drop", old_entry, "--yes", "--cache", str(root)]) == 0
+    assert extract_main(["--check", "--cache", str(root)]) == 0
 
 
 def test_the_same_folder_name_in_two_directories_is_two_models(tmp_path, monkeypatch):

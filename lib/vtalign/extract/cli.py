@@ -366,7 +366,14 @@ def check_cache(cache=None, verify: bool = False, repair: bool = False, device: 
         try:
             if status == "corrupt":
                 print(f"{'':10s} damaged files kept in {set_aside(entry).name}")
-            extract_features(device=device, cache_dir=cache, progress=progress, **request_arguments(req))
+            _, meta = extract_features(device=device, cache_dir=cache, progress=progress, **request_arguments(req))
+            made = cache_entry(meta["request"], cache)
+            if Path(made) != Path(entry):  # today's request has its own entry (a local model's files changed)
+                print(f"{'':10s} not repaired in place: today's request for it has its own entry, now made "
+                      f"({made}); this one was made from other model files. Remove it with --drop {entry} "
+                      "(or keep it: it is valid again if those files come back)")
+                broken += 1
+                continue
             print(f"{'':10s} repaired")
         except (ExtractionError, DataError, CorruptEntryError, ValueError) as err:  # RequestError: before any work
             print(f"{'':10s} repair failed: {_one_line(err)}")
