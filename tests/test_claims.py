@@ -90,7 +90,7 @@ def test_form_verdict_names_the_winner_and_the_margin():
 def test_caption_gain_verdict_says_larger_or_smaller():
     assert claims.caption_gain_verdict(v.Interval(.6, .55, .65), "grid", .6).status == v.SUPPORTED
     smaller = claims.caption_gain_verdict(v.Interval(.55, .52, .59), "grid", .6, implied=0.52)
-    assert smaller.status == v.CONTRADICTED and "smaller than +60%" in smaller.value and "+52%" in smaller.control
+    assert smaller.status == v.CONTRADICTED and "a gain of +55%" in smaller.value and "smaller than the stated +60%" in smaller.value and "+52%" in smaller.control
     planted = claims.live_caption_gain_verdict(v.Interval(1.7, 1.5, 1.9), v.Interval(0.0, -0.05, 0.05), .6)
     assert planted.status == v.DETECTED and "larger" in planted.value
     assert claims.live_caption_gain_verdict(v.Interval(1.7, 1.5, 1.9), v.Interval(.3, .1, .5), .6).status == v.FIRES_ON_NULL

@@ -172,8 +172,8 @@ def caption_gain_verdict(gain: Interval, source: str, published: float,
     status = SUPPORTED if where == "matches" else CONTRADICTED
     return _verdict("fig7_caption_gain", "re-analysis", status,
                     f"the published {_pct(published)} must lie inside the interval ({gain.how})",
-                    f"{_pct(gain.estimate)} [{_pct(gain.low)}, {_pct(gain.high)}] from {source}: "
-                    + ("matches" if where == "matches" else f"{where} than {_pct(published)}"),
+                    f"a gain of {_pct(gain.estimate)} [{_pct(gain.low)}, {_pct(gain.high)}] from {source}: "
+                    + ("matches the stated gain" if where == "matches" else f"{where} than the stated {_pct(published)}"),
                     "Figure 7's own points are not published; this is the same quantity on other published points"
                     + (f"; the paper's line gives {_pct(implied)} at their mean one-caption score" if implied is not None
                        else ""))
@@ -239,7 +239,8 @@ def test_of_time_verdict(scores: pd.DataFrame, margin: float, threshold: float =
     return _verdict("fig5_order", "re-analysis", status,
                     f"more than half the models at ≥ {threshold} at k = 3 after the printing margin ±{margin:g}; the "
                     "order part needs features, which are not published",
-                    f"{above} of {len(at3)} models ≥ {threshold}, {below} below")
+                    f"{above} of {len(at3)} models ≥ {threshold} beyond the margin, {len(at3) - above - below} within "
+                    f"it, {below} below")
 
 
 test_of_time_verdict.__test__ = False  # named test_*: not a pytest test
@@ -603,7 +604,9 @@ def write_claims_page(path=None, csv_path=None):
             items.append(f"- *{r.evidence}*: {_status_link(r)}. {measured}{'.' if measured else ''}{control}{rule}")
         details.append(f":::{{dropdown}} {c.figure}: {c.statement}\n" + "\n".join(items) + "\n:::")
     absent = [e for e in EVIDENCE if e not in set(table.evidence)]
-    note = ("\n\nNo claim has " + " or ".join(f"*{e}* evidence" for e in absent) + " in this build.") if absent else ""
+    note = ("\n\nNo claim has " + " or ".join(f"*{e}* evidence" for e in absent) + " in this build, so the table has "
+            "no column for it" + (" (*real data*: real captions and paragraphs measured live with the offline "
+                                  "language models)" if "real data" in absent else "") + ".") if absent else ""
     words = "\n".join(f"- **{w}**: {d}" for w, d in DEFINITIONS.items())
     path.write_text("Generated from `results/claims.csv` of this build by `python -m vtalign.book reproducibility`; "
                     "a changed parameter or model changes it. Each status links to the section of the chapter "

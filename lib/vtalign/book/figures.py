@@ -408,13 +408,18 @@ class SkippedAnalyses:
         return bool(self.rows)
 
 
-def paper_vs_run(rows) -> pd.DataFrame:
+def paper_vs_run(rows, comparable: bool = True) -> pd.DataFrame:
     """The "paper vs this run" table every chapter ends with.
 
     rows : iterable of (quantity, paper_value, this_run_value, how_obtained)
     where how_obtained says what this run did (e.g. "recomputed from digitised points").
+    comparable : whether the two columns measure the same quantity on the same models, so that their
+        difference means something; the live chapters (other models, a generated world) pass False and
+        the table has no difference column.
     """
     df = pd.DataFrame(rows, columns=["quantity", "paper", "this_run", "this_run_is"])
+    if not comparable:
+        return df[["quantity", "paper", "this_run", "this_run_is"]]
     df["difference"] = pd.to_numeric(df.this_run, errors="coerce") - pd.to_numeric(df.paper, errors="coerce")
     return df[["quantity", "paper", "this_run", "difference", "this_run_is"]]
 

@@ -104,7 +104,8 @@ def _runs_dir() -> Path:
 def _working_tree() -> tuple[str, list[str]]:
     """The commit of the checkout and the tracked files with uncommitted changes."""
     status = git("status", "--porcelain", "--untracked-files=no")
-    changed = [] if status in ("", "unknown") else [line[3:] for line in status.splitlines()]
+    # git() strips the output, so the first line may have lost its leading space: split, don't slice
+    changed = [] if status in ("", "unknown") else [line.split(maxsplit=1)[1] for line in status.splitlines()]
     return git("rev-parse", "HEAD"), changed
 
 
@@ -299,8 +300,10 @@ def write_reproducibility_page(path: Path | None = None) -> Path:
     versions = "\n".join(f"| {p} | {_version(p)} |" for p in PACKAGES)
     weights = model_weights()
     several = sorted(set(weights.model[weights.model.duplicated()]))
-    weight_rows = "\n".join(f"| {r.model} | {r.modality} | `{_cell(r.revision)}` | {r.entries} | {r.device} |"
-                             for r in weights.itertuples()) or "| — | — | — | 0 | — |"
+    weight_rows = "\n".join(
+        f"| {r.model} | {r.modality} | `{_cell(r.revision)}`"
+        + (" (random weights: plumbing tests and controls, no real model)" if r.revision.startswith("random-init") else "")
+        + f" | {r.entries} | {r.device} |" for r in weights.itertuples()) or "| — | — | — | 0 | — |"
     warning = ("\n\n```{warning}\nThe cache holds features of more than one revision of "
                + ", ".join(several) + ": some entries were made with other weights than others.\n```") if several else ""
     prov = provenance()

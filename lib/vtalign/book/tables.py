@@ -35,7 +35,7 @@ import numbers
 import numpy as np
 import pandas as pd
 
-__all__ = ["MISSING", "is_p_column", "format_p", "p_phrase", "format_column", "formatted", "to_html", "install"]
+__all__ = ["MISSING", "is_p_column", "format_p", "p_phrase", "plural", "span", "format_column", "formatted", "to_html", "install"]
 
 MISSING = "—"
 _MAX_STATED = 6  # up to this many decimals, a column's own rounding is its precision
@@ -72,6 +72,28 @@ def p_phrase(p, name: str = "p") -> str:
     """
     text = format_p(p)
     return f"{name} {text}" if text.startswith("<") else f"{name} = {text}"
+
+
+def plural(n: int, noun: str) -> str:
+    """``n`` and ``noun`` in prose: ``1 frame``, ``4 frames`` (nouns whose plural adds an s).
+
+    >>> plural(1, "frame"), plural(16, "frame")
+    ('1 frame', '16 frames')
+    """
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def span(values, percent: bool = False, decimals: int = 2) -> str:
+    """The range of ``values`` in prose: one value when they all print alike, else ``low to high``
+    (percentages with ``percent``); never a hyphen that reads as a minus sign.
+
+    >>> span([0.27, 0.27], percent=True), span([-0.0008, 0.0094], decimals=4), span([0.93, 0.99])
+    ('27%', '−0.0008 to 0.0094', '0.93 to 0.99')
+    """
+    values = [float(v) for v in values]
+    show = (lambda v: f"{v:.0%}") if percent else (lambda v: f"{v:.{decimals}f}".replace("-", "−"))
+    low, high = show(min(values)), show(max(values))
+    return low if low == high else f"{low} to {high}"
 
 
 def _is_number(value) -> bool:
@@ -166,13 +188,17 @@ def to_html(table: pd.DataFrame | pd.Series) -> str:
     kinds = table.apply(lambda col: col.map(lambda v: "num" if _is_number(v) or _missing(v) else "text"))
     show_index = not isinstance(table.index, pd.RangeIndex)
     index_names = [n for n in table.index.names] if show_index else []
+    columns_name = _label(tuple(table.columns.names)) if table.columns.nlevels > 1 else _label(table.columns.name)
+    if index_names and columns_name:  # a pivot: say what the rows and the columns are
+        index_names[-1] = f"{_label(index_names[-1])} ↓ {columns_name} →"
     head = "".join(f"<th>{_header(n)}</th>" for n in index_names) + \
         "".join(f"<th>{_header(c)}</th>" for c in table.columns)
     rows = []
     for position in range(len(shown)):
         index = table.index[position]
         index_values = (list(index) if isinstance(index, tuple) else [index]) if show_index else []
-        index_cells = "".join(f'<th class="row">{html.escape(MISSING if _missing(v) else _other(v))}</th>'
+        # <td>, not <th>: the theme lays out a body <th> as a block, which misaligns the row
+        index_cells = "".join(f'<td class="row">{html.escape(MISSING if _missing(v) else _other(v))}</td>'
                               for v in index_values)
         rows.append(f"<tr>{index_cells}{_row_cells(shown.iloc[position].tolist(), kinds.iloc[position].tolist())}</tr>")
     return (f'<div class="{SCROLLER_CLASS}" style="overflow-x: auto; max-width: 100%;">'
