@@ -53,6 +53,10 @@ LAYOUT = BOOK_PAGE.format(body=f"""
 1    &lt;NA&gt;
 Name: gain, dtype: float64</pre></div>
 <div class="output text_plain"><pre>Nonexistent nanometres 0.31 NaNa</pre></div></div></div></section>
+<section id="rows"><h2>Rows</h2>
+<div class="cell_output"><div class="output text_html"><table><tr><td style="display: block">parameter</td>
+<td style="display: block">model-stacked-under-it</td><td>0.979</td></tr></table>
+<table><tr><td>parameter</td><td>model-on-one-line</td><td>0.979</td></tr></table></div></div></section>
 """)
 OTHER = BOOK_PAGE.format(body='<section id="results"><h1>Results</h1><p style="height: 2500px">Tall.</p></section>')
 
@@ -123,6 +127,12 @@ def test_checker_finds_overflow_forbidden_output_and_missing_anchors(tmp_path):
     assert all(" 1 time in output 2 (#outputs)" in f for f in layout.forbidden)
     assert "dtype: float64" in layout.forbidden[-1] and "Copy" not in layout.forbidden[-1]
     assert all(f"forbidden in output: {f}" in layout.problems for f in layout.forbidden)
+
+    # Table rows: cells a theme rule stacks (as Bootstrap's .row did to index cells) are a problem; a plain
+    # row is not.
+    assert len(layout.misaligned) == 1 and "model-stacked-under-it" in layout.misaligned[0]
+    assert "#rows" in layout.misaligned[0]
+    assert f"table row not on one line: {layout.misaligned[0]}" in layout.problems
 
 
 def test_check_html_command_reports_each_page_and_photographs_it_at_full_height(tmp_path, capsys):

@@ -128,6 +128,19 @@ _PROBE = r"""<script>
     }
     return found;
   }
+  function misaligned() {        // a table row whose cells do not sit on one line (a theme rule laid them out)
+    const found = [];
+    for (const table of document.querySelectorAll('.cell_output table, .output table, article table')) {
+      for (const tr of table.rows) {
+        const tops = Array.from(tr.cells, c => Math.round(c.getBoundingClientRect().top));
+        if (tops.length > 1 && Math.max(...tops) - Math.min(...tops) > 2) {
+          found.push({element: describe(tr), px: Math.max(...tops) - Math.min(...tops), section: section(table)});
+          break;                     // one row per table is enough to say it
+        }
+      }
+    }
+    return found;
+  }
   function emit(out) {
     const node = document.createElement('script');
     node.type = 'application/json';
@@ -143,7 +156,7 @@ _PROBE = r"""<script>
       images: Array.from(document.images, img => ({src: img.getAttribute('src') || '',
                                                    loaded: img.complete && img.naturalWidth > 0})),
       rendered_math: document.querySelectorAll('mjx-container[display="true"]').length,
-      overflows: overflow(), scrolled: scrolled(), forbidden: forbidden()});
+      overflows: overflow(), scrolled: scrolled(), forbidden: forbidden(), misaligned: misaligned()});
   }
   let done = false;
   function once() {
@@ -244,6 +257,7 @@ class PageReport:
     page_overflow: int = 0
     overflows: list[str] = field(default_factory=list)
     forbidden: list[str] = field(default_factory=list)
+    misaligned: list[str] = field(default_factory=list)  # table rows whose cells are not on one line
     scrolled: list[str] = field(default_factory=list)  # allowed: content a reader scrolls sideways to see
     error: str = ""
 
@@ -262,6 +276,7 @@ class PageReport:
             out.append(f"page scrolls sideways at {self.width} px: {self.page_overflow} px wider than the window")
         out += [f"overflow: {o}" for o in self.overflows]
         out += [f"forbidden in output: {f}" for f in self.forbidden]
+        out += [f"table row not on one line: {m}" for m in self.misaligned]
         return out
 
 
@@ -367,6 +382,8 @@ def check_book(html_dir: Path, chromium: str | None = None, pages=None, width: i
                            for o in seen.get("scrolled", [])]
         report.forbidden = [f"{f['token']!r} {f['count']} time{'s' if f['count'] > 1 else ''} in output {f['output']} "
                             f"({f['section']}), first: \u2026{f['context']}\u2026" for f in seen.get("forbidden", [])]
+        report.misaligned = [f"{m['element']} in {m['section']} (cells {m['px']} px apart vertically)"
+                             for m in seen.get("misaligned", [])]
         reports.append(report)
     return reports
 

@@ -197,8 +197,8 @@ def to_html(table: pd.DataFrame | pd.Series) -> str:
     for position in range(len(shown)):
         index = table.index[position]
         index_values = (list(index) if isinstance(index, tuple) else [index]) if show_index else []
-        # <td>, not <th>: the theme lays out a body <th> as a block, which misaligns the row
-        index_cells = "".join(f'<td class="row">{html.escape(MISSING if _missing(v) else _other(v))}</td>'
+        # not class="row": the theme's Bootstrap lays out .row as a wrapping flex box, shifting the cells
+        index_cells = "".join(f'<td class="vt-index">{html.escape(MISSING if _missing(v) else _other(v))}</td>'
                               for v in index_values)
         rows.append(f"<tr>{index_cells}{_row_cells(shown.iloc[position].tolist(), kinds.iloc[position].tolist())}</tr>")
     return (f'<div class="{SCROLLER_CLASS}" style="overflow-x: auto; max-width: 100%;">'
