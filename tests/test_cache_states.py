@@ -5,8 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from vtalign.extract.cache import (CHUNK_ITEMS, LAST_RUN, CorruptEntryError, cache_entry, check_entry,
-                                   extract_features, feature_request, load_features)
+from vtalign.extract.features import extract, extract_features, load_features
+from vtalign.extract.parts import CHUNK_ITEMS
+from vtalign.extract.request import cache_entry, feature_request
+from vtalign.extract.store import CorruptEntryError, check_entry
 from vtalign.extract.cli import main as extract_main
 from vtalign.extract.datasets import Item, VideoTextDataset, load_dataset
 from vtalign.extract.encoders import load_encoder
@@ -129,8 +131,8 @@ def test_entry_completed_from_parts_made_elsewhere_is_the_one_a_single_run_makes
     entry = cache_entry(feature_request(ds, "tiny-bert"), shared)
     for made in ("meta.json", "features.npy"):      # every part on disk, no result: as if killed before it
         (entry / made).unlink()
-    extract_features(ds, "tiny-bert", cache_dir=shared, progress=False)    # the encoder is never loaded
-    assert LAST_RUN["computed"] == [] and LAST_RUN["read"] == [0, 1, 2]
+    run = extract(ds, "tiny-bert", cache_dir=shared, progress=False).summary    # the encoder is never loaded
+    assert run.computed == [] and run.read == [0, 1, 2]
     assert sorted(p.name for p in entry.iterdir()) == ["features.npy", "meta.json"]
     for f in ("features.npy", "meta.json"):
         assert (entry / f).read_bytes() == (single_entry / f).read_bytes(), f

@@ -12,7 +12,7 @@ ray = pytest.importorskip("ray")
 
 import vtalign as va  # noqa: E402
 from vtalign import paths  # noqa: E402
-from vtalign.extract.cache import ExtractionError, extract_features  # noqa: E402
+from vtalign.extract import ExtractionError, extract, extract_features  # noqa: E402
 from vtalign.extract.cluster import load_plan, plan_requests, run_plan  # noqa: E402
 from vtalign.extract.cluster_alignment import sharded_knn, sweep_plan  # noqa: E402
 from vtalign.extract.datasets import load_dataset  # noqa: E402
@@ -148,18 +148,17 @@ def test_sharded_knn_on_ray_equals_knn_indices():
 
 def test_use_cluster_sends_extract_features_parts_to_ray(tmp_path):
     from vtalign.extract import use_cluster
-    from vtalign.extract.cache import LAST_RUN
 
     opts = {**OPTS, "n_clips": 64}
     use_cluster("local")
     try:
-        a, meta = extract_features("synthetic_world", "tiny-vit", frames=2, dataset_options=opts, device="cpu",
-                                   cache_dir=tmp_path / "ray", progress=False)
-        assert LAST_RUN["computed"] == [] and len(LAST_RUN["read"]) == 2      # both parts made on Ray, read here
+        a, meta, run = extract("synthetic_world", "tiny-vit", frames=2, dataset_options=opts, device="cpu",
+                               cache_dir=tmp_path / "ray", progress=False)
+        assert run.computed == [] and len(run.read) == 2      # both parts made on Ray, read here
     finally:
         use_cluster(None)
-    b, _ = extract_features("synthetic_world", "tiny-vit", frames=2, dataset_options=opts, device="cpu",
-                            cache_dir=tmp_path / "single", progress=False)
-    assert LAST_RUN["computed"] != [] and a.tobytes() == b.tobytes()
+    b, _, run = extract("synthetic_world", "tiny-vit", frames=2, dataset_options=opts, device="cpu",
+                        cache_dir=tmp_path / "single", progress=False)
+    assert run.computed != [] and a.tobytes() == b.tobytes()
     with pytest.raises(ValueError, match="cluster must be None"):
         use_cluster("yarn")

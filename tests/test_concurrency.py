@@ -16,13 +16,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vtalign.extract import cache as cache_mod
+from vtalign.extract import extract, extract_features
+from vtalign.extract.parts import CHUNK_ITEMS
+from vtalign.extract.request import cache_entry
 from vtalign.extract.datasets import Item, VideoTextDataset
 from vtalign.extract.encoders import ENCODERS, Encoder
 
 SCRIPT = r"""
 import hashlib, json, sys, time
-from vtalign.extract import cache
+from vtalign.extract import extract
 from vtalign.extract.encoders import _tiny, register_encoder
 
 def slow(device="cpu", delay=float(sys.argv[2])):
@@ -35,9 +37,9 @@ def slow(device="cpu", delay=float(sys.argv[2])):
     return enc
 
 register_encoder("slow-tiny-vit")(slow)
-feats, meta = cache.extract_features("synthetic_world", "slow-tiny-vit", frames=2, cache_dir=sys.argv[1],
-                                     dataset_options={"n_clips": 128, "size": 32, "n_frames": 8}, progress=False)
-print(json.dumps({"computed": cache.LAST_RUN["computed"], "read": cache.LAST_RUN["read"],
+feats, meta, run = extract("synthetic_world", "slow-tiny-vit", frames=2, cache_dir=sys.argv[1],
+                           dataset_options={"n_clips": 128, "size": 32, "n_frames": 8}, progress=False)
+print(json.dumps({"computed": run.computed, "read": run.read,
                   "digest": hashlib.sha256(feats.tobytes()).hexdigest(), "n": len(meta["item_ids"])}))
 """
 
@@ -111,7 +113,7 @@ def _numpy_text(device="cpu", spin=0.0):
 
 
 def _dataset():
-    n = N_PARTS * cache_mod.CHUNK_ITEMS
+    n = N_PARTS * CHUNK_ITEMS
     return VideoTextDataset("race", {"n": n}, [Item(f"r{i:03d}", [f"caption {i}"]) for i in range(n)])
 
 
@@ -154,13 +156,13 @@ def _process(cache_dir, result, folder, at, pause_in_removal, spin, stale):
                     raise
 
         shutil.rmtree = rmtree_pausing
-    run = cache_mod.LAST_RUN
     try:
-        feats, _ = cache_mod.extract_features(_dataset(), MODEL, cache_dir=cache_dir, progress=False, hooks=pauses)
-        out = dict(error=None, digest=hashlib.sha256(feats.tobytes()).hexdigest())
+        feats, _, run = extract(_dataset(), MODEL, cache_dir=cache_dir, progress=False, hooks=pauses)
+        out = dict(error=None, digest=hashlib.sha256(feats.tobytes()).hexdigest(), computed=run.computed,
+                   read=run.read)
     except BaseException as err:  # noqa: BLE001  (reported to the test)
-        out = dict(error=f"{type(err).__name__}: {err}", digest=None)
-    Path(result).write_text(json.dumps(dict(out, computed=run["computed"], read=run["read"])))
+        out = dict(error=f"{type(err).__name__}: {err}", digest=None, computed=None, read=None)
+    Path(result).write_text(json.dumps(out))
 
 
 class Race:
@@ -205,8 +207,8 @@ def one_process_entry(tmp_path_factory):
     ENCODERS[MODEL] = _numpy_text
     try:
         root = tmp_path_factory.mktemp("one")
-        feats, meta = cache_mod.extract_features(_dataset(), MODEL, cache_dir=root, progress=False)
-        entry = cache_mod.cache_entry(meta["request"], root)
+        feats, meta = extract_features(_dataset(), MODEL, cache_dir=root, progress=False)
+        entry = cache_entry(meta["request"], root)
         yield {"digest": hashlib.sha256(feats.tobytes()).hexdigest(),
                **{f: (entry / f).read_bytes() for f in ("features.npy", "meta.json")}}
     finally:

@@ -10,7 +10,8 @@ import torch
 import transformers
 
 from vtalign.extract import cache
-from vtalign.extract.cache import cache_entry, extract_features
+from vtalign.extract.features import extract, extract_features
+from vtalign.extract.request import cache_entry
 from vtalign.extract.cli import main as extract_main
 from vtalign.extract.datasets import Item, VideoTextDataset
 from vtalign.extract.encoders import TINY_FAMILIES, _package_dir
@@ -38,23 +39,24 @@ def _save_model(folder, seed):
 
 
 def _run(ds, model, root, **kw):
-    return extract_features(ds, model, cache_dir=root, progress=False, **kw)
+    """(features, meta, summary of what the run did)."""
+    return extract(ds, model, cache_dir=root, progress=False, **kw)
 
 
 def test_new_weights_in_the_same_folder_make_a_new_entry(tmp_path, monkeypatch):
     monkeypatch.setenv("VTALIGN_CACHE", str(tmp_path / "vtcache"))
     ds, root = _toy(), tmp_path / "cache"
     folder = _save_model(tmp_path / "mm", seed=0)
-    old, old_meta = _run(ds, str(folder), root)
-    again, _ = _run(ds, str(folder), root)                            # unchanged: reused
-    assert cache.LAST_RUN["reused_entry"] and np.array_equal(again, old)
+    old, old_meta, run = _run(ds, str(folder), root)
+    again, _, run = _run(ds, str(folder), root)                            # unchanged: reused
+    assert run.reused_entry and np.array_equal(again, old)
     weights = folder / "model.safetensors"
     size = weights.stat().st_size
     _save_model(folder, seed=1)                                        # other weights, same files, same size
     assert weights.stat().st_size == size
-    new, new_meta = _run(ds, str(folder), root)
-    assert not cache.LAST_RUN["reused_entry"] and not np.array_equal(new, old)
-    fresh, _ = _run(ds, str(folder), tmp_path / "fresh")
+    new, new_meta, run = _run(ds, str(folder), root)
+    assert not run.reused_entry and not np.array_equal(new, old)
+    fresh, _, run = _run(ds, str(folder), tmp_path / "fresh")
     assert new.tobytes() == fresh.tobytes()                            # what a fresh cache gives
     assert new_meta["request"]["model_revision"] != old_meta["request"]["model_revision"]
     assert new_meta["request"]["model_revision"].startswith("local-blake2b:")
@@ -93,15 +95,15 @@ def test_the_same_folder_name_in_two_directories_is_two_models(tmp_path, monkeyp
         (tmp_path / where).mkdir()
         _save_model(tmp_path / where / "mm", seed)
     monkeypatch.chdir(tmp_path / "A")
-    in_a, meta_a = _run(ds, "mm", root)
+    in_a, meta_a, run = _run(ds, "mm", root)
     monkeypatch.chdir(tmp_path / "B")
-    in_b, meta_b = _run(ds, "mm", root)
-    assert not cache.LAST_RUN["reused_entry"] and not np.array_equal(in_a, in_b)
+    in_b, meta_b, run = _run(ds, "mm", root)
+    assert not run.reused_entry and not np.array_equal(in_a, in_b)
     assert cache_entry(meta_a["request"], root) != cache_entry(meta_b["request"], root)
     assert meta_b["request"]["model"] == str((tmp_path / "B" / "mm").resolve())
     monkeypatch.chdir(tmp_path / "A")
-    again, _ = _run(ds, "mm", root)                                    # A's entry is still there: reused
-    assert cache.LAST_RUN["reused_entry"] and np.array_equal(again, in_a)
+    again, _, run = _run(ds, "mm", root)                                    # A's entry is still there: reused
+    assert run.reused_entry and np.array_equal(again, in_a)
 
 
 def _write_avi(path, n_frames, seed, size=32):
@@ -131,18 +133,18 @@ def test_a_replaced_video_file_is_recomputed_and_unchanged_files_are_reused(tmp_
     videos.mkdir()
     _write_avi(videos / "a.avi", 4, seed=0)
     _write_avi(videos / "b.avi", 4, seed=1)
-    old, meta = _run(_files_ds(videos), "tiny-vit", root, frames=2)
-    again, _ = _run(_files_ds(videos), "tiny-vit", root, frames=2)     # unchanged: reused
-    assert cache.LAST_RUN["reused_entry"] and np.array_equal(again, old)
+    old, meta, run = _run(_files_ds(videos), "tiny-vit", root, frames=2)
+    again, _, run = _run(_files_ds(videos), "tiny-vit", root, frames=2)     # unchanged: reused
+    assert run.reused_entry and np.array_equal(again, old)
     size = (videos / "a.avi").stat().st_size
     _write_avi(videos / "a.avi", 4, seed=2)                            # same name, same size, other frames
     assert (videos / "a.avi").stat().st_size == size
-    new, new_meta = _run(_files_ds(videos), "tiny-vit", root, frames=2)
-    assert not cache.LAST_RUN["reused_entry"] and not np.array_equal(new[0], old[0])
+    new, new_meta, run = _run(_files_ds(videos), "tiny-vit", root, frames=2)
+    assert not run.reused_entry and not np.array_equal(new[0], old[0])
     assert np.array_equal(new[1], old[1])
     assert meta["request"]["videos"]["files"] == 2 and set(meta["inputs"]["videos"]) == {"a", "b"}
     assert new_meta["request"]["videos"] != meta["request"]["videos"]
-    fresh, fresh_meta = _run(_files_ds(videos), "tiny-vit", tmp_path / "fresh", frames=2)
+    fresh, fresh_meta, run = _run(_files_ds(videos), "tiny-vit", tmp_path / "fresh", frames=2)
     assert new.tobytes() == fresh.tobytes() and new_meta == fresh_meta
 
 
@@ -154,19 +156,19 @@ def test_a_change_inside_a_large_file_is_caught_by_verify(tmp_path, capsys, monk
     videos.mkdir()
     _write_avi(videos / "a.avi", 12, seed=0, size=256)                 # 2.4 MB
     _write_avi(videos / "b.avi", 2, seed=1)
-    old, _ = _run(_files_ds(videos), "tiny-vit", root, frames=2)
+    old, _, run = _run(_files_ds(videos), "tiny-vit", root, frames=2)
     raw = bytearray((videos / "a.avi").read_bytes())
     middle = len(raw) // 2
     assert 1 << 20 < middle < len(raw) - (1 << 20)
     raw[middle:middle + 1000] = bytes(255 - b for b in raw[middle:middle + 1000])
     (videos / "a.avi").write_bytes(bytes(raw))
-    _run(_files_ds(videos), "tiny-vit", root, frames=2)
-    assert cache.LAST_RUN["reused_entry"]                              # the partial digest cannot see it
+    *_, run = _run(_files_ds(videos), "tiny-vit", root, frames=2)
+    assert run.reused_entry                              # the partial digest cannot see it
     capsys.readouterr()
-    _run(_files_ds(videos), "tiny-vit", root, frames=2, verify=True)
-    assert not cache.LAST_RUN["reused_entry"] and "made from other video files" in capsys.readouterr().out
-    _run(_files_ds(videos), "tiny-vit", root, frames=2, verify=True)
-    assert cache.LAST_RUN["reused_entry"]                              # recorded anew: reused from then on
+    *_, run = _run(_files_ds(videos), "tiny-vit", root, frames=2, verify=True)
+    assert not run.reused_entry and "made from other video files" in capsys.readouterr().out
+    *_, run = _run(_files_ds(videos), "tiny-vit", root, frames=2, verify=True)
+    assert run.reused_entry                              # recorded anew: reused from then on
 
 
 def test_a_hub_checkpoint_is_identified_by_its_resolved_revision(tmp_path):

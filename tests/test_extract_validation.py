@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from vtalign.extract import cli
-from vtalign.extract.cache import CHUNK_ITEMS, cache_entry, extract_features, feature_request, load_features
+from vtalign.extract.features import extract, extract_features, load_features
+from vtalign.extract.parts import CHUNK_ITEMS
+from vtalign.extract.request import cache_entry, feature_request
 from vtalign.extract.cli import main as extract_main
 from vtalign.extract.datasets import Item, VideoTextDataset, load_dataset
 
@@ -117,11 +119,11 @@ def test_check_reports_junk_of_bad_requests_and_repair_never_retries_them(tmp_pa
     assert out.count("invalid ") == 2 and "frames=0" in out and "captions=1000" in out
     assert f"--drop {junk[0]}" in out and out.count("incomplete ") == 1
     retried = []
-    real = cli.extract_features
-    monkeypatch.setattr(cli, "extract_features", lambda **kw: retried.append(kw) or real(**kw))
+    real = cli.extract_request
+    monkeypatch.setattr(cli, "extract_request", lambda request, **kw: retried.append(request) or real(request, **kw))
     assert extract_main(["--check", "--repair", "--no-progress", "--cache", str(tmp_path)]) == 1
     out = capsys.readouterr().out
-    assert [r["captions"] for r in retried] == [2] and out.count("not repaired: its request fails validation") == 2
+    assert [r.captions for r in retried] == [2] and out.count("not repaired: its request fails validation") == 2
     assert (resumable / "meta.json").is_file() and all(not (j / "meta.json").exists() for j in junk)
     load_features(ds, "tiny-bert", captions=2, cache_dir=tmp_path)
 
@@ -182,7 +184,7 @@ def test_summary_says_when_another_run_completed_the_entry(tmp_path, capsys, mon
     instead of 'computed 0 part(s), read 0'."""
     import shutil
 
-    from vtalign.extract import cache
+    from vtalign.extract import parts
 
     argv = [*WORLD, "--model", "tiny-bert", "--no-progress"]
     assert extract_main([*argv, "--cache", str(tmp_path / "other")]) == 0      # what the other process writes
@@ -195,7 +197,7 @@ def test_summary_says_when_another_run_completed_the_entry(tmp_path, capsys, mon
             for name in ("features.npy", "meta.json"):
                 shutil.copy(theirs / name, ours / name)
 
-    monkeypatch.setattr(cache, "_hook", other_process_completes)
+    monkeypatch.setattr(parts, "hook", other_process_completes)    # the claim points are in the part loop
     capsys.readouterr()
     assert extract_main([*argv, "--cache", str(tmp_path / "shared")]) == 0
     out = capsys.readouterr().out
@@ -243,8 +245,7 @@ def _with_one_video(tmp_path, video):
 def test_an_entry_made_with_skip_failures_is_retried_without_the_flag(tmp_path):
     import shutil
 
-    from vtalign.extract import cache
-    from vtalign.extract.cache import ExtractionError
+    from vtalign.extract.errors import ExtractionError
 
     video = tmp_path / "clip.mp4"
     video.write_bytes(b"not a video" * 100)                        # corrupt
@@ -253,22 +254,21 @@ def test_an_entry_made_with_skip_failures_is_retried_without_the_flag(tmp_path):
     reduced, meta = extract_features(ds, "tiny-vit", skip_failures=True, **run)
     entry = cache_entry(meta["request"], tmp_path / "cache")
     assert reduced.shape[0] == 39 and [f["item"] for f in meta["failures"]] == ["from-file"]
-    with pytest.raises(ExtractionError, match="1 item"):           # without the flag: retried, fails again
+    with pytest.raises(ExtractionError, match="1 item") as failed:   # without the flag: retried, fails again
         extract_features(ds, "tiny-vit", **run)
-    assert cache.LAST_RUN["retried"] == ["from-file"] and cache.LAST_RUN["computed"] == [1]
+    assert failed.value.summary.retried == ["from-file"] and failed.value.summary.computed == [1]
     again, _ = load_features(ds, "tiny-vit", frames=2, cache_dir=tmp_path / "cache")   # the entry as it was
     assert np.array_equal(again, reduced) and not (entry / "parts").exists()
     shutil.copy(next(it.video.path for it in load_dataset("clips").items if str(it.video.path).endswith(".mp4")),
                 video)                                               # the video fixed
-    fixed, meta = extract_features(ds, "tiny-vit", **run)
-    assert cache.LAST_RUN["computed"] == [1] and cache.LAST_RUN["read"] == [0]   # only the part that failed
+    fixed, meta, done = extract(ds, "tiny-vit", **run)
+    assert done.computed == [1] and done.read == [0]                 # only the part that failed
     assert meta["failures"] == [] and meta["item_ids"] == ds.ids
     clean, clean_meta = extract_features(ds, "tiny-vit", frames=2, cache_dir=tmp_path / "clean", progress=False)
     assert fixed.tobytes() == clean.tobytes()                        # bitwise a clean run
     assert (entry / "meta.json").read_bytes() == (cache_entry(clean_meta["request"], tmp_path / "clean")
                                                   / "meta.json").read_bytes()
-    extract_features(ds, "tiny-vit", **run)
-    assert cache.LAST_RUN["reused_entry"]
+    assert extract(ds, "tiny-vit", **run).summary.reused_entry
 
 
 def test_check_lists_set_aside_copies_and_prune_removes_junk(tmp_path, capsys, monkeypatch):

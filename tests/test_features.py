@@ -7,8 +7,11 @@ import pytest
 from vtalign.extract.datasets import Item, VideoTextDataset, load_dataset
 from vtalign.extract.encoders import load_encoder
 from vtalign.extract.cli import main as extract_main
-from vtalign.extract.cache import (CHUNK_ITEMS, ExtractionError, cache_entry, extract_features, feature_request,
-                              load_features, pair_features)
+from vtalign.extract.cache import pair_features
+from vtalign.extract.errors import ExtractionError
+from vtalign.extract.features import extract_features, load_features
+from vtalign.extract.parts import CHUNK_ITEMS
+from vtalign.extract.request import cache_entry, feature_request
 from vtalign.extract.sampling import caption_text
 from vtalign.extract.video import GeneratedVideo, VideoFile
 

@@ -76,3 +76,36 @@ def test_notebooks_import_only_public_names():
                     names = [node.module, *(a.name for a in node.names)]
                     private = [n for n in names if any(part.startswith("_") for part in n.split("."))]
                     assert not private, f"{nb.name} imports private names {private}"
+
+
+# Inside the extraction pipeline: a request is built (request) and kept on disk (store, parts) by modules
+# that know nothing of how a run is routed; one process runs it (cache); Ray (cluster) sits above that, and
+# only the front door (features) and the command line choose between them.
+EXTRACT_LAYERS = {"identity": 0, "errors": 0, "manifest": 0, "datasets": 0, "synthetic": 0, "video": 0,
+                  "sampling": 0, "encoders": 0, "validation": 1, "request": 2, "store": 3, "parts": 4, "cache": 5,
+                  "cluster": 6, "cluster_alignment": 7, "features": 7, "manage": 4, "projection": 7, "cli": 8}
+
+
+def _extract_upward(source: str, module: str) -> list[str]:
+    here = EXTRACT_LAYERS[module.rsplit(".", 1)[1]]
+    if here == 0:  # the inputs (datasets, videos, encoders...) use one another freely
+        return []
+    names = {m.split(".")[2] for m in _imported_modules(source, ["vtalign", "extract"])
+             if m.startswith("vtalign.extract.") and m.split(".")[2] in EXTRACT_LAYERS}
+    return sorted(n for n in names if EXTRACT_LAYERS[n] >= here and n != module.rsplit(".", 1)[1])
+
+
+def test_extraction_modules_import_only_lower_ones():
+    files = sorted((PACKAGE / "extract").glob("*.py"))
+    missing = [p.stem for p in files if p.stem not in EXTRACT_LAYERS and not p.stem.startswith("__")]
+    assert not missing, f"give these modules a layer in EXTRACT_LAYERS: {missing}"
+    for path in files:
+        if path.stem.startswith("__"):
+            continue
+        upward = _extract_upward(path.read_text(), f"vtalign.extract.{path.stem}")
+        assert not upward, f"extract/{path.name} imports {upward}, at or above its own layer"
+
+
+def test_the_extraction_rule_catches_the_cache_cluster_loop():
+    assert _extract_upward("from .cluster import run_plan", "vtalign.extract.cache") == ["cluster"]
+    assert _extract_upward("from .cache import extract_request", "vtalign.extract.cluster") == []

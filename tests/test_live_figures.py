@@ -6,7 +6,7 @@ import pytest
 
 import vtalign as va
 from vtalign.book import downstream, reordering
-from vtalign.extract.cache import feature_request
+from vtalign.extract.request import feature_request
 from vtalign.extract.datasets import load_dataset
 from vtalign.extract.synthetic import WORLD_TASKS, WorldSpec, narration, world_labels, world_scene
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from vtalign.book import worlds
-from vtalign.extract.cache import feature_request
+from vtalign.extract.request import feature_request
 from vtalign.extract.datasets import load_dataset
 from vtalign.extract.synthetic import TestOfTimeSpec, WorldSpec, world_scene
 

@@ -32,7 +32,8 @@ from ..correlation import correlate, linear_fit
 from ..pooling import parse_pooling, pool_frames
 from ..probes import chance_score, knn_probe, linear_probe
 from ..stats import chance_level
-from ..extract.cache import common_items, extract_features
+from ..extract.cache import common_items
+from ..extract.features import extract_features
 from ..extract.datasets import load_dataset
 from ..extract.encoders import encoder_identity
 from ..extract.synthetic import WORLD_TASKS, WorldSpec, world_labels

@@ -1,4 +1,4 @@
-"""Live measurements: features from :mod:`vtalign.extract.cache` scored with the alignment core.
+"""Live measurements: features from :func:`vtalign.extract.extract_features` scored with the alignment core.
 
 Each function extracts (or finds cached) the features it needs, prepares them as the
 reference pipeline does (clamp at the 0.95 quantile, L2-normalise; padding of narrower
@@ -18,7 +18,8 @@ from ..extract.datasets import load_dataset
 from ..extract.encoders import encoder_identity
 from ..extract.sampling import frame_indices
 from ..extract.synthetic import test_of_time_events
-from ..extract.cache import common_items, extract_features, pair_features
+from ..extract.cache import common_items, pair_features
+from ..extract.features import extract_features
 from ..stats import chance_level, permutation_test
 
 __all__ = ["prepared", "common_items", "video_features", "scaling_grid", "shuffled_floor", "tot_events",

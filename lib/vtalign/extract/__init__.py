@@ -11,8 +11,13 @@ Modules, from the data to the cache:
 - :mod:`~vtalign.extract.encoders`: the encoder registry (offline models, Hugging Face families);
 - :mod:`~vtalign.extract.validation`: every request checked before any work (one-sentence
   :class:`~vtalign.extract.errors.RequestError`, a ``ValueError``);
-- :mod:`~vtalign.extract.cache`: ``extract_features`` / ``load_features``, one resumable cache entry
-  per request; :mod:`~vtalign.extract.manage`: set-aside copies, ``--prune`` and ``--drop``;
+- :mod:`~vtalign.extract.request`: one request built and checked once, with its content identity
+  (:mod:`~vtalign.extract.identity`), carried everywhere it goes;
+- :mod:`~vtalign.extract.features`: the front door, ``extract_features`` / ``load_features``;
+  :mod:`~vtalign.extract.cache`: one request's entry, reused or made in this process, from
+  :mod:`~vtalign.extract.store` (an entry on disk: read, checked, written) and
+  :mod:`~vtalign.extract.parts` (claims, the resumable part loop, encoding);
+  :mod:`~vtalign.extract.manage`: set-aside copies, ``--prune`` and ``--drop``;
 - :mod:`~vtalign.extract.cli`: ``python -m vtalign.extract``.
 - at scale on Ray: :mod:`~vtalign.extract.cluster` (plans of extraction requests, one model pool at
   a time), :mod:`~vtalign.extract.cluster_alignment` (plans of layer sweeps; exact kNN with the
@@ -21,13 +26,16 @@ Modules, from the data to the cache:
 
 Nothing in here imports :mod:`vtalign.book`; the measurement core never imports this package.
 """
-from .cache import ExtractionError, common_items, extract_features, feature_request, load_features, pair_features
+from .cache import common_items, pair_features
 from .cluster import use_cluster
+from .errors import ExtractionError
+from .features import extract, extract_features, load_features
+from .request import FeatureRequest, build_request, feature_request
 from .datasets import DATASETS, load_dataset
 from .encoders import available_encoders, load_encoder, register_encoder
 from .errors import RequestError
 from .manifest import DataError, fetch
 
-__all__ = ["extract_features", "load_features", "pair_features", "common_items", "feature_request",
+__all__ = ["extract_features", "extract", "load_features", "build_request", "FeatureRequest", "pair_features", "common_items", "feature_request",
            "ExtractionError", "DataError", "RequestError", "fetch", "load_dataset", "DATASETS", "load_encoder",
            "register_encoder", "available_encoders", "use_cluster"]

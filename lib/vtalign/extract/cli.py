@@ -25,17 +25,18 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 from .manifest import DataError
 from .datasets import DATASETS
-from .cache import (LAST_RUN, CorruptEntryError, ExtractionError, cache_entries, cache_entry, check_entry, extract_features,
-                    inputs_changed,
-                    feature_request, recorded_request, request_arguments, request_differences, request_setting,
-                    set_aside)
+from .cache import extract_request
 from .encoders import available_encoders, encoder_facts
-from .errors import RequestError
+from .errors import ExtractionError, RequestError
 from .manage import cache_root, idle_for, is_entry, leftovers, remove, set_aside_copies, set_aside_time, size_of
-from .validation import build_dataset, check_count, check_k, check_request
+from .parts import claim_stale_seconds, live_claims
+from .request import FeatureRequest, build_request, request_arguments, request_differences, request_setting
+from .store import CorruptEntryError, cache_entries, check_entry, inputs_changed, recorded_request, set_aside
+from .validation import build_dataset, check_count, check_k
 
 
 def _option(text: str):
@@ -170,47 +171,28 @@ def _main(args, ap) -> int:
     for c in args.captions:
         check_count(c, "captions", "the number of captions joined per item")
     ds = build_dataset(args.dataset, dict(args.option))
-    todo = []
+    requests: dict = {}
     for model in args.model:
-        # one extraction per distinct request: the request builder decides what a frame or caption count
-        # means for this model (text: captions only; an image model in image mode: one frame)
+        # one extraction per distinct request: the request decides what a frame or caption count means for
+        # this model (text: captions only; an image model in image mode: one frame). Built once, here.
         text = encoder_facts(model).modality == "text"
         settings = ([(args.frames[0], c) for c in args.captions] if text
                     else [(f, args.captions[0]) for f in args.frames])
-        requests = {}
         for frames, captions in settings:
-            check_request(ds, model, frames, captions, args.mode, args.seed, skip_failures=args.skip_failures)
-            req = feature_request(ds, model, frames, captions, args.mode, args.seed)
-            requests.setdefault(cache_entry(req, args.cache), (frames, captions, req))
-        todo.append((model, requests))
-    for model, requests in todo:
-        for frames, captions, req in requests.values():
-            setting = request_setting(req)
-            try:
-                feats, meta = extract_features(ds, model, frames, captions, mode=args.mode, seed=args.seed,
-                                               device=args.device, batch_size=args.batch_size,
+            r = build_request(ds, model, frames, captions, args.mode, args.seed, skip_failures=args.skip_failures)
+            requests.setdefault(r.entry(args.cache), r)
+    for r in requests.values():
+        try:
+            feats, meta, run = extract_request(r, device=args.device, batch_size=args.batch_size,
                                                skip_failures=args.skip_failures, cache_dir=args.cache,
-                                               progress=not args.no_progress, verify=args.verify,
-                                               force=args.force)
-            except (ExtractionError, DataError) as err:
-                print(f"FAILED {args.dataset} x {model} {setting}:\n{err}", file=sys.stderr)
-                status = 1
-                continue
-            where = cache_entry(meta["request"], args.cache)
-            skipped = f", {len(meta['failures'])} failed item(s) left out" if meta["failures"] else ""
-            run = LAST_RUN
-            retried = f"retried {len(run['retried'])} item(s) an earlier --skip-failures run left out; " \
-                if run["retried"] else ""
-            if run["reused_entry"]:
-                how = "reused from the cache"
-            elif run["completed_elsewhere"]:  # another process finished it while this one worked on it
-                how = (f"completed by a concurrent run; this run computed {len(run['computed'])} of its part(s) "
-                       f"and read {len(run['read'])}")
-            else:
-                how = (f"computed {len(run['computed'])} part(s), read {len(run['read'])} written earlier or by a "
-                       "concurrent run")
-            print(f"{args.dataset} x {model} {setting}: features {tuple(feats.shape)}{skipped} ({retried}{how}) "
-                  f"-> {where}")
+                                               progress=not args.no_progress, verify=args.verify, force=args.force)
+        except (ExtractionError, DataError) as err:
+            print(f"FAILED {args.dataset} x {r.model} {r.setting}:\n{err}", file=sys.stderr)
+            status = 1
+            continue
+        skipped = f", {len(meta['failures'])} failed item(s) left out" if meta["failures"] else ""
+        print(f"{args.dataset} x {r.model} {r.setting}: features {tuple(feats.shape)}{skipped} ({run.describe()}) "
+              f"-> {r.entry(args.cache)}")
     return status
 
 
@@ -233,7 +215,7 @@ def _run_on_cluster(args, ap) -> int:
             check_k(args.k, len(build_dataset(dataset, json.loads(options))), f"dataset {dataset}")
     summary = run_plan(requests, args.cluster, args.workers, args.device, batch_size=args.batch_size,
                        cache_dir=args.cache, skip_failures=args.skip_failures, progress=not args.no_progress,
-                       force=args.force)
+                       force=args.force, verify=args.verify)
     for r in summary.itertuples():
         what = (f"{r.parts_made} of {r.parts_total} part(s) made on workers" if r.status != "reused" else "reused")
         rate = f", {r.items_per_second:.1f} items/s per worker" if r.items_per_second == r.items_per_second else ""
@@ -258,37 +240,46 @@ def _run_on_cluster(args, ap) -> int:
     return 0
 
 
-def _status(entry, verify: bool) -> tuple[str, str, dict | None]:
-    """(status, detail, recorded request) of one entry; "stale" when the request it was made for is not
-    the one the same arguments make today (library, generator or model revision changed); "invalid" when
+class _Status(NamedTuple):
+    status: str
+    detail: str
+    recorded: dict | None               # the request the entry records
+    today: FeatureRequest | None = None  # the request the same arguments make today (None: not buildable here)
+
+
+def _status(entry, verify: bool) -> _Status:
+    """The status of one entry, its detail, the request it records and the one the same arguments make
+    today; "stale" when those two differ (library, generator or model revision changed); "invalid" when
     an entry that is not ok was made for a request that fails validation (it can never be completed: its
     parts are junk, for --drop or --prune)."""
     status, detail = check_entry(entry, verify)
     req = recorded_request(entry)
     if req is None:
-        return status, detail, req
+        return _Status(status, detail, req)
     try:
         a = request_arguments(req)
-        ds = build_dataset(a["dataset"], _with_video_root(entry, req, a["dataset_options"]))
+        ds = build_dataset(a["dataset"], _with_video_root(entry, req, a.pop("dataset_options")))
         # judged as leniently as any run could ask for it: with skip_failures, and without videos at hand
-        check_request(ds, a["model"], a["frames"], a["captions"], a["mode"], a["seed"], skip_failures=True,
-                      needs_videos=False)
-        now = feature_request(ds, a["model"], a["frames"], a["captions"], a["mode"], a["seed"])
+        today = build_request(ds, **{k: v for k, v in a.items() if k != "dataset"}, skip_failures=True,
+                              needs_videos=False)
     except RequestError as err:
         if err.permanent and status != "ok":
-            return ("invalid", f"made for a request that fails validation, so it can never be completed: "
-                               f"{_one_line(err)} Remove it with --drop {entry} (or --prune).", req)
-        return status, f"{detail}; not compared with today's request ({_one_line(err)})", req
+            return _Status("invalid", f"made for a request that fails validation, so it can never be completed: "
+                                      f"{_one_line(err)} Remove it with --drop {entry} (or --prune).", req)
+        return _Status(status, f"{detail}; not compared with today's request ({_one_line(err)})", req)
     except Exception as err:  # e.g. a user's video_root that is not mounted here
-        return status, f"{detail}; not compared with today's request ({type(err).__name__}: {_one_line(err)})", req
+        return _Status(status, f"{detail}; not compared with today's request ({type(err).__name__}: "
+                               f"{_one_line(err)})", req)
+    now = today.key
     if status == "ok":
         differs = request_differences(now, req)
         if differs:
-            return "stale", f"made for another request than today's (differs in {differs}){_changed(differs)}", req
+            return _Status("stale", f"made for another request than today's (differs in {differs})"
+                                    f"{_changed(differs)}", req, today)
         changed = inputs_changed(_meta_or_empty(entry), ds) if verify else []
         if changed:
-            return ("stale", f"made from other video files: {len(changed)} changed since (full digests, e.g. "
-                             f"{changed[0]}); the next run of this request recomputes it", req)
+            return _Status("stale", f"made from other video files: {len(changed)} changed since (full digests, "
+                                    f"e.g. {changed[0]}); the next run of this request recomputes it", req, today)
         try:
             failed = len(json.loads((entry / "meta.json").read_text()).get("failures") or [])
         except (OSError, ValueError, AttributeError):
@@ -296,7 +287,7 @@ def _status(entry, verify: bool) -> tuple[str, str, dict | None]:
         if failed:
             detail += (f"; made with --skip-failures: {failed} failed item(s) left out (a run without "
                        "--skip-failures retries them)")
-    return status, detail, req
+    return _Status(status, detail, req, today)
 
 
 def _with_video_root(entry, req: dict, options: dict) -> dict:
@@ -345,7 +336,7 @@ def check_cache(cache=None, verify: bool = False, repair: bool = False, device: 
     if not entries:
         print("no cache entries")
     for entry in entries:
-        status, detail, req = _status(entry, verify)
+        status, detail, req, today = _status(entry, verify)
         size = size_of(entry) / 2**20
         what = f"{req['dataset']} x {req['model']} {request_setting(req)}" if req else "request unknown"
         print(f"{status:10s} {size:9.1f} MiB  {what}  {entry}\n{'':10s} {detail}")
@@ -363,11 +354,15 @@ def check_cache(cache=None, verify: bool = False, repair: bool = False, device: 
             print(f"{'':10s} not repaired: its request fails validation")
             broken += 1
             continue
+        if today is None:
+            print(f"{'':10s} cannot repair: today's request for it cannot be built here (see above)")
+            broken += 1
+            continue
         try:
             if status == "corrupt":
                 print(f"{'':10s} damaged files kept in {set_aside(entry).name}")
-            _, meta = extract_features(device=device, cache_dir=cache, progress=progress, **request_arguments(req))
-            made = cache_entry(meta["request"], cache)
+            extract_request(today, device=device, cache_dir=cache, progress=progress)
+            made = today.entry(cache)
             if Path(made) != Path(entry):  # today's request has its own entry (a local model's files changed)
                 print(f"{'':10s} not repaired in place: today's request for it has its own entry, now made "
                       f"({made}); this one was made from other model files. Remove it with --drop {entry} "
@@ -394,15 +389,13 @@ def check_cache(cache=None, verify: bool = False, repair: bool = False, device: 
 
 def _junk(root, verify: bool) -> list[tuple]:
     """(path, why) of everything ``--prune`` removes (see :mod:`vtalign.extract.manage`)."""
-    from .cache import _claim_stale_seconds
-
     found = []
     for entry in cache_entries(root):
-        status, detail, req = _status(entry, verify)
+        status, detail, req, _ = _status(entry, verify)
         if status == "invalid":
             found.append((entry, f"invalid: {request_setting(req)} of {req['dataset']} x {req['model']} fails "
                                  "validation"))
-        elif req is None and status not in ("ok", "stale") and idle_for(entry) > _claim_stale_seconds():
+        elif req is None and status not in ("ok", "stale") and idle_for(entry) > claim_stale_seconds():
             found.append((entry, f"{status}, and it records no request"))
     found += [(p, f"set aside {set_aside_time(p)}") for p in set_aside_copies(root)]
     found += [(p, "leftover of a killed run") for p in leftovers(root)]
@@ -414,8 +407,6 @@ def prune_cache(cache=None, drop=(), yes: bool = False, verify: bool = False) ->
     Lists what would go and asks first, unless ``yes``; an entry a live process is making is kept.
     Exit status 0 when everything listed was removed (or nothing was to be), 1 when something was kept
     (not confirmed, or busy), 2 when a PATH is not an entry or a set-aside copy of this cache."""
-    from .cache import live_claims
-
     root = cache_root(cache)
     if drop:
         targets = []

@@ -1,13 +1,13 @@
 """Extraction at scale on Ray: a plan of requests cut into item parts, made by workers that each load
 their model once, written to a cache that every node sees.
 
-The unit of work is a part (:data:`vtalign.extract.cache.CHUNK_ITEMS` items of one request), made by
-:func:`vtalign.extract.cache.make_part`: the very function a single process uses, so a part made on a
+The unit of work is a part (:data:`vtalign.extract.parts.CHUNK_ITEMS` items of one request), made by
+:func:`vtalign.extract.parts.make_part`: the very function a single process uses, so a part made on a
 worker is byte for byte the part a single process makes. Parts go to Ray actors, one pool per model,
 each actor holding its loaded encoder (and the GPU it asked for, ``num_gpus``); a part is claimed with
 an exclusive create and a heartbeat before it is made, so two plans (or a plan and a single-process
 run) on the same entry never make a part twice. When a request's parts are all written, the driver
-assembles the entry with :func:`vtalign.extract.extract_features`, which finds every part on disk:
+assembles the entry with :func:`vtalign.extract.cache.extract_request`, which finds every part on disk:
 failures are reported once, with the same list and exit codes as a single-process run.
 
 Faults: a killed worker loses only the part it was making. Ray restarts the actor and retries the
@@ -23,57 +23,40 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from .cache import (CLUSTER, LAST_RUN, open_parts, prepare_entry, cache_entry, extract_features,
-                    feature_request, load_features, make_part, part_chunks, request_setting)
-from .datasets import load_dataset
+from .cache import extract_request, load_request, prepare_entry
+from .datasets import DATASETS, load_dataset
 from .encoders import encoder_facts, resolve_device
 from .errors import RequestError
-from .validation import build_dataset, check_request
+from .parts import make_part, open_parts, part_chunks
+from .request import FeatureRequest, build_request
+from .validation import build_dataset
 
-__all__ = ["Request", "load_plan", "plan_requests", "connect", "run_plan", "use_cluster", "scaleout_benchmark"]
-
-
-@dataclass(frozen=True)
-class Request:
-    """One cache entry to make: a dataset (with options), a model and a frame or caption count."""
-    dataset: str
-    model: str
-    frames: int = 8
-    captions: int = 1
-    mode: str = "video"
-    seed: int = 0
-    options: dict = field(default_factory=dict, hash=False)
-
-    def arguments(self) -> dict:
-        return dict(frames=self.frames, captions=self.captions, mode=self.mode, seed=self.seed)
+__all__ = ["load_plan", "plan_requests", "connect", "run_plan", "use_cluster", "parts_maker", "scaleout_benchmark"]
 
 
 def plan_requests(dataset: str, models, frames=(8,), captions=(1,), mode: str = "video", seed: int = 0,
-                  options: dict | None = None, skip_failures: bool = False) -> list[Request]:
+                  options: dict | None = None, skip_failures: bool = False) -> list[FeatureRequest]:
     """The grid models x frames x captions as requests, one per distinct cache entry (a text model takes
-    only the caption counts, a video or image model only the frame counts). Every request is checked
-    (:func:`vtalign.extract.validation.check_request`) before it is planned: a bad one raises
+    only the caption counts, a video or image model only the frame counts). Every request is built and
+    checked once (:func:`vtalign.extract.request.build_request`) before it is planned: a bad one raises
     :class:`~vtalign.extract.errors.RequestError`."""
     out, seen = [], set()
     ds = build_dataset(dataset, options)
     for model in models:
         text = encoder_facts(model).modality == "text"
         for f, c in ([(frames[0], c) for c in captions] if text else [(f, captions[0]) for f in frames]):
-            check_request(ds, model, f, c, mode, seed, skip_failures=skip_failures)
-            r = Request(dataset, model, int(f), int(c), mode, seed, dict(options or {}))
-            key = cache_entry(feature_request(ds, model, f, c, mode, seed))
-            if key not in seen:
-                seen.add(key)
+            r = build_request(ds, model, f, c, mode, seed, skip_failures=skip_failures)
+            if r.entry() not in seen:
+                seen.add(r.entry())
                 out.append(r)
     return out
 
 
-def load_plan(path, skip_failures: bool = False) -> list[Request]:
+def load_plan(path, skip_failures: bool = False) -> list[FeatureRequest]:
     """Requests from a TOML plan file: one ``[[grid]]`` table per dataset, e.g.::
 
         [[grid]]
@@ -120,6 +103,11 @@ def connect(cluster: str = "local", workers: int | None = None):
     return ray
 
 
+# Where a missing entry's parts are made by vtalign.extract.extract_features: in this process (cluster None),
+# or on the Ray cluster that use_cluster names (the chapters' ``cluster`` parameter).
+_ROUTE: dict = {"cluster": None, "workers": None}
+
+
 def use_cluster(cluster: str | None, workers: int | None = None) -> None:
     """Make every missing cache entry's parts on Ray from now on: :func:`vtalign.extract.extract_features`
     (and so every chapter) sends them to ``cluster`` (``"local"``, ``"auto"``, ``"ray://host:port"``) and
@@ -127,18 +115,34 @@ def use_cluster(cluster: str | None, workers: int | None = None) -> None:
     rebuild from their name and options are still made here."""
     if cluster is not None and cluster != "local" and cluster != "auto" and not str(cluster).startswith("ray://"):
         raise ValueError(f"cluster must be None, 'local', 'auto' or 'ray://host:port', got {cluster!r}.")
-    CLUSTER.update(cluster=cluster, workers=workers)
+    _ROUTE.update(cluster=cluster, workers=workers)
 
 
-class _here:
-    """Within: extract_features makes parts in this process (the driver assembling a plan's entry)."""
+def parts_maker(request: FeatureRequest, *, device: str = "auto", batch_size: int = 32, skip_failures: bool = False,
+                cache_dir=None, progress: bool = True, encoder=None):
+    """What :func:`vtalign.extract.cache.extract_request` calls to make a missing entry's parts on the
+    cluster :func:`use_cluster` names: a callable, or None when they are made in the calling process (no
+    cluster set, an encoder already loaded there, or a dataset a worker cannot rebuild)."""
+    cluster, workers = _ROUTE["cluster"], _ROUTE["workers"]
+    if cluster is None or encoder is not None or not _rebuildable(request):
+        return None
 
-    def __enter__(self):
-        self.saved = dict(CLUSTER)
-        CLUSTER["cluster"] = None
+    def make_parts(r: FeatureRequest) -> None:
+        run_plan([r], cluster, workers, device=device, batch_size=batch_size, skip_failures=skip_failures,
+                 cache_dir=cache_dir, progress=progress, assemble=False)
 
-    def __exit__(self, *exc):
-        CLUSTER.update(self.saved)
+    return make_parts
+
+
+def _rebuildable(request: FeatureRequest) -> bool:
+    """Whether a Ray worker can rebuild the request's dataset from its name and options (a registered
+    dataset whose options give back the same items); other datasets are made in this process."""
+    if request.dataset not in DATASETS:
+        return False
+    try:
+        return load_dataset(request.dataset, **request.options).ids == request.data.ids
+    except Exception:  # noqa: BLE001  (options that do not rebuild it: make it here)
+        return False
 
 
 def _part_maker_class(ray):
@@ -150,13 +154,13 @@ def _part_maker_class(ray):
             self.model, self.device, self.batch_size = model, device, batch_size
             self.encoder, self.datasets = None, {}
 
-        def make(self, request: Request, req: dict, index: int, parts: str) -> dict:
+        def make(self, request: FeatureRequest, index: int, parts: str) -> dict:
             key = (request.dataset, repr(sorted(request.options.items())))
-            if key not in self.datasets:
+            if key not in self.datasets:  # the request arrives without its dataset: rebuilt once per worker
                 self.datasets[key] = load_dataset(request.dataset, **request.options)
             chunk = part_chunks(self.datasets[key])[index]
             start = time.perf_counter()
-            part, self.encoder = make_part(chunk, req, Path(parts), index, req["model"], self.encoder, self.device,
+            part, self.encoder = make_part(chunk, request.key, Path(parts), index, self.encoder, self.device,
                                            self.batch_size)
             return dict(index=index, made=part is not None, items=len(chunk), seconds=time.perf_counter() - start,
                         pid=os.getpid())
@@ -167,12 +171,12 @@ def _part_maker_class(ray):
     return PartMaker
 
 
-def run_plan(requests: list[Request], cluster: str = "local", workers: int | None = None, device: str = "auto",
-             gpus_per_worker: float | None = None, batch_size: int = 32, cache_dir=None,
+def run_plan(requests: list[FeatureRequest], cluster: str = "local", workers: int | None = None,
+             device: str = "auto", gpus_per_worker: float | None = None, batch_size: int = 32, cache_dir=None,
              skip_failures: bool = False, progress: bool = True, on_submitted=None,
-             assemble: bool = True, force: bool = False) -> pd.DataFrame:
+             assemble: bool = True, force: bool = False, verify: bool = False) -> pd.DataFrame:
     """Make every request's cache entry on Ray; returns one row per request: dataset, model, frames,
-    captions, setting (the count the request is about, as :func:`~vtalign.extract.cache.request_setting`
+    captions, setting (the count the request is about, as :func:`~vtalign.extract.request.request_setting`
     prints it: ``captions=1`` for a text model, ``frames=8`` for a video one), status (``reused`` / ``computed`` / ``failed``), parts_made (on workers),
     parts_made_by_driver, parts_total, seconds, items_per_second (per worker, while busy), error.
 
@@ -183,39 +187,38 @@ def run_plan(requests: list[Request], cluster: str = "local", workers: int | Non
     workers : actors per model (default: the cluster's CPUs, or its GPUs when each worker asks for one)
     gpus_per_worker : GPU share each actor requests (default: 1 when ``device`` resolves to CUDA, else 0)
     on_submitted : called with each model's actor handles once its parts are queued (tests kill one)
-    assemble : write each entry from its parts here (``False``: leave that to the caller, as
-        :func:`vtalign.extract.extract_features` does when :func:`use_cluster` sends its parts here)
+    assemble : write each entry from its parts here, with the same code as one process
+        (:func:`vtalign.extract.cache.extract_request`, which finds every part on disk); ``False``: leave
+        that to the caller, as :func:`vtalign.extract.extract_features` does when :func:`use_cluster` sends
+        its parts here
     force : recompute every entry even when a complete one is cached. An entry made with ``skip_failures``
         is reused only when ``skip_failures`` is set here too; otherwise its failed items are retried
         (:func:`vtalign.extract.cache.prepare_entry`).
+    verify : check a cached entry's content digests (features and video files) before reusing it
     """
     from tqdm import tqdm
 
     device = resolve_device(device)
     gpus = (1.0 if device.startswith("cuda") else 0.0) if gpus_per_worker is None else gpus_per_worker
-    # every request is checked before any work (and before Ray starts): a bad one raises RequestError
-    built = []
-    for r in requests:
-        ds = build_dataset(r.dataset, r.options)
-        check_request(ds, r.model, **r.arguments(), skip_failures=skip_failures)
-        built.append(ds)
+    # every request was checked when it was built; a run that makes entries checks it as strictly as
+    # skip_failures says, before any work (and before Ray starts): a bad one raises RequestError
+    requests = [r.for_run(skip_failures) for r in requests]
     rows: dict[int, dict] = {}
     work: dict[str, list] = {}
-    for position, (r, ds) in enumerate(zip(requests, built)):
-        req = feature_request(ds, r.model, **r.arguments())
-        entry = cache_entry(req, cache_dir)
-        found, reason, _ = prepare_entry(ds, entry, req, skip_failures=skip_failures, force=force)
+    for position, r in enumerate(requests):
+        ds, req, entry = r.data, r.key, r.entry(cache_dir)
+        found, reason, *_ = prepare_entry(r, entry, verify, skip_failures=skip_failures, force=force)
         sizes = [len(chunk) for chunk in part_chunks(ds)]   # items per part
         n_parts = len(sizes)
         base = dict(dataset=r.dataset, model=r.model, frames=r.frames, captions=r.captions,
-                    setting=request_setting(req), parts_total=n_parts)
+                    setting=r.setting, parts_total=n_parts)
         if found is not None:
             rows[position] = dict(base, status="reused", parts_made=0, parts_made_by_driver=0, seconds=0.0,
                                   items_per_second=float("nan"), error="")
             continue
         parts = open_parts(entry, req, reason)
         todo = [c for c in range(n_parts) if not (parts / f"part-{c:05d}.npz").is_file()]
-        work.setdefault(r.model, []).append((position, r, ds, req, parts, todo, sizes, base))
+        work.setdefault(r.model, []).append((position, r, parts, todo, sizes, base))
     if not work:  # every entry reused: no cluster needed
         return pd.DataFrame([rows[p] for p in range(len(requests))])
     ray = connect(cluster, workers)
@@ -233,13 +236,13 @@ def run_plan(requests: list[Request], cluster: str = "local", workers: int | Non
         pool = [Maker.options(num_cpus=0 if gpus else 1, num_gpus=gpus).remote(model, device, batch_size)
                 for _ in range(workers)]
         jobs, items_of = [], {}
-        for position, r, ds, req, parts, todo, sizes, base in items:
-            futures = [pool[i % workers].make.remote(r, req, c, str(parts)) for i, c in enumerate(todo)]
+        for position, r, parts, todo, sizes, base in items:
+            futures = [pool[i % workers].make.remote(r, c, str(parts)) for i, c in enumerate(todo)]
             items_of.update(zip(futures, (sizes[c] for c in todo)))
-            jobs.append((position, r, ds, futures, base, time.perf_counter()))
+            jobs.append((position, r, futures, base, time.perf_counter()))
         if on_submitted is not None:
             on_submitted({model: pool})
-        for position, r, ds, futures, base, start in jobs:
+        for position, r, futures, base, start in jobs:
             made, busy, items_done, error = 0, 0.0, 0, ""
             remaining = list(futures)
             while remaining:
@@ -257,10 +260,9 @@ def run_plan(requests: list[Request], cluster: str = "local", workers: int | Non
             status, made_here = ("computed" if assemble else "parts made"), 0
             try:  # every part is on disk (or claimed by a live process): assemble the entry as one process would
                 if assemble:
-                    with _here():
-                        extract_features(ds, r.model, **r.arguments(), device=device, batch_size=batch_size,
-                                         skip_failures=skip_failures, cache_dir=cache_dir, progress=False)
-                    made_here = len(LAST_RUN["computed"])
+                    run = extract_request(r, device=device, batch_size=batch_size, skip_failures=skip_failures,
+                                          cache_dir=cache_dir, progress=False)
+                    made_here = len(run.summary.computed)
             except Exception as err:
                 status, error = "failed", f"{type(err).__name__}: {err}"
             rows[position] = dict(base, status=status, parts_made=made, parts_made_by_driver=made_here,
@@ -294,11 +296,10 @@ def scaleout_benchmark(out: Path | None = None, model: str = "efficientnet-lite0
     options = {"n_clips": n_clips, "size": 128}
     request = plan_requests("synthetic_world", [model], frames=[frames], options=options)[0]
     root = Path(cache_root or tempfile.mkdtemp(prefix="vtalign-scaleout-"))
-    n_parts = len(part_chunks(load_dataset("synthetic_world", **options)))
+    n_parts = len(part_chunks(request.data))
     runs = []
     start = time.perf_counter()
-    extract_features("synthetic_world", model, frames=frames, dataset_options=options, device="cpu",
-                     cache_dir=root / "single", progress=False)
+    extract_request(request, device="cpu", cache_dir=root / "single", progress=False)
     single = time.perf_counter() - start
     runs.append(dict(setting="one process", workers=1, seconds=single, items_per_second=n_clips / single,
                      overhead_per_part_seconds=0.0))
@@ -310,8 +311,8 @@ def scaleout_benchmark(out: Path | None = None, model: str = "efficientnet-lite0
         run_plan([request], "local", workers=w, device="cpu", cache_dir=root / f"ray{w}", progress=False)
         wall = time.perf_counter() - start
         ray.shutdown()
-        a, _ = load_features("synthetic_world", model, frames=frames, dataset_options=options, cache_dir=root / "single")
-        b, _ = load_features("synthetic_world", model, frames=frames, dataset_options=options, cache_dir=root / f"ray{w}")
+        a, _ = load_request(request, cache_dir=root / "single")
+        b, _ = load_request(request, cache_dir=root / f"ray{w}")
         runs.append(dict(setting=f"Ray, {w} worker(s)", workers=w, seconds=wall, items_per_second=n_clips / wall,
                          overhead_per_part_seconds=(wall - single) / n_parts,
                          bitwise_equal_to_one_process=a.tobytes() == b.tobytes()))

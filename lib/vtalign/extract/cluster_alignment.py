@@ -11,12 +11,11 @@ Both follow the rule of the measurement core: per-representation work is done on
   :func:`vtalign.knn.merge_neighbours` sorts the union by cosine, ties by lower index, so the answer
   equals the unsharded search on every row.
 
-The features come from the cache (:mod:`vtalign.extract.cache`), which every node must see; make
+The features come from the cache (:mod:`vtalign.extract.store`), which every node must see; make
 them first with :func:`vtalign.extract.cluster.run_plan` (the same requests).
 """
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pandas as pd
@@ -26,10 +25,10 @@ from ..alignment import layer_neighbours, prepare_features, sweep_from_neighbour
 from ..checks import as_features, check_k as check_k_of_features
 from ..knn import resolve_backend, shard_neighbours, sharded_knn_search
 from ..stats import chance_level
-from .cache import load_features
-from .cluster import Request, connect
-from .encoders import encoder_identity
-from .validation import build_dataset, check_k
+from .cache import load_request
+from .cluster import connect
+from .request import FeatureRequest
+from .validation import check_k
 
 __all__ = ["sweep_plan", "sharded_knn"]
 
@@ -41,10 +40,9 @@ def _gpus_for_tasks(ray, gpus: float | None) -> float:
     return 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
 
 
-def _neighbours_of(request: Request, k: int, q: float, backend: str, cache_dir) -> tuple[list, np.ndarray]:
+def _neighbours_of(request: FeatureRequest, k: int, q: float, backend: str, cache_dir) -> tuple[list, np.ndarray]:
     """One representation's item ids and kNN sets per layer [L, N, k], after the reference preparation."""
-    feats, meta = load_features(request.dataset, request.model, **request.arguments(),
-                                dataset_options=request.options, cache_dir=cache_dir)
+    feats, meta = load_request(request, cache_dir)
     t = torch.from_numpy(feats)
     if torch.cuda.is_available():
         t = t.cuda()
@@ -58,11 +56,11 @@ def _sweep(nx: np.ndarray, ny: np.ndarray, backend: str) -> dict:
     return dict(score=score, layer_x=i, layer_y=j, scores=result.scores)
 
 
-def _label(r: Request) -> str:
+def _label(r: FeatureRequest) -> str:
     return f"{r.model} (frames={r.frames}, captions={r.captions})"
 
 
-def sweep_plan(requests: list[Request], k: int = 10, pairs: str = "cross", cluster: str = "local",
+def sweep_plan(requests: list[FeatureRequest], k: int = 10, pairs: str = "cross", cluster: str = "local",
                backend: str = "auto", q: float = 0.95, gpus_per_task: float | None = None,
                cache_dir=None) -> pd.DataFrame:
     """Best-layer-pair alignment of many pairs of cached representations, as Ray tasks.
@@ -79,10 +77,10 @@ def sweep_plan(requests: list[Request], k: int = 10, pairs: str = "cross", clust
     if pairs not in ("cross", "all"):
         raise ValueError(f"pairs must be 'cross' or 'all', got {pairs!r}.")
     reps = list(dict.fromkeys(requests))
-    for dataset, options in dict.fromkeys((r.dataset, json.dumps(r.options, sort_keys=True)) for r in reps):
-        check_k(k, len(build_dataset(dataset, json.loads(options))), f"dataset {dataset}")  # before any work
+    for r in reps:
+        check_k(k, len(r.data), f"dataset {r.dataset}")  # before any work
     if pairs == "cross":
-        text = [r for r in reps if encoder_identity(r.model)[0] == "text"]
+        text = [r for r in reps if r.side == "text"]
         video = [r for r in reps if r not in text]
         todo = [(a, b) for a in video for b in text]
     else:

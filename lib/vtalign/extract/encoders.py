@@ -170,9 +170,9 @@ class EncoderFacts(NamedTuple):
 _REGISTERED_FACTS: dict[str, tuple[Callable, EncoderFacts]] = {}
 
 
-def encoder_facts(name: str, allow_download: bool = False) -> EncoderFacts:
+def encoder_facts(name: str, allow_download: bool = False, loaded: "Encoder | None" = None) -> EncoderFacts:
     """:class:`EncoderFacts` of an encoder, without loading its weights (a model registered with
-    :func:`register_encoder` is loaded once to ask). Raises :class:`~vtalign.extract.errors.UnknownModelError`
+    :func:`register_encoder` is loaded once to ask, unless ``loaded`` is that model already loaded). Raises :class:`~vtalign.extract.errors.UnknownModelError`
     (a ``FileNotFoundError``) for a name that is neither registered, nor a local folder, nor in the
     Hugging Face cache, and :class:`~vtalign.extract.errors.RequestError` for a model of an unsupported family."""
     from .errors import RequestError, UnknownModelError
@@ -184,6 +184,8 @@ def encoder_facts(name: str, allow_download: bool = False) -> EncoderFacts:
         frames_key = HF_FAMILIES[family.model_type][4]
         return EncoderFacts(_tiny_modality(name[5:]), "random-init",
                             int(family.kwargs[frames_key]) if frames_key else None)
+    if name in ENCODERS and loaded is not None:  # registered by a user and loaded by the caller: ask it
+        return EncoderFacts(loaded.modality, loaded.revision, loaded.native_frames)
     if name in ENCODERS:  # registered by a user: load it once to ask
         loader = ENCODERS[name]
         known = _REGISTERED_FACTS.get(name)

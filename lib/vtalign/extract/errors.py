@@ -1,14 +1,20 @@
-"""Errors of a request that cannot be made as asked (checked before any work: see
-:mod:`vtalign.extract.validation`).
+"""Errors of extraction, in one place.
 
-Each message is one sentence saying what is wrong and what to do, the same for a library caller and
-for ``python -m vtalign.extract`` (which prints it on one line and exits with status 2).
+- :class:`RequestError` and its kinds: a request that cannot be made as asked (checked before any work:
+  see :mod:`vtalign.extract.validation`). Each message is one sentence saying what is wrong and what to
+  do, the same for a library caller and for ``python -m vtalign.extract`` (which prints it on one line
+  and exits with status 2);
+- :class:`EntryBusyError`: an entry another live process is making, asked to be forced or dropped;
+- :class:`ExtractionError`: items that failed while the entry was made (exit status 1), every one listed.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from .manifest import DataError
 
-__all__ = ["RequestError", "UnknownModelError", "UnknownDatasetError", "MissingVideosError"]
+__all__ = ["RequestError", "UnknownModelError", "UnknownDatasetError", "MissingVideosError", "EntryBusyError",
+           "ExtractionError"]
 
 
 class RequestError(ValueError):
@@ -44,3 +50,23 @@ class MissingVideosError(RequestError, DataError):
     """A video or image model asked for on a dataset built without its videos (no ``video_root``)."""
 
     permanent = False
+
+
+class EntryBusyError(RequestError):
+    """An entry another live process is making now, asked to be forced or dropped."""
+
+    permanent = False
+
+
+class ExtractionError(RuntimeError):
+    """Some items failed (decode errors, too few captions); lists every one of them."""
+
+    def __init__(self, failures: list[dict], where: Path):
+        self.failures = failures
+        shown = 20
+        lines = "\n".join(f"  {f['item']}: {f['source']}: {f['error']}" for f in failures[:shown])
+        if len(failures) > shown:
+            lines += f"\n  ... and {len(failures) - shown} more (all of them in this error's .failures)"
+        super().__init__(f"{len(failures)} item(s) failed:\n{lines}\nThe other items are kept in {where}; fix the "
+                         "inputs and re-run to resume, or pass skip_failures=True (--skip-failures) to leave "
+                         "the failed items out (they are then listed in the cache's meta.json).")

@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 
 __all__ = ["MODEL_FILE_SUFFIXES", "canonical_model", "local_model_revision", "is_local_revision",
-           "video_identity", "video_full_digests", "PARTIAL_BYTES"]
+           "video_identity", "video_full_digests", "file_digest", "PARTIAL_BYTES"]
 
 # Files of a model folder that determine its features: config, weights, tokenizer, remote code.
 MODEL_FILE_SUFFIXES = (".json", ".safetensors", ".bin", ".pt", ".pth", ".gguf", ".model", ".txt", ".tiktoken",
@@ -78,6 +78,15 @@ def is_local_revision(revision) -> bool:
     return isinstance(revision, str) and revision.startswith(LOCAL_PREFIX)
 
 
+def file_digest(path) -> str:
+    """blake2b (128 bits) of a file's bytes, read in 8 MiB blocks."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 23), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _partial_digest(path: Path, size: int) -> str:
     h = hashlib.blake2b(digest_size=16)
     h.update(str(size).encode())
@@ -128,7 +137,6 @@ def video_identity(ds) -> dict | None:
 def video_full_digests(ds) -> dict[str, str] | None:
     """``{item id: blake2b of the whole file}`` of the video files ``ds`` reads (a missing or unreadable file:
     ``"missing"``), or None when it reads none. Recorded in ``meta.json``, compared under ``verify``."""
-    from .cache import file_digest
     files = _files(ds)
     if not files:
         return None

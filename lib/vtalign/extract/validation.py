@@ -205,7 +205,7 @@ def check_request(ds: VideoTextDataset, model, frames: int = 8, captions: int = 
         raise RequestError(f"Dataset {ds.name} has no items; nothing to extract.")
     if not _is_int(seed):
         raise RequestError(f"seed={seed!r}: the caption-choice seed is an integer.")
-    facts = encoder_facts(name)
+    facts = encoder_facts(name, loaded=encoder)  # a user's registered model is not loaded again to be named
     modality = getattr(encoder, "modality", None) or facts.modality
     check_mode(modality, mode, name)
     if modality == "text":

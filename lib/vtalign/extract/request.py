@@ -1,0 +1,200 @@
+"""One extraction request, built and checked once: :class:`FeatureRequest`.
+
+A request names a dataset (with its options), a model, and a frame or caption count. It is built once,
+by :func:`build_request`, which checks it (:mod:`vtalign.extract.validation`) and records its content
+identity (:mod:`vtalign.extract.identity`) in ``key``: everything that determines the cache entry's
+contents, stored as ``meta["request"]`` and compared field by field before an entry is reused. The same
+object then travels everywhere the request goes: :func:`vtalign.extract.extract_features`, the command
+line, the Ray plans of :mod:`vtalign.extract.cluster` (pickled without its dataset, which a worker
+rebuilds from the name and options) and ``--check``.
+
+Example
+-------
+>>> r = build_request("test_of_time", "tiny-bert", captions=1)
+>>> r.side, r.setting, r.entry("/cache").parts[-2:]
+('text', 'captions=1', ('tiny-bert', 'text-c1-s0'))
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .. import paths
+from .._version import __version__
+from .datasets import VideoTextDataset, load_dataset
+from .encoders import EncoderFacts, encoder_facts
+from .errors import RequestError
+from .identity import canonical_model, is_local_revision, video_identity
+from .validation import build_dataset, check_mode, check_request
+
+__all__ = ["FeatureRequest", "build_request", "feature_request", "request_setting", "cache_entry",
+           "request_differences", "request_arguments", "digest"]
+
+
+def digest(obj) -> str:
+    """sha256 (first 12 hex digits) of an object's JSON form: the options folder of a cache entry."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class FeatureRequest:
+    """A checked request and its identity; equal (and hashed) by what it asks for.
+
+    dataset, options : the registered dataset's name and its options
+    model : the model as recorded (a local folder: its absolute real path)
+    frames, captions, mode, seed : as :func:`vtalign.extract.extract_features`
+    key : the identity that determines the entry's contents (``meta["request"]``)
+    checked : how leniently it was checked, ``(skip_failures, needs_videos)``; :meth:`for_run` checks a
+        request built only to read an entry again before anything is made from it
+    """
+    dataset: str
+    model: str
+    frames: int = 8
+    captions: int = 1
+    mode: str = "video"
+    seed: int = 0
+    options: dict = field(default_factory=dict, hash=False)
+    key: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
+    checked: tuple = field(default=(False, True), compare=False, hash=False, repr=False)
+    built: VideoTextDataset | None = field(default=None, compare=False, hash=False, repr=False)
+
+    @property
+    def data(self) -> VideoTextDataset:
+        """The dataset's items; rebuilt from its name and options where the request was unpickled."""
+        if self.built is None:
+            object.__setattr__(self, "built", load_dataset(self.dataset, **self.options))
+        return self.built
+
+    @property
+    def side(self) -> str:
+        return self.key["side"]
+
+    @property
+    def setting(self) -> str:
+        return request_setting(self.key)
+
+    def entry(self, cache_root=None) -> Path:
+        """The folder of this request's cache entry under ``cache_root`` (default: the project's cache)."""
+        return cache_entry(self.key, cache_root)
+
+    def arguments(self) -> dict:
+        return dict(frames=self.frames, captions=self.captions, mode=self.mode, seed=self.seed)
+
+    def for_run(self, skip_failures: bool = False) -> "FeatureRequest":
+        """This request checked as strictly as a run that makes its entry checks it: again only when it
+        was checked more leniently (built to read, or with ``skip_failures``)."""
+        lenient, needs_videos = self.checked
+        if (lenient and not skip_failures) or not needs_videos:
+            check_request(self.data, self.model, **self.arguments(), skip_failures=skip_failures)
+            return replace(self, checked=(bool(skip_failures), True))
+        return self
+
+    def __reduce__(self):  # pickled (to Ray workers) without its dataset: rebuilt there from name and options
+        return (FeatureRequest, (self.dataset, self.model, self.frames, self.captions, self.mode, self.seed,
+                                 self.options, self.key, self.checked))
+
+
+def build_request(dataset, model, frames: int = 8, captions: int = 1, mode: str = "video", seed: int = 0, *,
+                  dataset_options: dict | None = None, skip_failures: bool = False, needs_videos: bool = True,
+                  encoder=None) -> FeatureRequest:
+    """Check a request and record its identity, once (see the module docstring).
+
+    dataset : a registered name (with ``dataset_options``) or a built :class:`VideoTextDataset`
+    model : a registered name, Hugging Face id or local folder, or a loaded
+        :class:`~vtalign.extract.encoders.Encoder` (``encoder`` may pass one for ``model``): a model a user
+        registered is then named by its own facts, not loaded again to be named
+    skip_failures, needs_videos : as :func:`vtalign.extract.validation.check_request`
+
+    Raises :class:`~vtalign.extract.errors.RequestError` before any work for a bad request.
+    """
+    from .encoders import Encoder
+
+    if isinstance(dataset, VideoTextDataset):
+        if dataset_options:
+            raise RequestError("Pass dataset options when naming a dataset, not with a built VideoTextDataset.")
+        ds = dataset
+    else:
+        ds = build_dataset(dataset, dataset_options)  # options checked first
+    enc = encoder or (model if isinstance(model, Encoder) else None)
+    name = canonical_model(model if isinstance(model, str) else getattr(model, "name", model))
+    facts = check_request(ds, name, frames, captions, mode, seed, skip_failures=skip_failures,
+                          needs_videos=needs_videos, encoder=enc)  # the model's facts, as the key records them
+    key = feature_request(ds, name, frames, captions, mode, seed, facts=facts)
+    return FeatureRequest(ds.name, name, int(frames), int(captions), mode, int(seed), dict(ds.options), key,
+                          (bool(skip_failures), bool(needs_videos)), ds)
+
+
+def feature_request(ds: VideoTextDataset, model: str, frames: int = 8, captions: int = 1, mode: str = "video",
+                    seed: int = 0, *, facts: EncoderFacts | None = None) -> dict:
+    """Everything that determines a cache entry's contents (compared field by field on reuse): the
+    ``key`` of a :class:`FeatureRequest`.
+
+    Content identity (:mod:`vtalign.extract.identity`): a local model folder is recorded by its absolute
+    real path, with a digest of its files as ``model_revision``; a hub model by its resolved revision; the
+    video side records ``videos``, the identity of the video files read (names, sizes, partial content
+    digests), or None when the dataset has none (generated clips are identified by ``dataset_version``,
+    and a dataset built without its ``video_root`` can only read an entry, never make one).
+    ``facts`` : the model's facts when known (a loaded encoder's), else looked up without loading it."""
+    model = canonical_model(model)
+    facts = facts or encoder_facts(model)
+    req = {"dataset": ds.name, "dataset_options": ds.options, "dataset_version": ds.version,
+           "items_digest": digest(ds.ids), "n_items": len(ds), "model": model, "model_revision": facts.revision,
+           "modality": facts.modality, "library_version": __version__}
+    if facts.modality == "text":
+        req.update(side="text", captions=int(captions), seed=int(seed),
+                   captions_digest=digest([it.captions for it in ds.items]))
+        return json.loads(json.dumps(req, default=str))
+    # The video side does not depend on the captions: options that change only them are left out,
+    # so every caption style of a dataset shares one extraction of its videos.
+    req["dataset_options"] = {k: v for k, v in ds.options.items() if k not in ds.caption_options}
+    req["videos"] = video_identity(ds)
+    check_mode(facts.modality, mode, model)
+    if facts.modality == "image":
+        req.update(side="video", mode=mode, frames=1 if mode == "image" else int(frames))
+    else:
+        req.update(side="video", mode="clips", frames=int(frames))
+    return json.loads(json.dumps(req, default=str))  # the form meta.json stores (tuples become lists)
+
+
+def request_setting(req: dict) -> str:
+    """The count a request is about, as the summaries print it: ``captions=5`` for a text request
+    (``seed=`` too when not 0), ``frames=8`` for a video one (`` mode=`` too for an image model's
+    ``image`` or ``frames`` mode)."""
+    if req.get("side") == "text":
+        return f"captions={req.get('captions')}" + (f" seed={req['seed']}" if req.get("seed") else "")
+    mode = req.get("mode")
+    return f"frames={req.get('frames')}" + (f" mode={mode}" if mode not in (None, "video", "clips") else "")
+
+
+def cache_entry(req: dict, cache_root: Path | None = None) -> Path:
+    """The folder of one request's cache entry (readable path, options as a digest)."""
+    root = Path(cache_root) if cache_root else paths.cache_dir("features")
+    model = req["model"].replace("/", "__")
+    if is_local_revision(req.get("model_revision")):  # a local folder: its path and the digest of its files
+        model += "@" + req["model_revision"].split(":", 1)[1][:12]
+    side = (f"text-c{req['captions']}-s{req['seed']}" if req["side"] == "text"
+            else f"video-f{req['frames']}-{req['mode']}")
+    return root / req["dataset"] / digest(req["dataset_options"]) / model / side
+
+
+# Fields a request may leave unknown (present, None): the video files of a dataset built without its
+# video_root, which can read an entry made with them but not check their identity.
+_UNKNOWN_ALLOWED = ("videos",)
+
+
+def request_differences(a: dict, b: dict) -> list[str]:
+    """The fields in which two requests differ (a field missing on one side counts), sorted. ``videos``
+    present as None on one side (not known there) is not a difference; missing altogether (an entry made
+    before videos were identified) it is."""
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k)
+                  and not (k in _UNKNOWN_ALLOWED and ((k in a and a[k] is None) or (k in b and b[k] is None))))
+
+
+def request_arguments(req: dict) -> dict:
+    """Keyword arguments of :func:`build_request` that reproduce a recorded request."""
+    return dict(dataset=req["dataset"], dataset_options=req.get("dataset_options") or {}, model=req["model"],
+                frames=int(req.get("frames", 8)), captions=int(req.get("captions", 1)),
+                mode=req.get("mode", "video") if req.get("mode") in ("image", "video", "frames") else "video",
+                seed=int(req.get("seed", 0)))
