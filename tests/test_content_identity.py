@@ -9,7 +9,7 @@ import pytest
 import torch
 import transformers
 
-from vtalign.extract import cache
+from vtalign.extract import identity
 from vtalign.extract.features import extract, extract_features
 from vtalign.extract.request import cache_entry
 from vtalign.extract.cli import main as extract_main
@@ -226,3 +226,54 @@ def test_check_compares_the_files_of_a_video_root_kept_out_of_the_options(tmp_pa
     capsys.readouterr()
     assert extract_main(["--check", "--cache", str(root)]) == 1
     assert "stale" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- #
+# Digests remembered across processes, on a signature every write changes
+# --------------------------------------------------------------------------- #
+def _new_process(monkeypatch, reads):
+    """As a new process sees it: nothing remembered in memory, and every read of file contents counted."""
+    monkeypatch.setattr(identity, "_MODEL_MEMO", {})
+    real = open
+
+    def counting_open(path, *a, **kw):
+        reads.append(str(path))
+        return real(path, *a, **kw)
+
+    monkeypatch.setattr(identity, "open", counting_open, raising=False)
+
+
+def test_a_new_process_does_not_read_the_weights_again_but_a_rewrite_with_its_old_mtime_is_caught(
+        tmp_path, monkeypatch):
+    monkeypatch.setenv("VTALIGN_CACHE", str(tmp_path / "vtcache"))
+    folder = _save_model(tmp_path / "mm", seed=0)
+    first = identity.local_model_revision(folder)
+    reads = []
+    _new_process(monkeypatch, reads)
+    assert identity.local_model_revision(folder) == first and reads == []      # from .cache/digests
+    weights = folder / "model.safetensors"
+    before = weights.stat()
+    raw = bytearray(weights.read_bytes())
+    raw[-100:] = bytes(255 - b for b in raw[-100:])                           # same size, other bytes,
+    weights.write_bytes(bytes(raw))
+    import os
+    os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns))            # and the old mtime put back
+    assert weights.stat().st_mtime_ns == before.st_mtime_ns and weights.stat().st_size == before.st_size
+    _new_process(monkeypatch, reads)
+    assert identity.local_model_revision(folder) != first                     # the ctime moved: read again
+    assert any(r.endswith("model.safetensors") for r in reads)
+
+
+def test_full_video_digests_are_remembered_and_read_afresh_under_verify(tmp_path, monkeypatch):
+    monkeypatch.setenv("VTALIGN_CACHE", str(tmp_path / "vtcache"))
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    _write_avi(videos / "a.avi", 4, seed=0)
+    _write_avi(videos / "b.avi", 4, seed=1)
+    ds = _files_ds(videos)
+    first, partial = identity.video_full_digests(ds), identity.video_identity(ds)
+    assert first == {name: identity.file_digest(videos / f"{name}.avi") for name in ("a", "b")}
+    reads = []
+    _new_process(monkeypatch, reads)
+    assert identity.video_full_digests(ds) == first and identity.video_identity(ds) == partial and reads == []
+    assert identity.video_full_digests(ds, fresh=True) == first and len(reads) == 2   # --verify reads both

@@ -13,12 +13,22 @@
   does. A change confined to the middle of a file larger than 2 MiB is caught only by the full
   digests (:func:`video_full_digests`), which ``meta.json`` records and ``verify=True`` (``--verify``)
   compares. Generated clips (the synthetic worlds) are identified by their generator version.
+
+Digests are remembered, within a process and across processes, on each file's stat signature: name, size,
+modification time, status-change time (ctime) and inode. Any write to a file changes its ctime, which no
+user tool can set back, so a remembered digest is used only for bytes that have not been written since.
+The memo lives in ``.cache/digests/`` (one small JSON file per folder, :func:`vtalign.paths.cache_dir`);
+deleting it costs one re-read, and a memo that cannot be written (a read-only cache) is skipped.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import tempfile
 from pathlib import Path
+
+from .. import paths
 
 __all__ = ["MODEL_FILE_SUFFIXES", "canonical_model", "local_model_revision", "is_local_revision",
            "video_identity", "video_full_digests", "file_digest", "PARTIAL_BYTES"]
@@ -30,7 +40,6 @@ LOCAL_PREFIX = "local-blake2b:"
 PARTIAL_BYTES = 1 << 20  # the partial video digest reads this much at each end of a file
 
 _MODEL_MEMO: dict[str, tuple[tuple, str]] = {}
-_PARTIAL_MEMO: dict[str, tuple[tuple, str]] = {}
 
 
 def _is_registered(name: str) -> bool:
@@ -53,16 +62,51 @@ def _model_files(folder: Path) -> list[os.DirEntry]:
                        and e.is_file()), key=lambda e: e.name)
 
 
+def _signature(path_or_entry, name: str) -> list:
+    """What a remembered digest is keyed on: name, size, mtime, ctime (changed by every write) and inode."""
+    st = path_or_entry.stat()
+    return [name, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+def _memo_path(folder: Path) -> Path:
+    return paths.cache_dir("digests") / f"{hashlib.blake2b(str(folder).encode(), digest_size=10).hexdigest()}.json"
+
+
+def _read_memo(folder: Path) -> dict:
+    """``{key: [signature, digest]}`` remembered for files of ``folder`` by earlier processes ({} if none)."""
+    try:
+        data = json.loads(_memo_path(folder).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data.get("files", {}) if isinstance(data, dict) and data.get("folder") == str(folder) else {}
+
+
+def _write_memo(folder: Path, files: dict) -> None:
+    """Remember digests for later processes: written atomically; a cache that cannot be written is skipped."""
+    try:
+        target = _memo_path(folder)
+        fd, tmp = tempfile.mkstemp(prefix=".memo.", dir=target.parent)
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"folder": str(folder), "files": files}, fh)
+        os.replace(tmp, target)
+    except OSError:
+        pass
+
+
 def local_model_revision(folder) -> str:
     """``"local-blake2b:<32 hex>"``: a digest of a local model folder's config, weight and tokenizer files
-    (their names, sizes and bytes). Memoised within the process on the files' stat signature (name, size,
-    mtime_ns, inode): a changed, added or removed file is digested again."""
+    (their names, sizes and bytes). Remembered (in this process and in ``.cache/digests``) on the files'
+    stat signatures (:func:`_signature`): a changed, added or removed file is digested again."""
     folder = Path(folder).expanduser().resolve()
     files = _model_files(folder)
-    sig = tuple((e.name, e.stat().st_size, e.stat().st_mtime_ns, e.stat().st_ino) for e in files)
+    sig = [_signature(e, e.name) for e in files]
     known = _MODEL_MEMO.get(str(folder))
     if known is not None and known[0] == sig:
         return known[1]
+    remembered = _read_memo(folder).get("model folder")
+    if remembered and remembered[0] == sig:
+        _MODEL_MEMO[str(folder)] = (sig, remembered[1])
+        return remembered[1]
     h = hashlib.blake2b(digest_size=16)
     for e in files:
         h.update(f"{e.name}\0{e.stat().st_size}\0".encode())
@@ -71,6 +115,7 @@ def local_model_revision(folder) -> str:
                 h.update(block)
     digest = LOCAL_PREFIX + h.hexdigest()
     _MODEL_MEMO[str(folder)] = (sig, digest)
+    _write_memo(folder, {"model folder": [sig, digest]})
     return digest
 
 
@@ -107,6 +152,36 @@ def _files(ds) -> list[tuple[str, Path]]:
     return [(it.id, p) for it in ds.items if (p := _video_path(it)) is not None]
 
 
+def _digests(files: list[tuple[str, Path]], kind: str, digest_of, fresh: bool = False) -> dict[str, str]:
+    """``{item id: digest_of(path, size)}``, each remembered per folder on the file's stat signature (see the
+    module docstring) unless ``fresh``; a missing or unreadable file gives ``"missing"``."""
+    out, folders = {}, {}
+    for item_id, path in files:
+        folder = path.parent
+        if folder not in folders:
+            folders[folder] = [_read_memo(folder), False]
+        memo = folders[folder]
+        key = f"{kind}:{path.name}"
+        try:
+            sig = _signature(path, path.name)
+        except OSError:
+            out[item_id] = "missing"
+            continue
+        known = memo[0].get(key)
+        if fresh or not known or known[0] != sig:
+            try:
+                known = [sig, digest_of(path, sig[1])]
+            except OSError:
+                out[item_id] = "missing"
+                continue
+            memo[0][key], memo[1] = known, True
+        out[item_id] = known[1]
+    for folder, (memo, changed) in folders.items():
+        if changed:
+            _write_memo(folder, memo)
+    return out
+
+
 def video_identity(ds) -> dict | None:
     """The identity of the video files ``ds`` reads: ``{"files": n, "digest": ..., "method": ...}``, a digest
     over each file's (item id, file name, size, partial content digest; a missing file as size -1), or None
@@ -114,36 +189,26 @@ def video_identity(ds) -> dict | None:
     files = _files(ds)
     if not files:
         return None
+    partial = _digests(files, "partial", _partial_digest)
     h = hashlib.blake2b(digest_size=16)
     for item_id, path in files:
         try:
-            st = path.stat()
+            size = path.stat().st_size
         except OSError:
+            size = -1
+        if size < 0 or partial[item_id] == "missing":
             h.update(f"{item_id}\0{path.name}\0-1\n".encode())
-            continue
-        sig = (st.st_size, st.st_mtime_ns, st.st_ino)
-        known = _PARTIAL_MEMO.get(str(path))
-        if known is None or known[0] != sig:
-            try:
-                known = (sig, _partial_digest(path, st.st_size))
-            except OSError:
-                known = (sig, "unreadable")
-            _PARTIAL_MEMO[str(path)] = known
-        h.update(f"{item_id}\0{path.name}\0{st.st_size}\0{known[1]}\n".encode())
+        else:
+            h.update(f"{item_id}\0{path.name}\0{size}\0{partial[item_id]}\n".encode())
     return {"files": len(files), "digest": h.hexdigest(),
             "method": f"name, size, blake2b of the first and last {PARTIAL_BYTES >> 20} MiB"}
 
 
-def video_full_digests(ds) -> dict[str, str] | None:
+def video_full_digests(ds, fresh: bool = False) -> dict[str, str] | None:
     """``{item id: blake2b of the whole file}`` of the video files ``ds`` reads (a missing or unreadable file:
-    ``"missing"``), or None when it reads none. Recorded in ``meta.json``, compared under ``verify``."""
+    ``"missing"``), or None when it reads none. Recorded in ``meta.json``; ``verify`` compares them, read
+    afresh (``fresh=True``: not from the memo)."""
     files = _files(ds)
     if not files:
         return None
-    out = {}
-    for item_id, path in files:
-        try:
-            out[item_id] = file_digest(path)
-        except OSError:
-            out[item_id] = "missing"
-    return out
+    return _digests(files, "full", lambda path, size: file_digest(path), fresh)

@@ -170,7 +170,7 @@ def inputs_changed(meta: dict, ds: VideoTextDataset) -> list[str]:
     recorded = (meta.get("inputs") or {}).get("videos")
     if not recorded:
         return []
-    now = video_full_digests(ds) or {}
+    now = video_full_digests(ds, fresh=True) or {}  # --verify: read every file again
     return sorted(i for i in set(recorded) | set(now) if i in now and recorded.get(i) != now.get(i))
 
 
