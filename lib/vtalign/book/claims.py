@@ -25,7 +25,7 @@ import pandas as pd
 
 from ..paths import book_dir, claims_csv, verdicts_csv
 from ..scaling import best_form_text, lowest_aicc
-from .tables import p_phrase
+from .tables import markdown_cell, p_phrase
 from .worlds import label as world_label
 from ..verdicts import (AS_PUBLISHED, CONTRADICTED, DEFINITIONS, EVIDENCE, NOT_TESTABLE, SUPPORTED, UNRESOLVED,
                         Interval, Verdict, claim_status, direction, form_status, holm, method_check, sign_status,
@@ -561,9 +561,6 @@ def claims_table() -> pd.DataFrame:
                              kind="stable").reset_index(drop=True)
 
 
-def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
 
 def _status_link(r) -> str:
     """A status as the landing table shows it: bold, linked to the section of the chapter that grades it
@@ -595,7 +592,7 @@ def write_claims_page(path=None, csv_path=None):
     for key, rows in table.groupby("claim", sort=False):
         c = claim(key)
         cells = {e: "<br>".join(_status_link(r) for r in rows[rows.evidence == e].itertuples()) for e in kinds}
-        lines.append(f"| **{c.figure}.** {_cell(c.statement)} | " + " | ".join(cells[e] or "—" for e in kinds) + " |")
+        lines.append(f"| **{c.figure}.** {markdown_cell(c.statement)} | " + " | ".join(cells[e] or "—" for e in kinds) + " |")
         items = []
         for r in rows.itertuples():
             measured = r.value if r.status != NOT_TESTABLE else "; ".join(x for x in (r.rule, r.value) if x)

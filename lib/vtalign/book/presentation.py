@@ -75,6 +75,11 @@ def prepare_executed(path: Path, chapter: str, record: dict) -> None:
     path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def _utc(record: dict) -> str:
+    """When a run finished, as a stamp shows it (UTC, without the offset the ISO form carries)."""
+    return str(record.get("finished", "?")).replace("+00:00", "")
+
+
 def claim_anchor(key: str) -> str:
     """The HTML id of the place in a chapter where claim ``key`` is graded (``claims.show`` writes it)."""
     return f"claim-{key}"
@@ -95,7 +100,7 @@ def _stamp_line(record: dict) -> str:
     params = record.get("parameters") or {}
     shown = ", ".join(f"`{k}` = `{json.dumps(v)}`" for k, v in params.items()) or "the notebook's defaults"
     return (f"This page shows the run `{record.get('run_id', 'unknown')}` ({record.get('mode', '?')} parameters: "
-            f"{shown}), finished {str(record.get('finished', '?')).replace('+00:00', '')} UTC at commit `{commit[:12]}`{dirty}, in "
+            f"{shown}), finished {_utc(record)} UTC at commit `{commit[:12]}`{dirty}, in "
             f"{record.get('seconds', 0):.0f} s.")
 
 
@@ -112,9 +117,8 @@ def stale_results(chapter: str, shown: dict, saved: dict) -> str:
     notebook`` without ``make html``), or files in it are newer than its stamp (a run that writes no
     stamp, such as papermill called directly)."""
     folder = run_record(chapter, create=False).parent
-    when = lambda r: str(r.get("finished", "?")).replace("+00:00", "")  # noqa: E731
     if saved and shown and saved.get("run_id") != shown.get("run_id"):
-        return (f"`results/{chapter}/` was rewritten by another run (`{saved.get('run_id')}`, finished {when(saved)} "
+        return (f"`results/{chapter}/` was rewritten by another run (`{saved.get('run_id')}`, finished {_utc(saved)} "
                 f"UTC) than the one this page shows (`{shown.get('run_id')}`). Its tables and figures do not match "
                 "this page: run `make html` after `make notebook`, or `make book`.")
     stamp = folder / "run.json"

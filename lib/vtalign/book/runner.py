@@ -37,6 +37,7 @@ import yaml
 
 from .._version import git
 from ..paths import book_dir, cache_dir, executed_dir, notebooks_dir, project_root, results_dir, run_record
+from .tables import markdown_cell
 
 __all__ = ["Notebook", "NOTEBOOKS", "notebook", "run_notebook", "run_all", "write_reproducibility_page",
            "write_build_status"]
@@ -272,9 +273,6 @@ def model_weights() -> "pd.DataFrame":
             .agg(entries=("device", "size"), device=("device", lambda d: ", ".join(sorted(set(d))))))
 
 
-def _cell(text) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
 
 def write_reproducibility_page(path: Path | None = None) -> Path:
     """Write ``book/reproducibility.md``: commit (and whether the tree had uncommitted changes), machine,
@@ -292,7 +290,7 @@ def write_reproducibility_page(path: Path | None = None) -> Path:
         r = records.get(nb.name)
         if r:
             params = ", ".join(f"`{k}` = `{json.dumps(v)}`" for k, v in r["parameters"].items()) or "defaults"
-            runs.append(f"| {nb.name} | {nb.figure} | `{r.get('run_id', '—')}` | {r['mode']} | {_cell(params)} | "
+            runs.append(f"| {nb.name} | {nb.figure} | `{r.get('run_id', '—')}` | {r['mode']} | {markdown_cell(params)} | "
                         f"`{r.get('commit', 'unknown')[:12]}`{' (uncommitted changes)' if r.get('dirty') else ''} | "
                         f"{r['seconds']:.1f} | {r['finished']} |")
         else:
@@ -301,7 +299,7 @@ def write_reproducibility_page(path: Path | None = None) -> Path:
     weights = model_weights()
     several = sorted(set(weights.model[weights.model.duplicated()]))
     weight_rows = "\n".join(
-        f"| {r.model} | {r.modality} | `{_cell(r.revision)}`"
+        f"| {r.model} | {r.modality} | `{markdown_cell(r.revision)}`"
         + (" (random weights: plumbing tests and controls, no real model)" if r.revision.startswith("random-init") else "")
         + f" | {r.entries} | {r.device} |" for r in weights.itertuples()) or "| — | — | — | 0 | — |"
     warning = ("\n\n```{warning}\nThe cache holds features of more than one revision of "

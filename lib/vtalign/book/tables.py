@@ -35,7 +35,8 @@ import numbers
 import numpy as np
 import pandas as pd
 
-__all__ = ["MISSING", "is_p_column", "format_p", "p_phrase", "plural", "span", "format_column", "formatted", "to_html", "install"]
+__all__ = ["MISSING", "is_p_column", "format_p", "p_phrase", "plural", "span", "format_column", "formatted", "to_html",
+           "install", "markdown_cell"]
 
 MISSING = "—"
 _MAX_STATED = 6  # up to this many decimals, a column's own rounding is its precision
@@ -219,3 +220,12 @@ def install() -> None:
     for kind in (pd.DataFrame, pd.Series):
         formatters["text/html"].for_type(kind, to_html)
         formatters["text/plain"].for_type(kind, lambda obj, p, cycle: p.text(formatted(obj).to_string()))
+
+
+def markdown_cell(text) -> str:
+    r"""``text`` as one cell of a Markdown pipe table: pipes escaped, line breaks as spaces.
+
+    >>> print(markdown_cell("a | b\nc"))
+    a \| b c
+    """
+    return str(text).replace("|", "\\|").replace("\n", " ")
