@@ -71,6 +71,16 @@ def test_temporal_probe_tables():
     assert ((order.same_pair >= 0) & (order.same_pair <= 1)).all()
 
 
+def test_the_first_frame_control_sees_one_black_frame_per_clip():
+    """Live Test of Time's first-frame control (an image model on frame 0, which is black in every clip): the
+    video side holds no information, so alignment sits at chance. Run here on a tiny model, because the
+    chapter's smoke run leaves it out (180 identical rows tie everywhere: the slow, exact path)."""
+    scores, _ = live.temporal_probe("tiny-vit", "tiny-bert", frames=4, ks=(1,), mode="image",
+                                    dataset_options={"size": 32})
+    assert (scores["mode"] == "image").all() and (scores.n_items == 180).all()
+    assert scores.aligned.iloc[0] <= 3 / 179       # one black frame per clip: nothing to align with
+
+
 @pytest.mark.skipif(not paths.data_mirror_dirs(), reason="no local data mirror (../shared/data)")
 def test_label_datasets_read_a_user_video_root(tmp_path):
     clip = next(it.video.path for it in load_dataset("clips").items)
