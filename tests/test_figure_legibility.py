@@ -310,6 +310,16 @@ def build_caption_gain():
     return fig, (pairs,)
 
 
+def build_pvd_slices():
+    from vtalign.scaling import fit_slice
+    frames, captions = load_published("fig8_pvd_frames_digitized"), load_published("fig8_pvd_captions_digitized")
+    original = load_published("fig8_pvd_original_caption_digitized")
+    fits = {(m, axis): fit_slice(t[t.model == m][column], t[t.model == m].score, axis)
+            for axis, t, column in (("frames", frames, "n_frames"), ("captions", captions, "n_captions"))
+            for m in t.model.unique()}
+    return figures.plot_pvd_slices(frames, captions, original, fits), (frames, captions, original)
+
+
 def build_downstream():
     data = load_published("fig4_downstream_digitized")
     tasks = [c for c in data.columns if c not in ("model", "alignment")]

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from vtalign.book import presentation, tables
-from vtalign.book.claims import write_claims_page
+from vtalign.book.claims import CLAIMS, write_claims_page
 
 FORBIDDEN = ("None", "nan", "NaN", "<NA>", "dtype:", "Name:")
 
@@ -144,12 +144,12 @@ def test_the_landing_table_links_each_graded_status_to_its_section(tmp_path, mon
     text = write_claims_page(tmp_path / "claims.md", tmp_path / "claims.csv").read_text()
     head = text.split("\n\n")[1].splitlines()
     assert head[0] == "| claim | published | re-analysis | controlled world (method check) |"
-    assert len(head) == 2 + 10  # one row per claim
+    assert len(head) == 2 + len(CLAIMS)  # one row per claim
     row = next(line for line in head if "Figure 3.** Alignment grows with the number of frames" in line)
     assert '<a href="chapters/test_time_scaling.html#claim-fig3_frames">**supported by the paper' in row
     assert '<a href="chapters/test_time_scaling.html#paper-vs-this-run">**as published**</a>' in row
     assert "chapters/live_scaling.html" not in row  # not run: a status without a link to a missing anchor
-    assert text.count(":::{dropdown}") == 10
+    assert text.count(":::{dropdown}") == len(CLAIMS)
 
 
 def test_files_written_after_the_stamp_are_flagged(tmp_path, monkeypatch):

@@ -98,3 +98,26 @@ def test_forms_that_tie_at_the_lowest_aicc_are_reported_as_a_tie():
     clear = table.assign(delta_aicc=[12.0, 0.0, 15.0])
     assert lowest_aicc(clear) == {"m": ["eq2_additive_power"]}
     assert form_verdict(clear).status == "supported by the paper's data"
+
+
+def test_a_slice_fits_eq2_s_term_and_tells_the_forms_apart():
+    """Figure 8's panels are slices (one count fixed, its value not printed): the term along the slice and an
+    offset are identified, S_inf is not; an exponential slice is told from a power-law one by AICc."""
+    n = np.array([1, 2, 3, 4, 6, 8, 10.0])
+    fit = va.scaling.fit_slice(n, 0.35 - 0.12 * n ** -1.8, "captions")
+    assert (fit.params["c_c"], fit.params["beta"], fit.params["offset"]) == pytest.approx((0.12, 1.8, 0.35), abs=1e-5)
+    np.testing.assert_allclose(fit.predict(n_captions=n), 0.35 - 0.12 * n ** -1.8, atol=1e-8)
+    table = pd.DataFrame(dict(model="m", n_frames=n, score=0.3 - 0.08 * np.exp(-0.7 * (n - 1))))
+    forms = va.scaling.compare_slice_forms(table, "frames").set_index("form")
+    assert forms.delta_aicc["exponential_saturation"] == 0 and forms.delta_aicc["eq2_additive_power"] > 10
+    params = va.scaling.slice_fit_table(table, "frames").iloc[0]
+    assert params.alpha_low < params.alpha < params.alpha_high
+    with pytest.raises(va.InsufficientData):
+        va.scaling.fit_slice([1, 2, 4], [0.1, 0.2, 0.25], "frames")
+
+
+def test_slice_curves_apply_the_grid_rule():
+    table = pd.DataFrame(dict(model=["up"] * 3 + ["dip"] * 3, n_captions=[1, 2, 4] * 2,
+                              score=[0.1, 0.2, 0.25, 0.1, 0.2, 0.19]))
+    curves = va.scaling.slice_curves(table, "captions", 0.0005).set_index("model")
+    assert curves.trend["up"] == "rises" and curves.trend["dip"] == "flat" and curves.falling_steps["dip"] == 1

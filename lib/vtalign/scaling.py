@@ -41,6 +41,11 @@ __all__ = [
     "grid_curves",
     "mean_gain",
     "relative_gain",
+    "SLICE_FORMS",
+    "fit_slice",
+    "compare_slice_forms",
+    "slice_fit_table",
+    "slice_curves",
 ]
 
 EQ2_PARAMS = ("s_inf", "c_f", "alpha", "c_c", "beta")
@@ -161,8 +166,14 @@ class ScalingFit:
     bic: float
     bootstrap: pd.DataFrame = field(default_factory=pd.DataFrame)
 
-    def predict(self, n_frames, n_captions) -> np.ndarray:
-        """Predicted score at the given frame and caption counts (broadcast together)."""
+    axis: str = ""  # a fit to a one-dimensional slice (:func:`fit_slice`): "frames" or "captions"
+
+    def predict(self, n_frames=None, n_captions=None) -> np.ndarray:
+        """Predicted score at the given frame and caption counts (broadcast together); a slice's fit
+        reads only the count it grows along."""
+        if self.axis:
+            n = np.asarray(n_frames if self.axis == "frames" else n_captions, float)
+            return SLICE_FORMS[self.axis][self.form].func(n, *self.params.values())
         nf, nc = np.broadcast_arrays(np.asarray(n_frames, float), np.asarray(n_captions, float))
         return FORMS[self.form].func((nf, nc), *self.params.values())
 
@@ -177,6 +188,12 @@ class ScalingFit:
 
 def _least_squares(form: ScalingForm, nf, nc, y, starts=None):
     """Best of the starting points (default: the form's grid); returns (params, covariance, rss)."""
+    return _best_start(form, (nf, nc), y, starts)
+
+
+def _best_start(form: ScalingForm, x, y, starts=None):
+    """:func:`_least_squares` for any input ``x`` the form's function takes (a (n_f, n_c) pair, or the
+    one count of a slice)."""
     best = None
     for p0 in form.starts if starts is None else starts:
         p0 = np.clip(p0, form.lower, form.upper)
@@ -184,11 +201,11 @@ def _least_squares(form: ScalingForm, nf, nc, y, starts=None):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", OptimizeWarning)
                 popt, pcov = curve_fit(
-                    form.func, (nf, nc), y, p0=p0, bounds=(form.lower, form.upper), maxfev=20000
+                    form.func, x, y, p0=p0, bounds=(form.lower, form.upper), maxfev=20000
                 )
         except RuntimeError:  # this start did not converge; others may
             continue
-        rss = float(np.sum((y - form.func((nf, nc), *popt)) ** 2))
+        rss = float(np.sum((y - form.func(x, *popt)) ** 2))
         if best is None or rss < best[2] - 1e-15:
             best = (popt, pcov, rss)
     if best is None:
@@ -227,14 +244,7 @@ def fit_scaling_law(n_frames, n_captions, score, form: str = "eq2_additive_power
         raise ValueError("Scores must be finite and frame/caption counts >= 1.")
     popt, pcov, rss = _least_squares(f, nf, nc, y)
     n, p = y.size, len(f.params)
-    tss = float(np.sum((y - y.mean()) ** 2))
-    with np.errstate(invalid="ignore"):
-        se = np.sqrt(np.diag(pcov))
-    on_bound = np.isclose(popt, f.lower) | np.isclose(popt, f.upper)
-    se = np.where(on_bound | ~np.isfinite(se), np.nan, se)
-    log_term = n * np.log(max(rss, 1e-300) / n)
-    aic = log_term + 2 * p
-    aicc = aic + (2 * p * (p + 1) / (n - p - 1) if n - p - 1 > 0 else np.inf)
+    se, goodness = _goodness(f, popt, pcov, rss, y)
     boot = pd.DataFrame(columns=list(f.params))
     if n_bootstrap > 0:
         rng = np.random.default_rng(seed)
@@ -253,14 +263,24 @@ def fit_scaling_law(n_frames, n_captions, score, form: str = "eq2_additive_power
         form=form,
         params=dict(zip(f.params, map(float, popt))),
         stderr=dict(zip(f.params, map(float, se))),
-        r2=1 - rss / tss if tss > 0 else float("nan"),
-        rss=rss,
-        n_points=n,
-        aic=float(aic),
-        aicc=float(aicc),
-        bic=float(log_term + p * np.log(n)),
         bootstrap=boot,
+        **goodness,
     )
+
+
+def _goodness(f: ScalingForm, popt, pcov, rss: float, y) -> tuple[np.ndarray, dict]:
+    """Standard errors (NaN on a bound) and the goodness-of-fit fields of a :class:`ScalingFit`."""
+    n, p = y.size, len(f.params)
+    tss = float(np.sum((y - y.mean()) ** 2))
+    with np.errstate(invalid="ignore"):
+        se = np.sqrt(np.diag(pcov))
+    on_bound = np.isclose(popt, f.lower) | np.isclose(popt, f.upper)
+    se = np.where(on_bound | ~np.isfinite(se), np.nan, se)
+    log_term = n * np.log(max(rss, 1e-300) / n)
+    aic = log_term + 2 * p
+    aicc = aic + (2 * p * (p + 1) / (n - p - 1) if n - p - 1 > 0 else np.inf)
+    return se, dict(r2=1 - rss / tss if tss > 0 else float("nan"), rss=rss, n_points=n, aic=float(aic),
+                    aicc=float(aicc), bic=float(log_term + p * np.log(n)))
 
 
 def validate_grid(grid: pd.DataFrame, for_fit: bool = True) -> pd.DataFrame:
@@ -454,20 +474,25 @@ def grid_curves(grid: pd.DataFrame, draws: np.ndarray | None = None, margin: flo
     for model, sub in g.groupby("model", sort=False):
         for axis in _AXES:
             for _, at, along, curve in _curves(sub, axis):
-                idx, y = curve.index.to_numpy(), curve.score.to_numpy(dtype=float)
-
-                def diff(a, b):
-                    d = None if draws is None else draws[:, idx[b]] - draws[:, idx[a]]
-                    return _interval(y[b] - y[a], d, 2 * margin, how)
-
-                steps = [diff(i, i + 1) for i in range(len(y) - 1)]
-                overall = diff(0, len(y) - 1)
-                rows.append(dict(model=model, axis=axis, at=int(at), levels=" ".join(str(int(v)) for v in curve[along]),
-                                 first=y[0], last=y[-1], gain=overall.estimate, gain_low=overall.low,
-                                 gain_high=overall.high, rising_steps=sum(s.low > 0 for s in steps),
-                                 falling_steps=sum(s.high < 0 for s in steps), steps=len(steps),
-                                 trend=trend(steps, overall), interval=how))
+                rows.append(dict(model=model, axis=axis, at=int(at),
+                                 **_curve_trend(curve, along, draws, margin, how)))
     return pd.DataFrame(rows)
+
+
+def _curve_trend(curve: pd.DataFrame, along: str, draws, margin: float, how: str) -> dict:
+    """One curve's row of :func:`grid_curves` (``curve``: its rows sorted by ``along``, indexed into ``draws``)."""
+    idx, y = curve.index.to_numpy(), curve.score.to_numpy(dtype=float)
+
+    def diff(a, b):
+        d = None if draws is None else draws[:, idx[b]] - draws[:, idx[a]]
+        return _interval(y[b] - y[a], d, 2 * margin, how)
+
+    steps = [diff(i, i + 1) for i in range(len(y) - 1)]
+    overall = diff(0, len(y) - 1)
+    return dict(levels=" ".join(str(int(v)) for v in curve[along]), first=y[0], last=y[-1], gain=overall.estimate,
+                gain_low=overall.low, gain_high=overall.high, rising_steps=sum(s.low > 0 for s in steps),
+                falling_steps=sum(s.high < 0 for s in steps), steps=len(steps), trend=trend(steps, overall),
+                interval=how)
 
 
 def mean_gain(grid: pd.DataFrame, draws: np.ndarray, axis: str) -> tuple[float, np.ndarray]:
@@ -513,3 +538,125 @@ def relative_gain(grid: pd.DataFrame, draws: np.ndarray | None = None, margin: f
     low = float(((pairs.all_captions - margin) / (pairs.one_caption + margin) - 1).mean())
     high = float(((pairs.all_captions + margin) / (pairs.one_caption - margin) - 1).mean())
     return Interval(estimate, low, high, f"values within ±{margin:g}")
+
+
+# --------------------------------------------------------------------------- #
+# One-dimensional slices (Figure 8: frames at one caption count, captions at one frame count)
+# --------------------------------------------------------------------------- #
+def _power_term(n, offset, c, e):
+    return offset - c * n ** -e
+
+
+def _exponential_term(n, offset, c, e):
+    return offset - c * np.exp(-e * (n - 1))
+
+
+def _log_term(n, offset, b):
+    return offset + b * np.log(n)
+
+
+def _slice_forms(axis: str) -> dict[str, ScalingForm]:
+    """The forms of :data:`FORMS` on a slice along ``axis``, where the other count is fixed: the other
+    term becomes part of the offset, so Eq. 2, ``multiplicative_power`` and ``product_power`` all reduce
+    to ``offset - C n^-e`` (one form, kept under Eq. 2's name), ``exponential_saturation`` to
+    ``offset - C e^(-e (n - 1))`` and ``log_linear`` to ``offset + b ln n``. Parameters are named as
+    Table 1 names Eq. 2's term along that axis (``c_f, alpha`` or ``c_c, beta``)."""
+    c, e, b, n = ("c_f", "alpha", "b_f", "n_f") if axis == "frames" else ("c_c", "beta", "b_c", "n_c")
+    starts = tuple(itertools.product((0.3, 0.6), (0.05, 0.2), (0.1, 0.5, 2.0)))
+    return {
+        "eq2_additive_power": ScalingForm("eq2_additive_power", rf"$a - C {n}^{{-e}}$ (Eq. 2's term)",
+                                          ("offset", c, e), _power_term, (0.0, 0.0, 0.0), (1.0, 1.0, 10.0), starts),
+        "exponential_saturation": ScalingForm("exponential_saturation", rf"$a - C e^{{-e ({n} - 1)}}$",
+                                              ("offset", c, e), _exponential_term, (0.0, 0.0, 0.0),
+                                              (1.0, 1.0, 10.0), starts),
+        "log_linear": ScalingForm("log_linear", rf"$a + b \ln {n}$", ("offset", b), _log_term,
+                                  (-np.inf, -np.inf), (np.inf, np.inf), ((0.1, 0.01),)),
+    }
+
+
+SLICE_FORMS: dict[str, dict[str, ScalingForm]] = {axis: _slice_forms(axis) for axis in _AXES}
+
+
+def fit_slice(counts, score, axis: str, form: str = "eq2_additive_power") -> ScalingFit:
+    """Fit one form of :data:`SLICE_FORMS` to a one-dimensional slice: ``score`` at ``counts`` frames
+    (``axis="frames"``) or captions, the other count fixed (and possibly unknown, as in Figure 8).
+
+    A slice identifies the term along its axis (``C`` and the exponent of Eq. 2) and an offset, which
+    is Eq. 2's ``S_inf`` minus the other term at the fixed count: ``S_inf`` itself is not identified.
+
+    >>> n = np.array([1, 2, 3, 4, 6, 8, 10.0]); fit = fit_slice(n, 0.3 - 0.1 * n ** -1.5, "captions")
+    >>> {k: round(v, 4) for k, v in fit.params.items()}, round(fit.r2, 6)
+    ({'offset': 0.3, 'c_c': 0.1, 'beta': 1.5}, 1.0)
+    """
+    if axis not in SLICE_FORMS:
+        raise ValueError(f"axis must be one of {list(SLICE_FORMS)}, got {axis!r}.")
+    if form not in SLICE_FORMS[axis]:
+        raise ValueError(f"Unknown slice form {form!r}; choose one of {sorted(SLICE_FORMS[axis])}.")
+    f = SLICE_FORMS[axis][form]
+    n, y = (np.asarray(a, dtype=float).ravel() for a in (counts, score))
+    if n.size != y.size:
+        raise ValueError(f"counts and score differ in length: {n.size}, {y.size}.")
+    if np.unique(n).size <= len(f.params):
+        raise InsufficientData(f"{form} on a slice has {len(f.params)} parameters; need more distinct counts than "
+                               f"that, got {np.unique(n).size}.")
+    if not np.all(np.isfinite(y)) or np.any(n < 1):
+        raise ValueError("Scores must be finite and counts >= 1.")
+    popt, pcov, rss = _best_start(f, n, y)
+    se, goodness = _goodness(f, popt, pcov, rss, y)
+    return ScalingFit(form=form, params=dict(zip(f.params, map(float, popt))), stderr=dict(zip(f.params, map(float, se))),
+                      axis=axis, **goodness)
+
+
+def _slices(table: pd.DataFrame, axis: str):
+    count = _AXES[axis][0]
+    missing = [c for c in ("model", count, "score") if c not in table.columns]
+    if missing:
+        raise ValueError(f"A slice along {axis} needs columns model, {count}, score; missing {missing}.")
+    for model, sub in table.dropna(subset=["score"]).groupby("model", sort=False):
+        yield model, sub.sort_values(count)
+
+
+def compare_slice_forms(table: pd.DataFrame, axis: str) -> pd.DataFrame:
+    """:func:`compare_forms` for one-dimensional slices (columns model, ``n_frames`` or ``n_captions``,
+    score): every form of :data:`SLICE_FORMS` fitted to every model's slice and ranked by AICc within it.
+    Adds ``rms_residual``, to set beside the error of the values."""
+    rows = []
+    for model, sub in _slices(table, axis):
+        for name in SLICE_FORMS[axis]:
+            fit = fit_slice(sub[_AXES[axis][0]], sub.score, axis, name)
+            rows.append(dict(model=model, axis=axis, form=name, n_params=len(fit.params), r2=fit.r2, rss=fit.rss,
+                             rms_residual=float(np.sqrt(fit.rss / fit.n_points)), aic=fit.aic, aicc=fit.aicc,
+                             bic=fit.bic))
+    out = pd.DataFrame(rows)
+    out["delta_aicc"] = out.aicc - out.groupby("model").aicc.transform("min")
+    w = np.exp(-0.5 * out.delta_aicc)
+    out["akaike_weight"] = w / w.groupby(out.model).transform("sum")
+    return out.sort_values(["model", "delta_aicc"], kind="stable").reset_index(drop=True)
+
+
+def slice_fit_table(table: pd.DataFrame, axis: str, confidence: float = 0.95) -> pd.DataFrame:
+    """Eq. 2's term fitted to every model's slice: one row per model with r2, the offset, ``C`` and the
+    exponent, each with its interval from the fit's standard error (Student t with n - 3 degrees of
+    freedom: the residual scatter, digitisation and misfit alike, sets the width)."""
+    from scipy.stats import t
+    rows = []
+    for model, sub in _slices(table, axis):
+        fit = fit_slice(sub[_AXES[axis][0]], sub.score, axis)
+        q = float(t.ppf(0.5 + confidence / 2, fit.n_points - len(fit.params)))
+        row = dict(model=model, axis=axis, n_points=fit.n_points, r2=fit.r2)
+        for name, value in fit.params.items():
+            se = fit.stderr[name]
+            row.update({name: value, f"{name}_low": value - q * se, f"{name}_high": value + q * se})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def slice_curves(table: pd.DataFrame, axis: str, margin: float) -> pd.DataFrame:
+    """:func:`grid_curves` for one-dimensional slices whose fixed count is not known (Figure 8): the same
+    trend rule, each value within ``margin`` of the truth; ``at`` is empty."""
+    rows = []
+    for model, sub in _slices(table, axis):
+        rows.append(dict(model=model, axis=axis, at=pd.NA,
+                         **_curve_trend(sub.reset_index(drop=True), _AXES[axis][0], None, margin,
+                                        f"values within ±{margin:g}")))
+    return pd.DataFrame(rows)

@@ -37,18 +37,24 @@ __all__ = ["Claim", "CLAIMS", "claim", "published_verdicts", "save_verdicts", "s
            "test_of_time_verdict", "reorder_verdict",
            "most_aligned_verdict", "live_trend_verdict", "live_caption_gain_verdict", "live_frame_averaging_verdict",
            "live_strength_verdict", "live_downstream_verdict", "live_order_verdict", "live_reorder_verdict",
-           "not_testable", "readouts_above_chance"]
+           "not_testable", "readouts_above_chance", "pvd_frames_verdict", "pvd_beats_original_verdict",
+           "pvd_saturation_verdict", "slice_form_verdict"]
 
 
 @dataclass(frozen=True)
 class Claim:
     """One finding of the paper: stable ``key``, where it is stated (``figure``), the ``statement`` and the
-    chapters that test it (re-analysis, live). What the paper prints for it is :func:`published_verdicts`."""
+    chapters that test it (re-analysis, live; ``""`` where no chapter does, ``untested`` saying why). What the
+    paper prints for it is :func:`published_verdicts`."""
     key: str
     figure: str
     statement: str
     chapters: tuple[str, str]
+    untested: str = ""
 
+
+_NO_PVD_WORLD = ("no generated world is built for Figure 8: it is about PVD's videos and their synthesised "
+                 "captions, which the controlled worlds do not imitate")
 
 CLAIMS: tuple[Claim, ...] = (
     Claim("fig2_strength", "Figure 2", "Alignment with text grows with the vision model's strength "
@@ -72,6 +78,16 @@ CLAIMS: tuple[Claim, ...] = (
           ("videocomp_negatives", "live_videocomp")),
     Claim("fig6_most_aligned", "Figure 6", "The most aligned models drop the most on reordered captions",
           ("videocomp_negatives", "live_videocomp")),
+    Claim("fig8_frames", "Figure 8 (left), Sec. A.3", "On PVD, more frames raise alignment, far more for video "
+          "models than for image models, which plateau quickly", ("test_time_scaling", ""), _NO_PVD_WORLD),
+    Claim("fig8_captions", "Figure 8 (right), Sec. 6", "On PVD, alignment grows with the number of synthesised "
+          "captions", ("test_time_scaling", ""), _NO_PVD_WORLD),
+    Claim("fig8_beats_original", "Figure 8 (right), Sec. A.3", "Three or more synthesised captions beat the original "
+          "detailed caption, for every model", ("test_time_scaling", ""), _NO_PVD_WORLD),
+    Claim("fig8_saturation", "Figure 8 (right), Sec. A.3", "The gain from synthesised captions saturates around 6 "
+          "captions for most models", ("test_time_scaling", ""), _NO_PVD_WORLD),
+    Claim("fig8_eq2_form", "Figure 8, Table 1 (PVD)", "Eq. 2 fits test-time scaling on PVD best (Table 1 gives its "
+          "PVD fits)", ("test_time_scaling", ""), _NO_PVD_WORLD),
 )
 _BY_KEY = {c.key: c for c in CLAIMS}
 
@@ -110,6 +126,7 @@ def published_verdicts() -> list[Verdict]:
     fig6 = load_published("fig6_videocomp_printed").assign(drop=lambda d: d.positive - d.negative)
     fig7 = load_published("fig7_fit_printed").iloc[0]
     at3 = fig5[fig5.k == 3]
+    pvd = table1[table1.dataset == "pvd"]
     values = {
         "fig2_strength": f"r = {legend.r.min():.2f} to {legend.r.max():.2f} over {len(legend)} lines",
         "fig2_frame_averaging": f"Δ = {printed('fig2_frame_averaging_delta'):+.3f} (Figure 2 annotation)",
@@ -124,6 +141,13 @@ def published_verdicts() -> list[Verdict]:
         "fig6_reorder": f"drops {fig6['drop'].min():.3f} to {fig6['drop'].max():.3f} over {len(fig6)} models; "
                         "\"lower ... but not significantly\"",
         "fig6_most_aligned": "stated in Sec. 8",
+        "fig8_frames": "\"Scaling with more frames is generally helpful, but is especially important for video models\" "
+                       "(Figure 8); image models \"plateau quickly\" (Sec. A.3)",
+        "fig8_captions": "\"our test time scaling approach improves alignment on the PVD dataset\" (Sec. 6)",
+        "fig8_beats_original": "\"for all models, using even just 3 captions leads to better alignment compared to the "
+                               "baseline score\" (Sec. A.3)",
+        "fig8_saturation": "\"This saturates around 6 captions for most models\" (Sec. A.3)",
+        "fig8_eq2_form": f"Table 1, PVD: Eq. 2 R² {pvd.r2.min():.3f} to {pvd.r2.max():.3f} ({len(pvd)} fits)",
     }
     return [_verdict(c.key, "published", AS_PUBLISHED, "quoted from the paper", values[c.key]) for c in CLAIMS]
 
@@ -131,34 +155,52 @@ def published_verdicts() -> list[Verdict]:
 # --------------------------------------------------------------------------- #
 # Re-analysis: the paper's own data, re-analysed here
 # --------------------------------------------------------------------------- #
-def trend_verdict(curves: pd.DataFrame, axis: str) -> Verdict:
+def trend_verdict(curves: pd.DataFrame, axis: str, key: str | None = None) -> Verdict:
     """Figure 3 on the paper's grid: every curve along ``axis`` ("frames" or "captions") must rise beyond
-    the digitisation margin (:func:`vtalign.scaling.grid_curves` with ``margin``)."""
+    the digitisation margin (:func:`vtalign.scaling.grid_curves` with ``margin``). ``key``: the claim
+    (default ``fig3_<axis>``; Figure 8's slices, :func:`vtalign.scaling.slice_curves`, grade ``fig8_<axis>``)."""
     c = curves[curves.axis == axis]
     rising, falling = int((c.trend == "rises").sum()), int((c.trend == "falls").sum())
     flat_steps = int((c.steps - c.rising_steps - c.falling_steps).sum())
-    return _verdict(f"fig3_{axis}", "re-analysis", claim_status(rising, falling, len(c)),
+    down_steps = int(c.falling_steps.sum())
+    dipped = c[(c.trend != "rises") & (c.falling_steps > 0)]
+    return _verdict(key or f"fig3_{axis}", "re-analysis", claim_status(rising, falling, len(c)),
                     f"a curve rises when its first-to-last gain exceeds zero beyond the margin and no step falls "
                     f"beyond it ({c.interval.iloc[0] if len(c) else ''})",
                     f"{rising} of {len(c)} curves rise, {falling} fall; {flat_steps} of {int(c.steps.sum())} single "
-                    f"steps are flat within the margin",
+                    f"steps are flat within the margin"
+                    + (f", {down_steps} fall beyond it"
+                       + (f" (in {', '.join(dipped.model.astype(str).unique())})" if "model" in dipped else "")
+                       if down_steps else ""),
                     f"gains {c.gain.min():+.3f} to {c.gain.max():+.3f}" if len(c) else "")
+
+
+def _form_statuses(forms: pd.DataFrame, unit: str = "model") -> list[tuple[str, str, float, float, list[str]]]:
+    """Per ``unit`` of a form comparison: (unit, status of :func:`vtalign.verdicts.form_status`, Eq. 2's
+    ΔAICc, the best other form's ΔAICc, the forms at the lowest AICc)."""
+    out = []
+    for name, sub in forms.groupby(unit, sort=False):
+        eq2 = float(sub[sub.form == "eq2_additive_power"].delta_aicc.iloc[0])
+        best_other = float(sub[sub.form != "eq2_additive_power"].delta_aicc.min())
+        winners = lowest_aicc(sub.assign(model=name))[name]
+        out.append((name, form_status(eq2, best_other), eq2, best_other, winners))
+    return out
+
+
+def _combined(statuses) -> str:
+    statuses = list(statuses)
+    return CONTRADICTED if CONTRADICTED in statuses else SUPPORTED if set(statuses) == {SUPPORTED} else UNRESOLVED
 
 
 def form_verdict(forms: pd.DataFrame, evidence: str = "re-analysis") -> Verdict:
     """Eq. 2 against the alternative forms by AICc, per model (:func:`vtalign.compare_forms`): contradicted
     where another form beats it by ΔAICc > 10, naming the form and the margin."""
-    statuses, parts = [], []
-    for model, sub in forms.groupby("model", sort=False):
-        eq2 = sub[sub.form == "eq2_additive_power"].iloc[0]
-        others = sub[sub.form != "eq2_additive_power"]
-        best_other = others.delta_aicc.min()
-        statuses.append(form_status(float(eq2.delta_aicc), float(best_other)))
-        winners = lowest_aicc(sub)[model]
-        parts.append(f"{model}: lowest AICc {best_form_text(winners)}"
-                     + (f", Eq. 2 behind by ΔAICc {eq2.delta_aicc:.1f}" if "eq2_additive_power" not in winners else
-                        f", next by ΔAICc {best_other:.1f}" if len(winners) == 1 else ""))
-    status = CONTRADICTED if CONTRADICTED in statuses else SUPPORTED if set(statuses) == {SUPPORTED} else UNRESOLVED
+    rows = _form_statuses(forms)
+    parts = [f"{model}: lowest AICc {best_form_text(winners)}"
+             + (f", Eq. 2 behind by ΔAICc {eq2:.1f}" if "eq2_additive_power" not in winners else
+                f", next by ΔAICc {best_other:.1f}" if len(winners) == 1 else "")
+             for model, _, eq2, best_other, winners in rows]
+    status = _combined(r[1] for r in rows)
     return _verdict("eq2_best_form", evidence, status, "Eq. 2 best by ΔAICc > 10 over each of four alternative forms "
                     "(supported), or another form better by ΔAICc > 10 (contradicted)", "; ".join(parts))
 
@@ -269,6 +311,110 @@ def most_aligned_verdict(absolute, relative) -> Verdict:
                     f"relative drop: Spearman {relative.spearman_r:+.2f} ({p_phrase(relative.spearman_p)}), Pearson "
                     f"{relative.pearson_r:+.2f} [{relative.ci_low:+.2f}, {relative.ci_high:+.2f}]",
                     f"absolute drop: Spearman {absolute.spearman_r:+.3f} ({p_phrase(absolute.spearman_p)})")
+
+
+# --------------------------------------------------------------------------- #
+# Re-analysis of Figure 8 (PVD): one-dimensional slices, the fixed count not printed
+# --------------------------------------------------------------------------- #
+def pvd_frames_verdict(curves: pd.DataFrame, video_models, margin: float) -> Verdict:
+    """Figure 8 (left): every frames curve must rise by the Figure 3 rule (:func:`trend_verdict` on
+    :func:`vtalign.scaling.slice_curves`), *and* the video models' mean first-to-last gain must exceed
+    the image models' beyond the digitisation margin (a gain is known to ±2 ``margin``, so a difference
+    of two means of gains to ±4 ``margin``). Contradicted when either part is; supported when both are."""
+    trend_part = trend_verdict(curves, "frames", key="fig8_frames")
+    c = curves[curves.axis == "frames"]
+    video = c.model.isin(list(video_models))
+    if not video.any() or video.all():
+        return _verdict("fig8_frames", "re-analysis", trend_part.status, trend_part.rule,
+                        trend_part.value + "; video and image models cannot be compared (one group is empty)")
+    gv, gi = c[video].gain, c[~video].gain
+    diff = float(gv.mean() - gi.mean())
+    interval = Interval(diff, diff - 4 * margin, diff + 4 * margin, f"values within ±{margin:g}")
+    status = _combined([trend_part.status, sign_status(interval)])
+    return _verdict("fig8_frames", "re-analysis", status,
+                    trend_part.rule + "; and the video models' mean gain minus the image models' must lie above zero "
+                    f"beyond ±{4 * margin:g}",
+                    f"{trend_part.value}; first-to-last gain: video models {gv.min():+.4f} to {gv.max():+.4f} "
+                    f"(mean {gv.mean():+.4f}), image models {gi.min():+.4f} to {gi.max():+.4f} (mean {gi.mean():+.4f}); "
+                    f"difference {interval}",
+                    f"smallest video-model gain {gv.min():+.4f} vs largest image-model gain {gi.max():+.4f}; "
+                    f"image models: {', '.join(c[~video].model)}")
+
+
+def _by_count(captions: pd.DataFrame) -> pd.DataFrame:
+    return captions.pivot_table(index="model", columns="n_captions", values="score", sort=False)
+
+
+def pvd_beats_original_verdict(captions: pd.DataFrame, original: pd.DataFrame, margin: float,
+                               original_margin: float, at_least: int = 3) -> Verdict:
+    """Figure 8 (right) against its dashed lines: a model counts when every synthesised-caption count from
+    ``at_least`` up scores above its original-caption score beyond the two digitisation margins, and
+    against when any such count scores below it beyond them."""
+    wide = _by_count(captions)
+    base = original.set_index("model").score.reindex(wide.index)
+    m = margin + original_margin
+    lead = wide.sub(base, axis=0)
+    above = lead.loc[:, [n for n in lead.columns if n >= at_least]]
+    n_for, n_against = int((above.min(axis=1) - m > 0).sum()), int((above.min(axis=1) + m < 0).sum())
+    worst = above.min(axis=1)
+    model = worst.idxmin()
+    count = int(above.loc[model].idxmin())
+    below = [n for n in lead.columns if n < at_least]
+    context = "; ".join(f"with {int(n)} caption{'s' * (n > 1)}: {int((lead[n] - m > 0).sum())} of {len(lead)} above "
+                        f"beyond the margin, {int((lead[n] + m < 0).sum())} below" for n in below)
+    return _verdict("fig8_beats_original", "re-analysis", claim_status(n_for, n_against, len(lead)),
+                    f"for each model, every count of {at_least} or more synthesised captions must score above the "
+                    f"original caption beyond the two digitisation margins (±{m:g})",
+                    f"{n_for} of {len(lead)} models above the original at every count ≥ {at_least}, {n_against} below; "
+                    f"smallest lead {worst.min():+.4f} ({model}, {count} captions)",
+                    context)
+
+
+def pvd_saturation_verdict(captions: pd.DataFrame, margin: float, at: int = 6) -> Verdict:
+    """Figure 8 (right), "saturates around 6 captions for most models": a model has saturated at ``at``
+    when no larger count scores above its score at ``at`` beyond the noise of a difference (2 ``margin``).
+    Supported when more than half the models have, contradicted when half or more still rise."""
+    wide = _by_count(captions)
+    later = wide.loc[:, [n for n in wide.columns if n > at]]
+    rise_after = later.max(axis=1) - wide[at]
+    still = rise_after > 2 * margin
+    n_sat = int((~still).sum())
+    status = SUPPORTED if n_sat > len(wide) / 2 else CONTRADICTED
+    peak = wide.idxmax(axis=1)
+    fall = wide.max(axis=1) - wide[wide.columns.max()]
+    fell = fall > 2 * margin
+    return _verdict("fig8_saturation", "re-analysis", status,
+                    f"a model has saturated at {at} captions when no larger count scores above it beyond ±{2 * margin:g} "
+                    "(a difference of two digitised values); more than half the models must have",
+                    f"{n_sat} of {len(wide)} models saturated at {at}"
+                    + (f"; still rising after {at}: " + ", ".join(f"{m} {d:+.4f}" for m, d in rise_after[still].items())
+                       if still.any() else ""),
+                    f"peaks at {', '.join(f'{int(n)} captions ({int((peak == n).sum())})' for n in sorted(peak.unique()))}; "
+                    f"{int(fell.sum())} of {len(wide)} models score lower at {int(wide.columns.max())} captions than at "
+                    f"their peak beyond the margin, by up to {fall.max():.4f}, which a saturating law cannot follow")
+
+
+def slice_form_verdict(forms: pd.DataFrame) -> Verdict:
+    """Eq. 2 against the forms a one-dimensional slice can tell apart (:func:`vtalign.scaling.compare_slice_forms`
+    on both panels of Figure 8), by the rule of :func:`form_verdict`, per (model, panel)."""
+    units = forms.assign(unit=forms.model.astype(str) + " (" + forms.axis + ")")
+    rows = _form_statuses(units, "unit")
+    status = _combined(r[1] for r in rows)
+    lost = [f"{u}: {best_form_text(w)} better by ΔAICc {d:.1f}" for u, st, d, _, w in rows if st == CONTRADICTED]
+    won = sum("eq2_additive_power" in w for *_, w in rows)
+    wins = {}
+    for *_, w in rows:
+        for f in w:
+            wins[f] = wins.get(f, 0) + 1
+    return _verdict("fig8_eq2_form", "re-analysis", status,
+                    "per model and panel, Eq. 2's term best by ΔAICc > 10 over each other form a slice can tell apart "
+                    "(supported), or another form better by ΔAICc > 10 (contradicted)",
+                    f"lowest AICc on {len(rows)} slices: " + ", ".join(f"`{f}` {n}" for f, n in
+                                                                        sorted(wins.items(), key=lambda x: -x[1]))
+                    + f"; Eq. 2 best by more than 10 on {sum(r[1] == SUPPORTED for r in rows)}"
+                    + (f"; another form better by more than 10: {'; '.join(lost)}" if lost else ""),
+                    "on a slice, Eq. 2, the multiplicative and the product forms are one curve, so only the exponential "
+                    f"and log-linear forms compete; Eq. 2 at the lowest AICc on {won} of {len(rows)} slices")
 
 
 # --------------------------------------------------------------------------- #
@@ -539,6 +685,9 @@ def claims_table() -> pd.DataFrame:
     rows = [v.as_dict() for v in published_verdicts()]
     for c in CLAIMS:
         for evidence, chapter in zip(("re-analysis", "controlled world"), c.chapters):
+            if not chapter:
+                rows.append(not_testable(c.key, evidence, c.untested).as_dict())
+                continue
             path = verdicts_csv(chapter, create=False)
             saved = pd.read_csv(path, keep_default_na=False) if path.is_file() else pd.DataFrame(columns=COLUMNS)
             mine = saved[(saved.claim == c.key) & (saved.evidence == evidence)]

@@ -40,6 +40,7 @@ __all__ = [
     "plot_alignment_vs_retrieval",
     "plot_scaling_grid",
     "plot_caption_gain",
+    "plot_pvd_slices",
     "plot_downstream",
     "plot_videocomp",
     "plot_test_of_time",
@@ -595,6 +596,53 @@ def plot_caption_gain(pairs: pd.DataFrame, published_slope: float, published_int
     _bottom_legends(fig, [[([h for h, _ in handles], [t for _, t in handles], None)],
                           [([h for h, _ in lines], [t for _, t in lines], None)]])
     return fig, fit
+
+
+def plot_pvd_slices(frames: pd.DataFrame, captions: pd.DataFrame, original: pd.DataFrame | None = None,
+                    fits: dict[tuple[str, str], ScalingFit] | None = None):
+    """Figure 8: left, score vs frames; right, score vs synthesised captions, one series per model (its own
+    colour, marker and line style); the original caption's score as a dotted line in the model's colour
+    (right); fits keyed ``(model, axis)`` (:func:`vtalign.scaling.fit_slice`) as thin black lines."""
+    models = list(dict.fromkeys([*frames.model, *captions.model]))
+    fig, axes = plt.subplots(1, 2, figsize=(DISPLAY_WIDTH_IN, 4.0), sharey=True)
+    drawn, fit_lines, base_lines = {}, [], []
+    for ax, table, x, word in ((axes[0], frames, "n_frames", "frames"), (axes[1], captions, "n_captions", "captions")):
+        for i, model in enumerate(models):
+            s = table[table.model == model].sort_values(x)
+            if s.empty:
+                continue
+            style = _style(i)
+            line, = ax.plot(s[x], s.score, ms=4.5, lw=1.4, zorder=3, **style)
+            drawn.setdefault(model, []).append(line)
+            fit = (fits or {}).get((model, word))
+            if fit is not None:
+                xs = np.geomspace(s[x].min(), s[x].max(), 60)
+                fit_lines += ax.plot(xs, fit.predict(xs, xs), color="black", lw=0.8, alpha=0.7, zorder=2)
+            if original is not None and word == "captions":
+                o = original[original.model == model]
+                if len(o):
+                    base_lines.append(ax.axhline(float(o.score.iloc[0]), color=style["color"], ls=":", lw=1.3,
+                                                 zorder=1))
+        ax.set_xscale("log", base=2)
+        ticks = sorted(table[x].unique())
+        ax.set_xticks(ticks, [str(int(t)) for t in ticks])
+        ax.minorticks_off()
+        ax.set_xlabel(f"Number of {word} per video (log scale)")
+        ax.set_title(f"PVD, by number of {'frames' if word == 'frames' else 'synthesised captions'}",
+                     fontsize=TITLE_PT - 0.5)
+    axes[0].set_ylabel("Alignment score (mutual k-NN)")
+    model_h = [_proxy(lines, ms=4.5, lw=1.4, **_style(models.index(m))) for m, lines in drawn.items()]
+    extra = []
+    if fit_lines:
+        extra.append((_proxy(fit_lines, color="black", lw=0.8), "Eq. 2's term, fitted to each curve"))
+    if base_lines:
+        extra.append((_proxy(base_lines, color="#555555", ls=":", lw=1.3),
+                      "original detailed caption (dotted, the model's colour)"))
+    rows = [[(model_h, list(drawn), "vision model")]]
+    if extra:
+        rows.append([([h for h, _ in extra], [t for _, t in extra], None)])
+    _bottom_legends(fig, rows)
+    return fig
 
 
 # --------------------------------------------------------------------------- #
