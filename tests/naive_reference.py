@@ -39,3 +39,36 @@ def tie_heavy(rng, n, d):
     x = protos[rng.integers(0, len(protos), size=n - 5)]
     x = np.concatenate([x, np.full((3, d), 0.5, np.float32), np.zeros((2, d), np.float32)])
     return x[rng.permutation(n)]
+
+
+# --------------------------------------------------------------------------- #
+# The exact answer, in rational arithmetic: every finite float is a rational, so
+# cos(i, j) = (x_i . x_j) / (|x_i| |x_j|) is compared across j through
+# sign(x_i . x_j) (x_i . x_j)^2 / |x_j|^2 (the same order: |x_i| is common to a
+# row, and t -> sign(t) t^2 is increasing), with Python Fractions. A zero row has
+# cosine 0 with everything. Ties -> lower index. Slow: for small N only.
+# --------------------------------------------------------------------------- #
+def rational_knn(x, k, queries=None):
+    from fractions import Fraction
+
+    rows = [[Fraction(float(v)) for v in r] for r in np.asarray(x)]
+    qrows = rows if queries is None else [[Fraction(float(v)) for v in r] for r in np.asarray(queries)]
+    sq = [sum(v * v for v in r) for r in rows]
+    out = np.empty((len(qrows), k), dtype=np.int64)
+    for i, q in enumerate(qrows):
+        keys = []
+        for j, r in enumerate(rows):
+            if j == i:
+                continue
+            dot = sum(a * b for a, b in zip(q, r))
+            keys.append((-(dot * abs(dot) / sq[j]) if sq[j] else Fraction(0), j))
+        keys.sort()
+        out[i] = [j for _, j in keys[:k]]
+    return out
+
+
+def integer_ties(n=131, d=4, seed=3):
+    """Issue 22's case: entries in {1, 2, 3}, so many different rows have cosines equal in exact
+    arithmetic (positive multiples, permutations of the same entries against a symmetric query)."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 3, size=(n, d)).astype(np.float32) + 1

@@ -239,7 +239,7 @@ def test_stage_profile_names_where_the_time_goes(rng):
     assert {"prepare", "screen", "decide", "overlaps"} <= set(stages)
     assert all(v > 0 for v in stages.values())
     np.testing.assert_array_equal(profiled.scores, plain.scores)
-    assert knn._STAGES is None  # profiling ends with the block
+    assert knn._PROFILE.get() is None  # profiling ends with the block
 
 
 @pytest.mark.parametrize("backend", ["triton", "torch"])

@@ -7,16 +7,18 @@ Conventions shared by every function here:
 * Similarity is cosine similarity (a zero row stays zero, so it is equally
   similar to everything). Backends propose candidates in lower precision
   (fp32 on a CPU, a certified fp16 screen on a GPU); every close call is
-  decided in fp64 on the input values (:mod:`vtalign.knn`), so all backends
-  return identical neighbours.
+  decided in fp64 on the input values, and in exact arithmetic where fp64
+  cannot decide (:mod:`vtalign.knn`), so all backends return identical
+  neighbours.
 * Item ``i`` is never its own neighbour. Its k nearest neighbours are the k
   other items of highest similarity, ordered nearest first; **ties are broken
   by lower index**, so results depend on nothing but the data and this rule.
-  A tie is an exactly equal fp64 similarity: every case of identical feature
-  vectors (duplicated items, constant rows, zero rows) is one. Cosines of
-  *different* vectors that agree only in exact arithmetic may differ in the
-  last fp64 bit and are then ordered by those values (which may differ
-  between the CPU and the GPU path, whose fp64 sums run in other orders).
+  A tie is an exactly equal cosine in exact arithmetic on the input values
+  (every float is a rational): identical vectors, positive multiples of one
+  vector, and different vectors whose cosines happen to be equal. Where fp64
+  cannot tell two cosines apart, exact rational arithmetic decides, so every
+  backend and device returns the same, exact answer (:mod:`vtalign.knn`).
+  No answer depends on the scale of a row.
 * The neighbour lists of a layer are computed once and reused for every layer
   pair, for permutation nulls and for bootstraps (see :mod:`vtalign.stats`).
 """
@@ -28,7 +30,7 @@ import numpy as np
 import torch
 
 from .checks import as_features, check_k, check_same_n
-from .knn import BACKENDS, count_overlaps, knn_search, layer_search, resolve_backend
+from .knn import BACKENDS, count_overlaps, knn_search, layer_search, pow2_scaled, resolve_backend
 
 __all__ = [
     "knn_indices",
@@ -57,7 +59,7 @@ def prepare_features(x, q: float | None = 0.95, clamp: bool = True, normalize: b
     ----------
     x : array or tensor, shape [N, D] or [N, L, D]
     q : float in (0, 1], the quantile of ``|x|`` to clamp at; ``q=1`` or ``None``
-        skips clamping.
+        skips clamping. Any other value (0, negative, above 1, NaN) is a ``ValueError``.
     layer_dims : for [N, L, D] features zero-padded to the widest layer (CNN blocks; see
         ``meta["layer_dims"]`` of :func:`vtalign.extract_features`), the true width of each
         layer: the quantile is then taken over the real entries only, and padding stays zero.
@@ -77,11 +79,11 @@ def prepare_features(x, q: float | None = 0.95, clamp: bool = True, normalize: b
     array([[1., 3.],
            [2., 3.]], dtype=float32)
     """
+    if q is not None and not 0 < q <= 1:  # written so that NaN fails too
+        raise ValueError(f"q must be in (0, 1] (or None: no clamping), got {q}.")
     is_numpy = isinstance(x, np.ndarray)
     t = as_features(x, "x", (2, 3)).to(torch.float32)
     if clamp and q is not None and q < 1:
-        if not 0 < q <= 1:
-            raise ValueError(f"q must be in (0, 1], got {q}.")
         if layer_dims is not None and (t.ndim != 3 or len(layer_dims) != t.shape[1] or max(layer_dims) > t.shape[2]):
             raise ValueError(f"layer_dims {list(layer_dims)} does not fit features of shape {tuple(t.shape)}.")
         if per_layer is None:
@@ -98,8 +100,27 @@ def prepare_features(x, q: float | None = 0.95, clamp: bool = True, normalize: b
             threshold = _quantile_of_abs(real, q)
             t = t.clamp(-threshold, threshold)
     if normalize:
-        t = torch.nn.functional.normalize(t, p=2, dim=-1)
+        t = _normalize(t)
     return t.numpy() if is_numpy else t
+
+
+def _normalize(t: torch.Tensor) -> torch.Tensor:
+    """Unit rows (last axis) of fp32 features, as ``F.normalize`` makes them (the reference code's
+    rounding), except rows whose fp32 norm under- or overflows (entries below about 1e-19 or above
+    1e19, or a norm below F.normalize's floor of 1e-12): those are normalised from a power-of-two
+    multiple (:func:`vtalign.knn.pow2_scaled`), so a row's direction never depends on its scale.
+    All-zero rows stay zero.
+
+    >>> _normalize(torch.tensor([[3e-30, 4e-30], [0.0, 0.0]])).tolist()
+    [[0.6000000238418579, 0.800000011920929], [0.0, 0.0]]
+    """
+    out = torch.nn.functional.normalize(t, p=2, dim=-1)
+    norm = t.norm(dim=-1)
+    bad = ~torch.isfinite(norm) | ((norm < 1e-12) & (t != 0).any(dim=-1))
+    if bool(bad.any()):
+        scaled = pow2_scaled(t[bad])
+        out[bad] = scaled.div_(scaled.norm(dim=-1, keepdim=True)).to(out.dtype)
+    return out
 
 
 def _quantile_of_abs(values: torch.Tensor, q: float) -> torch.Tensor:
@@ -135,14 +156,12 @@ def knn_indices(x, k: int, backend: str = "auto", queries=None) -> np.ndarray:
     ``out[i]`` lists the k items ``j != i`` most similar to item ``i``, nearest
     first, ties broken by lower index.
 
-    A tie is an exactly equal fp64 cosine. Identical rows, and rows that are power-of-two multiples
-    of each other (their unit rows are bitwise equal), always tie, so the lower index comes first.
-    Two rows that are other positive multiples of each other (``x_j = 3 x_i``) point the same way,
-    but their fp64 unit rows may differ in the last bit; they are then ordered by those fp64 values,
-    not by index. That is a choice: rounding directions to make such pairs tie would make other,
-    different directions tie too, and move the boundary rather than remove it. Either way both are
-    found: a direction shared by several rows never loses a neighbour, only its order among them.
-    All-zero rows have cosine 0 with everything (a :class:`UserWarning` says how many there are).
+    A tie is an exactly equal cosine in exact arithmetic on the input floats: identical rows and
+    positive multiples (``x_j = 3 x_i``: the same direction) tie with each other for every other row,
+    so the lower index comes first. Comparisons that fp64 cannot decide are decided exactly, on every
+    backend. Rows are never clamped, so scale does not matter: ``x * c`` for any c > 0 gets the exact
+    answer of its (rounded) values, the same as ``x`` when c is a power of two. All-zero rows
+    have cosine 0 with everything (a :class:`UserWarning` says how many there are).
 
     Parameters
     ----------

@@ -24,17 +24,33 @@ other item can reach the k-th place, widen the screen for the rows that are not 
 search exhaustively in fp64 only as the last resort. All layers of a space go through in one
 batched call (:func:`layer_search`), with one host synchronisation.
 
-Exact fp64 cosines are ``(x_i . x_j) / (|x_i| |x_j|)`` of the input values; two identical items
-get bitwise identical values, so they tie exactly and the lower index wins. Different vectors
-whose cosines agree only in exact arithmetic may differ in the last fp64 bit, and the two paths
-sum in different orders, so such pairs may be ordered differently on a CPU and on a GPU.
+**Exact near ties** (every path): fp64 cosines ``(x_i . x_j) / (|x_i| |x_j|)`` of the input values
+are each within ``e = fp64_cosine_bound(d)`` of the exact cosine. Wherever two candidates' fp64
+values lie within ``2 e`` of each other between *different* vectors, at the k-th place (who is in)
+or, for ordered results, between members (who comes first), :func:`settle_near_ties` decides the
+comparison in exact rational arithmetic on the input floats: every finite float is a dyadic
+rational, so ``(x_i . x_j) |x_i . x_j| / |x_j|^2`` is compared exactly, in Python integers
+(:func:`exact_keys`). Equal in exact arithmetic means the lower index wins. Identical items get
+bitwise identical fp64 values on every path, so the sort already puts them in index order. So
+every backend, on every device, returns the answer of exact arithmetic: positive multiples
+(``x_j = 3 x_i``) tie exactly, whatever fp64 makes of them. Such decisions are rare on real
+features (none at the paper's shape with random features); :func:`profile` counts them.
+
+**Scale**: a cosine does not depend on a row's scale, and neither does any answer here. Norms are
+never clamped (an all-zero row stays zero and has cosine 0 with everything); fp32 rows are safe in
+the fp64 sums, fp64 rows too large or small for them are rescaled by a power of two, which is exact
+(:func:`safe_rows`), and rows whose fp32 candidate norm would under- or overflow are normalised
+from such a multiple (:func:`_unit_rows`).
 """
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib.util
 import os
 import time
+from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
 import torch
@@ -111,7 +127,42 @@ def _uses_screening(backend: str, device: torch.device) -> bool:
 # Where the time goes: stage timings of the GPU path, on request
 # --------------------------------------------------------------------------- #
 STAGES = ("prepare", "screen", "decide", "widen", "fallback", "overlaps")  # what profile_stages() times, in order
-_STAGES: dict | None = None  # stage -> seconds while profile_stages() is active
+
+
+@dataclass
+class SearchProfile:
+    """What the searches and overlap counts run inside :func:`profile` did; the caller owns it.
+
+    stages : stage -> seconds summed over calls (``STAGES``), filled only with ``time_stages``
+    exact_rows : rows whose top k had a near tie between different vectors (fp64 values closer than
+        their proven error), decided in exact rational arithmetic (:func:`settle_near_ties`)
+    exact_cosines : exact rational cosine keys those rows took (one per distinct vector)
+    """
+    time_stages: bool = False
+    stages: dict = field(default_factory=dict)
+    exact_rows: int = 0
+    exact_cosines: int = 0
+
+
+# The profile of the innermost active ``profile()`` block of this thread or task (None: no block). A
+# context variable, so concurrent searches in other threads never write into it.
+_PROFILE: contextvars.ContextVar = contextvars.ContextVar("vtalign_knn_profile", default=None)
+
+
+@contextlib.contextmanager
+def profile(time_stages: bool = False):
+    """Collect a :class:`SearchProfile` of every search run inside the block (and yield it).
+
+    >>> with profile() as p:
+    ...     _ = knn_search(torch.tensor([[1.0, 1], [2, 2], [1, 0]]), None, 1, "torch")
+    >>> p.exact_rows   # row 2: items 0 and 1 point the same way, fp64 may round them apart
+    1
+    """
+    token = _PROFILE.set(SearchProfile(time_stages))
+    try:
+        yield _PROFILE.get()
+    finally:
+        _PROFILE.reset(token)
 
 
 @contextlib.contextmanager
@@ -129,17 +180,22 @@ def profile_stages():
     >>> sorted(stages)
     ['overlaps']
     """
-    global _STAGES
-    outer, _STAGES = _STAGES, {}
-    try:
-        yield _STAGES
-    finally:
-        _STAGES = outer
+    with profile(time_stages=True) as p:
+        yield p.stages
+
+
+def _record(**counts: int) -> None:
+    """Add counts to the active profile, if any."""
+    p = _PROFILE.get()
+    if p is not None:
+        for name, n in counts.items():
+            setattr(p, name, getattr(p, name) + n)
 
 
 @contextlib.contextmanager
 def _stage(name: str, device: torch.device):
-    if _STAGES is None:
+    p = _PROFILE.get()
+    if p is None or not p.time_stages:
         yield
         return
     sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda *a: None)
@@ -149,7 +205,203 @@ def _stage(name: str, device: torch.device):
         yield
     finally:
         sync(device)
-        _STAGES[name] = _STAGES.get(name, 0.0) + time.perf_counter() - start
+        p.stages[name] = p.stages.get(name, 0.0) + time.perf_counter() - start
+
+
+# --------------------------------------------------------------------------- #
+# Scale: rows far from 1 are rescaled by a power of two (exact) before any norm
+# --------------------------------------------------------------------------- #
+# Rows whose norm lies in [2^-SAFE_EXP, 2^SAFE_EXP] are used as given: their fp64 sums of squares and
+# products neither overflow nor lose more than 2^-1074 d of a value at least 2^-800 (fp32: 2^-80).
+SAFE_EXP64, SAFE_EXP32 = 400, 40
+
+
+def _unsafe_rows(t: torch.Tensor, norm: torch.Tensor, exp: int) -> torch.Tensor:
+    """Rows [..., N] whose ``norm`` (computed in t's dtype) is outside [2^-exp, 2^exp] or not finite, or 0
+    for a row that is not all zero (its squares underflowed)."""
+    out = ~torch.isfinite(norm) | (norm > 2.0**exp) | ((norm < 2.0**-exp) & (norm > 0))
+    zero = norm == 0
+    if bool(zero.any()):
+        out |= zero & (t != 0).any(dim=-1)
+    return out
+
+
+def pow2_scaled(t: torch.Tensor, target_exp: int = 0) -> torch.Tensor:
+    """Each row of t [..., D] times the power of two that brings its largest |entry| into
+    [2^(target_exp-1), 2^target_exp): a positive multiple, so every cosine is unchanged, and exact
+    (a power-of-two scale only moves exponents) unless it scales down entries into fp64's subnormal
+    range: with ``target_exp`` = 400 that takes a row spanning more than 2^1470 from largest to smallest
+    entry. All-zero rows stay zero. Returns fp64.
+
+    >>> pow2_scaled(torch.tensor([[3e-300, -1e-300], [0.0, 0.0]], dtype=torch.float64)).tolist()[1]
+    [0.0, 0.0]
+    """
+    t64 = t.to(torch.float64, copy=True)
+    e = torch.frexp(t64.abs().amax(dim=-1, keepdim=True)).exponent.long()  # max = m 2^e, m in [0.5, 1)
+    shift = target_exp - e
+    half = torch.div(shift, 2, rounding_mode="floor")  # two steps: 2^shift alone can overflow fp64
+    return torch.ldexp(torch.ldexp(t64, half), shift - half)
+
+
+def safe_rows(t: torch.Tensor) -> torch.Tensor:
+    """t itself when every fp64 product and sum of squares of its rows is safe (fp32 rows always are:
+    their squares lie within fp64's range); else an fp64 copy in which the rows outside that range are
+    :func:`pow2_scaled` (to a largest entry near 1, or near 2^400 when scaling down)."""
+    if t.dtype != torch.float64:
+        return t
+    bad = _unsafe_rows(t, t.norm(dim=-1), SAFE_EXP64)
+    if not bool(bad.any()):
+        return t
+    big = t.abs().amax(dim=-1, keepdim=True) > 1.0
+    scaled = torch.where(big, pow2_scaled(t, SAFE_EXP64), pow2_scaled(t))
+    return torch.where(bad[..., None], scaled, t)
+
+
+def _inverse(norm: torch.Tensor) -> torch.Tensor:
+    """1 / norm, and 0 for a zero row (which then stays zero: its cosine with everything is 0)."""
+    return torch.where(norm > 0, 1.0 / norm, torch.zeros((), dtype=norm.dtype, device=norm.device))
+
+
+# --------------------------------------------------------------------------- #
+# Exact decisions of near ties
+# --------------------------------------------------------------------------- #
+def integer_rows(rows: np.ndarray) -> np.ndarray:
+    """Rows of floats [R, D] as Python integers [R, D] (dtype object): row r equals ``n_r * 2^E_r``, one
+    power of two per row, so cosines of the integer rows are exactly those of the floats (every finite
+    float is a dyadic rational; a positive multiple has the same cosines).
+
+    >>> integer_rows(np.array([[0.75, -2.0, 0.0]])).tolist()
+    [[3, -8, 0]]
+    """
+    m, e = np.frexp(np.asarray(rows, dtype=np.float64))
+    mant = (m * 2.0**53).astype(np.int64)            # exact: |m| < 1
+    nonzero = mant != 0
+    low = np.where(nonzero, e, np.iinfo(np.int32).max).min(axis=-1, keepdims=True)
+    # drop the row's common factor of two (fp32 mantissas end in 29 zero bits): smaller integers
+    lowest_bit = np.abs(mant) & -np.abs(mant)
+    twos = np.where(nonzero, np.log2(np.where(nonzero, lowest_bit, 1)).astype(np.int64), 62).min(axis=-1, keepdims=True)
+    return (mant >> np.where(nonzero, twos, 0)).astype(object) << np.where(nonzero, e - low, 0).astype(object)
+
+
+def exact_keys(q: np.ndarray, items: np.ndarray) -> list:
+    """Rational sort keys of the cosines of one query row with item rows (integer rows, see
+    :func:`integer_rows`): ``(q . x_j) |q . x_j| / |x_j|^2``, which orders the items as their exact
+    cosines do (|q| is common to the row; t -> t |t| is increasing). A zero item's key is 0.
+
+    >>> [str(v) for v in exact_keys(np.array([1, 1], dtype=object), np.array([[1, 0], [2, 2], [0, 0]], dtype=object))]
+    ['1', '2', '0']
+    """
+    dots = items.dot(q)
+    squares = (items * items).sum(axis=1)
+    return [Fraction(int(t) * abs(int(t)), int(s)) if s else Fraction(0) for t, s in zip(dots, squares)]
+
+
+def _near_tie_rows(keys: torch.Tensor, idx: torch.Tensor, x: torch.Tensor, k: int, ordered: bool,
+                   tol: float) -> torch.Tensor:
+    """Rows [L, R] whose top k an fp64 comparison cannot decide: two *different* item vectors whose
+    values ``keys`` [L, R, m] (sorted descending, ties by index) lie within ``tol`` of each other where
+    it matters. For sets: both within ``tol`` of the k-th value while the (k+1)-th is too (who is in).
+    For ordered results also two adjacent members within ``tol`` (who comes first). Identical vectors
+    get bitwise identical fp64 values on every path, so the sort already put them in index order.
+    x [L, N, D]: the items; idx [L, R, m] int64 (-1: none, at -inf)."""
+    n_layers, n_rows, m = keys.shape
+    link = (keys[..., :-1] - keys[..., 1:]) <= tol                  # adjacent values within tol (-inf: never)
+    pos = torch.arange(m - 1, device=keys.device)
+    relevant = link & (pos < k - 1) if ordered else torch.zeros_like(link)
+    if m > k:
+        window = (keys - keys[..., k - 1 : k]).abs() <= tol
+        boundary = link[..., k - 1 : k]
+        relevant |= boundary & link & window[..., :-1] & window[..., 1:]
+    if not bool(relevant.any()):
+        return relevant.any(dim=-1)
+    layer, row, p = relevant.nonzero().unbind(1)
+    a, b = idx[layer, row, p], idx[layer, row, p + 1]
+    differ = torch.zeros(n_layers * n_rows, dtype=torch.int32, device=keys.device)
+    differ.index_add_(0, layer * n_rows + row, (x[layer, a] != x[layer, b]).any(dim=-1).to(torch.int32))
+    return (differ > 0).view(n_layers, n_rows)
+
+
+def _settle_row(v: np.ndarray, ids: np.ndarray, k: int, ordered: bool, tol: float, keys_of) -> tuple[list, int]:
+    """One row's exact top k from values ``v`` (sorted descending, ties by index, -inf padded) within
+    ``tol`` of exact comparisons, deciding every comparison they cannot decide by ``keys_of(ids)``
+    (exact keys). Returns (the k indices, nearest first if ``ordered``; exact keys computed).
+
+    In: every item whose value exceeds the k-th by more than ``tol``. Out: every item more than ``tol``
+    below it. The others (within ``tol`` of the k-th value) fill the remaining places by exact key,
+    ties -> lower index. Then members are sorted by value and each run of adjacent values within
+    ``tol`` is sorted by exact key.
+    """
+    n_exact = 0
+    chosen = [int(j) for j in ids[:k]]
+    value = dict(zip(ids.tolist(), v.tolist()))
+    if len(v) > k and v[k - 1] - v[k] <= tol:
+        kth = v[k - 1]
+        sure = [int(j) for j in ids[v > kth + tol]]
+        window = ids[(np.abs(v - kth) <= tol) & (ids >= 0)]
+        keys, n = keys_of(window)
+        n_exact += n
+        ranked = sorted(zip(window.tolist(), keys), key=lambda t: (-t[1], t[0]))
+        chosen = sure + [j for j, _ in ranked[: k - len(sure)]]
+    if not ordered:
+        return chosen, n_exact
+    chosen.sort(key=lambda j: (-value[j], j))
+    out, start = [], 0
+    for end in range(1, k + 1):
+        if end == k or value[chosen[end - 1]] - value[chosen[end]] > tol:
+            run = np.array(chosen[start:end])
+            if len(run) > 1:
+                keys, n = keys_of(run)
+                n_exact += n
+                run = [j for j, _ in sorted(zip(run.tolist(), keys), key=lambda t: (-t[1], t[0]))]
+            out += list(run)
+            start = end
+    return out, n_exact
+
+
+def settle_near_ties(keys: torch.Tensor, idx: torch.Tensor, x: torch.Tensor, q: torch.Tensor, k: int,
+                     ordered: bool, tol: float) -> torch.Tensor:
+    """The exact top k [L, R, k] of candidates whose fp64 values ``keys`` [L, R, m] (sorted descending,
+    ties by lower index, each within ``tol / 2`` of its exact cosine) are given with their items ``idx``
+    [L, R, m]; x [L, N, D] the items, q [L, R, D] the query rows.
+
+    Comparisons the values decide (more than ``tol`` apart) are taken from them; the others, between
+    different vectors, are decided in exact rational arithmetic on the input floats
+    (:func:`exact_keys`), ties -> lower index. Without ``ordered`` only who is in is decided.
+    The caller guarantees that every item not among the candidates is below the k-th exactly, and
+    that every candidate within ``tol`` of the k-th value is among them. Rows that need exact
+    decisions are counted in the active :class:`SearchProfile`.
+    """
+    top = idx[..., :k]
+    flagged = _near_tie_rows(keys, idx, x, k, ordered, tol)
+    if not bool(flagged.any()):
+        return top
+    top = top.clone()
+    rows = flagged.nonzero()
+    keys_c, idx_c = keys[rows[:, 0], rows[:, 1]].cpu().numpy(), idx[rows[:, 0], rows[:, 1]].cpu().numpy()
+    q_c = q[rows[:, 0], rows[:, 1]].cpu().numpy()
+    settled, n_exact = [], 0
+    for (layer, _), v, ids, q_row in zip(rows.tolist(), keys_c, idx_c, q_c):
+        settled_row, n = _settle_row(v, ids, k, ordered, tol, _keys_for(q_row, x[layer]))
+        settled.append(settled_row)
+        n_exact += n
+    top[rows[:, 0], rows[:, 1]] = torch.tensor(settled, dtype=top.dtype, device=top.device)
+    _record(exact_rows=rows.shape[0], exact_cosines=n_exact)
+    return top
+
+
+def _keys_for(q_row: np.ndarray, x: torch.Tensor):
+    """``keys_of(ids) -> (exact keys, how many were computed)`` for one query row against items of x
+    [N, D]: one key per distinct vector (identical items share it), all 0 for a zero query row."""
+    if not q_row.any():
+        return lambda ids: ([0] * len(ids), 0)
+    q_int = integer_rows(q_row[None])[0]
+
+    def keys_of(ids):
+        rows = x[torch.as_tensor(ids, device=x.device)].cpu().numpy()
+        distinct, inverse = np.unique(rows, axis=0, return_inverse=True)
+        keys = exact_keys(q_int, integer_rows(distinct))
+        return [keys[i] for i in inverse.reshape(-1)], len(distinct)
+    return keys_of
 
 
 # --------------------------------------------------------------------------- #
@@ -266,26 +518,27 @@ def _canonical_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def _exact_rows(x: torch.Tensor, q: torch.Tensor, rows: torch.Tensor, k: int,
                 exclude: torch.Tensor | None = None) -> torch.Tensor:
-    """Top-k of the given rows of ``q`` against all rows of ``x`` (row i never pairing with item
-    ``exclude[i]``, default i), decided in fp64 with the tie rule.
+    """Top-k sets of the given rows of ``q`` against all rows of ``x`` (row i never pairing with item
+    ``exclude[i]``, default i), decided exactly with the tie rule.
 
-    Cosines come from one fp64 matrix product of the raw rows divided by the row norms
-    (cheaper than normalising x first). That decides every row whose k-th and (k+1)-th values
-    differ by more than the fp64 error bound; in the other rows, entries within the bound of the
-    k-th value are recomputed with :func:`_canonical_dot` on fp64-normalised rows, so identical
-    items tie exactly and the lower index wins. Rows go through in chunks sized from the free
-    memory of x's device (an fp64 row of similarities is 8 N bytes).
+    Cosines come from one fp64 matrix product of the raw rows times the inverse row norms (cheaper
+    than normalising x first), each within ``e = fp64_cosine_bound(d)`` of the exact value. That
+    decides every row whose k-th and (k+1)-th values differ by more than 2e. In the other rows,
+    entries within 4e of the k-th value are recomputed with :func:`_canonical_dot` on fp64-normalised
+    rows (so identical items get identical values), and :func:`settle_near_ties` decides the rest
+    exactly. Rows go through in chunks sized from the free memory of x's device (an fp64 row of
+    similarities is 8 N bytes).
     """
-    n = x.shape[0]
-    tol = 4.0 * (x.shape[1] + 2) * 2.0**-53
+    n, d = x.shape
+    tol = 2 * fp64_cosine_bound(d)
     x64 = x.double()
-    x_norm = x64.norm(dim=1).clamp_min(1e-12)  # as F.normalize: a zero row stays zero
+    x_inv = _inverse(x64.norm(dim=1))
     out = torch.empty(rows.numel(), k, dtype=torch.int64, device=x.device)
     chunk = ROW_CHUNK if x.device.type == "cpu" else rows_per_chunk(x.device, 24 * n, cap=ROW_CHUNK)
     for start in range(0, rows.numel(), chunk):
         r = rows[start : start + chunk]
         q64 = q[r].double()
-        sim = (q64 @ x64.T) / (q64.norm(dim=1).clamp_min(1e-12)[:, None] * x_norm[None, :])
+        sim = (q64 @ x64.T).mul_(_inverse(q64.norm(dim=1))[:, None] * x_inv[None, :])
         _exclude_items(sim, r if exclude is None else exclude[r])  # never near: |-inf| > tol
         top = torch.topk(sim, min(k + 1, n), dim=1)
         chunk_out = top.indices[:, :k].clone()
@@ -294,9 +547,21 @@ def _exact_rows(x: torch.Tensor, q: torch.Tensor, rows: torch.Tensor, k: int,
             if bool(close.any()):
                 c = close.nonzero()[:, 0]
                 s = sim[c]
-                near = ((s - top.values[c, k - 1 : k]).abs() <= tol).nonzero()
+                # recomputed values move by at most tol: everything within tol of the new k-th value is recomputed
+                near = ((s - top.values[c, k - 1 : k]).abs() <= 2 * tol).nonzero()
                 s[near[:, 0], near[:, 1]] = _canonical_dot(_unit64(q[r[c[near[:, 0]]]]), _unit64(x[near[:, 1]]))
-                chunk_out[c] = topk_lowest_index(s, k)
+                kth = torch.topk(s, k, dim=1).values[:, k - 1 : k]
+                # each row's candidates: everything within tol below its k-th value, and one more; rows
+                # go in groups of similar width (a zero query row ties with all N items, the others with few)
+                width = ((s >= kth - tol).sum(dim=1) + 1).clamp_max(n)
+                group = torch.ceil(torch.log2(width.double())).long()
+                for g in torch.unique(group).tolist():
+                    in_g = (group == g).nonzero()[:, 0]
+                    vals, idx = torch.topk(s[in_g], int(width[in_g].max()), dim=1)
+                    order = _lexsort(vals, idx)
+                    vals, idx = torch.gather(vals, 1, order), torch.gather(idx, 1, order)
+                    chunk_out[c[in_g]] = settle_near_ties(vals[None], idx[None], x[None], q[r[c[in_g]]][None], k,
+                                                          False, tol)[0]
         out[start : start + r.numel()] = chunk_out
     return out
 
@@ -310,19 +575,32 @@ def _canonical_cosines(x64: torch.Tensor, q64: torch.Tensor, idx: torch.Tensor) 
     return out
 
 
-def _order_exactly(x64: torch.Tensor, q64: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """Sort each row's members by fp64 similarity (descending), ties -> lower index."""
+def _order_exactly(x: torch.Tensor, q: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Sort each row's members [Nq, k] by exact cosine (descending), ties -> lower index: by fp64 value,
+    and where two values are too close for fp64 to decide, exactly (:func:`settle_near_ties`)."""
     idx = torch.sort(idx, dim=1).values
-    order = torch.sort(_canonical_cosines(x64, q64, idx), dim=1, descending=True, stable=True).indices
-    return torch.gather(idx, 1, order)
+    x64 = _unit64(x)
+    vals = _canonical_cosines(x64, x64 if q is x else _unit64(q), idx)
+    order = torch.sort(vals, dim=1, descending=True, stable=True).indices
+    vals, idx = torch.gather(vals, 1, order), torch.gather(idx, 1, order)
+    return settle_near_ties(vals[None], idx[None], x[None], q[None], idx.shape[1], True,
+                            2 * fp64_cosine_bound(x.shape[1]))[0]
 
 
 def _unit_rows(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Rows divided by their L2 norm (clamped at 1e-12, as ``F.normalize``), as a new ``dtype``
-    tensor. Normalised in place in its one new buffer: at the paper's scale, fresh allocations
-    (page faults) cost more than the arithmetic."""
+    """Rows divided by their L2 norm (a zero row stays zero), as a new ``dtype`` tensor. Normalised in
+    place in its one new buffer: at the paper's scale, fresh allocations (page faults) cost more than
+    the arithmetic. A row whose norm would under- or overflow in ``dtype`` (or that rounds to zero
+    in it) is normalised from its :func:`pow2_scaled` fp64 copy instead: the unit row of any
+    positive multiple is the same."""
     out = t.to(dtype, copy=True)
-    return out.div_(out.norm(dim=1, keepdim=True).clamp_min_(1e-12))
+    norm = out.norm(dim=1, keepdim=True)
+    bad = _unsafe_rows(t, norm[:, 0], SAFE_EXP32 if dtype == torch.float32 else SAFE_EXP64)
+    if bool(bad.any()):
+        fixed = pow2_scaled(t[bad])                   # largest entry in [1/2, 1): a safe norm
+        out[bad] = fixed.div_(fixed.norm(dim=1, keepdim=True)).to(dtype)
+        norm[bad] = 1.0
+    return out.div_(torch.where(norm > 0, norm, 1.0))
 
 
 def _unit64(t: torch.Tensor) -> torch.Tensor:
@@ -348,8 +626,7 @@ def _cpu_search(x: torch.Tensor, q: torch.Tensor | None, k: int, backend: str, o
             out[rows] = _exact_rows(x, x if q is None else q, rows, k, own)
     if not ordered:
         return out
-    x64 = _unit64(x)
-    return _order_exactly(x64, x64 if q is None else _unit64(q), out)
+    return _order_exactly(x, x if q is None else q, out)
 
 
 # --------------------------------------------------------------------------- #
@@ -369,8 +646,10 @@ def knn_search(x: torch.Tensor, q: torch.Tensor | None, k: int, backend: str,
 
     Row i never pairs with item ``exclude[i]`` (int [Nq], -1: none; default: item i, the row itself).
     Every row must keep at least k items. ``x`` and ``q`` are checked, finite float tensors;
-    ``backend`` is concrete (see :func:`resolve_backend`).
+    ``backend`` is concrete (see :func:`resolve_backend`). fp64 rows too large or small for fp64 sums
+    of squares are rescaled by powers of two first (:func:`safe_rows`).
     """
+    x, q = safe_rows(x), None if q is None else safe_rows(q)
     if _uses_screening(backend, x.device):
         home = x.device
         dev = kernel_device(x) if backend == "triton" else x.device
@@ -384,7 +663,8 @@ def exact_cosines(x: torch.Tensor, q: torch.Tensor | None, idx: torch.Tensor, ba
     """fp64 cosines [Nq, m] of each row of ``q`` (default ``x``) with the items ``idx`` [Nq, m], computed
     as the search that uses ``backend`` on x's device orders its neighbours (so sorting by them, ties ->
     lower index, reproduces that order). Merges of shard results compare these values."""
-    q_rows = x if q is None else q
+    x = safe_rows(x)
+    q_rows = x if q is None else safe_rows(q)
     if _uses_screening(backend, x.device):
         dev = kernel_device(x) if backend == "triton" else x.device
         xd, qd = x.to(dev), q_rows.to(dev)
@@ -415,16 +695,27 @@ def shard_neighbours(shard: torch.Tensor, queries: torch.Tensor, k: int, first: 
     return exact_cosines(shard, queries, idx, backend), idx + first
 
 
-def merge_neighbours(values, indices, k: int) -> torch.Tensor:
+def merge_neighbours(values, indices, k: int, x: torch.Tensor | None = None,
+                     q: torch.Tensor | None = None) -> torch.Tensor:
     """Merge shards' :func:`shard_neighbours` into the global top k: [Nq, k] int64, nearest first.
 
     values, indices : sequences of [Nq, k_s] fp64 cosines and global indices (one pair per shard).
-    The union is sorted by cosine (descending), ties by lower index, and cut at k.
+    The union is sorted by cosine (descending), ties by lower index, and cut at k. With the whole
+    database ``x`` [N, D] (and the queries ``q``, default x), comparisons the fp64 values cannot
+    decide are decided exactly (:func:`settle_near_ties`), as the unsharded search decides them.
+
+    >>> merge_neighbours([torch.tensor([[0.9, 0.5]])], [torch.tensor([[4, 1]])], 1).tolist()
+    [[4]]
     """
-    v = torch.cat([torch.as_tensor(t) for t in values], dim=1)
+    v = torch.cat([torch.as_tensor(t) for t in values], dim=1).double()
     i = torch.cat([torch.as_tensor(t) for t in indices], dim=1).long()
-    order = _lexsort(torch.zeros_like(i), v.double(), i)
-    return torch.gather(i, 1, order[:, :k])
+    order = _lexsort(v, i)
+    if x is None:
+        return torch.gather(i, 1, order[:, :k])
+    v, i = torch.gather(v, 1, order), torch.gather(i, 1, order)
+    x = safe_rows(x).to(i.device)
+    q = x if q is None else safe_rows(q).to(i.device)
+    return settle_near_ties(v[None], i[None], x[None], q[None], k, True, 2 * fp64_cosine_bound(x.shape[1]))[0]
 
 
 def shard_bounds(n: int, n_shards: int) -> list[tuple[int, int]]:
@@ -447,13 +738,14 @@ def sharded_knn_search(x: torch.Tensor, q: torch.Tensor | None, k: int, backend:
     queries = x if q is None else q
     tasks = [(shard_neighbours, (x[a:b], queries, k, a, backend)) for a, b in shard_bounds(x.shape[0], n_shards)]
     results = run_shards(tasks) if run_shards is not None else [f(*args) for f, args in tasks]
-    return merge_neighbours([r[0] for r in results], [r[1] for r in results], k)
+    return merge_neighbours([r[0] for r in results], [r[1] for r in results], k, x, queries)
 
 
 def layer_search(t: torch.Tensor, k: int, backend: str) -> torch.Tensor:
     """Neighbour sets of every layer of a checked [N, L, D] tensor: int64 [L, N, k] (each row in no
     particular order). On the GPU path all layers go through one batched screening call; the
     result stays on the device it was computed on."""
+    t = safe_rows(t)
     if _uses_screening(backend, t.device):
         dev = kernel_device(t) if backend == "triton" else t.device
         return screened_search(t.to(dev).transpose(0, 1), None, k, backend, ordered=False)
@@ -566,16 +858,17 @@ def rows_per_chunk(device: torch.device, bytes_per_row: int, fraction: float = 0
 
 
 def inv_norms(x: torch.Tensor, backend: str) -> torch.Tensor:
-    """fp64 ``1 / |x_i|`` of every row of x [..., N, D] (norms clamped at 1e-12, as ``F.normalize``), computed
+    """fp64 ``1 / |x_i|`` of every row of x [..., N, D] (0 for a zero row, which stays zero), computed
     as the GPU path of ``backend`` computes them, so re-ranked cosines are the same values everywhere
-    (identical rows get identical values: each row's sum runs in the same order)."""
+    (identical rows get identical values: each row's sum runs in the same order). Rows of fp32 inputs
+    never under- or overflow in these fp64 sums; fp64 inputs come through :func:`safe_rows`."""
     if backend == "triton":
         from .triton_kernels import residuals
 
         x3 = x if x.ndim == 3 else x[None]
         sq = residuals(x3)[0]
-        return (1.0 / sq.sqrt().clamp_min_(1e-12)).view(x.shape[:-1])
-    return 1.0 / x.double().norm(dim=-1).clamp_min(1e-12)
+        return _inverse(sq.sqrt_()).view(x.shape[:-1])
+    return _inverse(x.double().norm(dim=-1))
 
 
 class _Screenable:
@@ -602,6 +895,8 @@ class _Screenable:
         self.inv_norm = inv_norms(x, "triton")
         if mean is None:
             mean = torch.bmm(self.inv_norm.to(x.dtype)[:, None, :], x)[:, 0].double() / x.shape[1]
+            # a row near fp32's smallest values has 1 / |x| beyond fp32: any finite m keeps the answer exact
+            mean = torch.where(torch.isfinite(mean), mean, 0.0)
         self.mean = mean
         rr, self.b = residuals(x, self.inv_norm, mean)
         self.w = rr.sqrt()
@@ -634,9 +929,9 @@ class _Screenable:
 
     def _unit(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         x64 = x[:, start:stop].to(torch.float64, copy=True)  # a copy: the input is never written to
-        norm = x64.norm(dim=2).clamp_min_(1e-12)  # as F.normalize: a zero row stays zero
-        self.inv_norm[:, start:stop] = 1.0 / norm
-        return x64.div_(norm[:, :, None])
+        norm = x64.norm(dim=2)
+        self.inv_norm[:, start:stop] = _inverse(norm)
+        return x64.div_(torch.where(norm > 0, norm, 1.0)[:, :, None])  # a zero row stays zero
 
     def rows(self, layer: int, rows: torch.Tensor) -> "_Screenable":
         """The given rows of one layer, as a one-layer space (for a wider second screening pass)."""
@@ -692,12 +987,11 @@ def _rerank(backend: str, q: torch.Tensor, x: torch.Tensor, q_inv: torch.Tensor,
     return out
 
 
-def _lexsort(cluster: torch.Tensor, exact: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """Per row, the permutation that sorts by cluster (ascending), exact value (descending), index (ascending)."""
+def _lexsort(value: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Per row, the permutation that sorts by value (descending), then index (ascending)."""
     order = torch.sort(idx, dim=-1, stable=True).indices
-    order = torch.gather(order, -1, torch.sort(torch.gather(exact, -1, order), dim=-1, descending=True,
-                                               stable=True).indices)
-    return torch.gather(order, -1, torch.sort(torch.gather(cluster, -1, order), dim=-1, stable=True).indices)
+    return torch.gather(order, -1, torch.sort(torch.gather(value, -1, order), dim=-1, descending=True,
+                                              stable=True).indices)
 
 
 def _decide(backend, vals, idx, err, offset, q, x, q_inv, x_inv, d: int, k: int, ordered: bool,
@@ -708,7 +1002,8 @@ def _decide(backend, vals, idx, err, offset, q, x, q_inv, x_inv, d: int, k: int,
     within ``err`` [L, R] (plus fp64 slack ``e64``). *Contenders* are the first k ranks and every candidate within
     ``2 err + 2 e64`` below the k-th screened value: every other candidate is below all of the first k
     ranks for sure, so the top k lies among the contenders, and their fp64 cosines decide (ties ->
-    lower index). Items that were not screened in lie below the m-th candidate: the row is certified
+    lower index; where two fp64 values are too close to decide, exact arithmetic does,
+    :func:`settle_near_ties`). Items that were not screened in lie below the m-th candidate: the row is certified
     when that candidate is no contender, or when the k-th exact value exceeds its screened value by
     more than ``err + e64``.
 
@@ -733,8 +1028,9 @@ def _decide(backend, vals, idx, err, offset, q, x, q_inv, x_inv, d: int, k: int,
     # sure members first (in screened order), then the other contenders by exact value, then the rest;
     # without ordered a contender that needs no fp64 value is a sure member
     key = torch.where(needed, exact, torch.where(contender, s + 10.0, s - 10.0))  # |cosine| <= 1, |s| <= 3
-    order = _lexsort(torch.zeros_like(idx), key, idx)
-    top = torch.gather(idx, -1, order[..., :k])
+    order = _lexsort(key, idx)
+    # fp64 values closer than their error (2 e64 apart) between different vectors: decided exactly
+    top = settle_near_ties(torch.gather(key, -1, order), torch.gather(idx, -1, order), x, q, k, ordered, 2 * e64)
     # A non-contender is below all of the first k ranks for sure, so the top k lies among the contenders;
     # the items not screened in (below the m-th candidate) are then excluded unless the m-th candidate
     # itself is a contender, when the k-th exact value must clear it by the bound.
@@ -819,5 +1115,8 @@ def _fallback(backend, layer, rows, out, qs, xs, q_rows, x, own, k, ordered) -> 
     if ordered:
         exact = _rerank(backend, q_rows[layer : layer + 1, rows], x[layer : layer + 1],
                         qs.inv_norm[layer : layer + 1, rows], xs.inv_norm[layer : layer + 1], top[None])
-        top = torch.gather(top, -1, _lexsort(torch.zeros_like(top), exact[0], top))
+        order = _lexsort(exact[0], top)
+        top = settle_near_ties(torch.gather(exact[0], -1, order)[None], torch.gather(top, -1, order)[None],
+                               x[layer : layer + 1], q_rows[layer : layer + 1, rows], k, True,
+                               2 * fp64_cosine_bound(x.shape[2]))[0]
     out[layer, rows] = top
