@@ -43,6 +43,7 @@ __all__ = [
     "relative_gain",
     "SLICE_FORMS",
     "fit_slice",
+    "fit_slices",
     "compare_slice_forms",
     "slice_fit_table",
     "slice_curves",
@@ -562,7 +563,7 @@ def _slice_forms(axis: str) -> dict[str, ScalingForm]:
     ``offset - C e^(-e (n - 1))`` and ``log_linear`` to ``offset + b ln n``. Parameters are named as
     Table 1 names Eq. 2's term along that axis (``c_f, alpha`` or ``c_c, beta``)."""
     c, e, b, n = ("c_f", "alpha", "b_f", "n_f") if axis == "frames" else ("c_c", "beta", "b_c", "n_c")
-    starts = tuple(itertools.product((0.3, 0.6), (0.05, 0.2), (0.1, 0.5, 2.0)))
+    starts = ((0.3, 0.1, 0.2), (0.3, 0.1, 1.0), (0.3, 0.1, 3.0))  # on Figure 8, 12 starts find the same optima
     return {
         "eq2_additive_power": ScalingForm("eq2_additive_power", rf"$a - C {n}^{{-e}}$ (Eq. 2's term)",
                                           ("offset", c, e), _power_term, (0.0, 0.0, 0.0), (1.0, 1.0, 10.0), starts),
@@ -616,17 +617,21 @@ def _slices(table: pd.DataFrame, axis: str):
         yield model, sub.sort_values(count)
 
 
-def compare_slice_forms(table: pd.DataFrame, axis: str) -> pd.DataFrame:
-    """:func:`compare_forms` for one-dimensional slices (columns model, ``n_frames`` or ``n_captions``,
-    score): every form of :data:`SLICE_FORMS` fitted to every model's slice and ranked by AICc within it.
-    Adds ``rms_residual``, to set beside the error of the values."""
-    rows = []
-    for model, sub in _slices(table, axis):
-        for name in SLICE_FORMS[axis]:
-            fit = fit_slice(sub[_AXES[axis][0]], sub.score, axis, name)
-            rows.append(dict(model=model, axis=axis, form=name, n_params=len(fit.params), r2=fit.r2, rss=fit.rss,
-                             rms_residual=float(np.sqrt(fit.rss / fit.n_points)), aic=fit.aic, aicc=fit.aicc,
-                             bic=fit.bic))
+def fit_slices(table: pd.DataFrame, axis: str) -> dict[str, dict[str, ScalingFit]]:
+    """Every form of :data:`SLICE_FORMS` fitted to every model's slice (columns model, ``n_frames`` or
+    ``n_captions``, score): ``{model: {form: fit}}``, for :func:`compare_slice_forms` and :func:`slice_fit_table`."""
+    return {model: {name: fit_slice(sub[_AXES[axis][0]], sub.score, axis, name) for name in SLICE_FORMS[axis]}
+            for model, sub in _slices(table, axis)}
+
+
+def compare_slice_forms(table: pd.DataFrame, axis: str, fits: dict | None = None) -> pd.DataFrame:
+    """:func:`compare_forms` for one-dimensional slices: every form of :data:`SLICE_FORMS` fitted to every
+    model's slice (or taken from ``fits``, :func:`fit_slices`) and ranked by AICc within it. Adds
+    ``rms_residual``, to set beside the error of the values."""
+    fits = fits or fit_slices(table, axis)
+    rows = [dict(model=model, axis=axis, form=name, n_params=len(fit.params), r2=fit.r2, rss=fit.rss,
+                 rms_residual=float(np.sqrt(fit.rss / fit.n_points)), aic=fit.aic, aicc=fit.aicc, bic=fit.bic)
+            for model, by_form in fits.items() for name, fit in by_form.items()]
     out = pd.DataFrame(rows)
     out["delta_aicc"] = out.aicc - out.groupby("model").aicc.transform("min")
     w = np.exp(-0.5 * out.delta_aicc)
@@ -634,14 +639,16 @@ def compare_slice_forms(table: pd.DataFrame, axis: str) -> pd.DataFrame:
     return out.sort_values(["model", "delta_aicc"], kind="stable").reset_index(drop=True)
 
 
-def slice_fit_table(table: pd.DataFrame, axis: str, confidence: float = 0.95) -> pd.DataFrame:
-    """Eq. 2's term fitted to every model's slice: one row per model with r2, the offset, ``C`` and the
-    exponent, each with its interval from the fit's standard error (Student t with n - 3 degrees of
-    freedom: the residual scatter, digitisation and misfit alike, sets the width)."""
+def slice_fit_table(table: pd.DataFrame, axis: str, confidence: float = 0.95, fits: dict | None = None) -> pd.DataFrame:
+    """Eq. 2's term fitted to every model's slice (or taken from ``fits``, :func:`fit_slices`): one row per
+    model with r2, the offset, ``C`` and the exponent, each with its interval from the fit's standard error
+    (Student t with n - 3 degrees of freedom: the residual scatter, digitisation and misfit alike, sets the
+    width)."""
     from scipy.stats import t
     rows = []
     for model, sub in _slices(table, axis):
-        fit = fit_slice(sub[_AXES[axis][0]], sub.score, axis)
+        fit = (fits[model]["eq2_additive_power"] if fits else
+               fit_slice(sub[_AXES[axis][0]], sub.score, axis))
         q = float(t.ppf(0.5 + confidence / 2, fit.n_points - len(fit.params)))
         row = dict(model=model, axis=axis, n_points=fit.n_points, r2=fit.r2)
         for name, value in fit.params.items():
