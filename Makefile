@@ -67,4 +67,4 @@ lock:
 	rm -rf .lock-venv
 
 clean:
-	rm -rf _build results book/chapters book/reproducibility.md book/build_status.md book/claims.md book/status book/figures _static
+	rm -rf _build results book/chapters book/reproducibility.md book/build_status.md book/claims.md book/coverage.md book/status book/figures _static

@@ -60,7 +60,7 @@ class Notebook:
 
 NOTEBOOKS: tuple[Notebook, ...] = (  # in the book's order: the paper's figures, then live, then the appendix
     Notebook("alignment_vs_retrieval", "01_alignment_vs_retrieval.ipynb", "Figure 2", {"n_bootstrap": 200}),
-    Notebook("test_time_scaling", "02_test_time_scaling.ipynb", "Figure 3, Figure 7, Table 1, Eq. 2",
+    Notebook("test_time_scaling", "02_test_time_scaling.ipynb", "Figures 3, 7 and 8, Table 1, Eq. 2",
              {"n_bootstrap": 10}),
     Notebook("downstream_correlation", "03_downstream_correlation.ipynb", "Figure 4", {"n_bootstrap": 200}),
     Notebook("test_of_time", "04_test_of_time.ipynb", "Figure 5", {}),
@@ -459,7 +459,7 @@ def main(argv=None) -> int:
     run.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("KEY", "VALUE"),
                      help="override a parameter (value parsed as YAML); repeatable")
     sub.add_parser("reproducibility", help="write book/reproducibility.md, book/build_status.md, book/claims.md, "
-                                        "book/status/ and book/figures/")
+                                        "book/coverage.md, book/status/ and book/figures/")
     sub.add_parser("static", help="copy MathJax into _static/mathjax (offline math; run before jupyter-book build)")
     check = sub.add_parser("check-html", help="open every built page in headless Chromium and report problems")
     check.add_argument("--html", default=str(project_root() / "_build" / "html"), help="the built book")
@@ -484,6 +484,8 @@ def main(argv=None) -> int:
         print(write_reproducibility_page())
         print(write_build_status())
         print(write_claims_page())
+        from .coverage import write_coverage_page
+        print(write_coverage_page())
         for page in write_status_pages():
             print(page)
         return 0
