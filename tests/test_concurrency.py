@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -344,3 +345,32 @@ def test_two_runs_beside_cpu_hogs_compute_each_part_once(tmp_path, one_process_e
             _assert_made_once_and_as_one_process(race, one_process_entry)
         finally:
             race.stop()
+
+
+def test_a_claim_of_another_node_waits_for_its_heartbeat_and_one_of_a_dead_local_process_does_not(
+        tmp_path, monkeypatch):
+    """A claim records its host, Ray node and pid. A dead process on this host and node: its part is taken over
+    at once. A claim made on another node (a lost machine; simulated nodes share this host): its pid means
+    nothing here, so it is taken over only when its heartbeat is older than the stale time."""
+    from vtalign.extract import parts as parts_mod
+
+    monkeypatch.setenv("VTALIGN_CLAIM_STALE_S", "30")
+    dead = FORK.Process(target=time.sleep, args=(0,))
+    dead.start()
+    dead.join()                                                      # a pid that no longer exists
+    claim = tmp_path / "part-00000.claim"
+
+    def claimed_by(node, age):
+        claim.write_text(json.dumps({"host": socket.gethostname(), "node": node, "pid": dead.pid, "time": 0}))
+        os.utime(claim, (time.time() - age, time.time() - age))
+
+    claimed_by(None, 0)                                              # this host, outside Ray: pid decides
+    taken = parts_mod._Claim.take(claim)
+    assert taken is not None and taken.took_over
+    taken.release()
+    claimed_by("another-node", 0)                                    # fresh heartbeat, another node
+    assert parts_mod._Claim.take(claim) is None
+    claimed_by("another-node", 31)                                   # heartbeat older than the stale time
+    taken = parts_mod._Claim.take(claim)
+    assert taken is not None and taken.took_over
+    taken.release()

@@ -31,8 +31,9 @@ from .cache import extract_request, load_request, prepare_entry
 from .datasets import DATASETS, load_dataset
 from .encoders import encoder_facts, resolve_device
 from .errors import RequestError
-from .parts import make_part, open_parts, part_chunks
-from .request import FeatureRequest, build_request
+from .parts import claim_stale_seconds, make_part, open_parts, part_chunks, part_done, ray_node
+from .request import FeatureRequest, build_request, request_differences
+from .store import check_entry, meta_of
 from .validation import build_dataset
 
 __all__ = ["load_plan", "plan_requests", "connect", "run_plan", "use_cluster", "parts_maker", "scaleout_benchmark"]
@@ -86,9 +87,17 @@ def load_plan(path, skip_failures: bool = False) -> list[FeatureRequest]:
     return out
 
 
+def _is_address(cluster) -> bool:
+    """``"auto"``, ``"ray://host:port"`` (Ray Client) or ``"host:port"`` (the head's GCS address, as
+    ``ray start --head`` prints it)."""
+    text = str(cluster)
+    return text == "auto" or text.startswith("ray://") or (":" in text and text.rsplit(":", 1)[1].isdigit())
+
+
 def connect(cluster: str = "local", workers: int | None = None):
     """Start or join Ray: ``"local"`` starts a runtime on this machine (``workers`` CPUs, default all);
-    ``"auto"`` joins the cluster this node belongs to; ``"ray://host:port"`` a remote one."""
+    ``"auto"`` joins the cluster this node belongs to; ``"host:port"`` (the head's address, as ``ray start
+    --head`` prints it) or ``"ray://host:port"`` (Ray Client) a remote one."""
     import ray
 
     if ray.is_initialized():
@@ -96,11 +105,39 @@ def connect(cluster: str = "local", workers: int | None = None):
     quiet = dict(include_dashboard=False, logging_level="ERROR", log_to_driver=False, configure_logging=False)
     if cluster == "local":
         ray.init(num_cpus=workers or os.cpu_count(), **quiet)
-    elif cluster == "auto" or str(cluster).startswith("ray://"):
+    elif _is_address(cluster):
         ray.init(address=cluster, **{k: v for k, v in quiet.items() if k != "include_dashboard"})
     else:
-        raise ValueError(f"cluster must be 'local', 'auto' or 'ray://host:port', got {cluster!r}.")
+        raise ValueError(f"cluster must be 'local', 'auto', 'host:port' or 'ray://host:port', got {cluster!r}.")
     return ray
+
+
+def plan_workers(resources: dict, workers: int | None, gpus: float, what: str = "worker") -> int:
+    """How many actors (or concurrent tasks) a plan runs, from the cluster's total ``resources``: ``workers``
+    when given, else one per GPU when each asks for ``gpus`` > 0, else one per CPU. Raises
+    :class:`~vtalign.extract.errors.RequestError` before anything starts when the cluster cannot hold them:
+    Ray would keep them pending for resources that never come, and the plan would wait forever.
+
+    >>> plan_workers({"CPU": 4.0, "GPU": 2.0}, None, 1.0), plan_workers({"CPU": 4.0}, None, 0.0)
+    (2, 4)
+    """
+    have_gpus, have_cpus = resources.get("GPU", 0.0), resources.get("CPU", 0.0)
+    if gpus:
+        if have_gpus < gpus:
+            raise RequestError(f"Each {what} asks for {gpus:g} GPU, but the cluster has "
+                               f"{'no GPU' if not have_gpus else f'{have_gpus:g} GPU(s)'}: start the workers with "
+                               "GPUs (ray start --num-gpus N), or run on CPUs (--device cpu; gpus_per_worker=0).")
+        n = int(have_gpus // gpus) if workers is None else int(workers)
+        if n * gpus > have_gpus:
+            raise RequestError(f"{n} {what}s with {gpus:g} GPU each need {n * gpus:g} GPUs; the cluster has "
+                               f"{have_gpus:g}: ask for --workers {int(have_gpus // gpus)} or fewer.")
+        return n
+    n = max(1, int(have_cpus)) if workers is None else int(workers)
+    if n > have_cpus:
+        raise RequestError(f"{n} {what}s with one CPU each need {n} CPUs; the cluster has {have_cpus:g}: ask for "
+                           f"--workers {int(have_cpus)} or fewer." if have_cpus >= 1 else
+                           f"The cluster has no CPU for a {what}: add a node (ray start --address ...).")
+    return n
 
 
 # Where a missing entry's parts are made by vtalign.extract.extract_features: in this process (cluster None),
@@ -113,8 +150,8 @@ def use_cluster(cluster: str | None, workers: int | None = None) -> None:
     (and so every chapter) sends them to ``cluster`` (``"local"``, ``"auto"``, ``"ray://host:port"``) and
     assembles the entry from the parts as usual. ``None``: back to this process. Datasets a worker cannot
     rebuild from their name and options are still made here."""
-    if cluster is not None and cluster != "local" and cluster != "auto" and not str(cluster).startswith("ray://"):
-        raise ValueError(f"cluster must be None, 'local', 'auto' or 'ray://host:port', got {cluster!r}.")
+    if cluster is not None and cluster != "local" and not _is_address(cluster):
+        raise ValueError(f"cluster must be None, 'local', 'auto', 'host:port' or 'ray://host:port', got {cluster!r}.")
     _ROUTE.update(cluster=cluster, workers=workers)
 
 
@@ -145,6 +182,9 @@ def _rebuildable(request: FeatureRequest) -> bool:
         return False
 
 
+RESUBMISSIONS = 2  # a part whose worker was lost goes to the pool's other workers, up to this many rounds
+
+
 def _part_maker_class(ray):
     @ray.remote(max_restarts=3, max_task_retries=3)
     class PartMaker:
@@ -152,18 +192,33 @@ def _part_maker_class(ray):
 
         def __init__(self, model: str, device: str, batch_size: int):
             self.model, self.device, self.batch_size = model, device, batch_size
-            self.encoder, self.datasets = None, {}
+            self.encoder, self.datasets, self.loads = None, {}, 0
 
         def make(self, request: FeatureRequest, index: int, parts: str) -> dict:
             key = (request.dataset, repr(sorted(request.options.items())))
             if key not in self.datasets:  # the request arrives without its dataset: rebuilt once per worker
                 self.datasets[key] = load_dataset(request.dataset, **request.options)
             chunk = part_chunks(self.datasets[key])[index]
-            start = time.perf_counter()
-            part, self.encoder = make_part(chunk, request.key, Path(parts), index, self.encoder, self.device,
-                                           self.batch_size)
-            return dict(index=index, made=part is not None, items=len(chunk), seconds=time.perf_counter() - start,
-                        pid=os.getpid())
+            start, waited, folder = time.perf_counter(), False, Path(parts)
+            report: dict = {}
+            while True:
+                loaded = self.encoder is not None
+                part, self.encoder = make_part(chunk, request.key, folder, index, self.encoder, self.device,
+                                               self.batch_size, report=report)
+                self.loads += int(not loaded and self.encoder is not None)
+                if part is not None or part_done(folder, index, request.key):
+                    break
+                # claimed by another process: wait until it writes the part, or its heartbeat goes stale (a
+                # lost node's worker) and the claim is taken over here
+                waited = True
+                time.sleep(min(1.0, claim_stale_seconds() / 10))
+            took_over = part is not None and bool(report.get("took_over"))
+            return dict(index=index, made=part is not None, took_over=took_over, waited=waited, items=len(chunk),
+                        seconds=time.perf_counter() - start, pid=os.getpid(), node=ray_node(),
+                        encoder_loads=self.loads)
+
+        def node(self) -> str | None:
+            return ray_node()
 
         def pid(self) -> int:
             return os.getpid()
@@ -177,14 +232,24 @@ def run_plan(requests: list[FeatureRequest], cluster: str = "local", workers: in
              assemble: bool = True, force: bool = False, verify: bool = False) -> pd.DataFrame:
     """Make every request's cache entry on Ray; returns one row per request: dataset, model, frames,
     captions, setting (the count the request is about, as :func:`~vtalign.extract.request.request_setting`
-    prints it: ``captions=1`` for a text model, ``frames=8`` for a video one), status (``reused`` / ``computed`` / ``failed``), parts_made (on workers),
-    parts_made_by_driver, parts_total, seconds, items_per_second (per worker, while busy), error.
+    prints it: ``captions=1`` for a text model, ``frames=8`` for a video one), status (``reused`` / ``computed`` /
+    ``failed``), parts_made (on workers), parts_resubmitted (tasks sent to another worker of the pool after
+    theirs was lost and Ray's own retries were spent), parts_taken_over (parts a worker made after the claim
+    of a lost worker went stale: a node lost mid-plan), parts_made_by_driver, parts_total, nodes (how many nodes
+    made parts), workers_used and encoder_loads (each worker loads its model once: equal unless a worker was
+    restarted), seconds, items_per_second (per worker, while busy), error.
+
+    A worker that finds its part claimed by another process waits until that process writes it, or until
+    the claim's heartbeat is older than ``$VTALIGN_CLAIM_STALE_S`` (a lost node: its claims are judged by
+    their heartbeat alone) and takes it over.
 
     Models go one after another: a pool of ``workers`` actors loads the model once each, makes every
     missing part of that model's requests, and is released before the next model's pool starts (actors
     hold their CPU or GPU while they live, so pools of several models at once could wait on each other).
 
-    workers : actors per model (default: the cluster's CPUs, or its GPUs when each worker asks for one)
+    workers : actors per model (default: the cluster's CPUs, or its GPUs when each worker asks for one;
+        more than the cluster holds is a :class:`~vtalign.extract.errors.RequestError` before anything
+        starts, see :func:`plan_workers`)
     gpus_per_worker : GPU share each actor requests (default: 1 when ``device`` resolves to CUDA, else 0)
     on_submitted : called with each model's actor handles once its parts are queued (tests kill one)
     assemble : write each entry from its parts here, with the same code as one process
@@ -203,6 +268,12 @@ def run_plan(requests: list[FeatureRequest], cluster: str = "local", workers: in
     # every request was checked when it was built; a run that makes entries checks it as strictly as
     # skip_failures says, before any work (and before Ray starts): a bad one raises RequestError
     requests = [r.for_run(skip_failures) for r in requests]
+    ray = None
+    if any(_may_need_work(r, cache_dir, force, skip_failures, verify) for r in requests):
+        # the cluster is joined and its resources checked before any entry is touched: a plan it cannot
+        # hold (GPUs asked for and none there, more workers than CPUs) stops here, with nothing started
+        ray = connect(cluster, workers)
+        workers = plan_workers(ray.cluster_resources(), workers, gpus)
     rows: dict[int, dict] = {}
     work: dict[str, list] = {}
     for position, r in enumerate(requests):
@@ -213,7 +284,9 @@ def run_plan(requests: list[FeatureRequest], cluster: str = "local", workers: in
         base = dict(dataset=r.dataset, model=r.model, frames=r.frames, captions=r.captions,
                     setting=r.setting, parts_total=n_parts)
         if found is not None:
-            rows[position] = dict(base, status="reused", parts_made=0, parts_made_by_driver=0, seconds=0.0,
+            rows[position] = dict(base, status="reused", parts_made=0, parts_resubmitted=0, parts_taken_over=0,
+                                  parts_made_by_driver=0,
+                                  nodes=0, workers_used=0, encoder_loads=0, seconds=0.0,
                                   items_per_second=float("nan"), error="")
             continue
         parts = open_parts(entry, req, reason)
@@ -221,10 +294,9 @@ def run_plan(requests: list[FeatureRequest], cluster: str = "local", workers: in
         work.setdefault(r.model, []).append((position, r, parts, todo, sizes, base))
     if not work:  # every entry reused: no cluster needed
         return pd.DataFrame([rows[p] for p in range(len(requests))])
-    ray = connect(cluster, workers)
-    resources = ray.cluster_resources()
-    if workers is None:
-        workers = int(resources.get("GPU", 1) // gpus) if gpus else max(1, int(resources.get("CPU", 1)))
+    if ray is None:  # an entry looked complete but was not reusable (e.g. made from other video files)
+        ray = connect(cluster, workers)
+        workers = plan_workers(ray.cluster_resources(), workers, gpus)
     Maker = _part_maker_class(ray)
     # one bar over every item of every part the plan makes, with the rate per worker (per GPU on GPUs)
     total = sum(sizes[c] for items in work.values() for *_, todo, sizes, _ in items for c in todo)
@@ -235,28 +307,47 @@ def run_plan(requests: list[FeatureRequest], cluster: str = "local", workers: in
     for model, items in work.items():
         pool = [Maker.options(num_cpus=0 if gpus else 1, num_gpus=gpus).remote(model, device, batch_size)
                 for _ in range(workers)]
-        jobs, items_of = [], {}
+        jobs, submitted = [], {}  # submitted: future -> (part index, items, actor, attempt)
         for position, r, parts, todo, sizes, base in items:
-            futures = [pool[i % workers].make.remote(r, c, str(parts)) for i, c in enumerate(todo)]
-            items_of.update(zip(futures, (sizes[c] for c in todo)))
-            jobs.append((position, r, futures, base, time.perf_counter()))
+            futures = []
+            for i, c in enumerate(todo):
+                future = pool[i % workers].make.remote(r, c, str(parts))
+                submitted[future] = (c, sizes[c], i % workers, 1)
+                futures.append(future)
+            jobs.append((position, r, parts, futures, base, time.perf_counter()))
         if on_submitted is not None:
             on_submitted({model: pool})
-        for position, r, futures, base, start in jobs:
-            made, busy, items_done, error = 0, 0.0, 0, ""
+        for position, r, parts, futures, base, start in jobs:
+            made, taken_over, resubmitted, busy, items_done, error = 0, 0, 0, 0.0, 0, ""
+            nodes, loads = set(), {}
             remaining = list(futures)
             while remaining:
                 done, remaining = ray.wait(remaining, num_returns=1)
+                c, n_items, actor, attempt = submitted.pop(done[0])
                 try:
                     out = ray.get(done[0])
+                except Exception as err:  # noqa: BLE001  (its worker was lost and Ray's own retries are spent)
+                    if attempt < RESUBMISSIONS * workers:  # to the next worker of the pool (a live one, or restarted)
+                        nxt = (actor + 1) % workers
+                        future = pool[nxt].make.remote(r, c, str(parts))
+                        submitted[future] = (c, n_items, nxt, attempt + 1)
+                        remaining.append(future)
+                        resubmitted += 1
+                        continue
+                    error = f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"  # the driver makes it below
+                else:
                     made += int(out["made"])
+                    taken_over += int(out["took_over"])
                     busy += out["seconds"]
                     items_done += out["items"] if out["made"] else 0
-                except Exception as err:  # retries exhausted: the driver makes what is left below
-                    error = f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"
-                bar.update(items_of[done[0]])
+                    if out["made"]:
+                        nodes.add(out["node"])
+                    loads[out["pid"]] = max(loads.get(out["pid"], 0), out["encoder_loads"])
+                bar.update(n_items)
                 rate = bar.n / max(time.perf_counter() - plan_start, 1e-9)
-                bar.set_postfix_str(f"{rate / workers:.2f} items/s per {per}", refresh=False)
+                lost = (f", {resubmitted} resubmitted and {taken_over} taken over from lost workers"
+                        if resubmitted or taken_over else "")
+                bar.set_postfix_str(f"{rate / workers:.2f} items/s per {per}{lost}", refresh=False)
             status, made_here = ("computed" if assemble else "parts made"), 0
             try:  # every part is on disk (or claimed by a live process): assemble the entry as one process would
                 if assemble:
@@ -265,13 +356,26 @@ def run_plan(requests: list[FeatureRequest], cluster: str = "local", workers: in
                     made_here = len(run.summary.computed)
             except Exception as err:
                 status, error = "failed", f"{type(err).__name__}: {err}"
-            rows[position] = dict(base, status=status, parts_made=made, parts_made_by_driver=made_here,
-                                  seconds=time.perf_counter() - start,
+            rows[position] = dict(base, status=status, parts_made=made, parts_resubmitted=resubmitted,
+                                  parts_taken_over=taken_over,
+                                  parts_made_by_driver=made_here, nodes=len(nodes), workers_used=len(loads),
+                                  encoder_loads=sum(loads.values()), seconds=time.perf_counter() - start,
                                   items_per_second=items_done / busy if busy else float("nan"), error=error)
         for actor in pool:  # release this model's CPUs/GPUs before the next model's pool
             ray.kill(actor, no_restart=True)
     bar.close()
     return pd.DataFrame([rows[p] for p in range(len(requests))])
+
+
+def _may_need_work(r: FeatureRequest, cache_dir, force: bool, skip_failures: bool, verify: bool) -> bool:
+    """Whether a request's entry may have to be made, from its files alone (no side effect): forced,
+    verified, not complete, made for another request, or made with failures this run retries."""
+    entry = r.entry(cache_dir)
+    if force or verify or check_entry(entry)[0] != "ok":
+        return True
+    meta = meta_of(entry) or {}
+    return bool(request_differences(meta.get("request", {}), r.key)) or (bool(meta.get("failures"))
+                                                                         and not skip_failures)
 
 
 def scaleout_benchmark(out: Path | None = None, model: str = "efficientnet-lite0", n_clips: int = 128,

@@ -26,7 +26,7 @@ from ..checks import as_features, check_k as check_k_of_features
 from ..knn import resolve_backend, shard_neighbours, sharded_knn_search
 from ..stats import chance_level
 from .cache import load_request
-from .cluster import connect
+from .cluster import connect, plan_workers
 from .request import FeatureRequest
 from .validation import check_k
 
@@ -34,10 +34,14 @@ __all__ = ["sweep_plan", "sharded_knn"]
 
 
 def _gpus_for_tasks(ray, gpus: float | None) -> float:
-    """GPU share a task asks for: the given one, else 1 when the cluster has GPUs, else 0."""
-    if gpus is not None:
-        return gpus
-    return 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+    """GPU share a task asks for: the given one, else 1 when the cluster has GPUs, else 0. Asking for more
+    than the cluster has is a :class:`~vtalign.extract.errors.RequestError` before any task starts (Ray
+    would keep the tasks pending for GPUs that never come)."""
+    if gpus is None:
+        return 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+    if gpus:
+        plan_workers(ray.cluster_resources(), 1, gpus, what="task")
+    return gpus
 
 
 def _neighbours_of(request: FeatureRequest, k: int, q: float, backend: str, cache_dir) -> tuple[list, np.ndarray]:

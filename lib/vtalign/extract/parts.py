@@ -31,7 +31,7 @@ from .sampling import caption_text, image_frame_indices, video_clip_indices
 from .store import atomic_save, completed, hook, remove_parts, set_aside, write_json
 
 __all__ = ["CHUNK_ITEMS", "RunSummary", "DoneElsewhere", "part_chunks", "open_parts", "make_part", "run_parts",
-           "write_part", "live_claims", "claim_stale_seconds"]
+           "write_part", "live_claims", "claim_stale_seconds", "ray_node", "part_done"]
 
 CHUNK_ITEMS = 32  # items per resumable part
 
@@ -40,12 +40,15 @@ CHUNK_ITEMS = 32  # items per resumable part
 class RunSummary:
     """What one run did with its entry: reused it whole, or which parts it computed, read from disk (written
     earlier or by a concurrent run) and waited for; whether another process completed the entry meanwhile;
-    the items an earlier ``skip_failures`` run left out that it retried; whether it was forced."""
+    the items an earlier ``skip_failures`` run left out that it retried; whether it was forced; the parts it
+    computed after taking over the claim of a process that died (or of a lost node, once its heartbeat was
+    stale)."""
     reused_entry: bool = False
     completed_elsewhere: bool = False
     forced: bool = False
     retried: list = field(default_factory=list)
     computed: list = field(default_factory=list)
+    taken_over: list = field(default_factory=list)
     read: list = field(default_factory=list)
     waited_for: list = field(default_factory=list)
 
@@ -141,7 +144,7 @@ class _Claim:
     aside and taken over; two processes racing for it cannot both win the exclusive create."""
 
     def __init__(self, path: Path):
-        self.path = path
+        self.path, self.took_over = path, False
         self._stop = threading.Event()
         beat = max(0.2, claim_stale_seconds() / 6)
         self._thread = threading.Thread(target=self._beat, args=(beat,), daemon=True)
@@ -156,6 +159,7 @@ class _Claim:
 
     @classmethod
     def take(cls, path: Path) -> "_Claim | None":
+        replaced = False  # whether a stale claim (of a dead process, or a lost node) was taken over
         for _ in range(2):
             try:
                 fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)  # the umask applies
@@ -170,12 +174,16 @@ class _Claim:
                     return None
                 try:  # stale: move it out of the way (only one racer succeeds), then claim anew
                     os.replace(path, path.with_name(f"{path.name}.stale-{uuid.uuid4().hex[:8]}"))
+                    replaced = True
                 except FileNotFoundError:
                     pass
                 continue
             with os.fdopen(fd, "w") as fh:
-                json.dump({"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}, fh)
-            return cls(path)
+                json.dump({"host": socket.gethostname(), "node": ray_node(), "pid": os.getpid(), "time": time.time()},
+                          fh)
+            claim = cls(path)
+            claim.took_over = replaced
+            return claim
         return None
 
     def release(self) -> None:
@@ -184,15 +192,32 @@ class _Claim:
         self.path.unlink(missing_ok=True)
 
 
+def ray_node() -> str | None:
+    """The Ray node this process runs on (a worker, or a driver connected to a cluster), else None. Recorded
+    in a claim beside the host name: simulated nodes share one host, and a process id says nothing about
+    another node's processes."""
+    import sys
+
+    ray = sys.modules.get("ray")  # never imported here: a process that has not loaded Ray is on no node
+    try:
+        return ray.get_runtime_context().get_node_id() if ray is not None and ray.is_initialized() else None
+    except Exception:  # noqa: BLE001  (no runtime context: not on a node)
+        return None
+
+
 def _owner_alive(claim: Path) -> bool:
-    """False when the claim was made on this host by a process that no longer exists (a killed worker):
-    its part is taken over at once instead of after the heartbeat goes stale."""
+    """False when the claim was made on this host and this Ray node (or outside Ray) by a process that no
+    longer exists (a killed worker): its part is taken over at once. A claim made on another host or
+    another Ray node is judged by its heartbeat alone (taken over once it is older than
+    :func:`claim_stale_seconds`): a lost node's processes cannot be asked."""
     try:
         owner = json.loads(claim.read_text())
     except (OSError, ValueError):
         return True  # being written, or unreadable: trust the heartbeat
     if owner.get("host") != socket.gethostname() or not isinstance(owner.get("pid"), int):
         return True
+    if owner.get("node") != ray_node() and owner.get("node") is not None:
+        return True  # another node's process (on a simulated cluster, the same host): the heartbeat decides
     try:
         os.kill(owner["pid"], 0)
     except ProcessLookupError:
@@ -223,8 +248,14 @@ def part_chunks(ds: VideoTextDataset) -> list[list]:
     return [ds.items[i:i + CHUNK_ITEMS] for i in range(0, len(ds), CHUNK_ITEMS)]
 
 
+def part_done(parts: Path, index: int, req: dict) -> bool:
+    """Whether part ``index`` no longer needs making: its file is written, the entry is complete, or its
+    parts folder is gone (the entry was completed and its parts removed)."""
+    return (parts / f"part-{index:05d}.npz").is_file() or completed(parts.parent, req) or not parts.is_dir()
+
+
 def make_part(chunk, req: dict, parts: Path, index: int, enc: Encoder | None = None, device: str = "auto",
-              batch_size: int = 32, hooks=None):
+              batch_size: int = 32, hooks=None, report: dict | None = None):
     """Claim part ``index`` of an entry, encode its items and write ``part-NNNNN.npz`` atomically.
 
     Returns ``(part, encoder)``: ``part`` is ``(features, ids, layer_dims, failures)``, or None when a
@@ -242,6 +273,8 @@ def make_part(chunk, req: dict, parts: Path, index: int, enc: Encoder | None = N
     if claim is None:
         return None, enc
     hook(hooks, "claimed", index=index)
+    if report is not None:
+        report["took_over"] = claim.took_over  # the part was claimed by a process now dead or lost
     # Looked at again now that the part is ours, the part file first and then the entry: a process that
     # made this part wrote its file before releasing the claim, and a completed entry's meta.json is written
     # before its parts are removed, so one look or the other sees any part made before the claim was ours.
@@ -309,12 +342,15 @@ def run_parts(ds: VideoTextDataset, req: dict, parts: Path, summary: RunSummary,
                     continue
                 if part is not None:  # it recorded failures and they are not to be skipped: try those items again
                     part_path.unlink(missing_ok=True)
-                part, enc = make_part(chunks[c], req, parts, c, enc, device, batch_size, hooks)
+                report = {}
+                part, enc = make_part(chunks[c], req, parts, c, enc, device, batch_size, hooks, report)
                 if part is None:
                     waiting.append(c)
                     continue
                 found[c] = part
                 summary.computed.append(c)
+                if report.get("took_over"):
+                    summary.taken_over.append(c)
                 bar.update(len(chunks[c]))
             if waiting:  # parts another live process is computing: wait for them (or for its claim to go stale)
                 summary.waited_for = sorted(set(summary.waited_for) | set(waiting))
