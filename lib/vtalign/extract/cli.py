@@ -124,7 +124,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--k", type=int, default=10, help="with --sweeps: neighbours per item")
     ap.add_argument("--benchmark-cluster", metavar="OUT.json", default=None,
                     help="measure extraction throughput: one process vs a local Ray runtime with 1 and 2 workers "
-                         "(synthetic world, efficientnet-lite0), and write the record")
+                         "and a simulated cluster of 1, 2 and 4 one-CPU nodes (synthetic world, efficientnet-lite0), "
+                         "and write the record")
     ap.add_argument("--project-plan", metavar="OUT.json", default=None,
                     help="measure the offline models' FLOPs and time per item here and project the GPU hours and "
                          "cache size of the paper's full plan (121 models, 1,024 videos, Figure 3's grid); write "
@@ -218,6 +219,9 @@ def _run_on_cluster(args, ap) -> int:
                        force=args.force, verify=args.verify)
     for r in summary.itertuples():
         what = (f"{r.parts_made} of {r.parts_total} part(s) made on workers" if r.status != "reused" else "reused")
+        if r.parts_resubmitted or r.parts_taken_over:  # a worker or node was lost mid-plan
+            what += (f" ({r.parts_resubmitted} resubmitted after a lost worker, {r.parts_taken_over} taken over "
+                     "from a lost worker's stale claim)")
         rate = f", {r.items_per_second:.1f} items/s per worker" if r.items_per_second == r.items_per_second else ""
         print(f"{r.status.upper():8s} {r.dataset} x {r.model} {r.setting}: {what}{rate}"
               + (f"\n         {r.error}" if r.error else ""))

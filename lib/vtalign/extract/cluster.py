@@ -31,7 +31,7 @@ from .cache import extract_request, load_request, prepare_entry
 from .datasets import DATASETS, load_dataset
 from .encoders import encoder_facts, resolve_device
 from .errors import RequestError
-from .parts import claim_stale_seconds, make_part, open_parts, part_chunks, part_done, ray_node
+from .parts import CHUNK_ITEMS, claim_stale_seconds, make_part, open_parts, part_chunks, part_done, ray_node
 from .request import FeatureRequest, build_request, request_differences
 from .store import check_entry, meta_of
 from .validation import build_dataset
@@ -367,6 +367,40 @@ def run_plan(requests: list[FeatureRequest], cluster: str = "local", workers: in
     return pd.DataFrame([rows[p] for p in range(len(requests))])
 
 
+def _on_simulated_nodes(request: FeatureRequest, n: int, cache: Path, single: float, n_parts: int,
+                        n_clips: int) -> dict:
+    """One benchmark run on a simulated cluster of ``n`` one-CPU worker nodes (see :func:`scaleout_benchmark`)."""
+    import pickle
+
+    import ray
+    from ray.cluster_utils import Cluster
+
+    if ray.is_initialized():
+        ray.shutdown()
+    start = time.perf_counter()
+    cluster = Cluster(initialize_head=True, head_node_args=dict(num_cpus=0))
+    for _ in range(n):
+        cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False, configure_logging=False)
+    up = time.perf_counter() - start
+    try:
+        start = time.perf_counter()
+        row = run_plan([request], cluster.address, workers=n, device="cpu", cache_dir=cache, progress=False).iloc[0]
+        wall = time.perf_counter() - start
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    busy = row.parts_made * CHUNK_ITEMS / row.items_per_second if row.items_per_second else float("nan")
+    returned = len(pickle.dumps(dict(index=0, made=True, took_over=False, waited=False, items=CHUNK_ITEMS,
+                                     seconds=1.0, pid=1, node="0" * 56, encoder_loads=1)))
+    return dict(setting=f"simulated cluster, {n} worker node(s)", workers=n, nodes=int(row.nodes), seconds=wall,
+                items_per_second=n_clips / wall, overhead_per_part_seconds=(wall - single) / n_parts,
+                cluster_start_seconds=up, busy_seconds_per_part=busy / max(row.parts_made, 1),
+                idle_worker_seconds=wall * n - busy, result_bytes=returned * n_parts,
+                encoder_loads=int(row.encoder_loads))
+
+
 def _may_need_work(r: FeatureRequest, cache_dir, force: bool, skip_failures: bool, verify: bool) -> bool:
     """Whether a request's entry may have to be made, from its files alone (no side effect): forced,
     verified, not complete, made for another request, or made with failures this run retries."""
@@ -379,13 +413,19 @@ def _may_need_work(r: FeatureRequest, cache_dir, force: bool, skip_failures: boo
 
 
 def scaleout_benchmark(out: Path | None = None, model: str = "efficientnet-lite0", n_clips: int = 128,
-                       frames: int = 4, worker_counts=(1, 2), cache_root: Path | None = None) -> dict:
-    """Measure extraction throughput in one run on this machine: one process, then Ray with each number of
-    workers, each on a cold cache (same request, so the same bytes); returns and writes a JSON record.
+                       frames: int = 4, worker_counts=(1, 2), node_counts=(1, 2, 4),
+                       cache_root: Path | None = None) -> dict:
+    """Measure extraction throughput in one run on this machine: one process, then a local Ray runtime with
+    each number of workers, then a simulated cluster (``ray.cluster_utils.Cluster``: a head that runs no
+    work and ``n`` worker nodes of one CPU each, each its own raylet) with each number of nodes, each on a
+    cold cache (same request, so the same bytes); returns and writes a JSON record.
 
-    Reported per setting: wall seconds, items/s over the wall time, and for Ray the overhead per part
-    against one process: (Ray wall - one-process wall) / parts, which includes starting the actors and
-    loading the model in each.
+    Reported per setting: wall seconds (from submitting the plan to the written entry), items/s over the
+    wall time, the overhead per part against one process, (wall - one-process wall) / parts, and where the
+    Ray time goes: ``busy_seconds_per_part`` (a worker encoding a part), ``idle_worker_seconds`` (worker
+    time not spent in tasks: actor start, model load, waiting, the driver assembling the entry) and
+    ``result_bytes`` (what tasks return through the object store: a small dict per part, the features
+    going through the shared cache on disk). Simulated nodes also report ``cluster_start_seconds``.
     """
     import json
     import platform
@@ -420,11 +460,19 @@ def scaleout_benchmark(out: Path | None = None, model: str = "efficientnet-lite0
         runs.append(dict(setting=f"Ray, {w} worker(s)", workers=w, seconds=wall, items_per_second=n_clips / wall,
                          overhead_per_part_seconds=(wall - single) / n_parts,
                          bitwise_equal_to_one_process=a.tobytes() == b.tobytes()))
+    for n in node_counts:
+        runs.append(_on_simulated_nodes(request, n, root / f"nodes{n}", single, n_parts, n_clips))
+        b, _ = load_request(request, cache_dir=root / f"nodes{n}")
+        runs[-1]["bitwise_equal_to_one_process"] = a.tobytes() == b.tobytes()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     record = dict(kind="scaleout", machine=dict(processor=platform.processor() or platform.machine(),
                                                 cores=os.cpu_count(), torch_threads=torch.get_num_threads()),
                   versions=dict(vtalign=__version__, ray=ray.__version__, torch=torch.__version__),
                   git_commit=git("rev-parse", "HEAD"), model=model, n_clips=n_clips, frames=frames, parts=n_parts,
-                  runs=runs, note="wall time from submitting the plan to the written entry; cold caches")
+                  runs=runs, load_average_after=load,
+                  note="wall time from submitting the plan to the written entry; cold caches. Simulated nodes "
+                       "share this machine's cores, so more nodes than cores cannot add throughput; they show "
+                       "what a node costs (start, one model load per worker) and that the plan spreads.")
     if cache_root is None:
         shutil.rmtree(root, ignore_errors=True)
     if out is not None:
