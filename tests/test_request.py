@@ -88,3 +88,36 @@ def test_each_run_returns_its_summary_and_nothing_is_left_in_module_state(tmp_pa
     assert second.reused_entry and second.computed == [] and first.computed == [0, 1]    # two records
     assert not hasattr(cache, "LAST_RUN") and not hasattr(cache, "CLUSTER")
     assert second.describe() == "reused from the cache"
+
+
+def test_load_options_reach_the_loader_and_do_not_change_the_entry(tmp_path, monkeypatch):
+    """--revision and --trust-remote-code (issue 23: options out of reach) travel with the request to where the
+    model is loaded; for a local folder they change neither its identity nor its entry."""
+    from test_content_identity import _save_model
+
+    from vtalign.extract import encoders
+
+    monkeypatch.setenv("VTALIGN_CACHE", str(tmp_path / "vtcache"))
+    folder = _save_model(tmp_path / "mm", seed=0)
+    seen = []
+    real = encoders.load_hf_encoder
+    monkeypatch.setattr(encoders, "load_hf_encoder", lambda name, **kw: seen.append(kw) or real(name, **kw))
+    base = ["--dataset", "synthetic_world", *[f"--option={k}={v}" for k, v in OPTS.items()], "--model", str(folder),
+            "--captions", "1", "--cache", str(tmp_path / "cache"), "--no-progress"]
+    assert extract_main([*base, "--revision", "main", "--trust-remote-code"]) == 0
+    assert seen and seen[0]["revision"] == "main" and seen[0]["trust_remote_code"] is True
+    *_, run = extract("synthetic_world", str(folder), captions=1, dataset_options=OPTS, cache_dir=tmp_path / "cache",
+                      progress=False)
+    assert run.reused_entry                                          # the same entry without them
+    r = build_request("synthetic_world", str(folder), captions=1, dataset_options=OPTS,
+                      load_options={"revision": "main"})
+    assert pickle.loads(pickle.dumps(r)).load_options == {"revision": "main"}    # to Ray workers too
+
+
+def test_load_options_are_checked():
+    with pytest.raises(ValueError, match="Unknown load option.*the load options are allow_download, revision"):
+        build_request("synthetic_world", "tiny-bert", dataset_options=OPTS, load_options={"revison": "main"})
+    with pytest.raises(ValueError, match="apply to Hugging Face ids and local folders; minilm-l6 is a registered"):
+        build_request("synthetic_world", "minilm-l6", dataset_options=OPTS, load_options={"allow_download": True})
+    with pytest.raises(ValueError, match="trust_remote_code='yes'.*takes a bool"):
+        build_request("synthetic_world", "minilm-l6", dataset_options=OPTS, load_options={"trust_remote_code": "yes"})

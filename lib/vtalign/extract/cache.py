@@ -92,7 +92,7 @@ def extract_request(request: FeatureRequest, *, device: str = "auto", batch_size
     try:
         results, failures, described = run_parts(ds, req, parts, summary, enc=encoder, device=device,
                                                  batch_size=batch_size, skip_failures=skip_failures,
-                                                 progress=progress, hooks=hooks)
+                                                 progress=progress, hooks=hooks, load_options=request.load_options)
     except DoneElsewhere:
         found, reason = read_complete(entry, req, verify)
         if found is None:

@@ -36,7 +36,7 @@ from .manage import cache_root, idle_for, is_entry, leftovers, remove, set_aside
 from .parts import claim_stale_seconds, live_claims
 from .request import FeatureRequest, build_request, request_arguments, request_differences, request_setting
 from .store import CorruptEntryError, cache_entries, check_entry, inputs_changed, recorded_request, set_aside
-from .validation import build_dataset, check_count, check_k
+from .validation import build_dataset, check_count, check_k, check_load_options
 
 
 def _option(text: str):
@@ -70,6 +70,17 @@ def main(argv=None) -> int:
         return 1
 
 
+def _load_options(args, model: str) -> dict:
+    """The Hugging Face load options the flags ask for, for a Hugging Face id or local folder; a registered
+    name (offline models, tiny-*, a user's loader) is loaded by its own loader, which the flags do not reach."""
+    from .encoders import ENCODERS
+
+    if model in ENCODERS or model.startswith("tiny-"):
+        return {}
+    asked = dict(allow_download=args.allow_download, revision=args.revision, trust_remote_code=args.trust_remote_code)
+    return check_load_options(model, asked)
+
+
 def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split())
 
@@ -87,6 +98,11 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=0, help="caption-choice seed")
     ap.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
                     help="dataset option, value as JSON (e.g. n_clips=64, visible=[3,8], video_root=\"/data/vatex\")")
+    ap.add_argument("--allow-download", action="store_true",
+                    help="Hugging Face ids: download a model missing from the local Hugging Face cache")
+    ap.add_argument("--revision", default=None, help="Hugging Face ids: the hub revision (commit, tag) to load")
+    ap.add_argument("--trust-remote-code", action="store_true",
+                    help="Hugging Face ids and folders: run the checkpoint's own modelling code (read it first)")
     ap.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ...; auto (default): the GPU when present")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--skip-failures", action="store_true",
@@ -176,11 +192,13 @@ def _main(args, ap) -> int:
     for model in args.model:
         # one extraction per distinct request: the request decides what a frame or caption count means for
         # this model (text: captions only; an image model in image mode: one frame). Built once, here.
-        text = encoder_facts(model).modality == "text"
+        options = _load_options(args, model)
+        text = encoder_facts(model, **options).modality == "text"
         settings = ([(args.frames[0], c) for c in args.captions] if text
                     else [(f, args.captions[0]) for f in args.frames])
         for frames, captions in settings:
-            r = build_request(ds, model, frames, captions, args.mode, args.seed, skip_failures=args.skip_failures)
+            r = build_request(ds, model, frames, captions, args.mode, args.seed, skip_failures=args.skip_failures,
+                              load_options=options)
             requests.setdefault(r.entry(args.cache), r)
     for r in requests.values():
         try:
@@ -207,8 +225,10 @@ def _run_on_cluster(args, ap) -> int:
             check_count(f, "frames", "the number of frames sampled per video")
         for c in args.captions:
             check_count(c, "captions", "the number of captions joined per item")
-        requests = plan_requests(args.dataset, args.model, args.frames, args.captions, args.mode, args.seed,
-                                 dict(args.option), skip_failures=args.skip_failures)
+        requests = [r for model in args.model
+                    for r in plan_requests(args.dataset, [model], args.frames, args.captions, args.mode, args.seed,
+                                           dict(args.option), skip_failures=args.skip_failures,
+                                           load_options=_load_options(args, model))]
     else:
         ap.error("--cluster needs --plan, or --dataset and --model")
     if args.sweeps:  # k < N for every dataset of the plan, before any work

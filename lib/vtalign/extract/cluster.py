@@ -34,23 +34,25 @@ from .errors import RequestError
 from .parts import CHUNK_ITEMS, claim_stale_seconds, make_part, open_parts, part_chunks, part_done, ray_node
 from .request import FeatureRequest, build_request, request_differences
 from .store import check_entry, meta_of
-from .validation import build_dataset
+from .validation import build_dataset, check_load_options
 
 __all__ = ["load_plan", "plan_requests", "connect", "run_plan", "use_cluster", "parts_maker", "scaleout_benchmark"]
 
 
 def plan_requests(dataset: str, models, frames=(8,), captions=(1,), mode: str = "video", seed: int = 0,
-                  options: dict | None = None, skip_failures: bool = False) -> list[FeatureRequest]:
+                  options: dict | None = None, skip_failures: bool = False,
+                  load_options: dict | None = None) -> list[FeatureRequest]:
     """The grid models x frames x captions as requests, one per distinct cache entry (a text model takes
     only the caption counts, a video or image model only the frame counts). Every request is built and
     checked once (:func:`vtalign.extract.request.build_request`) before it is planned: a bad one raises
-    :class:`~vtalign.extract.errors.RequestError`."""
+    :class:`~vtalign.extract.errors.RequestError`. ``load_options`` (Hugging Face ids and local folders:
+    ``allow_download``, ``revision``, ``trust_remote_code``) go with every request to its workers."""
     out, seen = [], set()
     ds = build_dataset(dataset, options)
     for model in models:
-        text = encoder_facts(model).modality == "text"
+        text = encoder_facts(model, **check_load_options(model, load_options)).modality == "text"
         for f, c in ([(frames[0], c) for c in captions] if text else [(f, captions[0]) for f in frames]):
-            r = build_request(ds, model, f, c, mode, seed, skip_failures=skip_failures)
+            r = build_request(ds, model, f, c, mode, seed, skip_failures=skip_failures, load_options=load_options)
             if r.entry() not in seen:
                 seen.add(r.entry())
                 out.append(r)
@@ -64,6 +66,7 @@ def load_plan(path, skip_failures: bool = False) -> list[FeatureRequest]:
         dataset = "synthetic_world"
         options = { n_clips = 256, size = 128 }
         models = ["efficientnet-lite0", "minilm-l6"]
+        load_options = {}       # optional, for Hugging Face ids: { revision = "...", trust_remote_code = true }
         frames = [1, 2, 4, 8, 16]
         captions = [1, 2, 5, 10]
         mode = "video"          # optional; seed too
@@ -81,7 +84,8 @@ def load_plan(path, skip_failures: bool = False) -> list[FeatureRequest]:
             raise RequestError(f"{path}: [[grid]] {number} lacks {missing}.")
         try:
             out += plan_requests(g["dataset"], g["models"], g.get("frames", [8]), g.get("captions", [1]),
-                                 g.get("mode", "video"), g.get("seed", 0), g.get("options", {}), skip_failures)
+                                 g.get("mode", "video"), g.get("seed", 0), g.get("options", {}), skip_failures,
+                                 g.get("load_options"))
         except RequestError as err:
             raise type(err)(f"{path}, [[grid]] {number}: {err}") from err
     return out
@@ -204,7 +208,7 @@ def _part_maker_class(ray):
             while True:
                 loaded = self.encoder is not None
                 part, self.encoder = make_part(chunk, request.key, folder, index, self.encoder, self.device,
-                                               self.batch_size, report=report)
+                                               self.batch_size, report=report, load_options=request.load_options)
                 self.loads += int(not loaded and self.encoder is not None)
                 if part is not None or part_done(folder, index, request.key):
                     break

@@ -38,7 +38,7 @@ import torch
 from .. import paths
 
 __all__ = ["Encoder", "ENCODERS", "register_encoder", "load_encoder", "resolve_device", "available_encoders",
-           "HF_FAMILIES", "TINY_FAMILIES", "encoder_identity", "checkpoint_revision", "encoder_facts", "EncoderFacts", "text_token_limit", "preprocess_frames", "masked_mean", "pool_tokens"]
+           "HF_FAMILIES", "TINY_FAMILIES", "LOAD_OPTIONS", "encoder_identity", "checkpoint_revision", "encoder_facts", "EncoderFacts", "text_token_limit", "preprocess_frames", "masked_mean", "pool_tokens"]
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -170,9 +170,12 @@ class EncoderFacts(NamedTuple):
 _REGISTERED_FACTS: dict[str, tuple[Callable, EncoderFacts]] = {}
 
 
-def encoder_facts(name: str, allow_download: bool = False, loaded: "Encoder | None" = None) -> EncoderFacts:
+def encoder_facts(name: str, allow_download: bool = False, loaded: "Encoder | None" = None,
+                  revision: str | None = None, trust_remote_code: bool = False) -> EncoderFacts:
     """:class:`EncoderFacts` of an encoder, without loading its weights (a model registered with
-    :func:`register_encoder` is loaded once to ask, unless ``loaded`` is that model already loaded). Raises :class:`~vtalign.extract.errors.UnknownModelError`
+    :func:`register_encoder` is loaded once to ask, unless ``loaded`` is that model already loaded).
+    ``allow_download``, ``revision`` and ``trust_remote_code`` are the Hugging Face load options
+    (:data:`LOAD_OPTIONS`), used to resolve the config. Raises :class:`~vtalign.extract.errors.UnknownModelError`
     (a ``FileNotFoundError``) for a name that is neither registered, nor a local folder, nor in the
     Hugging Face cache, and :class:`~vtalign.extract.errors.RequestError` for a model of an unsupported family."""
     from .errors import RequestError, UnknownModelError
@@ -200,7 +203,8 @@ def encoder_facts(name: str, allow_download: bool = False, loaded: "Encoder | No
     from transformers import AutoConfig
     try:
         with _quiet_loading():
-            config = AutoConfig.from_pretrained(name, local_files_only=not allow_download)
+            config = AutoConfig.from_pretrained(name, local_files_only=not allow_download, revision=revision,
+                                                trust_remote_code=trust_remote_code)
     except Exception as err:
         raise UnknownModelError(_unknown_model(name)) from err
     family = HF_FAMILIES.get(config.model_type)
@@ -209,7 +213,12 @@ def encoder_facts(name: str, allow_download: bool = False, loaded: "Encoder | No
                            f"({', '.join(sorted(HF_FAMILIES))}); register a loader for it with "
                            "vtalign.extract.register_encoder.")
     native = getattr(config, family[4], None) if family[4] else None
-    return EncoderFacts(family[0], checkpoint_revision(name, config), int(native) if native else None)
+    return EncoderFacts(family[0], checkpoint_revision(name, config, revision), int(native) if native else None)
+
+
+# Options of a Hugging Face id or local folder that a request may carry to where the model is loaded (each
+# process and each Ray worker): download when missing, a pinned hub revision, the checkpoint's own code.
+LOAD_OPTIONS = {"allow_download": bool, "revision": str, "trust_remote_code": bool}
 
 
 def checkpoint_revision(source: str, config, revision: str | None = None) -> str:

@@ -30,11 +30,11 @@ __all__ = ["extract", "extract_features", "load_features"]
 def extract(dataset, model, frames: int = 8, captions: int = 1, *, mode: str = "video", seed: int = 0,
             dataset_options: dict | None = None, device: str = "auto", batch_size: int = 32,
             skip_failures: bool = False, cache_dir=None, progress: bool = True, encoder: Encoder | None = None,
-            verify: bool = False, force: bool = False, hooks=None) -> Extraction:
+            verify: bool = False, force: bool = False, hooks=None, load_options: dict | None = None) -> Extraction:
     """:func:`extract_features` with what the run did: ``(features, meta, summary)``, the summary a
     :class:`~vtalign.extract.parts.RunSummary` (entry reused, parts computed, read, waited for, retried)."""
     request = build_request(dataset, model, frames, captions, mode, seed, dataset_options=dataset_options,
-                            skip_failures=skip_failures, encoder=encoder)
+                            skip_failures=skip_failures, encoder=encoder, load_options=load_options)
     make_parts = parts_maker(request, device=device, batch_size=batch_size, skip_failures=skip_failures,
                              cache_dir=cache_dir, progress=progress, encoder=encoder or
                              (model if isinstance(model, Encoder) else None))
@@ -47,7 +47,7 @@ def extract(dataset, model, frames: int = 8, captions: int = 1, *, mode: str = "
 def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode: str = "video", seed: int = 0,
                      dataset_options: dict | None = None, device: str = "auto", batch_size: int = 32,
                      skip_failures: bool = False, cache_dir=None, progress: bool = True, encoder: Encoder | None = None,
-                     verify: bool = False, force: bool = False, hooks=None):
+                     verify: bool = False, force: bool = False, hooks=None, load_options: dict | None = None):
     """Features [N, L, D] and metadata for ``dataset`` x ``model``, computed once and cached.
 
     Parameters
@@ -68,6 +68,9 @@ def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode
         it (shape and size are always checked)
     device : where the encoder runs; ``"auto"`` (default) is the GPU when one is visible. The device is
         recorded in ``meta["device"]``, not in the cache key: an entry made on a GPU serves CPU readers.
+    load_options : for a Hugging Face id or local folder: ``allow_download`` (fetch it when it is not in the
+        local Hugging Face cache), ``revision`` (a pinned hub revision), ``trust_remote_code`` (the
+        checkpoint's own modelling code); carried to every process that loads the model
     hooks : for tests only (see :func:`vtalign.extract.cache.extract_request`)
 
     The request is checked before anything is read, made or decoded
@@ -78,7 +81,7 @@ def extract_features(dataset, model, frames: int = 8, captions: int = 1, *, mode
     features, meta, _ = extract(dataset, model, frames, captions, mode=mode, seed=seed,
                                 dataset_options=dataset_options, device=device, batch_size=batch_size,
                                 skip_failures=skip_failures, cache_dir=cache_dir, progress=progress, encoder=encoder,
-                                verify=verify, force=force, hooks=hooks)
+                                verify=verify, force=force, hooks=hooks, load_options=load_options)
     return features, meta
 
 

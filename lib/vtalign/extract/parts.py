@@ -255,7 +255,7 @@ def part_done(parts: Path, index: int, req: dict) -> bool:
 
 
 def make_part(chunk, req: dict, parts: Path, index: int, enc: Encoder | None = None, device: str = "auto",
-              batch_size: int = 32, hooks=None, report: dict | None = None):
+              batch_size: int = 32, hooks=None, report: dict | None = None, load_options: dict | None = None):
     """Claim part ``index`` of an entry, encode its items and write ``part-NNNNN.npz`` atomically.
 
     Returns ``(part, encoder)``: ``part`` is ``(features, ids, layer_dims, failures)``, or None when a
@@ -283,7 +283,7 @@ def make_part(chunk, req: dict, parts: Path, index: int, enc: Encoder | None = N
         return None, enc
     try:
         if enc is None:
-            enc = load_encoder(req["model"], device=device)
+            enc = load_encoder(req["model"], device=device, **(load_options or {}))
         feats, ids, failed = _encode_chunk(enc, chunk, req, batch_size)
         dims = enc.layer_dims
         try:
@@ -309,7 +309,7 @@ def write_part(path: Path, feats: np.ndarray, ids: list[str], failed: list[dict]
 
 def run_parts(ds: VideoTextDataset, req: dict, parts: Path, summary: RunSummary, *, enc: Encoder | None = None,
               device: str = "cpu", batch_size: int = 32, skip_failures: bool = False, progress: bool = True,
-              hooks=None):
+              hooks=None, load_options: dict | None = None):
     """Every chunk of ``CHUNK_ITEMS`` items: read from its part file when a run (an earlier one, or another
     process working on the same entry now) wrote it, else claimed (:class:`_Claim`), encoded (the model is
     loaded at the first chunk that needs it) and written atomically. Parts claimed by a live process are
@@ -343,7 +343,7 @@ def run_parts(ds: VideoTextDataset, req: dict, parts: Path, summary: RunSummary,
                 if part is not None:  # it recorded failures and they are not to be skipped: try those items again
                     part_path.unlink(missing_ok=True)
                 report = {}
-                part, enc = make_part(chunks[c], req, parts, c, enc, device, batch_size, hooks, report)
+                part, enc = make_part(chunks[c], req, parts, c, enc, device, batch_size, hooks, report, load_options)
                 if part is None:
                     waiting.append(c)
                     continue

@@ -27,7 +27,7 @@ from .datasets import VideoTextDataset, load_dataset
 from .encoders import EncoderFacts, encoder_facts
 from .errors import RequestError
 from .identity import canonical_model, is_local_revision, video_identity
-from .validation import build_dataset, check_mode, check_request
+from .validation import build_dataset, check_load_options, check_mode, check_request
 
 __all__ = ["FeatureRequest", "build_request", "feature_request", "request_setting", "cache_entry",
            "request_differences", "request_arguments", "digest"]
@@ -40,12 +40,16 @@ def digest(obj) -> str:
 
 @dataclass(frozen=True)
 class FeatureRequest:
-    """A checked request and its identity; equal (and hashed) by what it asks for.
+    """A checked request and its identity; equal (and hashed) by what it asks for and by its identity.
 
     dataset, options : the registered dataset's name and its options
     model : the model as recorded (a local folder: its absolute real path)
     frames, captions, mode, seed : as :func:`vtalign.extract.extract_features`
+    load_options : Hugging Face load options (``allow_download``, ``revision``, ``trust_remote_code``),
+        carried to every process that loads the model; a pinned revision is in ``key`` through the
+        resolved ``model_revision``, the others do not change the features
     key : the identity that determines the entry's contents (``meta["request"]``)
+    identity : a digest of ``key`` (two requests for one model at two revisions differ here)
     checked : how leniently it was checked, ``(skip_failures, needs_videos)``; :meth:`for_run` checks a
         request built only to read an entry again before anything is made from it
     """
@@ -56,7 +60,9 @@ class FeatureRequest:
     mode: str = "video"
     seed: int = 0
     options: dict = field(default_factory=dict, hash=False)
+    load_options: dict = field(default_factory=dict, hash=False, repr=False)
     key: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
+    identity: str = field(default="", repr=False)
     checked: tuple = field(default=(False, True), compare=False, hash=False, repr=False)
     built: VideoTextDataset | None = field(default=None, compare=False, hash=False, repr=False)
 
@@ -87,25 +93,26 @@ class FeatureRequest:
         was checked more leniently (built to read, or with ``skip_failures``)."""
         lenient, needs_videos = self.checked
         if (lenient and not skip_failures) or not needs_videos:
-            check_request(self.data, self.model, **self.arguments(), skip_failures=skip_failures)
+            check_request(self.data, self.model, **self.arguments(), skip_failures=skip_failures,
+                          load_options=self.load_options)
             return replace(self, checked=(bool(skip_failures), True))
         return self
 
     def __reduce__(self):  # pickled (to Ray workers) without its dataset: rebuilt there from name and options
         return (FeatureRequest, (self.dataset, self.model, self.frames, self.captions, self.mode, self.seed,
-                                 self.options, self.key, self.checked))
+                                 self.options, self.load_options, self.key, self.identity, self.checked))
 
 
 def build_request(dataset, model, frames: int = 8, captions: int = 1, mode: str = "video", seed: int = 0, *,
                   dataset_options: dict | None = None, skip_failures: bool = False, needs_videos: bool = True,
-                  encoder=None) -> FeatureRequest:
+                  encoder=None, load_options: dict | None = None) -> FeatureRequest:
     """Check a request and record its identity, once (see the module docstring).
 
     dataset : a registered name (with ``dataset_options``) or a built :class:`VideoTextDataset`
     model : a registered name, Hugging Face id or local folder, or a loaded
         :class:`~vtalign.extract.encoders.Encoder` (``encoder`` may pass one for ``model``): a model a user
         registered is then named by its own facts, not loaded again to be named
-    skip_failures, needs_videos : as :func:`vtalign.extract.validation.check_request`
+    skip_failures, needs_videos, load_options : as :func:`vtalign.extract.validation.check_request`
 
     Raises :class:`~vtalign.extract.errors.RequestError` before any work for a bad request.
     """
@@ -120,9 +127,10 @@ def build_request(dataset, model, frames: int = 8, captions: int = 1, mode: str 
     enc = encoder or (model if isinstance(model, Encoder) else None)
     name = canonical_model(model if isinstance(model, str) else getattr(model, "name", model))
     facts = check_request(ds, name, frames, captions, mode, seed, skip_failures=skip_failures,
-                          needs_videos=needs_videos, encoder=enc)  # the model's facts, as the key records them
+                          needs_videos=needs_videos, encoder=enc, load_options=load_options)  # as the key records them
     key = feature_request(ds, name, frames, captions, mode, seed, facts=facts)
-    return FeatureRequest(ds.name, name, int(frames), int(captions), mode, int(seed), dict(ds.options), key,
+    return FeatureRequest(ds.name, name, int(frames), int(captions), mode, int(seed), dict(ds.options),
+                          check_load_options(name, load_options), key, digest(key),
                           (bool(skip_failures), bool(needs_videos)), ds)
 
 

@@ -36,12 +36,12 @@ import typing
 import numpy as np
 
 from .datasets import DATASETS, VideoTextDataset, load_dataset
-from .encoders import EncoderFacts, encoder_facts
+from .encoders import ENCODERS, LOAD_OPTIONS, EncoderFacts, encoder_facts
 from .errors import MissingVideosError, RequestError, UnknownDatasetError
 from .manifest import entry as manifest_entry, manifest
 
 __all__ = ["RequestError", "dataset_option_fields", "check_options", "build_dataset", "check_count",
-           "check_mode", "check_request", "check_k"]
+           "check_mode", "check_request", "check_k", "check_load_options"]
 
 MODES = ("video", "image", "frames")
 
@@ -188,9 +188,30 @@ def check_mode(modality: str, mode: str, model: str) -> None:
                            "model (use mode='video').")
 
 
+def check_load_options(model, options: dict | None) -> dict:
+    """The Hugging Face load options of a request (:data:`vtalign.extract.encoders.LOAD_OPTIONS`: names and
+    types), as a dict with the defaults left out. They apply to Hugging Face ids and local folders, not to
+    registered names (whose loaders take no such options): asking for them there is an error."""
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(LOAD_OPTIONS))
+    if unknown:
+        raise RequestError(f"Unknown load option(s) {unknown} for model {model}; the load options are "
+                           f"{', '.join(sorted(LOAD_OPTIONS))}.")
+    for key, value in options.items():
+        if not isinstance(value, LOAD_OPTIONS[key]) and not (value is None and key == "revision"):
+            raise RequestError(f"Load option {key}={value!r} for model {model}: it takes a "
+                               f"{LOAD_OPTIONS[key].__name__}.")
+    options = {k: v for k, v in options.items() if v not in (False, None)}
+    registered = isinstance(model, str) and (model in ENCODERS or model.startswith("tiny-"))
+    if options and registered:
+        raise RequestError(f"Load options ({', '.join(sorted(options))}) apply to Hugging Face ids and local "
+                           f"folders; {model} is a registered name, loaded by its own loader.")
+    return options
+
+
 def check_request(ds: VideoTextDataset, model, frames: int = 8, captions: int = 1, mode: str = "video",
                   seed: int = 0, *, skip_failures: bool = False, needs_videos: bool = True,
-                  encoder=None) -> EncoderFacts:
+                  encoder=None, load_options: dict | None = None) -> EncoderFacts:
     """Check one extraction request before any work; returns the model's
     :class:`~vtalign.extract.encoders.EncoderFacts`. Raises :class:`RequestError` (one sentence: what
     is wrong and what to do): see the module docstring for the list.
@@ -199,13 +220,15 @@ def check_request(ds: VideoTextDataset, model, frames: int = 8, captions: int = 
     needs_videos : False when only reading a cache entry (a video entry made with a ``video_root`` is
         read without one)
     encoder : an already loaded encoder for ``model`` (its native clip length is the one checked)
+    load_options : Hugging Face load options (:func:`check_load_options`), used to resolve the model
     """
     name = model if isinstance(model, str) else getattr(model, "name", model)
     if not len(ds):
         raise RequestError(f"Dataset {ds.name} has no items; nothing to extract.")
     if not _is_int(seed):
         raise RequestError(f"seed={seed!r}: the caption-choice seed is an integer.")
-    facts = encoder_facts(name, loaded=encoder)  # a user's registered model is not loaded again to be named
+    options = check_load_options(name, load_options)
+    facts = encoder_facts(name, loaded=encoder, **options)  # a user's registered model is not loaded again
     modality = getattr(encoder, "modality", None) or facts.modality
     check_mode(modality, mode, name)
     if modality == "text":
