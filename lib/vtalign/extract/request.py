@@ -177,11 +177,20 @@ def request_setting(req: dict) -> str:
 
 
 def cache_entry(req: dict, cache_root: Path | None = None) -> Path:
-    """The folder of one request's cache entry (readable path, options as a digest)."""
+    """The folder of one request's cache entry (readable path, options as a digest). A local model folder
+    and a Hugging Face id are followed by ``@`` and their weights' digest or resolved commit.
+
+    >>> key = dict(dataset="vatex", dataset_options={}, model="org/model", side="text", captions=5, seed=0)
+    >>> [cache_entry({**key, "model_revision": c}, "/c").parts[-2] for c in ("0123456789abcdef", "fedcba9876543210")]
+    ['org__model@0123456789ab', 'org__model@fedcba987654']
+    """
     root = Path(cache_root) if cache_root else paths.cache_dir("features")
     model = req["model"].replace("/", "__")
-    if is_local_revision(req.get("model_revision")):  # a local folder: its path and the digest of its files
-        model += "@" + req["model_revision"].split(":", 1)[1][:12]
+    revision = str(req.get("model_revision") or "")
+    if is_local_revision(revision):  # a local folder: its path and the digest of its files
+        model += "@" + revision.split(":", 1)[1][:12]
+    elif "/" in req["model"] and revision not in ("", "unresolved"):  # a hub id: each resolved commit its own
+        model += "@" + revision[:12]                                  # entry, so pinned revisions never collide
     side = (f"text-c{req['captions']}-s{req['seed']}" if req["side"] == "text"
             else f"video-f{req['frames']}-{req['mode']}")
     return root / req["dataset"] / digest(req["dataset_options"]) / model / side
