@@ -112,7 +112,9 @@ def _features(n: int, layers: int, dim: int, seed: int, device: str) -> torch.Te
 
 
 def bench_sweep(shape: dict, backends, device: str, reference: bool) -> dict:
-    """Part 1: this project's sweep per backend vs the reference algorithm, same features."""
+    """Part 1: this project's sweep per backend vs the reference algorithm, same features; with the
+    rows per sweep whose near ties were decided in exact arithmetic (:func:`vtalign.knn.profile`)."""
+    from . import knn
     from .alignment import layer_sweep
 
     fx = _features(shape["n"], shape["lx"], shape["dx"], 0, device)
@@ -123,9 +125,14 @@ def bench_sweep(shape: dict, backends, device: str, reference: bool) -> dict:
         # best of 2: the first call also pays for first-touch page faults of its large buffers;
         # the reference (1,419 pair iterations in one call) amortises those within its single run
         sweep = lambda: layer_sweep(fx, fy, shape["k"], backend=b)  # noqa: E731
-        seconds, res = best_time(sweep, device, repeat=2 if device == "cpu" else 5)
+        repeat = 2 if device == "cpu" else 5
+        with knn.profile() as counts:
+            seconds, res = best_time(sweep, device, repeat=repeat)
+        calls = repeat + (device == "cuda")  # best_time warms up once on a GPU
         results[b] = res
-        out["backends"][b] = dict(seconds=seconds, best=list(res.best))
+        # near ties between different vectors that fp64 could not decide, decided exactly (per sweep)
+        out["backends"][b] = dict(seconds=seconds, best=list(res.best), exact_rows=counts.exact_rows // calls,
+                                  exact_cosines=counts.exact_cosines // calls)
         stages = profiled_stages(sweep, b, device)
         if stages:
             out["backends"][b]["stages"] = stages
