@@ -360,7 +360,7 @@ def pvd_beats_original_verdict(captions: pd.DataFrame, original: pd.DataFrame, m
     model = worst.idxmin()
     count = int(above.loc[model].idxmin())
     below = [n for n in lead.columns if n < at_least]
-    context = "; ".join(f"with {int(n)} caption{'s' * (n > 1)}: {int((lead[n] - m > 0).sum())} of {len(lead)} above "
+    context = "; ".join(f"with {int(n)} caption{'s' if n > 1 else ''}: {int((lead[n] - m > 0).sum())} of {len(lead)} above "
                         f"beyond the margin, {int((lead[n] + m < 0).sum())} below" for n in below)
     return _verdict("fig8_beats_original", "re-analysis", claim_status(n_for, n_against, len(lead)),
                     f"for each model, every count of {at_least} or more synthesised captions must score above the "
