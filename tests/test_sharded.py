@@ -49,7 +49,11 @@ SHARDINGS = [(b, s) for b in BACKENDS for s in ((3,) if b == "triton" and not to
 @pytest.mark.parametrize("backend,n_shards", SHARDINGS)
 def test_sharded_search_equals_the_unsharded_one(backend, n_shards):
     rng = np.random.default_rng(11)
+    # interpreted triton (slow on a CPU): the cases whose rows tie or repeat, where a merge could go wrong
+    slow = backend == "triton" and not torch.cuda.is_available()
     for name, x in cases(rng):
+        if slow and name not in ("tie_heavy", "duplicated_block", "constant"):
+            continue
         t = torch.from_numpy(x)
         want = va.knn_indices(x, 9, backend=backend)
         got = knn.sharded_knn_search(t, None, 9, backend, n_shards).numpy()
