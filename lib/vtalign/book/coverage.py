@@ -165,9 +165,26 @@ def _href(place: Place) -> str:
     return f"{page}.html" + (f"#{place.anchor}" if place.anchor else "")
 
 
+def chapter_title(name: str) -> str:
+    """A chapter's title as its page shows it: the first ``# `` heading of its notebook (the name if none).
+
+    >>> chapter_title("test_of_time")
+    'Temporal order on synthetic clips: Test of Time (Figure 5)'
+    """
+    import json
+
+    from .runner import notebook
+    for cell in json.loads(notebook(name).path.read_text())["cells"]:
+        if cell["cell_type"] == "markdown":
+            for line in "".join(cell["source"]).splitlines():
+                if line.startswith("# "):
+                    return line[2:].strip()
+    return name
+
+
 def _title(place: Place) -> str:
     page = {"intro": "Landing page", "glossary": "Glossary", "reproducibility": "Reproducibility"}.get(
-        place.page, place.page)
+        place.page) or chapter_title(place.page)
     return page + (f" § {place.section}" if place.section else "")
 
 
