@@ -35,8 +35,8 @@ from .errors import ExtractionError, RequestError
 from .manage import cache_root, idle_for, is_entry, leftovers, remove, set_aside_copies, set_aside_time, size_of
 from .parts import claim_stale_seconds, live_claims
 from .request import FeatureRequest, build_request, request_arguments, request_differences, request_setting
-from .store import CorruptEntryError, cache_entries, check_entry, inputs_changed, recorded_request, set_aside
-from .validation import build_dataset, check_count, check_k, check_load_options
+from .store import CorruptEntryError, cache_entries, check_entry, inputs_changed, meta_of, recorded_request, set_aside
+from .validation import build_dataset, check_count, check_k, check_load_options, is_registered_name
 
 
 def _option(text: str):
@@ -73,9 +73,7 @@ def main(argv=None) -> int:
 def _load_options(args, model: str) -> dict:
     """The Hugging Face load options the flags ask for, for a Hugging Face id or local folder; a registered
     name (offline models, tiny-*, a user's loader) is loaded by its own loader, which the flags do not reach."""
-    from .encoders import ENCODERS
-
-    if model in ENCODERS or model.startswith("tiny-"):
+    if is_registered_name(model):
         return {}
     asked = dict(allow_download=args.allow_download, revision=args.revision, trust_remote_code=args.trust_remote_code)
     return check_load_options(model, asked)
@@ -300,7 +298,7 @@ def _status(entry, verify: bool) -> _Status:
         if differs:
             return _Status("stale", f"made for another request than today's (differs in {differs})"
                                     f"{_changed(differs)}", req, today)
-        changed = inputs_changed(_meta_or_empty(entry), ds) if verify else []
+        changed = inputs_changed(meta_of(Path(entry)) or {}, ds) if verify else []
         if changed:
             return _Status("stale", f"made from other video files: {len(changed)} changed since (full digests, "
                                     f"e.g. {changed[0]}); the next run of this request recomputes it", req, today)
@@ -322,7 +320,7 @@ def _with_video_root(entry, req: dict, options: dict) -> dict:
 
     if req.get("side") != "video" or not req.get("videos") or "video_root" in options:
         return options
-    folder = (_meta_or_empty(entry).get("inputs") or {}).get("video_folder")
+    folder = ((meta_of(Path(entry)) or {}).get("inputs") or {}).get("video_folder")
     try:
         accepts = "video_root" in (dataset_option_fields(req["dataset"]) or {})
     except KeyError:
@@ -340,13 +338,6 @@ def _changed(differs: list[str]) -> str:
     if "model" in differs:
         notes.append("the model resolves to another folder or name")
     return ": " + "; ".join(notes) if notes else ""
-
-
-def _meta_or_empty(entry) -> dict:
-    try:
-        return json.loads((Path(entry) / "meta.json").read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def check_cache(cache=None, verify: bool = False, repair: bool = False, device: str = "auto",

@@ -41,7 +41,7 @@ from .errors import MissingVideosError, RequestError, UnknownDatasetError
 from .manifest import entry as manifest_entry, manifest
 
 __all__ = ["RequestError", "dataset_option_fields", "check_options", "build_dataset", "check_count",
-           "check_mode", "check_request", "check_k", "check_load_options"]
+           "check_mode", "check_request", "check_k", "check_load_options", "is_registered_name"]
 
 MODES = ("video", "image", "frames")
 
@@ -188,6 +188,12 @@ def check_mode(modality: str, mode: str, model: str) -> None:
                            "model (use mode='video').")
 
 
+def is_registered_name(model) -> bool:
+    """Whether ``model`` names a model with its own loader (offline models, ``tiny-*``, a user's
+    :func:`~vtalign.extract.register_encoder`), which the Hugging Face load options do not reach."""
+    return isinstance(model, str) and (model in ENCODERS or model.startswith("tiny-"))
+
+
 def check_load_options(model, options: dict | None) -> dict:
     """The Hugging Face load options of a request (:data:`vtalign.extract.encoders.LOAD_OPTIONS`: names and
     types), as a dict with the defaults left out. They apply to Hugging Face ids and local folders, not to
@@ -202,8 +208,7 @@ def check_load_options(model, options: dict | None) -> dict:
             raise RequestError(f"Load option {key}={value!r} for model {model}: it takes a "
                                f"{LOAD_OPTIONS[key].__name__}.")
     options = {k: v for k, v in options.items() if v not in (False, None)}
-    registered = isinstance(model, str) and (model in ENCODERS or model.startswith("tiny-"))
-    if options and registered:
+    if options and is_registered_name(model):
         raise RequestError(f"Load options ({', '.join(sorted(options))}) apply to Hugging Face ids and local "
                            f"folders; {model} is a registered name, loaded by its own loader.")
     return options
