@@ -4,10 +4,8 @@ import pytest
 import torch
 
 import vtalign as va
-from vtalign.alignment import sweep_overlaps
-
-
 from naive_reference import naive_knn, naive_mutual_knn, tie_heavy
+from vtalign.alignment import sweep_overlaps
 
 
 @pytest.fixture

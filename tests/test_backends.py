@@ -4,9 +4,8 @@ import pytest
 import torch
 
 import vtalign as va
-from vtalign.knn import available_backends, error_bound
-
 from naive_reference import naive_knn, tie_heavy
+from vtalign.knn import available_backends, error_bound
 
 BACKENDS = [b for b in ("torch", "faiss", "triton") if b in available_backends()]
 

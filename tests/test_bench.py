@@ -1,6 +1,5 @@
 """The benchmark's reference algorithm and its report tables (timings themselves are not tested)."""
 import numpy as np
-import pytest
 import torch
 
 import vtalign as va

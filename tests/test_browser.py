@@ -8,8 +8,14 @@ import struct
 
 import pytest
 
-from vtalign.book.site import (CHROMIUM_PACKAGE, check_book, check_html_command, find_chromium, screenshot_name,
-                               vendor_mathjax)
+from vtalign.book.site import (
+    CHROMIUM_PACKAGE,
+    check_book,
+    check_html_command,
+    find_chromium,
+    screenshot_name,
+    vendor_mathjax,
+)
 
 pytestmark = pytest.mark.skipif(find_chromium() is None,
                                 reason=f"no Chromium: install Debian's `{CHROMIUM_PACKAGE}` package "

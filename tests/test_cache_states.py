@@ -4,16 +4,15 @@ import json
 
 import numpy as np
 import pytest
+from test_features import CountingEncoder
 
+from vtalign.extract.cli import main as extract_main
+from vtalign.extract.datasets import Item, VideoTextDataset, load_dataset
+from vtalign.extract.encoders import load_encoder
 from vtalign.extract.features import extract, extract_features, load_features
 from vtalign.extract.parts import CHUNK_ITEMS
 from vtalign.extract.request import cache_entry, feature_request
 from vtalign.extract.store import CorruptEntryError, check_entry
-from vtalign.extract.cli import main as extract_main
-from vtalign.extract.datasets import Item, VideoTextDataset, load_dataset
-from vtalign.extract.encoders import load_encoder
-
-from test_features import CountingEncoder
 
 
 def _toy(n=2 * CHUNK_ITEMS + 3):

@@ -12,13 +12,12 @@ import pytest
 ray = pytest.importorskip("ray")
 
 import vtalign as va  # noqa: E402
+from naive_reference import tie_heavy  # noqa: E402
 from vtalign import paths  # noqa: E402
 from vtalign.extract import ExtractionError, extract, extract_features  # noqa: E402
 from vtalign.extract.cluster import load_plan, plan_requests, run_plan  # noqa: E402
 from vtalign.extract.cluster_alignment import sharded_knn, sweep_plan  # noqa: E402
 from vtalign.extract.datasets import load_dataset  # noqa: E402
-
-from naive_reference import tie_heavy  # noqa: E402
 
 OPTS = {"n_clips": 96, "size": 32, "n_frames": 8}
 
@@ -111,7 +110,7 @@ def test_sweep_plan_equals_single_process_sweeps(tmp_path):
         np.testing.assert_array_equal(table.attrs["scores"][(row.x, row.y)], want.scores)
     cross = sweep_plan(requests, k=5, pairs="cross", cluster="local", cache_dir=tmp_path)
     assert sorted(zip(cross.model_x, cross.model_y)) == [("efficientnet-lite0", "tiny-bert"), ("tiny-vit", "tiny-bert")]
-    from vtalign.extract.cli import main as extract_main      # the same plan from the command line
+    from vtalign.extract.cli import main as extract_main  # the same plan from the command line
 
     out = tmp_path / "sweeps.csv"
     args = ["--dataset", "synthetic_world", "--model", "tiny-vit", "--model", "efficientnet-lite0", "--model",

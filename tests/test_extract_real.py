@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from vtalign import paths
-from vtalign.extract.cli import main as extract_main
 from vtalign.extract import load_features
+from vtalign.extract.cli import main as extract_main
 
 needs_data = pytest.mark.skipif(not paths.data_mirror_dirs(), reason="no local data mirror (../shared/data)")
 SHAPES = {"efficientnet-lite0": (17, 1280), "efficientnet-lite2": (22, 1280), "minilm-l6": (7, 384),

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from vtalign.extract import cli
+from vtalign.extract.cli import main as extract_main
+from vtalign.extract.datasets import Item, VideoTextDataset, load_dataset
 from vtalign.extract.features import extract, extract_features, load_features
 from vtalign.extract.parts import CHUNK_ITEMS
 from vtalign.extract.request import cache_entry, feature_request
-from vtalign.extract.cli import main as extract_main
-from vtalign.extract.datasets import Item, VideoTextDataset, load_dataset
 
 WORLD = ["--dataset", "synthetic_world", "--option", "n_clips=4", "--option", "size=32", "--option", "n_frames=8"]
 OPTS = {"n_clips": 4, "size": 32, "n_frames": 8}

@@ -4,10 +4,10 @@ import json
 import numpy as np
 import pytest
 
+from vtalign.extract.cache import pair_features
+from vtalign.extract.cli import main as extract_main
 from vtalign.extract.datasets import Item, VideoTextDataset, load_dataset
 from vtalign.extract.encoders import load_encoder
-from vtalign.extract.cli import main as extract_main
-from vtalign.extract.cache import pair_features
 from vtalign.extract.errors import ExtractionError
 from vtalign.extract.features import extract_features, load_features
 from vtalign.extract.parts import CHUNK_ITEMS
@@ -158,5 +158,5 @@ def test_frame_count_that_does_not_fit_a_video_model_is_a_usage_error(tmp_path):
 
 def test_many_failures_are_summarised_not_printed_one_by_one():
     failures = [{"item": f"v{i}", "source": "x.mp4", "error": "broken"} for i in range(50)]
-    err = ExtractionError(failures, tmp := __import__("pathlib").Path("/tmp"))
+    err = ExtractionError(failures, __import__("pathlib").Path("/tmp"))
     assert "50 item(s) failed" in str(err) and "... and 30 more" in str(err) and len(err.failures) == 50

@@ -6,8 +6,8 @@ import pytest
 
 import vtalign as va
 from vtalign.book import downstream, reordering
-from vtalign.extract.request import feature_request
 from vtalign.extract.datasets import load_dataset
+from vtalign.extract.request import feature_request
 from vtalign.extract.synthetic import WORLD_TASKS, WorldSpec, narration, world_labels, world_scene
 
 OPTS = {"n_clips": 24, "size": 32, "n_frames": 8, "visible": [2, 4]}

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 import vtalign as va
+from vtalign.extract.sampling import frame_indices
 from vtalign.pooling import frame_positions, parse_pooling, pool_frames
 from vtalign.probes import chance_score, fold_assignment, knn_probe, linear_probe, task_score
-from vtalign.extract.sampling import frame_indices
 
 RNG = np.random.default_rng(0)
 

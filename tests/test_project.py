@@ -1,7 +1,6 @@
 """The published-number tables, their provenance, paths, and what the repository may hold."""
 import subprocess
 
-import pandas as pd
 import pytest
 
 from vtalign import paths

@@ -2,8 +2,13 @@
 import numpy as np
 import pytest
 
-from vtalign.extract.sampling import (caption_text, choose_captions, frame_indices, image_frame_indices,
-                              video_clip_indices)
+from vtalign.extract.sampling import (
+    caption_text,
+    choose_captions,
+    frame_indices,
+    image_frame_indices,
+    video_clip_indices,
+)
 
 
 @pytest.mark.parametrize("num_frames, n_f, expected", [

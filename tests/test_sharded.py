@@ -6,9 +6,8 @@ import pytest
 import torch
 
 import vtalign as va
-from vtalign import knn
-
 from naive_reference import tie_heavy
+from vtalign import knn
 
 BACKENDS = [b for b in ("torch", "faiss", "triton") if b in knn.available_backends()]
 

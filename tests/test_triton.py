@@ -8,10 +8,9 @@ import pytest
 import torch
 
 import vtalign as va
+from naive_reference import naive_knn, tie_heavy
 from vtalign import knn
 from vtalign.knn import available_backends, fp16_screen_bound
-
-from naive_reference import naive_knn, tie_heavy
 
 pytestmark = pytest.mark.skipif("triton" not in available_backends(),
                                 reason="triton needs a CUDA GPU or TRITON_INTERPRET=1")

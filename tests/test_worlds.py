@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from vtalign.book import worlds
-from vtalign.extract.request import feature_request
 from vtalign.extract.datasets import load_dataset
+from vtalign.extract.request import feature_request
 from vtalign.extract.synthetic import TestOfTimeSpec, WorldSpec, world_scene
 
 SMALL = {"n_clips": 6, "size": 32}

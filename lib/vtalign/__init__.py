@@ -28,6 +28,8 @@ Layout: the measurement core at the top level (``checks``, ``knn``, ``triton_ker
 the extraction pipeline in :mod:`vtalign.extract`, and what the book's chapters call in
 :mod:`vtalign.book`. Imports run one way: book -> extract -> core.
 """
+from . import verdicts
+from ._version import __version__
 from .alignment import (
     BACKENDS,
     SweepResult,
@@ -40,18 +42,33 @@ from .alignment import (
     sweep_overlaps,
 )
 from .checks import InsufficientData
-from .knn import available_backends
 from .correlation import Correlation, LinearFit, correlate, correlation_table, figure2_regressions, linear_fit
-from .scaling import (FORMS, ScalingFit, caption_gain_pairs, compare_forms, fit_grid, fit_scaling_law, fit_table,
-                      fit_uncertainty, validate_grid)
-from .stats import (BootstrapResult, PairedDifference, PermutationResult, bootstrap_ci, chance_level,
-                    paired_difference, permutation_test, versus_chance)
-from .temporal import negative_caption_alignment, negative_caption_overlaps
-from .pooling import pool_frames
-from . import verdicts
-from .probes import knn_probe, linear_probe
-from ._version import __version__
 from .extract import extract_features, fetch, load_dataset, load_encoder, load_features, pair_features
+from .knn import available_backends
+from .pooling import pool_frames
+from .probes import knn_probe, linear_probe
+from .scaling import (
+    FORMS,
+    ScalingFit,
+    caption_gain_pairs,
+    compare_forms,
+    fit_grid,
+    fit_scaling_law,
+    fit_table,
+    fit_uncertainty,
+    validate_grid,
+)
+from .stats import (
+    BootstrapResult,
+    PairedDifference,
+    PermutationResult,
+    bootstrap_ci,
+    chance_level,
+    paired_difference,
+    permutation_test,
+    versus_chance,
+)
+from .temporal import negative_caption_alignment, negative_caption_overlaps
 
 __all__ = [
     "BACKENDS", "available_backends", "SweepResult", "knn_indices", "layer_neighbours", "layer_sweep", "mutual_knn",

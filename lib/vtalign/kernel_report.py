@@ -114,8 +114,8 @@ def kernel_report(arch: int = 90) -> dict:
     if os.environ.get("TRITON_INTERPRET", "0") == "1":
         raise RuntimeError("TRITON_INTERPRET=1 is set: the kernels are interpreted, not compiled. "
                            "Run `python -m vtalign.kernel_report` in a process without it.")
-    import triton
     import torch
+    import triton
 
     from ._version import git
     from .bench import source_digest

@@ -244,7 +244,7 @@ def fit_scaling_law(n_frames, n_captions, score, form: str = "eq2_additive_power
     if not np.all(np.isfinite(y)) or np.any(nf < 1) or np.any(nc < 1):
         raise ValueError("Scores must be finite and frame/caption counts >= 1.")
     popt, pcov, rss = _least_squares(f, nf, nc, y)
-    n, p = y.size, len(f.params)
+    n = y.size
     se, goodness = _goodness(f, popt, pcov, rss, y)
     boot = pd.DataFrame(columns=list(f.params))
     if n_bootstrap > 0:

@@ -105,9 +105,6 @@ class PermutationResult:
     def null_mean(self) -> float:
         return float(self.null.mean())
 
-    def null_quantile(self, q: float) -> float:
-        return float(np.quantile(self.null, q))
-
 
 def permutation_test(x, y, k: int = 10, n_permutations: int = 1000, seed: int = 0,
                      backend: str = "auto", sweep: SweepResult | None = None) -> PermutationResult:

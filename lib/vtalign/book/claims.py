@@ -25,11 +25,26 @@ import pandas as pd
 
 from ..paths import book_dir, claims_csv, verdicts_csv
 from ..scaling import best_form_text, lowest_aicc
+from ..verdicts import (
+    AS_PUBLISHED,
+    CONTRADICTED,
+    DEFINITIONS,
+    EVIDENCE,
+    NOT_TESTABLE,
+    SUPPORTED,
+    UNRESOLVED,
+    Interval,
+    Verdict,
+    claim_status,
+    direction,
+    form_status,
+    holm,
+    method_check,
+    sign_status,
+    versus_published,
+)
 from .tables import markdown_cell, p_phrase
 from .worlds import label as world_label
-from ..verdicts import (AS_PUBLISHED, CONTRADICTED, DEFINITIONS, EVIDENCE, NOT_TESTABLE, SUPPORTED, UNRESOLVED,
-                        Interval, Verdict, claim_status, direction, form_status, holm, method_check, sign_status,
-                        versus_published)
 
 __all__ = ["Claim", "CLAIMS", "claim", "published_verdicts", "save_verdicts", "show", "claims_table",
            "write_claims_page", "trend_verdict", "form_verdict", "caption_gain_verdict", "frame_averaging_verdict",

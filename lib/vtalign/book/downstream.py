@@ -29,14 +29,14 @@ import pandas as pd
 
 from ..alignment import layer_neighbours, prepare_features, sweep_from_neighbours
 from ..correlation import correlate, linear_fit
+from ..extract.cache import common_items
+from ..extract.datasets import load_dataset
+from ..extract.encoders import encoder_identity
+from ..extract.features import extract_features
+from ..extract.synthetic import WORLD_TASKS, WorldSpec, world_labels
 from ..pooling import parse_pooling, pool_frames
 from ..probes import chance_score, knn_probe, linear_probe
 from ..stats import chance_level
-from ..extract.cache import common_items
-from ..extract.features import extract_features
-from ..extract.datasets import load_dataset
-from ..extract.encoders import encoder_identity
-from ..extract.synthetic import WORLD_TASKS, WorldSpec, world_labels
 
 __all__ = ["Variant", "Representation", "vision_variants", "representations", "neighbour_lists", "alignment_table",
            "cross_model_matrix", "world_task_labels", "downstream_scores", "downstream_from_csv", "figure2_points",

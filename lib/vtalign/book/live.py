@@ -13,13 +13,13 @@ import numpy as np
 import pandas as pd
 
 from ..alignment import layer_neighbours, prepare_features, sweep_from_neighbours
-from ..pooling import frame_positions, pool_frames
+from ..extract.cache import common_items, pair_features
 from ..extract.datasets import load_dataset
 from ..extract.encoders import encoder_identity
+from ..extract.features import extract_features
 from ..extract.sampling import frame_indices
 from ..extract.synthetic import test_of_time_events
-from ..extract.cache import common_items, pair_features
-from ..extract.features import extract_features
+from ..pooling import frame_positions, pool_frames
 from ..stats import chance_level, permutation_test
 
 __all__ = ["prepared", "common_items", "video_features", "scaling_grid", "shuffled_floor", "tot_events",

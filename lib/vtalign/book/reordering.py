@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 
 from ..alignment import knn_indices, layer_neighbours, prepare_features, sweep_overlaps
+from ..extract.cache import common_items
+from ..extract.datasets import load_dataset
+from ..extract.features import extract_features
 from ..pooling import pool_frames
 from ..stats import paired_difference
-from ..extract.cache import common_items
-from ..extract.features import extract_features
-from ..extract.datasets import load_dataset
 
 __all__ = ["negative_neighbours", "negative_table", "reorder_distances"]
 

@@ -253,7 +253,7 @@ def _run_records() -> dict[str, dict]:
     return out
 
 
-def model_weights() -> "pd.DataFrame":
+def model_weights():
     """Every encoder in the feature cache with the revision or weight digest its entries recorded
     (``meta.json``): columns model, modality, revision, entries, device. Two revisions of one model mean
     the cache holds features from two different weights."""
@@ -476,8 +476,8 @@ def main(argv=None) -> int:
             print(f"{nb.name:24s} {nb.source:36s} {nb.figure:36s} smoke={nb.smoke}")
         return 0
     if args.command == "reproducibility":
-        from .claims import write_claims_page
         from ..paths import generated_figures_dir
+        from .claims import write_claims_page
         from .overview import write_method_overview
         from .presentation import write_status_pages
         print(write_method_overview(generated_figures_dir() / "method_overview.svg"))

@@ -28,13 +28,12 @@ Nothing in here imports :mod:`vtalign.book`; the measurement core never imports 
 """
 from .cache import common_items, pair_features
 from .cluster import use_cluster
-from .errors import ExtractionError
-from .features import extract, extract_features, load_features
-from .request import FeatureRequest, build_request, feature_request
 from .datasets import DATASETS, load_dataset
 from .encoders import available_encoders, load_encoder, register_encoder
-from .errors import RequestError
+from .errors import ExtractionError, RequestError
+from .features import extract, extract_features, load_features
 from .manifest import DataError, fetch
+from .request import FeatureRequest, build_request, feature_request
 
 __all__ = ["extract_features", "extract", "load_features", "build_request", "FeatureRequest", "pair_features", "common_items", "feature_request",
            "ExtractionError", "DataError", "RequestError", "fetch", "load_dataset", "DATASETS", "load_encoder",

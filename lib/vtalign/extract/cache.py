@@ -39,11 +39,22 @@ import numpy as np
 from .datasets import VideoTextDataset
 from .encoders import Encoder, resolve_device
 from .errors import EntryBusyError, ExtractionError
-from .parts import DoneElsewhere, RunSummary, live_claims, open_parts, part_chunks, run_parts, write_part
 from .identity import file_digest, video_full_digests
+from .parts import DoneElsewhere, RunSummary, live_claims, open_parts, part_chunks, run_parts, write_part
 from .request import FeatureRequest, request_differences
-from .store import (CorruptEntryError, check_entry, hook, inputs_changed, meta_of, read_complete, remove_parts,
-                    set_aside, video_inputs, write_entry, write_json)
+from .store import (
+    CorruptEntryError,
+    check_entry,
+    hook,
+    inputs_changed,
+    meta_of,
+    read_complete,
+    remove_parts,
+    set_aside,
+    video_inputs,
+    write_entry,
+    write_json,
+)
 
 __all__ = ["Extraction", "extract_request", "load_request", "prepare_entry", "Preparation", "common_items",
            "pair_features"]

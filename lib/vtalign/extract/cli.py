@@ -27,12 +27,12 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from .manifest import DataError
-from .datasets import DATASETS
 from .cache import extract_request
+from .datasets import DATASETS
 from .encoders import available_encoders, encoder_facts
 from .errors import ExtractionError, RequestError
 from .manage import cache_root, idle_for, is_entry, leftovers, remove, set_aside_copies, set_aside_time, size_of
+from .manifest import DataError
 from .parts import claim_stale_seconds, live_claims
 from .request import FeatureRequest, build_request, request_arguments, request_differences, request_setting
 from .store import CorruptEntryError, cache_entries, check_entry, inputs_changed, meta_of, recorded_request, set_aside

@@ -16,13 +16,13 @@ them first with :func:`vtalign.extract.cluster.run_plan` (the same requests).
 """
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import torch
 
 from ..alignment import layer_neighbours, prepare_features, sweep_from_neighbours
-from ..checks import as_features, check_k as check_k_of_features
+from ..checks import as_features
+from ..checks import check_k as check_k_of_features
 from ..knn import resolve_backend, shard_neighbours, sharded_knn_search
 from ..stats import chance_level
 from .cache import load_request

@@ -23,9 +23,16 @@ from typing import Callable
 import numpy as np
 
 from .manifest import DataError, check_video_root, entry, fetch
-from .sampling import item_rng, reorder_negative
-from .synthetic import (TEST_OF_TIME_VERSION, WORLD_CAPTION_OPTIONS, WORLD_VERSION, TestOfTimeSpec, WorldSpec,
-                        test_of_time_items, world_items)
+from .sampling import reorder_negative
+from .synthetic import (
+    TEST_OF_TIME_VERSION,
+    WORLD_CAPTION_OPTIONS,
+    WORLD_VERSION,
+    TestOfTimeSpec,
+    WorldSpec,
+    test_of_time_items,
+    world_items,
+)
 from .video import FrameSource, GeneratedVideo, VideoFile
 
 __all__ = ["Item", "VideoTextDataset", "DATASETS", "register_dataset", "load_dataset", "reorder_negative"]

@@ -43,7 +43,7 @@ _MODEL_MEMO: dict[str, tuple[tuple, str]] = {}
 
 
 def _is_registered(name: str) -> bool:
-    from .encoders import ENCODERS, TINY_FAMILIES, _OFFLINE_IDENTITY
+    from .encoders import _OFFLINE_IDENTITY, ENCODERS, TINY_FAMILIES
     return name in ENCODERS or name in _OFFLINE_IDENTITY or (name.startswith("tiny-") and name[5:] in TINY_FAMILIES)
 
 

@@ -5,7 +5,7 @@ so any item can be re-rendered alone and every run gives identical pixels and ca
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, asdict
+from dataclasses import asdict, dataclass
 
 import numpy as np
 

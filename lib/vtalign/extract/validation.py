@@ -38,7 +38,8 @@ import numpy as np
 from .datasets import DATASETS, VideoTextDataset, load_dataset
 from .encoders import ENCODERS, LOAD_OPTIONS, EncoderFacts, encoder_facts
 from .errors import MissingVideosError, RequestError, UnknownDatasetError
-from .manifest import entry as manifest_entry, manifest
+from .manifest import entry as manifest_entry
+from .manifest import manifest
 
 __all__ = ["RequestError", "dataset_option_fields", "check_options", "build_dataset", "check_count",
            "check_mode", "check_request", "check_k", "check_load_options", "is_registered_name"]
