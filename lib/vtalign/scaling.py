@@ -240,7 +240,8 @@ def fit_scaling_law(n_frames, n_captions, score, form: str = "eq2_additive_power
     if not (nf.size == nc.size == y.size):
         raise ValueError(f"n_frames, n_captions and score differ in length: {nf.size}, {nc.size}, {y.size}.")
     if nf.size <= len(f.params):
-        raise InsufficientData(f"{form} has {len(f.params)} parameters; need more grid points than that, got {nf.size}.")
+        raise InsufficientData(f"{form} has {len(f.params)} parameters; need more grid points than that, "
+                               f"got {nf.size}.")
     if not np.all(np.isfinite(y)) or np.any(nf < 1) or np.any(nc < 1):
         raise ValueError("Scores must be finite and frame/caption counts >= 1.")
     popt, pcov, rss = _least_squares(f, nf, nc, y)
@@ -604,8 +605,8 @@ def fit_slice(counts, score, axis: str, form: str = "eq2_additive_power") -> Sca
         raise ValueError("Scores must be finite and counts >= 1.")
     popt, pcov, rss = _best_start(f, n, y)
     se, goodness = _goodness(f, popt, pcov, rss, y)
-    return ScalingFit(form=form, params=dict(zip(f.params, map(float, popt))), stderr=dict(zip(f.params, map(float, se))),
-                      axis=axis, **goodness)
+    return ScalingFit(form=form, params=dict(zip(f.params, map(float, popt))),
+                      stderr=dict(zip(f.params, map(float, se))), axis=axis, **goodness)
 
 
 def _slices(table: pd.DataFrame, axis: str):

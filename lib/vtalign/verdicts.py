@@ -151,7 +151,9 @@ def claim_status(n_for: int, n_against: int, n: int) -> str:
     beyond its margin, unresolved otherwise; not testable when there is nothing to grade.
 
     >>> claim_status(4, 0, 4), claim_status(3, 0, 4), claim_status(3, 1, 4), claim_status(0, 0, 0)
-    ("supported by the paper's data", "not resolved by the paper's data", "contradicted by the paper's data", 'not testable here')
+    ... # doctest: +NORMALIZE_WHITESPACE
+    ("supported by the paper's data", "not resolved by the paper's data",
+     "contradicted by the paper's data", 'not testable here')
     """
     if n == 0:
         return NOT_TESTABLE

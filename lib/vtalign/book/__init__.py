@@ -21,5 +21,6 @@ from . import downstream, figures, live, paper, performance, reordering
 from .paper import load_published, provenance
 from .runner import NOTEBOOKS, Notebook, notebook, run_all, run_notebook, write_build_status, write_reproducibility_page
 
-__all__ = ["downstream", "figures", "live", "paper", "performance", "reordering", "load_published", "provenance", "NOTEBOOKS", "Notebook",
-           "notebook", "run_all", "run_notebook", "write_reproducibility_page", "write_build_status"]
+__all__ = ["downstream", "figures", "live", "paper", "performance", "reordering", "load_published", "provenance",
+           "NOTEBOOKS", "Notebook", "notebook", "run_all", "run_notebook", "write_reproducibility_page",
+           "write_build_status"]

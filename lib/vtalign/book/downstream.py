@@ -42,7 +42,8 @@ __all__ = ["Variant", "Representation", "vision_variants", "representations", "n
            "cross_model_matrix", "world_task_labels", "downstream_scores", "downstream_from_csv", "figure2_points",
            "figure2_fits", "task_correlations", "duplicate_share"]
 
-POOLING_TYPES = {"first": "image_on_image", "mean": "image_on_video", "segments": "order_aware", "clips": "native_video"}
+POOLING_TYPES = {"first": "image_on_image", "mean": "image_on_video", "segments": "order_aware",
+                 "clips": "native_video"}
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,8 @@ def cross_model_matrix(neighbours: dict[str, np.ndarray], backend: str = "auto")
 
 def world_task_labels(item_ids, dataset_options: dict | None = None) -> dict[str, np.ndarray]:
     """:func:`vtalign.extract.synthetic.world_labels` of the synthetic-world clips ``item_ids``, in that order."""
-    spec = WorldSpec(**load_dataset("synthetic_world", **(dataset_options or {})).options)  # options as the dataset reads them
+    # the options as the dataset reads them
+    spec = WorldSpec(**load_dataset("synthetic_world", **(dataset_options or {})).options)
     indices = [int(str(i).rsplit("-", 1)[1]) for i in item_ids]
     labels = world_labels(spec, indices)
     if list(labels["id"]) != list(item_ids):
@@ -213,7 +215,8 @@ def downstream_from_csv(path, variants: list[Variant]) -> pd.DataFrame:
     """
     table = pd.read_csv(path)
     if "model" not in table.columns:
-        raise ValueError(f"{path}: needs a 'model' column (a vision model or variant name); it has {list(table.columns)}.")
+        raise ValueError(f"{path}: needs a 'model' column (a vision model or variant name); "
+                         f"it has {list(table.columns)}.")
     tasks = [c for c in table.columns if c != "model"]
     rows = []
     for v in variants:

@@ -932,7 +932,8 @@ def plot_live_figure2(points: pd.DataFrame, fits: pd.DataFrame, ylabel: str, cha
               MODEL_TYPES[m][0]) for m in MODEL_TYPES]
     kinds.append((_proxy(hollow, marker="o", markerfacecolor="none", markeredgecolor="#7f7f7f", ls="",
                          markersize=8, markeredgewidth=1.5), "hollow: random weights"))
-    lines = line_handles or [(_proxy(by_text[t], marker="o", color=colours[t], ls=""), t) for t in texts if t in by_text]
+    lines = line_handles or [(_proxy(by_text[t], marker="o", color=colours[t], ls=""), t)
+                             for t in texts if t in by_text]
     ax.set_xlabel(ylabel)
     ax.set_ylabel("Alignment with text\n(mutual k-NN, best layer pair)")
     _bottom_legends(fig, [[([h for h, _ in kinds], [t for _, t in kinds], "vision side")],
@@ -1081,7 +1082,8 @@ def plot_preparation_choice(table: pd.DataFrame):
     threshold, one point per grid cell."""
     fig, ax = plt.subplots(figsize=(5.5, 5.0))
     pts = ax.scatter(table.score_shared, table.score_per_layer, s=30, zorder=3)
-    lo, hi = table[["score_shared", "score_per_layer"]].min().min(), table[["score_shared", "score_per_layer"]].max().max()
+    both = table[["score_shared", "score_per_layer"]]
+    lo, hi = both.min().min(), both.max().max()
     diag = ax.plot([lo, hi], [lo, hi], color="grey", ls="--", lw=1)[0]
     ax.set_xlabel("alignment, one threshold over all layers")
     ax.set_ylabel("alignment, one threshold per layer\n(default for CNNs)")

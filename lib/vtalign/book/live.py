@@ -161,7 +161,8 @@ def order_sensitivity(neighbours: np.ndarray, item_ids) -> dict:
 
 def temporal_probe(vision_model: str, text_model: str, frames: int = 8, ks=(1, 2, 3), mode: str = "video",
                    dataset_options: dict | None = None, backend: str = "auto",
-                   neighbour_cache: dict | None = None, pooling: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                   neighbour_cache: dict | None = None,
+                   pooling: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Test of Time, regenerated: Figure 5's alignment at each k, and each side's order sensitivity.
 
     Returns ``(scores, order)``. ``scores``: per k, the best-layer-pair alignment (``aligned``), the

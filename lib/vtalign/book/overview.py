@@ -226,8 +226,8 @@ def _draw_example(ax, x0: float, x1: float, top: float) -> None:
                                 (mid + 0.6, ex["y"], ex["knn_y"], "space Y")):
         ax.add_patch(Circle((cx, cy), radius, fill=False, edgecolor="#bbbbbb", linewidth=0.8))
         for j in nbrs[0]:
-            ax.plot([cx + radius * pts[0, 0], cx + radius * pts[j, 0]], [cy + radius * pts[0, 1], cy + radius * pts[j, 1]],
-                    color=ACCENT, linewidth=1.2, zorder=2)
+            ax.plot([cx + radius * pts[0, 0], cx + radius * pts[j, 0]],
+                    [cy + radius * pts[0, 1], cy + radius * pts[j, 1]], color=ACCENT, linewidth=1.2, zorder=2)
         for i, (px, py) in enumerate(pts):
             ax.plot(cx + radius * px, cy + radius * py, "o", markersize=5, zorder=3,
                     color=ACCENT if i == 0 else INK)

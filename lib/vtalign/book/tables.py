@@ -1,8 +1,8 @@
 """How the book shows a table: numbers to their precision, missing values as words, wide tables in a scroller.
 
 Every chapter calls :func:`install` once, beside ``figures.use_paper_style()``; from then on a
-``DataFrame`` or ``Series`` that a cell displays is rendered by :func:`to_html`, so no chapter formats a table by hand and no raw
-repr (``NaN``, ``None``, ``<NA>``, ``Name: ..., dtype: ...``) reaches the page. The CSV files under
+``DataFrame`` or ``Series`` that a cell displays is rendered by :func:`to_html`, so no chapter formats a table by hand
+and no raw repr (``NaN``, ``None``, ``<NA>``, ``Name: ..., dtype: ...``) reaches the page. The CSV files under
 ``results/`` keep full precision; only the page is rounded.
 
 Rules (one place):

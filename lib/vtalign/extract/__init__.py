@@ -35,6 +35,7 @@ from .features import extract, extract_features, load_features
 from .manifest import DataError, fetch
 from .request import FeatureRequest, build_request, feature_request
 
-__all__ = ["extract_features", "extract", "load_features", "build_request", "FeatureRequest", "pair_features", "common_items", "feature_request",
+__all__ = ["extract_features", "extract", "load_features", "build_request", "FeatureRequest", "pair_features",
+           "common_items", "feature_request",
            "ExtractionError", "DataError", "RequestError", "fetch", "load_dataset", "DATASETS", "load_encoder",
            "register_encoder", "available_encoders", "use_cluster"]

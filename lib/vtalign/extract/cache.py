@@ -116,7 +116,8 @@ def extract_request(request: FeatureRequest, *, device: str = "auto", batch_size
         return Extraction(*write_entry(entry, req, results, failures, described, skip_failures, device, hooks,
                                        inputs), summary)
     except ExtractionError as err:
-        if prepared.replaced is not None and _put_back(entry, prepared.replaced):  # the entry this run set out to replace
+        # put back the entry this run set out to replace
+        if prepared.replaced is not None and _put_back(entry, prepared.replaced):
             remove_parts(parts)
             raise _with_summary(ExtractionError(err.failures, entry), summary) from None
         raise _with_summary(err, summary)

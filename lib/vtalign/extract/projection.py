@@ -84,7 +84,8 @@ def measure_offline_models(models=("efficientnet-lite0", "minilm-l6", "gemma3-27
         with counter, torch.no_grad():
             enc.encode(batch)
         seconds, _ = best_time(lambda: enc.encode(batch), "cpu", repeat=repeats)
-        rows.append(dict(model=name, modality=enc.modality, items=n_items, frames=frames if enc.modality != "text" else 0,
+        rows.append(dict(model=name, modality=enc.modality, items=n_items,
+                         frames=frames if enc.modality != "text" else 0,
                          flops_per_item=counter.get_total_flops() / n_items, seconds_per_item=seconds / n_items))
     out = pd.DataFrame(rows)
     out["flops_per_second"] = out.flops_per_item / out.seconds_per_item

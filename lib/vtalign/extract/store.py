@@ -252,7 +252,8 @@ def write_entry(entry: Path, req: dict, results, failures: list[dict], described
     meta = {"request": req, "item_ids": [i for r in kept for i in r[1]], "failures": failures,
             "shape": list(features.shape), "layer_dims": dims, "device": device,
             # every part may have come from disk: then as their maker described it (older parts: from its identity)
-            "encoder": described or {"model": req["model"], "modality": req["modality"], "revision": req["model_revision"]}}
+            "encoder": described or {"model": req["model"], "modality": req["modality"],
+                                     "revision": req["model_revision"]}}
     if inputs:
         meta["inputs"] = inputs  # what --verify compares: the full content digests of the files read
     atomic_save(entry / "features.npy", lambda tmp: _save(tmp, features))

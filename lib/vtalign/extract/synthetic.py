@@ -274,13 +274,15 @@ def _world_scene(spec: WorldSpec, index: int) -> dict:
                                             be="is" if m == 1 else "are", appear="appears" if m == 1 else "appear"))
         elif spec.caption_style == "motion":
             i, j = sorted(rng.choice(n, size=2, replace=False).tolist())
-            facts = [f"The {objects[i]['shape']} is {objects[i]['motion'] if objects[i]['motion'] == 'still' else 'moving ' + objects[i]['motion']}.",
+            motion = objects[i]["motion"]
+            facts = [f"The {objects[i]['shape']} is {motion if motion == 'still' else 'moving ' + motion}.",
                      f"A {objects[i]['shape']} shows up before a {objects[j]['shape']}."]
             captions.append(" ".join(facts[: int(rng.integers(1, 3))]))
         elif spec.caption_style == "narrated":
             phrases = [_describe(o, with_motion=bool(rng.random() < 0.5)) + " appears" for o in objects]
             if spec.narration_order == "shuffled":
-                phrases = [phrases[i] for i in np.random.default_rng([spec.seed, index, len(captions), 7]).permutation(n)]
+                order = np.random.default_rng([spec.seed, index, len(captions), 7]).permutation(n)
+                phrases = [phrases[i] for i in order]
             captions.append(narration(phrases))
         else:
             raise ValueError(f"caption_style must be 'appearance', 'motion' or 'narrated', got {spec.caption_style!r}.")
@@ -289,7 +291,8 @@ def _world_scene(spec: WorldSpec, index: int) -> dict:
     if spec.reorder_seed is not None:
         if spec.caption_style != "narrated":
             raise ValueError("reorder_seed reorders narrated events; use it with caption_style='narrated'.")
-        captions = [_reordered(c, spec.reorder_seed, f"world-{spec.seed}-{index:05d}-{j}") for j, c in enumerate(captions)]
+        captions = [_reordered(c, spec.reorder_seed, f"world-{spec.seed}-{index:05d}-{j}")
+                    for j, c in enumerate(captions)]
     first = objects[0]
     label = f"{first['shape']} {first['motion']}"
     return dict(background=bg, objects=objects, captions=captions, label=label)
@@ -365,4 +368,5 @@ def world_items(spec: WorldSpec = WorldSpec()):
                lambda i=i: world_clip(spec, i))
 
 
-test_of_time_items.__test__ = test_of_time_id.__test__ = test_of_time_events.__test__ = False  # named test_*: not pytest tests
+# named test_*, but not pytest tests
+test_of_time_items.__test__ = test_of_time_id.__test__ = test_of_time_events.__test__ = False
