@@ -66,6 +66,7 @@ class Claim:
     statement: str
     chapters: tuple[str, str]
     untested: str = ""
+    real: tuple[str, ...] = ()  # chapters grading it on *real data* (real captions, offline language models)
 
 
 _NO_PVD_WORLD = ("no generated world is built for Figure 8: it is about PVD's videos and their synthesised "
@@ -156,8 +157,8 @@ def published_verdicts() -> list[Verdict]:
         "fig6_reorder": f"drops {fig6['drop'].min():.3f} to {fig6['drop'].max():.3f} over {len(fig6)} models; "
                         "\"lower ... but not significantly\"",
         "fig6_most_aligned": "stated in Sec. 8",
-        "fig8_frames": "\"Scaling with more frames is generally helpful, but is especially important for video models\" "
-                       "(Figure 8); image models \"plateau quickly\" (Sec. A.3)",
+        "fig8_frames": "\"Scaling with more frames is generally helpful, but is especially important for video "
+                       "models\" (Figure 8); image models \"plateau quickly\" (Sec. A.3)",
         "fig8_captions": "\"our test time scaling approach improves alignment on the PVD dataset\" (Sec. 6)",
         "fig8_beats_original": "\"for all models, using even just 3 captions leads to better alignment compared to the "
                                "baseline score\" (Sec. A.3)",
@@ -230,20 +231,22 @@ def caption_gain_verdict(gain: Interval, source: str, published: float,
     return _verdict("fig7_caption_gain", "re-analysis", status,
                     f"the published {_pct(published)} must lie inside the interval ({gain.how})",
                     f"a gain of {_pct(gain.estimate)} [{_pct(gain.low)}, {_pct(gain.high)}] from {source}: "
-                    + ("matches the stated gain" if where == "matches" else f"{where} than the stated {_pct(published)}"),
+                    + ("matches the stated gain" if where == "matches"
+                       else f"{where} than the stated {_pct(published)}"),
                     "Figure 7's own points are not published; this is the same quantity on other published points"
-                    + (f"; the paper's line gives {_pct(implied)} at their mean one-caption score" if implied is not None
-                       else ""))
+                    + (f"; the paper's line gives {_pct(implied)} at their mean one-caption score"
+                       if implied is not None else ""))
 
 
-def frame_averaging_verdict(diff, margin: float, best_image: tuple[str, float], best_video: tuple[str, float]) -> Verdict:
+def frame_averaging_verdict(diff, margin: float, best_image: tuple[str, float],
+                            best_video: tuple[str, float]) -> Verdict:
     """Frame averaging on Figure 2: the paired difference (frame-averaged minus first frame) over the
     image models shown both ways (:func:`vtalign.paired_difference`), its interval widened by the
     digitisation margin of a difference."""
     interval = Interval(diff.difference, diff.ci_low - 2 * margin, diff.ci_high + 2 * margin)
     return _verdict("fig2_frame_averaging", "re-analysis", sign_status(interval),
-                    f"paired over models: the 95% bootstrap interval of the mean difference, widened by ±{2 * margin:g} "
-                    "(digitisation), must exclude zero",
+                    f"paired over models: the 95% bootstrap interval of the mean difference, widened by "
+                    f"±{2 * margin:g} (digitisation), must exclude zero",
                     f"Δ {diff.difference:+.4f} [{interval.low:+.4f}, {interval.high:+.4f}] over {diff.n} models, "
                     f"sign-flip {p_phrase(diff.p_value)}",
                     f"best one-frame point {best_image[0]} {best_image[1]:.4f}; best frame-averaged point "
@@ -268,12 +271,13 @@ def downstream_verdict(correlations: pd.DataFrame, lower_is_better, semantic,
     counted). A task correlates when its 95% bootstrap interval of r (sign turned where lower is better)
     lies above zero; supported when every counted task does, contradicted when one lies below."""
     c = correlations.assign(sign=np.where(correlations.task.isin(list(lower_is_better)), -1.0, 1.0))
-    c = c.assign(good_low=np.where(c.sign > 0, c.ci_low, -c.ci_high), good_high=np.where(c.sign > 0, c.ci_high, -c.ci_low),
-                 semantic=c.task.isin(list(semantic)))
+    c = c.assign(good_low=np.where(c.sign > 0, c.ci_low, -c.ci_high),
+                 good_high=np.where(c.sign > 0, c.ci_high, -c.ci_low), semantic=c.task.isin(list(semantic)))
     counted, excepted = c[~c.task.isin(list(exceptions))], c[c.task.isin(list(exceptions))]
     up, down = counted[counted.good_low > 0], counted[counted.good_high < 0]
     kinds = lambda d: f"{int(d.semantic.sum())} semantic, {int((~d.semantic).sum())} non-semantic"
-    shown = lambda d: ", ".join(f"{r.task} r = {r.pearson_r:+.3f} [{r.ci_low:+.2f}, {r.ci_high:+.2f}]" for r in d.itertuples())
+    shown = lambda d: ", ".join(f"{r.task} r = {r.pearson_r:+.3f} [{r.ci_low:+.2f}, {r.ci_high:+.2f}]"
+                                for r in d.itertuples())
     unresolved = counted[(counted.good_low <= 0) & (counted.good_high >= 0)]
     return _verdict("fig4_downstream", "re-analysis", claim_status(len(up), len(down), len(counted)),
                     "each task's 95% bootstrap interval of r over models (sign turned where lower is better) must lie "
@@ -281,8 +285,9 @@ def downstream_verdict(correlations: pd.DataFrame, lower_is_better, semantic,
                     f"{len(up)} of {len(counted)} tasks correlate ({kinds(up)})"
                     + (f"; not resolved: {shown(unresolved)}" if len(unresolved) else "")
                     + (f"; the stated exception: {shown(excepted)}" if len(excepted) else ""),
-                    f"{len(c)} tasks over the self-supervised video models of Figure 4 (Kinetics is Kinetics-700-2020); "
-                    "the interval is the bootstrap over models, the digitisation error (≤ 0.001) is far smaller")
+                    f"{len(c)} tasks over the self-supervised video models of Figure 4 (Kinetics is "
+                    "Kinetics-700-2020); the interval is the bootstrap over models, the digitisation error "
+                    "(≤ 0.001) is far smaller")
 
 
 def test_of_time_verdict(scores: pd.DataFrame, margin: float, threshold: float = 0.9) -> Verdict:
@@ -350,8 +355,8 @@ def pvd_frames_verdict(curves: pd.DataFrame, video_models, margin: float) -> Ver
                     trend_part.rule + "; and the video models' mean gain minus the image models' must lie above zero "
                     f"beyond ±{4 * margin:g}",
                     f"{trend_part.value}; first-to-last gain: video models {gv.min():+.4f} to {gv.max():+.4f} "
-                    f"(mean {gv.mean():+.4f}), image models {gi.min():+.4f} to {gi.max():+.4f} (mean {gi.mean():+.4f}); "
-                    f"difference {interval}",
+                    f"(mean {gv.mean():+.4f}), image models {gi.min():+.4f} to {gi.max():+.4f} "
+                    f"(mean {gi.mean():+.4f}); difference {interval}",
                     f"smallest video-model gain {gv.min():+.4f} vs largest image-model gain {gi.max():+.4f}; "
                     f"image models: {', '.join(c[~video].model)}")
 
@@ -375,8 +380,8 @@ def pvd_beats_original_verdict(captions: pd.DataFrame, original: pd.DataFrame, m
     model = worst.idxmin()
     count = int(above.loc[model].idxmin())
     below = [n for n in lead.columns if n < at_least]
-    context = "; ".join(f"with {int(n)} caption{'s' if n > 1 else ''}: {int((lead[n] - m > 0).sum())} of {len(lead)} above "
-                        f"beyond the margin, {int((lead[n] + m < 0).sum())} below" for n in below)
+    context = "; ".join(f"with {int(n)} caption{'s' if n > 1 else ''}: {int((lead[n] - m > 0).sum())} of "
+                        f"{len(lead)} above beyond the margin, {int((lead[n] + m < 0).sum())} below" for n in below)
     return _verdict("fig8_beats_original", "re-analysis", claim_status(n_for, n_against, len(lead)),
                     f"for each model, every count of {at_least} or more synthesised captions must score above the "
                     f"original caption beyond the two digitisation margins (±{m:g})",
@@ -399,14 +404,16 @@ def pvd_saturation_verdict(captions: pd.DataFrame, margin: float, at: int = 6) -
     fall = wide.max(axis=1) - wide[wide.columns.max()]
     fell = fall > 2 * margin
     return _verdict("fig8_saturation", "re-analysis", status,
-                    f"a model has saturated at {at} captions when no larger count scores above it beyond ±{2 * margin:g} "
-                    "(a difference of two digitised values); more than half the models must have",
+                    f"a model has saturated at {at} captions when no larger count scores above it beyond "
+                    f"±{2 * margin:g} (a difference of two digitised values); more than half the models must have",
                     f"{n_sat} of {len(wide)} models saturated at {at}"
                     + (f"; still rising after {at}: " + ", ".join(f"{m} {d:+.4f}" for m, d in rise_after[still].items())
                        if still.any() else ""),
-                    f"peaks at {', '.join(f'{int(n)} captions ({int((peak == n).sum())})' for n in sorted(peak.unique()))}; "
-                    f"{int(fell.sum())} of {len(wide)} models score lower at {int(wide.columns.max())} captions than at "
-                    f"their peak beyond the margin, by up to {fall.max():.4f}, which a saturating law cannot follow")
+                    "peaks at " + ", ".join(f"{int(n)} captions ({int((peak == n).sum())})"
+                                            for n in sorted(peak.unique()))
+                    + f"; {int(fell.sum())} of {len(wide)} models score lower at {int(wide.columns.max())} captions "
+                    f"than at their peak beyond the margin, by up to {fall.max():.4f}, which a saturating law "
+                    "cannot follow")
 
 
 def slice_form_verdict(forms: pd.DataFrame) -> Verdict:
@@ -428,8 +435,9 @@ def slice_form_verdict(forms: pd.DataFrame) -> Verdict:
                                                                         sorted(wins.items(), key=lambda x: -x[1]))
                     + f"; Eq. 2 best by more than 10 on {sum(r[1] == SUPPORTED for r in rows)}"
                     + (f"; another form better by more than 10: {'; '.join(lost)}" if lost else ""),
-                    "on a slice, Eq. 2, the multiplicative and the product forms are one curve, so only the exponential "
-                    f"and log-linear forms compete; Eq. 2 at the lowest AICc on {won} of {len(rows)} slices")
+                    "on a slice, Eq. 2, the multiplicative and the product forms are one curve, so only the "
+                    f"exponential and log-linear forms compete; Eq. 2 at the lowest AICc on {won} of {len(rows)} "
+                    "slices")
 
 
 # --------------------------------------------------------------------------- #
@@ -471,7 +479,8 @@ def live_trend_verdict(planted: pd.DataFrame, null: pd.DataFrame | None, axis: s
                     "mean gain must differ between worlds beyond its interval",
                     f"planted: {line}" + (f"; planted - null gain {separation}" if separation else ""),
                     f"null: {null_line}" + (f"; null interval half-width {half:.4f} vs the paper's smallest gain "
-                                            f"{paper_effect:+.3f}" if half is not None and paper_effect is not None else ""))
+                                            f"{paper_effect:+.3f}" if half is not None and paper_effect is not None
+                                            else ""))
 
 
 def live_caption_gain_verdict(planted: Interval, null: Interval | None, published: float) -> Verdict:
@@ -538,7 +547,8 @@ def live_strength_verdict(planted: pd.DataFrame | None, null: pd.DataFrame | Non
                     f"{null.pearson_r.min():+.2f} to {null.pearson_r.max():+.2f}")
 
 
-def readouts_above_chance(scores: pd.DataFrame, n_items: int, probe: str = "linear", alpha: float = 0.05) -> pd.DataFrame:
+def readouts_above_chance(scores: pd.DataFrame, n_items: int, probe: str = "linear",
+                          alpha: float = 0.05) -> pd.DataFrame:
     """Which tasks' frozen readouts beat chance: the best variant's score must exceed chance by ``z``
     standard errors of a readout at chance (binomial sqrt(c(1 - c)/N) for accuracies; sqrt(2/N) for R²,
     a readout at chance having R² <= 0), with ``z`` Bonferroni-corrected for taking the best of the
@@ -711,6 +721,13 @@ def claims_table() -> pd.DataFrame:
                           else f"chapter {chapter} did not grade it with these parameters")
                 rows.append(not_testable(c.key, evidence, reason).as_dict())
             rows += mine[COLUMNS].to_dict("records")
+        for chapter in c.real:  # real data: only where a chapter grades it (no row otherwise)
+            path = verdicts_csv(chapter, create=False)
+            saved = pd.read_csv(path, keep_default_na=False) if path.is_file() else pd.DataFrame(columns=COLUMNS)
+            mine = saved[(saved.claim == c.key) & (saved.evidence == "real data")]
+            rows += (mine[COLUMNS].to_dict("records") if not mine.empty else [not_testable(
+                c.key, "real data", f"chapter {chapter} did not run in this build" if not path.is_file()
+                else f"chapter {chapter} did not grade it with these parameters").as_dict()])
     table = pd.DataFrame(rows, columns=COLUMNS)
     for v in table.itertuples():
         Verdict(*[getattr(v, c) for c in COLUMNS])  # every saved row is checked against the vocabulary
@@ -718,6 +735,7 @@ def claims_table() -> pd.DataFrame:
     table["figure"] = table.claim.map(lambda k: meta[k][0])
     table["statement"] = table.claim.map(lambda k: meta[k][1])
     chapters = {(c.key, e): ch for c in CLAIMS for e, ch in zip(("re-analysis", "controlled world"), c.chapters)}
+    chapters.update({(c.key, "real data"): c.real[0] for c in CLAIMS if c.real})
     table["chapter"] = [chapters.get((k, e), "") for k, e in zip(table.claim, table.evidence)]
     order = {e: i for i, e in enumerate(EVIDENCE)}
     keys = {c.key: i for i, c in enumerate(CLAIMS)}
@@ -756,7 +774,8 @@ def write_claims_page(path=None, csv_path=None):
     for key, rows in table.groupby("claim", sort=False):
         c = claim(key)
         cells = {e: "<br>".join(_status_link(r) for r in rows[rows.evidence == e].itertuples()) for e in kinds}
-        lines.append(f"| **{c.figure}.** {markdown_cell(c.statement)} | " + " | ".join(cells[e] or "—" for e in kinds) + " |")
+        lines.append(f"| **{c.figure}.** {markdown_cell(c.statement)} | "
+                     + " | ".join(cells[e] or "—" for e in kinds) + " |")
         items = []
         for r in rows.itertuples():
             measured = r.value if r.status != NOT_TESTABLE else "; ".join(x for x in (r.rule, r.value) if x)
