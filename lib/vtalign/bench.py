@@ -41,17 +41,49 @@ import torch
 
 from ._version import git
 
-__all__ = ["reference_sweep", "run_benchmark", "bench_matmul", "best_time", "profiled_stages", "PAPER_SHAPE", "main"]
+__all__ = ["reference_prepare", "reference_knn", "reference_sweep", "run_benchmark", "bench_matmul", "best_time",
+           "profiled_stages", "PAPER_SHAPE", "main"]
 
 # N, (Lx, Dx), (Ly, Dy): VideoMAEv2-H (33 x 1280) vs Gemma-2-9B (43 x 3584), N = 1024, k = 10.
 PAPER_SHAPE = dict(n=1024, lx=33, dx=1280, ly=43, dy=3584, k=10)
 SMOKE_SHAPE = dict(n=128, lx=3, dx=32, ly=4, dy=48, k=5)
 
 
+def reference_prepare(f, q: float = 0.95, layer_dims=None) -> torch.Tensor:
+    """The reference code's preparation in its precise mode, written here: clamp at one threshold
+    ``t = sorted(|x|)[floor(q * size)]`` over every item and layer (each layer on its own, over its real
+    entries, when ``layer_dims`` gives layers of different widths: the reference cannot stack those),
+    then divide each layer's rows by their fp32 L2 norm (floor 1e-12, as ``F.normalize``).
+
+    f [N, L, D] (zero-padded past ``layer_dims``) -> float32 tensor [N, L, D], padding left zero.
+
+    >>> reference_prepare(torch.tensor([[[3.0, 4.0]], [[0.5, 0.0]]]), q=0.5)  # sorted |x|: 0, .5, 3, 4 -> t = 3
+    tensor([[[0.7071, 0.7071]],
+    <BLANKLINE>
+            [[1.0000, 0.0000]]])
+    """
+    f = torch.as_tensor(f, dtype=torch.float32)
+    dims = list(layer_dims) if layer_dims is not None else [f.shape[2]] * f.shape[1]
+    groups = [list(range(f.shape[1]))] if len(set(dims)) == 1 else [[layer] for layer in range(f.shape[1])]
+    out = torch.zeros_like(f)
+    for group in groups:
+        block = f[:, group, : dims[group[0]]]
+        t = block.abs().flatten().sort().values[int(q * block.numel())] if q < 1 else block.abs().max()
+        out[:, group, : dims[group[0]]] = torch.nn.functional.normalize(block.clamp(-t, t), dim=-1)
+    return out
+
+
+def reference_knn(f: torch.Tensor, k: int) -> torch.Tensor:
+    """The reference code's kNN of one layer f [N, D] (L2-normalised fp32) -> [N, k]: the fp32 similarity
+    matrix, its diagonal set to -1e8, a full descending argsort per row (order of equal values
+    unspecified), the first k columns."""
+    return (f @ f.T).fill_diagonal_(-1e8).argsort(dim=1, descending=True)[:, :k]
+
+
 def reference_sweep(fx: torch.Tensor, fy: torch.Tensor, k: int) -> np.ndarray:
     """The reference algorithm, as in the Platonic Representation code: for every layer pair,
-    recompute both layers' kNN (similarity matrix, diagonal filled, full argsort) and compare
-    dense N x N indicator masks. fx [N, Lx, D], fy [N, Ly, D'], L2-normalised fp32."""
+    recompute both layers' kNN (:func:`reference_knn`) and compare dense N x N indicator masks.
+    fx [N, Lx, D], fy [N, Ly, D'], L2-normalised fp32."""
     n, lx, ly = fx.shape[0], fx.shape[1], fy.shape[1]
     scores = np.empty((lx, ly))
     rows = torch.arange(n, device=fx.device)[:, None]
@@ -59,7 +91,7 @@ def reference_sweep(fx: torch.Tensor, fy: torch.Tensor, k: int) -> np.ndarray:
         for b in range(ly):
             masks = []
             for f in (fx[:, a], fy[:, b]):
-                knn = (f @ f.T).fill_diagonal_(-1e8).argsort(dim=1, descending=True)[:, :k]
+                knn = reference_knn(f, k)
                 m = torch.zeros(n, n, device=fx.device)
                 m[rows, knn] = 1.0
                 masks.append(m)
