@@ -59,13 +59,15 @@ __all__ = ["Claim", "CLAIMS", "claim", "published_verdicts", "save_verdicts", "s
 @dataclass(frozen=True)
 class Claim:
     """One finding of the paper: stable ``key``, where it is stated (``figure``), the ``statement`` and the
-    chapters that test it (re-analysis, live; ``""`` where no chapter does, ``untested`` saying why). What the
-    paper prints for it is :func:`published_verdicts`."""
+    chapters that test it (re-analysis, live; ``""`` where no chapter does, ``untested`` saying why), and
+    ``real_data``: the chapters that grade it on real captions with the offline language models (evidence
+    *real data*). What the paper prints for it is :func:`published_verdicts`."""
     key: str
     figure: str
     statement: str
     chapters: tuple[str, str]
     untested: str = ""
+    real_data: tuple[str, ...] = ()
     real: tuple[str, ...] = ()  # chapters grading it on *real data* (real captions, offline language models)
 
 
@@ -104,6 +106,11 @@ CLAIMS: tuple[Claim, ...] = (
           "captions for most models", ("test_time_scaling", ""), _NO_PVD_WORLD),
     Claim("fig8_eq2_form", "Figure 8, Table 1 (PVD)", "Eq. 2 fits test-time scaling on PVD best (Table 1 gives its "
           "PVD fits)", ("test_time_scaling", ""), _NO_PVD_WORLD),
+    Claim("fig5_bag_of_words", "Figure 5, Sec. 8", "Language models measure closeness more like a bag of words than "
+          "by temporal order: a caption's nearest neighbour is the same words in another order, at least at the "
+          "shallower layers", ("", ""), "the paper publishes no text features to re-analyse, and a generated world "
+          "cannot speak for real language models: the text side is measured on real captions (real data)",
+          ("text_order",)),
 )
 _BY_KEY = {c.key: c for c in CLAIMS}
 
@@ -164,6 +171,9 @@ def published_verdicts() -> list[Verdict]:
                                "baseline score\" (Sec. A.3)",
         "fig8_saturation": "\"This saturates around 6 captions for most models\" (Sec. A.3)",
         "fig8_eq2_form": f"Table 1, PVD: Eq. 2 R² {pvd.r2.min():.3f} to {pvd.r2.max():.3f} ({len(pvd)} fits)",
+        "fig5_bag_of_words": "\"the language models tend to rank the neighbor which has the same words but ordered "
+                             "differently first ... more akin to a bag-of-words than being temporally sensitive, at "
+                             "least at the shallower layers\" (Sec. 8, on Test of Time's captions)",
     }
     return [_verdict(c.key, "published", AS_PUBLISHED, "quoted from the paper", values[c.key]) for c in CLAIMS]
 
@@ -721,6 +731,7 @@ def claims_table() -> pd.DataFrame:
                           else f"chapter {chapter} did not grade it with these parameters")
                 rows.append(not_testable(c.key, evidence, reason).as_dict())
             rows += mine[COLUMNS].to_dict("records")
+        rows += _real_data_rows(c)
         for chapter in c.real:  # real data: only where a chapter grades it (no row otherwise)
             path = verdicts_csv(chapter, create=False)
             saved = pd.read_csv(path, keep_default_na=False) if path.is_file() else pd.DataFrame(columns=COLUMNS)
@@ -735,6 +746,7 @@ def claims_table() -> pd.DataFrame:
     table["figure"] = table.claim.map(lambda k: meta[k][0])
     table["statement"] = table.claim.map(lambda k: meta[k][1])
     chapters = {(c.key, e): ch for c in CLAIMS for e, ch in zip(("re-analysis", "controlled world"), c.chapters)}
+    chapters.update({(c.key, "real data"): ", ".join(c.real_data) for c in CLAIMS if c.real_data})
     chapters.update({(c.key, "real data"): c.real[0] for c in CLAIMS if c.real})
     table["chapter"] = [chapters.get((k, e), "") for k, e in zip(table.claim, table.evidence)]
     order = {e: i for i, e in enumerate(EVIDENCE)}
@@ -742,6 +754,22 @@ def claims_table() -> pd.DataFrame:
     return table.sort_values(["claim", "evidence"], key=lambda s: s.map(keys if s.name == "claim" else order),
                              kind="stable").reset_index(drop=True)
 
+
+
+def _real_data_rows(c: Claim) -> list[dict]:
+    """The *real data* rows of claim ``c``: each of its ``real_data`` chapters' saved verdicts of that kind, or a
+    *not testable here* row saying the chapter did not run or did not grade it (none when no chapter is named)."""
+    rows = []
+    for chapter in c.real_data:
+        path = verdicts_csv(chapter, create=False)
+        saved = pd.read_csv(path, keep_default_na=False) if path.is_file() else pd.DataFrame(columns=COLUMNS)
+        mine = saved[(saved.claim == c.key) & (saved.evidence == "real data")]
+        if mine.empty:
+            rows.append(not_testable(c.key, "real data", f"chapter {chapter} did not run in this build"
+                                     if not path.is_file() else
+                                     f"chapter {chapter} did not grade it with these parameters").as_dict())
+        rows += mine[COLUMNS].to_dict("records")
+    return rows
 
 
 def _status_link(r) -> str:
