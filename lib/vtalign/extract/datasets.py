@@ -2,7 +2,7 @@
 
 ``load_dataset(name, **options)`` returns a :class:`VideoTextDataset` whose items keep a fixed
 order; the video and text sides of an extraction both follow it. Names: ``vatex``, ``pvd``,
-``activitynet``, ``youcook2``, ``videocomp``, ``test_of_time``, ``synthetic_world``,
+``activitynet``, ``youcook2``, ``videocomp``, ``vitatecs``, ``test_of_time``, ``synthetic_world``,
 ``clips``, ``kinetics400``, ``ssv2``. Datasets whose videos are not distributed take a
 ``video_root`` option; without one their items have captions only.
 
@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 
 from .manifest import DataError, check_video_root, entry, fetch
-from .sampling import reorder_negative
+from .sampling import reorder_negative, shuffle_words
 from .synthetic import (
     TEST_OF_TIME_VERSION,
     WORLD_CAPTION_OPTIONS,
@@ -106,11 +106,16 @@ def _attach_videos(name: str, items: list[Item], video_root, pattern: str = "{id
 
 
 @register_dataset("vatex")
-def _vatex(split: str = "val", n_items: int | None = None, sample_seed: int = 0, video_root=None):
+def _vatex(split: str = "val", n_items: int | None = None, sample_seed: int = 0, video_root=None,
+           caption_index: int | None = None):
     """VATEX English captions (5 a video in the public files). Options: split ('val' | 'public_test'),
-    n_items (a seeded sample, as the paper's 1,024), sample_seed, video_root (files ``<id>.mp4``)."""
+    n_items (a seeded sample, as the paper's 1,024), sample_seed, video_root (files ``<id>.mp4``),
+    caption_index (keep only each video's caption at this position of the file, 0-4: two indices give two
+    annotators' captions of the same videos; the sample of videos does not depend on it)."""
     if split not in ("val", "public_test"):
         raise ValueError(f"split must be 'val' or 'public_test', got {split!r}.")
+    if caption_index is not None and not 0 <= caption_index < 5:
+        raise ValueError(f"caption_index must be 0 to 4 (5 captions a video), got {caption_index}.")
     ids = fetch("vatex", f"vatex/{split}.id").read_text().splitlines()
     caps = fetch("vatex", f"vatex/{split}.en").read_text().splitlines()
     if len(ids) != len(caps):
@@ -120,8 +125,16 @@ def _vatex(split: str = "val", n_items: int | None = None, sample_seed: int = 0,
         vid = line_id.rsplit("&", 1)[0]
         by_video.setdefault(vid, []).append(cap.strip())
     items = _subsample([Item(v, c) for v, c in by_video.items()], n_items, sample_seed)
+    if caption_index is not None:
+        short = [it.id for it in items if len(it.captions) <= caption_index]
+        if short:
+            raise DataError(f"[vatex] {len(short)} videos have no caption {caption_index}, e.g. {short[:3]}.")
+        items = [Item(it.id, [it.captions[caption_index]]) for it in items]
     _attach_videos("vatex", items, video_root)
-    return VideoTextDataset("vatex", dict(split=split, n_items=n_items, sample_seed=sample_seed), items)
+    options = dict(split=split, n_items=n_items, sample_seed=sample_seed)
+    if caption_index is not None:  # absent otherwise, so that earlier cache entries keep their key
+        options["caption_index"] = caption_index
+    return VideoTextDataset("vatex", options, items, caption_options=("caption_index",))
 
 
 @register_dataset("pvd")
@@ -187,22 +200,54 @@ def _youcook2(n_items: int | None = None, sample_seed: int = 0, video_root=None)
 def _videocomp(source: str = "activitynet", text: str = "positive", seed: int = 0, n_items: int | None = None,
                sample_seed: int = 0, video_root=None):
     """VideoComp-style reordering: captions = [the events joined in order] (``text="positive"``)
-    or [the same events joined in a seeded shuffled order] (``"negative"``). Videos with fewer than
-    two distinct event sentences are excluded (counted in ``notes``)."""
-    if text not in ("positive", "negative"):
-        raise ValueError(f"text must be 'positive' or 'negative', got {text!r}.")
+    or [the same events joined in a seeded shuffled order] (``"negative"``), or the negative's words in a
+    seeded random order (``"shuffled"``: the bag-of-words control, :func:`~vtalign.extract.sampling.shuffle_words`
+    with the same seed). Videos with fewer than two distinct event sentences are excluded (counted in ``notes``)."""
+    if text not in ("positive", "negative", "shuffled"):
+        raise ValueError(f"text must be 'positive', 'negative' or 'shuffled', got {text!r}.")
     items, excluded = [], 0
     for vid, sents in _dense_events(source):
         if len(set(sents)) < 2:
             excluded += 1
             continue
-        chosen = sents if text == "positive" else reorder_negative(sents, seed, vid)
-        items.append(Item(vid, [" ".join(chosen)]))
+        chosen = " ".join(sents if text == "positive" else reorder_negative(sents, seed, vid))
+        items.append(Item(vid, [shuffle_words(chosen, seed, vid) if text == "shuffled" else chosen]))
     items = _subsample(items, n_items, sample_seed)
     _attach_videos(source, items, video_root)
     return VideoTextDataset("videocomp", dict(source=source, text=text, seed=seed, n_items=n_items,
                                               sample_seed=sample_seed), items,
                             notes={"excluded_fewer_than_two_events": excluded}, caption_options=("text", "seed"))
+
+
+VITATECS_ASPECTS = ("Sequence", "Direction")
+
+
+@register_dataset("vitatecs")
+def _vitatecs(aspect: str = "Sequence", text: str = "caption", seed: int = 0, n_items: int | None = None,
+              sample_seed: int = 0):
+    """VITATECS temporal counterfactuals, text only: one item per line of ``<aspect>.jsonl`` (id
+    ``<aspect>-<line>``, label = the source video's file name). captions = [the caption] (``text="caption"``),
+    [its minimally edited temporal counterfactual] (``"counterfactual"``) or [the counterfactual's words in a
+    seeded random order] (``"shuffled"``, :func:`~vtalign.extract.sampling.shuffle_words` with ``seed``: the
+    bag-of-words control). aspect: 'Sequence' (event order swapped, 151 lines) or 'Direction' (action
+    reversed, 3,800 lines); n_items: a seeded sample of lines (the same lines for every ``text``)."""
+    if aspect not in VITATECS_ASPECTS:
+        raise ValueError(f"aspect must be one of {VITATECS_ASPECTS}, got {aspect!r}.")
+    if text not in ("caption", "counterfactual", "shuffled"):
+        raise ValueError(f"text must be 'caption', 'counterfactual' or 'shuffled', got {text!r}.")
+    lines = fetch("vitatecs", f"vitatecs/{aspect}.jsonl").read_text().splitlines()
+    items = []
+    for number, line in enumerate(lines):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        item_id = f"{aspect.lower()}-{number:04d}"
+        cap, counter = " ".join(row["caption"].split()), " ".join(row["counterfactual"].split())
+        chosen = {"caption": cap, "counterfactual": counter}.get(text) or shuffle_words(counter, seed, item_id)
+        items.append(Item(item_id, [chosen], label=row["video_name"]))
+    items = _subsample(items, n_items, sample_seed)
+    return VideoTextDataset("vitatecs", dict(aspect=aspect, text=text, seed=seed, n_items=n_items,
+                                             sample_seed=sample_seed), items, caption_options=("text", "seed"))
 
 
 @register_dataset("test_of_time")

@@ -19,7 +19,7 @@ import zlib
 import numpy as np
 
 __all__ = ["frame_indices", "video_clip_indices", "image_frame_indices", "choose_captions",
-           "caption_text", "item_rng", "reorder_negative"]
+           "caption_text", "item_rng", "reorder_negative", "shuffle_words"]
 
 
 def frame_indices(num_frames: int, n_f: int) -> np.ndarray:
@@ -131,3 +131,24 @@ def reorder_negative(sentences: list[str], seed: int, item_id: str) -> list[str]
         shuffled = [sentences[i] for i in rng.permutation(len(sentences))]
         if shuffled != sentences:
             return shuffled
+
+
+def shuffle_words(text: str, seed: int, item_id: str) -> str:
+    """The text's words (split on whitespace) in a seeded random order that differs from theirs, joined by
+    single spaces: a bag-of-words control, same words, no order. Drawn from :func:`item_rng` (seed, item id),
+    so one item gets the same shuffle wherever it is; a draw equal to the original word sequence is redrawn.
+    A text with fewer than two distinct words has no other order and is an error.
+
+    >>> shuffle_words("a man opens the door", 0, "v") != "a man opens the door"
+    True
+    >>> sorted(shuffle_words("a man opens the door", 0, "v").split()) == sorted("a man opens the door".split())
+    True
+    """
+    words = text.split()
+    if len(set(words)) < 2:
+        raise ValueError(f"Item {item_id!r}: {text!r} has fewer than two distinct words; no shuffle differs.")
+    rng = item_rng(seed, item_id)
+    while True:
+        shuffled = [words[i] for i in rng.permutation(len(words))]
+        if shuffled != words:
+            return " ".join(shuffled)
