@@ -59,15 +59,13 @@ __all__ = ["Claim", "CLAIMS", "claim", "published_verdicts", "save_verdicts", "s
 @dataclass(frozen=True)
 class Claim:
     """One finding of the paper: stable ``key``, where it is stated (``figure``), the ``statement`` and the
-    chapters that test it (re-analysis, live; ``""`` where no chapter does, ``untested`` saying why), and
-    ``real_data``: the chapters that grade it on real captions with the offline language models (evidence
-    *real data*). What the paper prints for it is :func:`published_verdicts`."""
+    chapters that test it (re-analysis, live; ``""`` where no chapter does, ``untested`` saying why). What the
+    paper prints for it is :func:`published_verdicts`."""
     key: str
     figure: str
     statement: str
     chapters: tuple[str, str]
     untested: str = ""
-    real_data: tuple[str, ...] = ()
     real: tuple[str, ...] = ()  # chapters grading it on *real data* (real captions, offline language models)
 
 
@@ -110,7 +108,7 @@ CLAIMS: tuple[Claim, ...] = (
           "by temporal order: a caption's nearest neighbour is the same words in another order, at least at the "
           "shallower layers", ("", ""), "the paper publishes no text features to re-analyse, and a generated world "
           "cannot speak for real language models: the text side is measured on real captions (real data)",
-          ("text_order",)),
+          real=("text_order",)),
 )
 _BY_KEY = {c.key: c for c in CLAIMS}
 
@@ -731,7 +729,6 @@ def claims_table() -> pd.DataFrame:
                           else f"chapter {chapter} did not grade it with these parameters")
                 rows.append(not_testable(c.key, evidence, reason).as_dict())
             rows += mine[COLUMNS].to_dict("records")
-        rows += _real_data_rows(c)
         for chapter in c.real:  # real data: only where a chapter grades it (no row otherwise)
             path = verdicts_csv(chapter, create=False)
             saved = pd.read_csv(path, keep_default_na=False) if path.is_file() else pd.DataFrame(columns=COLUMNS)
@@ -746,7 +743,6 @@ def claims_table() -> pd.DataFrame:
     table["figure"] = table.claim.map(lambda k: meta[k][0])
     table["statement"] = table.claim.map(lambda k: meta[k][1])
     chapters = {(c.key, e): ch for c in CLAIMS for e, ch in zip(("re-analysis", "controlled world"), c.chapters)}
-    chapters.update({(c.key, "real data"): ", ".join(c.real_data) for c in CLAIMS if c.real_data})
     chapters.update({(c.key, "real data"): c.real[0] for c in CLAIMS if c.real})
     table["chapter"] = [chapters.get((k, e), "") for k, e in zip(table.claim, table.evidence)]
     order = {e: i for i, e in enumerate(EVIDENCE)}
@@ -754,22 +750,6 @@ def claims_table() -> pd.DataFrame:
     return table.sort_values(["claim", "evidence"], key=lambda s: s.map(keys if s.name == "claim" else order),
                              kind="stable").reset_index(drop=True)
 
-
-
-def _real_data_rows(c: Claim) -> list[dict]:
-    """The *real data* rows of claim ``c``: each of its ``real_data`` chapters' saved verdicts of that kind, or a
-    *not testable here* row saying the chapter did not run or did not grade it (none when no chapter is named)."""
-    rows = []
-    for chapter in c.real_data:
-        path = verdicts_csv(chapter, create=False)
-        saved = pd.read_csv(path, keep_default_na=False) if path.is_file() else pd.DataFrame(columns=COLUMNS)
-        mine = saved[(saved.claim == c.key) & (saved.evidence == "real data")]
-        if mine.empty:
-            rows.append(not_testable(c.key, "real data", f"chapter {chapter} did not run in this build"
-                                     if not path.is_file() else
-                                     f"chapter {chapter} did not grade it with these parameters").as_dict())
-        rows += mine[COLUMNS].to_dict("records")
-    return rows
 
 
 def _status_link(r) -> str:
