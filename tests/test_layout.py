@@ -83,7 +83,8 @@ def test_notebooks_import_only_public_names():
 # only the front door (features) and the command line choose between them.
 EXTRACT_LAYERS = {"identity": 0, "errors": 0, "manifest": 0, "datasets": 0, "synthetic": 0, "video": 0,
                   "sampling": 0, "encoders": 0, "validation": 1, "request": 2, "store": 3, "parts": 4, "cache": 5,
-                  "cluster": 6, "cluster_alignment": 7, "features": 7, "manage": 4, "projection": 7, "cli": 8}
+                  "cluster": 6, "cluster_alignment": 7, "features": 7, "manage": 4, "projection": 7, "paper_models": 8,
+                  "cli": 9}
 
 
 def _extract_upward(source: str, module: str) -> list[str]:

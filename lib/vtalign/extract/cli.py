@@ -18,6 +18,7 @@ Examples::
     python -m vtalign.extract --dataset clips --model tiny-vit --frames 4 --force    # recompute, even if cached
     python -m vtalign.extract --dataset synthetic_world --model efficientnet-lite0 --frames 1 4 16 --cluster local
     python -m vtalign.extract --plan plan.toml --cluster ray://head:10001    # a grid of requests on a cluster
+    python -m vtalign.extract --plan paper --dry-run     # the paper's 121 models: ids, loaders, GPU-hours, loadable
 """
 from __future__ import annotations
 
@@ -129,7 +130,11 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--workers", type=int, default=None, help="with --cluster: workers per model (default: all CPUs, "
                                                               "or one per GPU)")
     ap.add_argument("--plan", default=None, metavar="PLAN.toml",
-                    help="with --cluster: a TOML plan of [[grid]] tables (dataset, options, models, frames, captions)")
+                    help="with --cluster: a TOML plan of [[grid]] tables (dataset, options, models, frames, captions); "
+                         "'paper' with --dry-run: the paper's 121 models (data_manifest/paper/a2_models.csv)")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="with --plan paper: list every job (model, id, loader, estimated GPU-hours, whether it "
+                         "loads with what is installed and why not), then exit; nothing is loaded or computed")
     ap.add_argument("--sweeps", metavar="OUT.csv", default=None,
                     help="with --cluster: after the plan's features, sweep the layer pairs of every pair of its "
                          "representations as Ray tasks (see --pairs) and write the best pair of each")
@@ -149,6 +154,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _main(args, ap) -> int:
+    if args.dry_run or args.plan == "paper":
+        if not (args.dry_run and args.plan == "paper"):
+            ap.error("--dry-run lists the paper plan: python -m vtalign.extract --plan paper --dry-run")
+        from .paper_models import dry_run_lines, paper_plan
+        print("\n".join(dry_run_lines(paper_plan())))
+        return 0
     if args.project_plan:
         from .projection import projection_record
         record = projection_record(args.project_plan)
