@@ -9,13 +9,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pandas as pd
+import torch
 
 from ..knn import STAGES
 
 __all__ = ["load_records", "sweep_table", "knn_table", "peers_table", "certification_table", "stages_table",
            "kernels_table", "Target", "TARGETS",
-           "targets_table", "scaleout_table", "projection_tables"]
+           "targets_table", "scaleout_table", "projection_tables", "fp64_brute_knn", "rows_with_other_set",
+           "ReferenceSide", "reference_side", "reference_error_pairs", "reference_sweep_agrees",
+           "reference_error_summary", "paper_small_differences", "below_error", "live_model_features",
+           "plot_reference_error"]
 
 
 def load_records(paths) -> list[dict]:
@@ -274,3 +279,261 @@ def projection_tables(record: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
         row.update({f"wall_hours_on_{g}_gpus": h for g, h in p["wall_hours"].items()})
         rows.append(row)
     return measured, pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- #
+# Why exactness matters: the reference's fp32 argsort kNN against the exact answer, on real features
+# --------------------------------------------------------------------------- #
+EVIDENCE_LIVE = "measured live: real models' features of the synthetic world's captions (and clips)"
+EVIDENCE_PUBLISHED = "published: printed in the paper"
+# Figure 6's setting (provenance.csv, fig6_videocomp_printed: "VideoComp temporal reorder, k = 5, N = 512")
+FIG6_SETTING = dict(n=512, k=5)
+
+
+def fp64_brute_knn(f, k: int) -> np.ndarray:
+    """Brute-force kNN of one layer in float64: f [N, D] -> [N, k], nearest first.
+
+    ``cos(i, j) = (f_i / |f_i|) . (f_j / |f_j|)`` with every step in float64 (a zero row has cosine 0
+    with everything), self excluded, cosines sorted descending by a stable sort, so equal fp64 values
+    go to the lower index. Exact up to the fp64 rounding of the cosines (relative ~1e-16): a check of
+    the exact side, written without the library's search.
+
+    >>> fp64_brute_knn(np.array([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0], [2.0, 0.0]]), 2)
+    array([[3, 1],
+           [0, 3],
+           [1, 0],
+           [0, 1]])
+    """
+    x = np.asarray(f, dtype=np.float64)
+    if x.ndim != 2 or not 1 <= k < len(x):
+        raise ValueError(f"fp64_brute_knn needs features [N, D] and 1 <= k < N, got shape {x.shape} and k = {k}.")
+    return _knn_of_cosines(_cosines64(x), k)
+
+
+def _cosines64(f) -> np.ndarray:
+    """[N, D] -> [N, N] fp64 cosines, diagonal NaN (zero rows: cosine 0)."""
+    x = np.asarray(f, dtype=np.float64)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    unit = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+    sim = unit @ unit.T
+    np.fill_diagonal(sim, np.nan)
+    return sim
+
+
+def _knn_of_cosines(sim: np.ndarray, k: int) -> np.ndarray:
+    """[N, N] cosines (diagonal NaN) -> [N, k]: largest first, a stable sort (equal values: lower index)."""
+    return np.argsort(-np.nan_to_num(sim, nan=-np.inf), axis=1, kind="stable")[:, :k]
+
+
+def rows_with_other_set(a, b) -> int:
+    """How many rows of two neighbour lists [..., N, k] hold different sets of neighbours (order ignored).
+
+    >>> rows_with_other_set(np.array([[1, 2], [0, 2], [0, 1]]), np.array([[2, 1], [0, 1], [0, 1]]))
+    1
+    """
+    a, b = np.sort(np.asarray(a), axis=-1), np.sort(np.asarray(b), axis=-1)
+    return int((a != b).any(axis=-1).sum())
+
+
+@dataclass(frozen=True)
+class ReferenceSide:
+    """One model's layers as the reference algorithm and the exact search see them (same prepared input).
+
+    ``prepared`` [N, L, D] fp32 (:func:`vtalign.bench.reference_prepare`); ``reference``, ``exact`` and
+    ``brute`` [L, N, k]: each layer's neighbours by the reference's fp32 argsort
+    (:func:`vtalign.bench.reference_knn`), by :func:`vtalign.layer_neighbours` and by
+    :func:`fp64_brute_knn`; ``layers``: one row per layer (mean cosine between different items, median
+    fp64 gap between each row's k-th and (k+1)-th cosine, rows whose reference or fp64 set differs
+    from the exact one)."""
+
+    model: str
+    prepared: torch.Tensor
+    reference: np.ndarray
+    exact: np.ndarray
+    brute: np.ndarray
+    layers: pd.DataFrame
+
+    @property
+    def k(self) -> int:
+        return int(self.exact.shape[2])
+
+
+def reference_side(features, k: int, model: str = "", layer_dims=None, q: float = 0.95,
+                   backend: str = "auto") -> ReferenceSide:
+    """Prepare ``features`` [N, L, D] as the reference code does (clamp at the q quantile, L2-normalise in
+    fp32; zero padding past ``layer_dims`` excluded) and search every layer three ways: the reference's
+    fp32 argsort, vtalign's exact search, an fp64 brute force. See :class:`ReferenceSide`."""
+    from .. import bench
+    from ..alignment import layer_neighbours
+
+    shape = tuple(np.shape(features))
+    if len(shape) != 3 or not 1 <= k < shape[0]:
+        raise ValueError(f"reference_side needs features [N, L, D] and 1 <= k < N, got shape {shape} and k = {k}.")
+    dims = list(layer_dims) if layer_dims is not None else [shape[2]] * shape[1]
+    prepared = bench.reference_prepare(features, q, layer_dims)
+    reference = np.stack([bench.reference_knn(prepared[:, layer].contiguous(), k).numpy()
+                          for layer in range(shape[1])])
+    exact = np.asarray(layer_neighbours(prepared, k, backend))
+    rows, brute = [], []
+    for layer, w in enumerate(dims):  # the fp64 brute force (fp64_brute_knn) and each layer's statistics
+        sim = _cosines64(prepared[:, layer, :w].numpy())
+        brute.append(_knn_of_cosines(sim, k))
+        ordered = -np.sort(-np.nan_to_num(sim, nan=-np.inf), axis=1)  # each row's cosines, largest first
+        rows.append(dict(model=model, layer=layer, mean_cosine=float(np.nanmean(sim)),
+                         median_kth_gap=float(np.median(ordered[:, k - 1] - ordered[:, k])),
+                         rows_reference_differs=rows_with_other_set(reference[layer], exact[layer]),
+                         rows_fp64_differs=rows_with_other_set(brute[-1], exact[layer]), rows=shape[0]))
+    return ReferenceSide(model, prepared, reference, exact, np.stack(brute), pd.DataFrame(rows))
+
+
+def reference_error_pairs(x: ReferenceSide, y: ReferenceSide) -> pd.DataFrame:
+    """One row per layer pair of two models (same items, same k): the mutual-kNN score of the reference's
+    fp32 neighbours, of the exact ones and of the fp64 brute force's, ``difference`` = reference - exact
+    and ``overlap_change`` = that difference in neighbour counts (difference x N x k, an integer).
+
+    Scores come from each layer's neighbour lists (:func:`vtalign.alignment.sweep_from_neighbours`):
+    the reference recomputes the same lists for every pair, so its scores are these
+    (:func:`reference_sweep_agrees` checks it on the first layers)."""
+    from ..alignment import sweep_from_neighbours
+
+    if x.exact.shape[1:] != y.exact.shape[1:]:
+        raise ValueError(f"Both sides need the same items and k, got [N, k] = {x.exact.shape[1:]} and "
+                         f"{y.exact.shape[1:]}.")
+    n, k = x.exact.shape[1], x.k
+    scores = {name: sweep_from_neighbours(torch.from_numpy(getattr(x, name)), torch.from_numpy(getattr(y, name))).scores
+              for name in ("reference", "exact", "brute")}
+    lx, ly = scores["exact"].shape
+    i, j = np.meshgrid(np.arange(lx), np.arange(ly), indexing="ij")
+    out = pd.DataFrame(dict(model_x=x.model, model_y=y.model, layer_x=i.ravel(), layer_y=j.ravel(),
+                            reference=scores["reference"].ravel(), exact=scores["exact"].ravel(),
+                            fp64_brute_force=scores["brute"].ravel()))
+    out["difference"] = out.reference - out.exact
+    out["overlap_change"] = np.rint(out.difference * n * k).astype(int)
+    out["n"], out["k"] = n, k
+    return out
+
+
+def reference_sweep_agrees(x: ReferenceSide, y: ReferenceSide, layers: int = 3) -> dict:
+    """Run the whole reference algorithm (:func:`vtalign.bench.reference_sweep`: both layers' kNN and
+    dense masks recomputed for every pair) on the first ``layers`` layers of each side and say whether
+    its scores equal :func:`reference_error_pairs`' reference column there, bitwise."""
+    from .. import bench
+
+    lx, ly = min(layers, x.prepared.shape[1]), min(layers, y.prepared.shape[1])
+    full = bench.reference_sweep(x.prepared[:, :lx], y.prepared[:, :ly], x.k)
+    pairs = reference_error_pairs(x, y)
+    mine = pairs[(pairs.layer_x < lx) & (pairs.layer_y < ly)].reference.to_numpy().reshape(lx, ly)
+    return dict(model_x=x.model, model_y=y.model, layer_pairs=lx * ly, identical=bool(np.array_equal(full, mine)))
+
+
+def reference_error_summary(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Per model pair: layer pairs, how many the reference scores differently from the exact answer,
+    the largest and mean |difference| (the largest: first in row-major order among equals), the best
+    pair and score by each method (ties: first in row-major order, as :func:`vtalign.best_pair`), and
+    whether the fp64 brute force gives the exact scores on every pair."""
+    rows = []
+    for (mx, my), g in pairs.groupby(["model_x", "model_y"], sort=False):
+        g = g.sort_values(["layer_x", "layer_y"])
+        big = g.loc[g.difference.abs().idxmax()]
+        best = {m: g.loc[g[m].idxmax()] for m in ("exact", "reference")}  # idxmax: the first maximum
+        rows.append(dict(model_x=mx, model_y=my, layer_pairs=len(g), pairs_differing=int((g.difference != 0).sum()),
+                         max_abs_difference=float(g.difference.abs().max()),
+                         mean_abs_difference=float(g.difference.abs().mean()),
+                         largest_at=f"({big.layer_x}, {big.layer_y})", reference_there=float(big.reference),
+                         exact_there=float(big.exact), exact_best=float(best["exact"].exact),
+                         exact_best_pair=f"({best['exact'].layer_x}, {best['exact'].layer_y})",
+                         reference_best=float(best["reference"].reference),
+                         reference_best_pair=f"({best['reference'].layer_x}, {best['reference'].layer_y})",
+                         best_difference=float(best["reference"].reference - best["exact"].exact),
+                         fp64_equals_exact=bool((g.fp64_brute_force == g.exact).all())))
+    return pd.DataFrame(rows)
+
+
+def paper_small_differences() -> pd.DataFrame:
+    """The paper's printed alignment differences (published numbers): Figure 6's drop from positive to
+    negative captions per model, Figure 2's frame-averaging gain, and how far Sec. 4's best image model
+    on video is above Figure 2's image-only limit. ``rounding``: the largest error of the difference
+    from the printed values' rounding (the sum of their ``value_error``)."""
+    from .paper import load_published, value_error
+
+    rows = []
+    fig6, e6 = load_published("fig6_videocomp_printed"), value_error("fig6_videocomp_printed")
+    for r in fig6.itertuples():
+        rows.append(dict(source=f"Figure 6 (k = {FIG6_SETTING['k']}, N = {FIG6_SETTING['n']})",
+                         quantity=f"{r.model}: positive minus negative", difference=r.positive - r.negative,
+                         rounding=2 * e6))
+    printed = load_published("printed_numbers").set_index("quantity")
+    delta = printed.loc["fig2_frame_averaging_delta"]
+    rows.append(dict(source="Figure 2", quantity="frame averaging: video minus image", difference=delta.value,
+                     rounding=delta.value_error))
+    best, limit = printed.loc["fig2_best_image_on_video"], printed.loc["fig2_image_only_limit"]
+    rows.append(dict(source="Sec. 4 and Figure 2", quantity="best image model on video minus the image-only limit",
+                     difference=best.value - limit.value, rounding=best.value_error + limit.value_error))
+    out = pd.DataFrame(rows)
+    out["difference"] = out.difference.round(6)  # printed to 3 decimals: drop the float subtraction's residue
+    out["evidence"] = EVIDENCE_PUBLISHED
+    return out
+
+
+def below_error(paper: pd.DataFrame, error: float) -> pd.DataFrame:
+    """``paper`` with ``smaller_than_error``: |difference| strictly below ``error`` (an equal one is not).
+
+    >>> below_error(pd.DataFrame(dict(difference=[0.0, -0.001, 0.002, 0.005])), 0.002).smaller_than_error.tolist()
+    [True, True, False, False]
+    """
+    if not error >= 0:
+        raise ValueError(f"error must be a number >= 0, got {error}.")
+    return paper.assign(smaller_than_error=paper.difference.abs() < error)
+
+
+def live_model_features(models, dataset: str = "synthetic_world", dataset_options: dict | None = None,
+                        frames: int = 16, captions: int = 1, seed: int = 0, progress: bool = False) -> dict:
+    """``{model: (features [N, L, D], meta)}`` on the items common to all models, as the live chapters
+    extract them (so they share the feature cache): an image model's ``frames`` frames averaged, pooled
+    from its per-frame entry (:func:`vtalign.book.live.video_features`); a text model's ``captions``
+    captions chosen by ``seed`` (:func:`vtalign.extract.extract_features`)."""
+    from ..extract.cache import common_items
+    from ..extract.datasets import load_dataset
+    from ..extract.encoders import encoder_identity
+    from ..extract.features import extract_features
+    from .live import video_features
+
+    models = list(models)
+    if len(set(models)) != len(models):
+        raise ValueError(f"Each model once, got {models}.")
+    kinds = {m: encoder_identity(m)[0] for m in models}  # an unknown name fails here, before any extraction
+    ds = load_dataset(dataset, **(dataset_options or {}))
+    got = [video_features(ds, m, frames, "video", frames, progress) if kinds[m] != "text"
+           else extract_features(ds, m, captions=captions, seed=seed, progress=progress) for m in models]
+    return dict(zip(models, common_items(got)))
+
+
+def plot_reference_error(pairs: pd.DataFrame, paper: pd.DataFrame, error: float, seed: int = 0):
+    """Top: every layer pair's reference-minus-exact score, one row of points per model pair (vertical
+    jitter seeded by ``seed``). Bottom: the paper's printed differences against that largest |error|
+    (shaded): a bar inside the band is smaller than the error measured here."""
+    import matplotlib.pyplot as plt
+
+    labels = [f"{a} x {b}" for a, b in pairs[["model_x", "model_y"]].drop_duplicates().itertuples(index=False)]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.5, 1.6 + 0.42 * (len(labels) + len(paper))),
+                                      gridspec_kw=dict(height_ratios=[max(len(labels), 2), max(len(paper), 2)]))
+    rng = np.random.default_rng(seed)
+    for row, (label, (_, g)) in enumerate(zip(labels, pairs.groupby(["model_x", "model_y"], sort=False))):
+        same = g.difference == 0
+        jitter = rng.uniform(-0.25, 0.25, len(g))
+        top.scatter(g.difference[same], row + jitter[same.to_numpy()], s=10, color="#8c8c8c", alpha=0.5, lw=0)
+        top.scatter(g.difference[~same], row + jitter[~same.to_numpy()], s=14, color="#c44e52", alpha=0.8, lw=0)
+    top.set_yticks(range(len(labels)), labels)
+    top.set_ylim(len(labels) - 0.5, -0.5)
+    top.axvline(0, color="#333333", lw=1)
+    top.set_xlabel("reference (fp32 argsort) minus exact score, per layer pair")
+    top.set_title("Real features, measured live: grey equal, red different", fontsize=10.5)
+    colours = ["#4c72b0" if s else "#8c8c8c" for s in paper.smaller_than_error]
+    bottom.barh(range(len(paper)), paper.difference.abs(), color=colours)
+    bottom.axvspan(0, error, color="#c44e52", alpha=0.2, lw=0)
+    bottom.set_yticks(range(len(paper)), [q.replace(": positive minus negative", " (Fig. 6)") for q in paper.quantity])
+    bottom.set_ylim(len(paper) - 0.5, -0.5)
+    bottom.set_xlabel("|difference| printed in the paper (shaded: below the largest error above)")
+    bottom.set_title("Published differences: blue smaller than that error", fontsize=10.5)
+    fig.tight_layout()
+    return fig
