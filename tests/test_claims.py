@@ -95,10 +95,12 @@ def test_form_verdict_names_the_winner_and_the_margin():
 def test_caption_gain_verdict_says_larger_or_smaller():
     assert claims.caption_gain_verdict(v.Interval(.6, .55, .65), "grid", .6).status == v.SUPPORTED
     smaller = claims.caption_gain_verdict(v.Interval(.55, .52, .59), "grid", .6, implied=0.52)
-    assert smaller.status == v.CONTRADICTED and "a gain of +55%" in smaller.value and "smaller than the stated +60%" in smaller.value and "+52%" in smaller.control
+    assert smaller.status == v.CONTRADICTED and "a gain of +55%" in smaller.value
+    assert "smaller than the stated +60%" in smaller.value and "+52%" in smaller.control
     planted = claims.live_caption_gain_verdict(v.Interval(1.7, 1.5, 1.9), v.Interval(0.0, -0.05, 0.05), .6)
     assert planted.status == v.DETECTED and "larger" in planted.value
-    assert claims.live_caption_gain_verdict(v.Interval(1.7, 1.5, 1.9), v.Interval(.3, .1, .5), .6).status == v.FIRES_ON_NULL
+    fires = claims.live_caption_gain_verdict(v.Interval(1.7, 1.5, 1.9), v.Interval(.3, .1, .5), .6)
+    assert fires.status == v.FIRES_ON_NULL
 
 
 def _paired(d, lo, hi):
@@ -186,7 +188,8 @@ def test_readouts_above_chance_and_the_downstream_check():
     # best of 3 variants: z = 2.394 (Bonferroni), so motion needs more than 0.5 + 2.394 * sqrt(.25 / 256) = 0.5748
     assert above.loc["bg", "above"] and above.loc["motion", "margin"] == pytest.approx(0.07481, abs=1e-4)
     assert not above.loc["motion", "above"]
-    assert claims.readouts_above_chance(scores.replace(0.574, 0.576), n_items=256).set_index("task").loc["motion", "above"]
+    above_now = claims.readouts_above_chance(scores.replace(0.574, 0.576), n_items=256).set_index("task")
+    assert above_now.loc["motion", "above"]
     corr = pd.DataFrame([dict(task="bg", pearson_r=0.9, permutation_p=0.001),
                          dict(task="motion", pearson_r=0.95, permutation_p=0.001)])
     none = pd.DataFrame([dict(task="bg", pearson_r=0.1, permutation_p=0.6)])
@@ -240,11 +243,13 @@ def test_pvd_saturation_verdict_counts_models_still_rising_after_six():
     rising = [(1, 0.1), (4, 0.2), (6, 0.25), (8, 0.26), (10, 0.27)]
     most = claims.pvd_saturation_verdict(_slices({"a": flat, "b": flat, "c": rising}, "n_captions"), 0.0005)
     assert most.status == v.SUPPORTED and "2 of 3 models saturated at 6" in most.value
-    assert claims.pvd_saturation_verdict(_slices({"a": flat, "b": rising}, "n_captions"), 0.0005).status == v.CONTRADICTED
+    rises = claims.pvd_saturation_verdict(_slices({"a": flat, "b": rising}, "n_captions"), 0.0005)
+    assert rises.status == v.CONTRADICTED
 
 
 def test_slice_form_verdict_per_model_and_panel():
-    forms = lambda eq2, other: pd.DataFrame([dict(model="m", axis="captions", form="eq2_additive_power", delta_aicc=eq2),
+    forms = lambda eq2, other: pd.DataFrame([dict(model="m", axis="captions", form="eq2_additive_power",
+                                                  delta_aicc=eq2),
                                              dict(model="m", axis="captions", form="exponential_saturation",
                                                   delta_aicc=other)])
     assert claims.slice_form_verdict(forms(0.0, 12.0)).status == v.SUPPORTED

@@ -28,12 +28,18 @@ BAD = {  # arguments -> words the one-line error must hold
     "captions -1": (["--model", "tiny-bert", "--captions", "-1"], "captions=-1"),
     "captions 1000": (["--model", "tiny-bert", "--captions", "1000"], "the most any item has is 10"),
     "n_clips -5": (["--model", "tiny-bert", "--option", "n_clips=-5"], "n_clips must be at least 1"),
-    "n_clips abc": (["--model", "tiny-bert", "--option", "n_clips=abc"], "n_clips of dataset synthetic_world takes an integer"),
-    "nclips": (["--model", "tiny-bert", "--option", "nclips=8"], "Unknown option 'nclips' for dataset synthetic_world (did you mean 'n_clips'?); its options: annotators,"),
+    "n_clips abc": (["--model", "tiny-bert", "--option", "n_clips=abc"],
+                    "n_clips of dataset synthetic_world takes an integer"),
+    "nclips": (["--model", "tiny-bert", "--option", "nclips=8"],
+               "Unknown option 'nclips' for dataset synthetic_world (did you mean 'n_clips'?); "
+               "its options: annotators,"),
     "p_moving": (["--model", "tiny-vit", "--option", "p_moving=2"], "p_moving is a probability"),
-    "visible": (["--model", "tiny-vit", "--option", "visible=3"], "visible of dataset synthetic_world takes a list of 2 integers"),
-    "unknown model": (["--model", "tiny-vit", "--model", "no-such-org/no-such-model"], "Unknown model 'no-such-org/no-such-model'"),
-    "clip length": (["--model", "tiny-videomae", "--frames", "6"], "not a multiple of the encoder's native clip length n_o=4"),
+    "visible": (["--model", "tiny-vit", "--option", "visible=3"],
+                "visible of dataset synthetic_world takes a list of 2 integers"),
+    "unknown model": (["--model", "tiny-vit", "--model", "no-such-org/no-such-model"],
+                      "Unknown model 'no-such-org/no-such-model'"),
+    "clip length": (["--model", "tiny-videomae", "--frames", "6"],
+                    "not a multiple of the encoder's native clip length n_o=4"),
     "frames mode": (["--model", "tiny-videomae", "--mode", "frames"], "keeps per-frame features of image models"),
 }
 

@@ -33,7 +33,8 @@ class CountingEncoder:
 
 
 def _text_ds(n=3 * CHUNK_ITEMS + 5):
-    return VideoTextDataset("toy", {"n": n}, [Item(f"v{i:03d}", [f"caption {i} a", f"caption {i} b"]) for i in range(n)])
+    items = [Item(f"v{i:03d}", [f"caption {i} a", f"caption {i} b"]) for i in range(n)]
+    return VideoTextDataset("toy", {"n": n}, items)
 
 
 def test_cache_round_trip_and_rows_follow_item_order(tmp_path):

@@ -243,8 +243,10 @@ def _live_grid(world_shift=0.0):
 
 def _live_points():
     variants = [("efficientnet-lite0", "first", "image_on_image"), ("efficientnet-lite0", "mean:4", "image_on_video"),
-                ("efficientnet-lite0", "mean:16", "image_on_video"), ("efficientnet-lite0", "segments:4", "order_aware")]
-    variants += [(m + "-random", p, t) for m, p, t in variants] + [("efficientnet-lite2", p, t) for _, p, t in variants]
+                ("efficientnet-lite0", "mean:16", "image_on_video"),
+                ("efficientnet-lite0", "segments:4", "order_aware")]
+    variants += ([(m + "-random", p, t) for m, p, t in variants]
+                 + [("efficientnet-lite2", p, t) for _, p, t in variants])
     rng = np.random.default_rng(0)
     rows = [dict(vision=f"{m} | {p}", model_type=t, text=text, alignment=0.08 + 0.04 * rng.random(),
                  semantic_score=0.57 + 0.07 * rng.random())
@@ -351,7 +353,8 @@ def build_test_of_time():
 
 def build_test_of_time_live():
     rows = [dict(model=f"efficientnet-lite0 ({mode}) x {text}", k=k, alignment=a * k / 3, n_items=180)
-            for mode, a in (("video", 0.9), ("image", 0.02)) for text in ("minilm-l6", "gemma3-270m") for k in (1, 2, 3)]
+            for mode, a in (("video", 0.9), ("image", 0.02)) for text in ("minilm-l6", "gemma3-270m")
+            for k in (1, 2, 3)]
     scores = pd.DataFrame(rows)
     return figures.plot_test_of_time(scores, chance={k: k / 179 for k in (1, 2, 3)}), (scores,)
 
@@ -364,7 +367,8 @@ def build_sweep_benchmark():
 
 
 def build_knn_scaling():
-    rows = [dict(backend=b, n=n, seconds=1e-8 * n ** 1.6 * f, peak_mib=n / 300 * f, fraction_of_matmul=min(1.3, n / 1e5 * f))
+    rows = [dict(backend=b, n=n, seconds=1e-8 * n ** 1.6 * f, peak_mib=n / 300 * f,
+                 fraction_of_matmul=min(1.3, n / 1e5 * f))
             for b, f in (("torch", 1.0), ("faiss", 1.5)) for n in (1000, 3000, 10000, 30000, 100000)]
     t = _machines(pd.DataFrame(rows))
     return figures.plot_knn_scaling(t), (t,)
@@ -425,7 +429,8 @@ def build_negative_differences():
 
 def build_reorder_distances():
     rows = [dict(source=s, model=m, layer=layer, median_ratio=10 ** (-4 + layer * 0.5) * f)
-            for s in ("activitynet", "youcook2") for m, f in (("minilm-l6", 1), ("gemma3-270m", 0.5), ("smollm2-135m", 2))
+            for s in ("activitynet", "youcook2")
+            for m, f in (("minilm-l6", 1), ("gemma3-270m", 0.5), ("smollm2-135m", 2))
             for layer in range(7)]
     table = pd.DataFrame(rows)
     return figures.plot_reorder_distances(table), (table,)

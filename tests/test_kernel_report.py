@@ -13,7 +13,8 @@ from vtalign.paths import project_root
 
 triton_spec = importlib.util.find_spec("triton")
 ptxas = triton_spec and Path(triton_spec.origin).parent / "backends" / "nvidia" / "bin" / "ptxas"
-pytestmark = pytest.mark.skipif(not (ptxas and ptxas.is_file()), reason="Triton's NVIDIA backend (ptxas) is not installed")
+pytestmark = pytest.mark.skipif(not (ptxas and ptxas.is_file()),
+                                reason="Triton's NVIDIA backend (ptxas) is not installed")
 
 
 @pytest.fixture(scope="module", params=[90, 80])

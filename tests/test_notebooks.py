@@ -96,9 +96,11 @@ def _check_display_policy(name, executed):
 
 
 EXPECTED = {
-    "alignment_vs_retrieval": ["figure2_alignment_vs_retrieval.png", "figure2_alignment_vs_retrieval.svg", "regressions.csv"],
+    "alignment_vs_retrieval": ["figure2_alignment_vs_retrieval.png", "figure2_alignment_vs_retrieval.svg",
+                               "regressions.csv"],
     "test_time_scaling": ["figure3_scaling.png", "figure3_scaling.svg", "fit_params.csv", "form_comparison.csv",
-                          "figure7_caption_gain.png", "table1_side_by_side.csv", "figure8_pvd.png", "pvd_slice_fits.csv",
+                          "figure7_caption_gain.png", "table1_side_by_side.csv", "figure8_pvd.png",
+                          "pvd_slice_fits.csv",
                           "pvd_form_comparison.csv", "pvd_vs_table1.csv", "pvd_curves.csv"],
     "downstream_correlation": ["figure4_downstream.png", "figure4_downstream.svg", "correlations.csv"],
     "videocomp_negatives": ["figure6_videocomp.png", "figure6_videocomp.svg", "scores.csv"],
@@ -143,7 +145,8 @@ def test_smoke_run_writes_tables_and_figures(name, tmp_path):
 def test_a_chapter_run_on_the_null_world_alone_detects_nothing_and_grades_nothing(tmp_path):
     out = _run("live_scaling", tmp_path, world="null")
     found = pd.read_csv(out / "detections.csv", keep_default_na=False)
-    assert set(found.world) == {"null world"} and set(found.check) == {"frames", "captions"} and not found.detected.any()
+    assert set(found.world) == {"null world"} and set(found.check) == {"frames", "captions"}
+    assert not found.detected.any()
     assert pd.read_csv(out / "verdicts.csv").empty
     with pytest.raises(RuntimeError, match="world must be one of"):
         _run("live_scaling", tmp_path, world="nul")
@@ -174,7 +177,8 @@ def test_downstream_notebook_on_user_table(tmp_path):
     table.to_csv(csv, index=False)
     out = _run("downstream_correlation", tmp_path, downstream_csv=str(csv))
     corr = pd.read_csv(out / "correlations.csv").set_index("task")
-    assert list(corr.reset_index().columns) == ["task", "pearson_r", "pearson_p", "spearman_r", "spearman_p", "ci_low", "ci_high"]
+    assert list(corr.reset_index().columns) == ["task", "pearson_r", "pearson_p", "spearman_r", "spearman_p",
+                                                "ci_low", "ci_high"]
     assert corr.loc["task_up", "pearson_r"] > 0.9 and corr.loc["task_up", "pearson_p"] < 0.01
 
 
@@ -238,7 +242,8 @@ def _minimal_parameters(name, tmp_path):
         return dict(vision_models=["efficientnet-lite0"], text_models=["minilm-l6"], frames=1, ks=[1],
                     first_frame_control=False, null_control=False)
     if name == "live_downstream":
-        return dict(dataset_options={"n_clips": 12, "size": 64}, vision_models=["efficientnet-lite0"], poolings=["first"],
+        return dict(dataset_options={"n_clips": 12, "size": 64}, vision_models=["efficientnet-lite0"],
+                    poolings=["first"],
                     cached_frames=1, text_models=["minilm-l6"], main_text_model="minilm-l6", k=1, tasks=["background"],
                     n_folds=2, n_bootstrap=1, n_permutations=1)
     if name == "live_videocomp":
