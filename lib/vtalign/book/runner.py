@@ -291,7 +291,8 @@ def write_reproducibility_page(path: Path | None = None) -> Path:
         r = records.get(nb.name)
         if r:
             params = ", ".join(f"`{k}` = `{json.dumps(v)}`" for k, v in r["parameters"].items()) or "defaults"
-            runs.append(f"| {nb.name} | {nb.figure} | `{r.get('run_id', '—')}` | {r['mode']} | {markdown_cell(params)} | "
+            runs.append(f"| {nb.name} | {nb.figure} | `{r.get('run_id', '—')}` | {r['mode']} | "
+                        f"{markdown_cell(params)} | "
                         f"`{r.get('commit', 'unknown')[:12]}`{' (uncommitted changes)' if r.get('dirty') else ''} | "
                         f"{r['seconds']:.1f} | {r['finished']} |")
         else:
@@ -301,10 +302,12 @@ def write_reproducibility_page(path: Path | None = None) -> Path:
     several = sorted(set(weights.model[weights.model.duplicated()]))
     weight_rows = "\n".join(
         f"| {r.model} | {r.modality} | `{markdown_cell(r.revision)}`"
-        + (" (random weights: plumbing tests and controls, no real model)" if r.revision.startswith("random-init") else "")
+        + (" (random weights: plumbing tests and controls, no real model)"
+           if r.revision.startswith("random-init") else "")
         + f" | {r.entries} | {r.device} |" for r in weights.itertuples()) or "| — | — | — | 0 | — |"
     warning = ("\n\n```{warning}\nThe cache holds features of more than one revision of "
-               + ", ".join(several) + ": some entries were made with other weights than others.\n```") if several else ""
+               + ", ".join(several) + ": some entries were made with other weights than others.\n```"
+               ) if several else ""
     prov = provenance()
     prov_rows = "\n".join(
         f"| `{r.file}.csv` | {r.paper_source} | {r.exactness} |" for r in prov.itertuples()
@@ -415,7 +418,8 @@ def write_build_status(path: Path | None = None) -> Path:
     text = _runs_summary(_run_records()) + "\n\n"
     if rows:
         text += ("Analyses skipped in this build, because the parameters a chapter ran with make them "
-                 "impossible:\n\n| chapter | analysis | why | runs with |\n|---|---|---|---|\n" + "\n".join(rows) + "\n")
+                 "impossible:\n\n| chapter | analysis | why | runs with |\n|---|---|---|---|\n"
+                 + "\n".join(rows) + "\n")
     else:
         text += "No chapter skipped an analysis: every one ran with the parameters of this build.\n"
     if missing:
@@ -463,7 +467,8 @@ def main(argv=None) -> int:
     sub.add_parser("static", help="copy MathJax into _static/mathjax (offline math; run before jupyter-book build)")
     check = sub.add_parser("check-html", help="open every built page in headless Chromium and report problems")
     check.add_argument("--html", default=str(project_root() / "_build" / "html"), help="the built book")
-    check.add_argument("--screenshots", metavar="DIR", help="also save a full-page screenshot of every page at 1400 px into DIR")
+    check.add_argument("--screenshots", metavar="DIR",
+                       help="also save a full-page screenshot of every page at 1400 px into DIR")
     args = parser.parse_args(argv)
     if args.command == "static":
         from .site import vendor_mathjax
