@@ -219,11 +219,14 @@ def job_gpu_hours(models: pd.DataFrame, record: dict | None = None) -> pd.Series
 
 
 def paper_plan(models: pd.DataFrame | None = None, record: dict | None = None, **loadability_options) -> pd.DataFrame:
-    """The model list with ``loadable`` (yes/no), the computed ``why_not`` and ``gpu_hours`` per row."""
+    """The model list with ``loadable`` (yes/no), the computed ``why_not``, ``gpu_hours`` and
+    ``fp32_gib`` (the weights' size in fp32, ``params_m`` of ``a2_model_list.csv`` x 4 bytes) per row."""
     models = read_models() if models is None else models
     decided = [loadability(row, **loadability_options) for _, row in models.iterrows()]
+    params = pd.read_csv(paths.paper_csv("a2_model_list")).set_index(["family", "variant"])["params_m"]
+    fp32_gib = [params[(f, v)] * 1e6 * 4 / 2**30 for f, v in zip(models.family, models.list_variant)]
     return models.assign(loadable=["yes" if ok else "no" for ok, _ in decided], why_not=[w for _, w in decided],
-                         gpu_hours=job_gpu_hours(models, record))
+                         gpu_hours=job_gpu_hours(models, record), fp32_gib=fp32_gib)
 
 
 def dry_run_lines(plan: pd.DataFrame, record: dict | None = None) -> list[str]:
@@ -232,13 +235,15 @@ def dry_run_lines(plan: pd.DataFrame, record: dict | None = None) -> list[str]:
     from .projection import project_plan
 
     record = _projection_record() if record is None else record
-    lines = [f"{'#':>3}  {'model':44s} {'setting':14s} {'id (? = uncertain)':60s} {'loader':16s} {'GPU-h':>7s}  "
-             "loads here"]
+    lines = [f"{'#':>3}  {'model':44s} {'setting':14s} {'id (? = uncertain)':60s} {'loader':16s} {'GPU-h':>7s} "
+             f"{'fp32 GiB':>8s}  loads here"]
     for i, r in enumerate(plan.itertuples(), 1):
         ident = (r.hf_id or "(none)") + ("" if r.id_certain == "yes" else " ?")
         loads = "yes" if r.loadable == "yes" else f"no: {r.why_not}"
+        if r.loadable == "yes" and r.needs_remote_code == "yes":
+            loads += f" (runs its own code: --trust-remote-code --revision {r.revision})"
         lines.append(f"{i:3d}  {r.model:44s} {r.setting:14s} {ident:60s} {r.family_loader or '-':16s} "
-                     f"{r.gpu_hours:7.3f}  {loads}")
+                     f"{r.gpu_hours:7.3f} {r.fp32_gib:8.1f}  {loads}")
     ok = plan.loadable == "yes"
     common = dict(efficiency=record["efficiency"], gpu_flops=record["gpu"]["matmul_flops"],
                   sweep_seconds=record["gpu"]["sweep_seconds"], sweep_pairs=record["gpu"]["sweep_pairs"],
@@ -255,5 +260,10 @@ def dry_run_lines(plan: pd.DataFrame, record: dict | None = None) -> list[str]:
         f"forward FLOPs 2 x params x tokens at {record['efficiency']:.0%} of the {record['gpu']['device']}'s "
         f"measured fp32 matmul rate, {record['n_items']} videos, frames {record['frames']}, captions "
         f"{record['captions']}; fp32, one device; an order-of-magnitude estimate.",
+        f"fp32 GiB: the weights alone in fp32 (parameters from a2_model_list.csv, approximate); "
+        f"{int((plan.fp32_gib > 80e9 / 2**30).sum())} jobs exceed one 80 GB GPU that way (bf16 halves it; or "
+        f"spread one model over several GPUs).",
+        "loads here: the installed software can load it; the weights still come from the hub (--allow-download), "
+        "and gated models (Llama, Gemma, DINOv3) need their licence accepted there first.",
     ]
     return lines
