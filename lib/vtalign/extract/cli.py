@@ -74,9 +74,14 @@ def main(argv=None) -> int:
 def _load_options(args, model: str) -> dict:
     """The Hugging Face load options the flags ask for, for a Hugging Face id or local folder; a registered
     name (offline models, tiny-*, a user's loader) is loaded by its own loader, which the flags do not reach."""
+    asked = dict(allow_download=args.allow_download, revision=args.revision, trust_remote_code=args.trust_remote_code,
+                 dtype=args.dtype, device_map=args.device_map)
     if is_registered_name(model):
+        ignored = sorted(check_load_options("a Hugging Face id", asked))
+        if ignored:
+            print(f"note: {model} is a registered name, loaded by its own loader in its own precision: "
+                  f"{', '.join('--' + k.replace('_', '-') for k in ignored)} do(es) not apply to it", file=sys.stderr)
         return {}
-    asked = dict(allow_download=args.allow_download, revision=args.revision, trust_remote_code=args.trust_remote_code)
     return check_load_options(model, asked)
 
 
@@ -101,7 +106,14 @@ def _parser() -> argparse.ArgumentParser:
                     help="Hugging Face ids: download a model missing from the local Hugging Face cache")
     ap.add_argument("--revision", default=None, help="Hugging Face ids: the hub revision (commit, tag) to load")
     ap.add_argument("--trust-remote-code", action="store_true",
-                    help="Hugging Face ids and folders: run the checkpoint's own modelling code (read it first)")
+                    help="Hugging Face ids and folders: run the checkpoint's own modelling code (read it first; a hub "
+                         "id needs --revision set to the 40-hex commit you read; its files are printed and recorded)")
+    ap.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default=None,
+                    help="Hugging Face ids and folders: the precision weights are loaded and run in (default fp32); "
+                         "recorded in the cache key, so entries of different precisions never mix")
+    ap.add_argument("--device-map", choices=["auto"], default=None,
+                    help="Hugging Face ids and folders: spread one model over every visible GPU (accelerate), for "
+                         "language models too large for one; on Ray give each worker the GPUs (--gpus-per-worker)")
     ap.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ...; auto (default): the GPU when present")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--skip-failures", action="store_true",
@@ -129,6 +141,9 @@ def _parser() -> argparse.ArgumentParser:
                          "joins a cluster (the cache must be on storage every node sees)")
     ap.add_argument("--workers", type=int, default=None, help="with --cluster: workers per model (default: all CPUs, "
                                                               "or one per GPU)")
+    ap.add_argument("--gpus-per-worker", type=float, default=None,
+                    help="with --cluster: GPUs each worker holds (default 1 on a GPU device, else 0; more for "
+                         "--device-map auto)")
     ap.add_argument("--plan", default=None, metavar="PLAN.toml",
                     help="with --cluster: a TOML plan of [[grid]] tables (dataset, options, models, frames, captions); "
                          "'paper' with --dry-run: the paper's 121 models (data_manifest/paper/a2_models.csv)")
@@ -243,7 +258,8 @@ def _run_on_cluster(args, ap) -> int:
     if args.sweeps:  # k < N for every dataset of the plan, before any work
         for dataset, options in {(r.dataset, json.dumps(r.options, sort_keys=True)): None for r in requests}:
             check_k(args.k, len(build_dataset(dataset, json.loads(options))), f"dataset {dataset}")
-    summary = run_plan(requests, args.cluster, args.workers, args.device, batch_size=args.batch_size,
+    summary = run_plan(requests, args.cluster, args.workers, args.device, gpus_per_worker=args.gpus_per_worker,
+                       batch_size=args.batch_size,
                        cache_dir=args.cache, skip_failures=args.skip_failures, progress=not args.no_progress,
                        force=args.force, verify=args.verify)
     for r in summary.itertuples():

@@ -46,7 +46,8 @@ def plan_requests(dataset: str, models, frames=(8,), captions=(1,), mode: str = 
     only the caption counts, a video or image model only the frame counts). Every request is built and
     checked once (:func:`vtalign.extract.request.build_request`) before it is planned: a bad one raises
     :class:`~vtalign.extract.errors.RequestError`. ``load_options`` (Hugging Face ids and local folders:
-    ``allow_download``, ``revision``, ``trust_remote_code``) go with every request to its workers."""
+    ``allow_download``, ``revision``, ``trust_remote_code``, ``dtype``, ``device_map``) go with every request to its
+    workers."""
     out, seen = [], set()
     ds = build_dataset(dataset, options)
     for model in models:
@@ -66,7 +67,8 @@ def load_plan(path, skip_failures: bool = False) -> list[FeatureRequest]:
         dataset = "synthetic_world"
         options = { n_clips = 256, size = 128 }
         models = ["efficientnet-lite0", "minilm-l6"]
-        load_options = {}       # optional, for Hugging Face ids: { revision = "...", trust_remote_code = true }
+        load_options = {}       # optional, for Hugging Face ids: { revision = "<40-hex commit>", trust_remote_code
+                                # = true, dtype = "bf16", device_map = "auto" }: recorded in each entry's key
         frames = [1, 2, 4, 8, 16]
         captions = [1, 2, 5, 10]
         mode = "video"          # optional; seed too

@@ -45,9 +45,11 @@ class FeatureRequest:
     dataset, options : the registered dataset's name and its options
     model : the model as recorded (a local folder: its absolute real path)
     frames, captions, mode, seed : as :func:`vtalign.extract.extract_features`
-    load_options : Hugging Face load options (``allow_download``, ``revision``, ``trust_remote_code``),
-        carried to every process that loads the model; a pinned revision is in ``key`` through the
-        resolved ``model_revision``, the others do not change the features
+    load_options : Hugging Face load options (``allow_download``, ``revision``, ``trust_remote_code``, ``dtype``,
+        ``device_map``), carried to every process that loads the model. ``key`` records what changes the
+        features: a pinned revision through the resolved ``model_revision``, ``dtype`` (when not fp32),
+        ``device_map`` and, for a checkpoint with its own code, ``remote_code`` (its files' digests);
+        ``allow_download`` changes nothing and is not recorded
     key : the identity that determines the entry's contents (``meta["request"]``)
     identity : a digest of ``key`` (two requests for one model at two revisions differ here)
     checked : how leniently it was checked, ``(skip_failures, needs_videos)``; :meth:`for_run` checks a
@@ -128,14 +130,15 @@ def build_request(dataset, model, frames: int = 8, captions: int = 1, mode: str 
     name = canonical_model(model if isinstance(model, str) else getattr(model, "name", model))
     facts = check_request(ds, name, frames, captions, mode, seed, skip_failures=skip_failures,
                           needs_videos=needs_videos, encoder=enc, load_options=load_options)  # as the key records them
-    key = feature_request(ds, name, frames, captions, mode, seed, facts=facts)
+    options = check_load_options(name, load_options)
+    key = feature_request(ds, name, frames, captions, mode, seed, facts=facts, load_options=options)
     return FeatureRequest(ds.name, name, int(frames), int(captions), mode, int(seed), dict(ds.options),
-                          check_load_options(name, load_options), key, digest(key),
+                          options, key, digest(key),
                           (bool(skip_failures), bool(needs_videos)), ds)
 
 
 def feature_request(ds: VideoTextDataset, model: str, frames: int = 8, captions: int = 1, mode: str = "video",
-                    seed: int = 0, *, facts: EncoderFacts | None = None) -> dict:
+                    seed: int = 0, *, facts: EncoderFacts | None = None, load_options: dict | None = None) -> dict:
     """Everything that determines a cache entry's contents (compared field by field on reuse): the
     ``key`` of a :class:`FeatureRequest`.
 
@@ -144,12 +147,21 @@ def feature_request(ds: VideoTextDataset, model: str, frames: int = 8, captions:
     video side records ``videos``, the identity of the video files read (names, sizes, partial content
     digests), or None when the dataset has none (generated clips are identified by ``dataset_version``,
     and a dataset built without its ``video_root`` can only read an entry, never make one).
-    ``facts`` : the model's facts when known (a loaded encoder's), else looked up without loading it."""
+    ``facts`` : the model's facts when known (a loaded encoder's), else looked up without loading it.
+    ``load_options`` (checked, defaults left out): ``dtype`` other than fp32 and ``device_map`` are recorded, so an
+    entry made in bf16 is never taken for an fp32 one (and an fp32 key is as it was before either existed); a
+    checkpoint's own code is recorded as ``remote_code``, its files' digests."""
     model = canonical_model(model)
-    facts = facts or encoder_facts(model)
+    load_options = dict(load_options or {})
+    facts = facts or encoder_facts(model, **load_options)
     req = {"dataset": ds.name, "dataset_options": ds.options, "dataset_version": ds.version,
            "items_digest": digest(ds.ids), "n_items": len(ds), "model": model, "model_revision": facts.revision,
            "modality": facts.modality, "library_version": __version__}
+    for name in ("dtype", "device_map"):
+        if load_options.get(name) not in (None, "fp32"):
+            req[name] = load_options[name]
+    if facts.remote_code:
+        req["remote_code"] = dict(facts.remote_code)
     if facts.modality == "text":
         req.update(side="text", captions=int(captions), seed=int(seed),
                    captions_digest=digest([it.captions for it in ds.items]))
@@ -178,11 +190,14 @@ def request_setting(req: dict) -> str:
 
 def cache_entry(req: dict, cache_root: Path | None = None) -> Path:
     """The folder of one request's cache entry (readable path, options as a digest). A local model folder
-    and a Hugging Face id are followed by ``@`` and their weights' digest or resolved commit.
+    and a Hugging Face id are followed by ``@`` and their weights' digest or resolved commit; a precision other
+    than fp32 and a ``device_map`` end the last part (``text-c5-s0-bf16``), so they never share an fp32 entry.
 
     >>> key = dict(dataset="vatex", dataset_options={}, model="org/model", side="text", captions=5, seed=0)
     >>> [cache_entry({**key, "model_revision": c}, "/c").parts[-2] for c in ("0123456789abcdef", "fedcba9876543210")]
     ['org__model@0123456789ab', 'org__model@fedcba987654']
+    >>> cache_entry({**key, "model_revision": "0123456789abcdef", "dtype": "bf16"}, "/c").name
+    'text-c5-s0-bf16'
     """
     root = Path(cache_root) if cache_root else paths.cache_dir("features")
     model = req["model"].replace("/", "__")
@@ -193,6 +208,10 @@ def cache_entry(req: dict, cache_root: Path | None = None) -> Path:
         model += "@" + revision[:12]                                  # entry, so pinned revisions never collide
     side = (f"text-c{req['captions']}-s{req['seed']}" if req["side"] == "text"
             else f"video-f{req['frames']}-{req['mode']}")
+    if req.get("dtype"):
+        side += f"-{req['dtype']}"
+    if req.get("device_map"):
+        side += f"-devicemap_{req['device_map']}"
     return root / req["dataset"] / digest(req["dataset_options"]) / model / side
 
 
@@ -210,8 +229,15 @@ def request_differences(a: dict, b: dict) -> list[str]:
 
 
 def request_arguments(req: dict) -> dict:
-    """Keyword arguments of :func:`build_request` that reproduce a recorded request."""
+    """Keyword arguments of :func:`build_request` that reproduce a recorded request: its load options too (the
+    precision and placement it records; for a checkpoint whose own code it records, trust in that code at the
+    commit it was made with, whose files' digests the rebuilt key compares again)."""
+    load = {k: req[k] for k in ("dtype", "device_map") if req.get(k)}
+    if req.get("remote_code"):
+        load["trust_remote_code"] = True
+        if not is_local_revision(str(req.get("model_revision") or "")):
+            load["revision"] = req.get("model_revision")
     return dict(dataset=req["dataset"], dataset_options=req.get("dataset_options") or {}, model=req["model"],
                 frames=int(req.get("frames", 8)), captions=int(req.get("captions", 1)),
                 mode=req.get("mode", "video") if req.get("mode") in ("image", "video", "frames") else "video",
-                seed=int(req.get("seed", 0)))
+                seed=int(req.get("seed", 0)), load_options=load)

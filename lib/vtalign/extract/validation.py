@@ -21,10 +21,10 @@ What is checked:
 
 Example
 -------
->>> build_dataset("synthetic_world", {"nclips": 8})
+>>> build_dataset("synthetic_world", {"nclips": 8})  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-vtalign.extract.errors.RequestError: Unknown option 'nclips' for dataset synthetic_world (did you mean 'n_clips'?); its options: annotators, caption_style, n_captions, n_clips, n_frames, n_objects, narration_order, objects_per_caption, p_moving, reorder_seed, seed, size, visible.
+vtalign.extract.errors.RequestError: Unknown option 'nclips' for dataset synthetic_world (did you mean 'n_clips'?); ...
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ import typing
 import numpy as np
 
 from .datasets import DATASETS, VideoTextDataset, load_dataset
-from .encoders import ENCODERS, LOAD_OPTIONS, EncoderFacts, encoder_facts
+from .encoders import DEVICE_MAPS, DTYPES, ENCODERS, LOAD_OPTIONS, EncoderFacts, encoder_facts
 from .errors import MissingVideosError, RequestError, UnknownDatasetError
 from .manifest import entry as manifest_entry
 from .manifest import manifest
@@ -196,19 +196,35 @@ def is_registered_name(model) -> bool:
 
 
 def check_load_options(model, options: dict | None) -> dict:
-    """The Hugging Face load options of a request (:data:`vtalign.extract.encoders.LOAD_OPTIONS`: names and
-    types), as a dict with the defaults left out. They apply to Hugging Face ids and local folders, not to
-    registered names (whose loaders take no such options): asking for them there is an error."""
+    """The Hugging Face load options of a request (:data:`vtalign.extract.encoders.LOAD_OPTIONS`: names, types and
+    values), as a dict with the defaults left out (``dtype="fp32"``, ``False``, ``None``). They apply to Hugging Face
+    ids and local folders, not to registered names (whose loaders take no such options): asking for them there is
+    an error. ``dtype`` is one of fp32, bf16, fp16; ``device_map`` is ``"auto"``. Whether a checkpoint's own code may
+    run (``trust_remote_code`` with a pinned commit) is judged where its config is read
+    (:func:`vtalign.extract.encoders.remote_code`).
+
+    >>> check_load_options("org/model", {"dtype": "fp32", "allow_download": False, "device_map": "auto"})
+    {'device_map': 'auto'}
+    """
     options = dict(options or {})
     unknown = sorted(set(options) - set(LOAD_OPTIONS))
     if unknown:
         raise RequestError(f"Unknown load option(s) {unknown} for model {model}; the load options are "
-                           f"{', '.join(sorted(LOAD_OPTIONS))}.")
+                           f"{', '.join(LOAD_OPTIONS)}.")
     for key, value in options.items():
-        if not isinstance(value, LOAD_OPTIONS[key]) and not (value is None and key == "revision"):
+        if value is None and key in ("revision", "dtype", "device_map"):
+            continue
+        if not isinstance(value, LOAD_OPTIONS[key]):
             raise RequestError(f"Load option {key}={value!r} for model {model}: it takes a "
                                f"{LOAD_OPTIONS[key].__name__}.")
-    options = {k: v for k, v in options.items() if v not in (False, None)}
+    if options.get("dtype") not in (None, *DTYPES):
+        raise RequestError(f"Load option dtype={options['dtype']!r} for model {model}: it is one of "
+                           f"{', '.join(DTYPES)}.")
+    if options.get("device_map") not in (None, *DEVICE_MAPS):
+        raise RequestError(f"Load option device_map={options['device_map']!r} for model {model}: it is "
+                           f"{' or '.join(repr(d) for d in DEVICE_MAPS)} (accelerate spreads the model over the "
+                           "visible GPUs) or left out.")
+    options = {k: v for k, v in options.items() if v not in (False, None) and not (k == "dtype" and v == "fp32")}
     if options and is_registered_name(model):
         raise RequestError(f"Load options ({', '.join(sorted(options))}) apply to Hugging Face ids and local "
                            f"folders; {model} is a registered name, loaded by its own loader.")
