@@ -23,7 +23,7 @@ from ..extract.features import extract_features
 from ..pooling import pool_frames
 from ..stats import paired_difference
 
-__all__ = ["negative_neighbours", "negative_table", "reorder_distances"]
+__all__ = ["negative_neighbours", "negative_table", "probe_ranks", "reorder_distances"]
 
 
 def negative_neighbours(positive: np.ndarray, negative: np.ndarray, k: int, backend: str = "auto") -> np.ndarray:
@@ -74,6 +74,41 @@ def negative_table(dataset_options: dict | None, vision_model: str, poolings, te
     return pd.DataFrame(rows)
 
 
+def probe_ranks(anchors: np.ndarray, probes: np.ndarray, groups=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where each probe text (a counterfactual, a shuffled control, a paraphrase) ranks among the other anchors
+    as a neighbour of its own anchor (a caption).
+
+    anchors, probes : [N, D] unit rows (prepared features of one layer), probe i paired with anchor i.
+    groups : optional [N] labels; anchors sharing anchor i's label (e.g. the same caption text twice) are not
+        "other" anchors for i. Default: every anchor its own group.
+
+    With s_i = a_i . p_i (cosine, computed in float64), the rank of probe i is
+    ``1 + #{j : group_j != group_i, a_i . a_j >= s_i}``: 1 when the probe is nearer to its anchor than every
+    other anchor; a tie counts against the probe. Returns (rank int64 [N], probe distance 1 - s_i [N],
+    distance to the nearest other anchor [N]; +inf where there is none).
+
+    >>> anchors = np.array([[1.0, 0], [0.8, 0.6], [0, 1.0]])
+    >>> probes = np.array([[0.6, 0.8], [0.8, 0.6], [0.8, 0.6]])   # probe 0: anchor 1 is nearer to anchor 0
+    >>> rank, d, nearest = probe_ranks(anchors, probes)         # probe 2 ties with anchor 1: counted against it
+    >>> rank.tolist(), np.round(d, 2).tolist(), np.round(nearest, 2).tolist()
+    ([2, 1, 2], [0.4, 0.0, 0.4], [0.2, 0.2, 0.4])
+    >>> probe_ranks(anchors, probes, groups=[0, 0, 1])[0].tolist()   # anchors 0 and 1 one group: not "other"
+    [1, 1, 2]
+    """
+    a, p = np.asarray(anchors, dtype=np.float64), np.asarray(probes, dtype=np.float64)
+    if a.ndim != 2 or a.shape != p.shape:
+        raise ValueError(f"anchors and probes must be paired [N, D] arrays, got {a.shape} and {p.shape}.")
+    groups = np.arange(len(a)) if groups is None else np.asarray(groups)
+    if groups.shape != (len(a),):
+        raise ValueError(f"groups must have one label per anchor ({len(a)}), got shape {groups.shape}.")
+    own = (a * p).sum(1)
+    sim = a @ a.T
+    sim[groups[:, None] == groups[None, :]] = -np.inf
+    rank = 1 + (sim >= own[:, None]).sum(1)
+    nearest = 1 - sim.max(1) if len(a) > 1 else np.full(len(a), np.inf)
+    return rank.astype(np.int64), 1 - own, nearest
+
+
 def reorder_distances(source: str, text_models, n_items: int | None = 128, reorder_seed: int = 0,
                       sample_seed: int = 0, progress: bool = True) -> pd.DataFrame:
     """How far a text model moves a real paragraph (ActivityNet / YouCook2 events, VideoComp-style) when
@@ -92,13 +127,9 @@ def reorder_distances(source: str, text_models, n_items: int | None = 128, reord
         p = prepare_features(fp, layer_dims=mp.get("layer_dims")).astype(np.float64)
         n = prepare_features(fn, layer_dims=mn.get("layer_dims")).astype(np.float64)
         for layer in range(p.shape[1]):
-            a, b = p[:, layer], n[:, layer]
-            reorder = 1 - (a * b).sum(1)
-            sim = a @ a.T
-            np.fill_diagonal(sim, -np.inf)
-            nearest = 1 - sim.max(1)
+            rank, reorder, nearest = probe_ranks(p[:, layer], n[:, layer])
             ratio = reorder / np.maximum(nearest, 1e-12)
             rows.append(dict(source=source, model=model, layer=layer, median_reorder=float(np.median(reorder)),
                              median_nearest_other=float(np.median(nearest)), median_ratio=float(np.median(ratio)),
-                             share_closer=float((reorder < nearest).mean()), n_items=len(a)))
+                             share_closer=float((rank == 1).mean()), n_items=len(rank)))
     return pd.DataFrame(rows)
