@@ -53,7 +53,7 @@ __all__ = ["Claim", "CLAIMS", "claim", "published_verdicts", "save_verdicts", "s
            "most_aligned_verdict", "live_trend_verdict", "live_caption_gain_verdict", "live_frame_averaging_verdict",
            "live_strength_verdict", "live_downstream_verdict", "live_order_verdict", "live_reorder_verdict",
            "not_testable", "readouts_above_chance", "pvd_frames_verdict", "pvd_beats_original_verdict",
-           "pvd_saturation_verdict", "slice_form_verdict"]
+           "pvd_saturation_verdict", "slice_form_verdict", "bag_of_words_verdict"]
 
 
 @dataclass(frozen=True)
@@ -680,6 +680,40 @@ def live_reorder_verdict(planted: pd.DataFrame, null: pd.DataFrame | None, aware
                     "order-blind control (never counted) and the null world must show none",
                     value, f"order-blind control: {len(control)} significant; null world: {len(fired)} significant; "
                            f"null half-width {half:.4f} vs the paper's largest drop {largest:.3f}")
+
+
+# --------------------------------------------------------------------------- #
+# Real data: real captions measured with the offline language models
+# --------------------------------------------------------------------------- #
+def bag_of_words_verdict(readings: pd.DataFrame, contrast: pd.DataFrame, margin: float,
+                         source: str = "sequence", controls: str = "") -> Verdict:
+    """Sec. 8's bag-of-words claim on real counterfactuals (:mod:`vtalign.book.text_order`), graded per model on
+    ``source``'s pairs (subset ``all``): a model reads *for* the claim when more than half its shallower layers
+    (:func:`~vtalign.book.text_order.graded_layers`) rank the counterfactual first for most captions (top-1
+    interval above 1/2) while shuffling its words costs less than ``margin`` of top-1 rate (the order cost's
+    interval below it); *against* when more than half are order-sensitive (cost above the margin beyond its
+    interval) or do not rank the reordering first (top-1 interval below 1/2). Supported when every model reads
+    for it, contradicted when any reads against. ``readings``: :func:`~vtalign.book.text_order.model_readings`;
+    ``contrast``: the layers behind them; ``controls``: the control's numbers, in words."""
+    r = readings[(readings.source == source) & (readings.subset == "all")]
+    c = contrast[(contrast.source == source) & (contrast.subset == "all")]
+    n_for, n_against = int((r.reading == "for").sum()), int((r.reading == "against").sum())
+    parts = []
+    for m in r.itertuples():
+        layers = c[c.model == m.model]
+        worst = layers.loc[layers.order_cost_low.idxmax()]
+        parts.append(f"{m.model}: {m.bag_of_words} of {m.graded_layers} shallower layers bag of words, {m.against} "
+                     f"against (largest order cost {worst.order_cost:+.2f} [{worst.order_cost_low:+.2f}, "
+                     f"{worst.order_cost_high:+.2f}] at layer {int(worst.layer)}; counterfactual top-1 "
+                     f"{layers.top1.min():.2f} to {layers.top1.max():.2f} over all layers)")
+    n = int(c.n.iloc[0]) if len(c) else 0
+    return _verdict("fig5_bag_of_words", "real data", claim_status(n_for, n_against, len(r)),
+                    f"per model, more than half of its shallower layers must rank the counterfactual first for most "
+                    f"captions (top-1 rate's 95% bootstrap interval over pairs above 1/2) with an order cost (top-1 "
+                    f"of the counterfactual minus that of its words shuffled) whose interval lies below {margin:g}; "
+                    f"a model contradicts it when more than half its shallower layers have the cost above {margin:g} "
+                    "beyond the interval or the top-1 interval below 1/2",
+                    f"{source}, {n} real caption pairs: " + "; ".join(parts), controls)
 
 
 # --------------------------------------------------------------------------- #
