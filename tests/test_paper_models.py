@@ -100,3 +100,16 @@ def test_dry_run_lists_every_job(models):
     assert any(line.startswith("121 jobs (91 vision, 30 language)") for line in lines)
     with pytest.raises(SystemExit):
         main(["--dry-run"])       # a dry run lists the paper plan only
+
+
+def test_labels_name_the_models_of_the_published_tables(models):
+    pairs = set(zip(models.label, models.setting))
+    setting = {"native_video": "video", "image_on_video": "image-on-video", "image_on_image": "image"}
+    fig2 = pd.read_csv(paths.paper_csv("fig2_alignment_vs_retrieval_digitized"))
+    assert not [(m, t) for m, t in zip(fig2.model, fig2.model_type) if (m, setting[t]) not in pairs]
+    labels = set(models.label)
+    for name in ("fig3_vatex_scaling_frames_digitized", "fig5_test_of_time_printed", "fig6_videocomp_printed",
+                 "fig8_pvd_frames_digitized"):
+        used = {m.removesuffix("_video") for m in pd.read_csv(paths.paper_csv(name)).model}
+        assert used <= labels, (name, used - labels)
+    assert ("dinov2_giant", "video") not in pairs and "dinov2_gigant" not in labels    # the check can fail

@@ -32,7 +32,7 @@ from .. import paths
 __all__ = ["COLUMNS", "SETTINGS", "ID_SOURCES", "LOADER_PACKAGES", "read_models", "check_counts", "loadability",
            "paper_plan", "job_gpu_hours", "dry_run_lines"]
 
-COLUMNS = ("model", "family", "list_variant", "hf_id", "alt_id", "id_source", "id_certain", "revision",
+COLUMNS = ("model", "label", "family", "list_variant", "hf_id", "alt_id", "id_source", "id_certain", "revision",
            "family_loader", "needs_remote_code", "side", "setting", "native_frames", "token_pooling", "layers",
            "why_not", "notes")
 SETTINGS = {"vision": ("image", "image-on-video", "video"), "language": ("text",)}
@@ -41,6 +41,7 @@ ID_SOURCES = ("paper text", HUH, "model card / org naming", "inferred — uncert
 # Loaders (model types) that need a package beyond transformers: the checkpoint's own library.
 LOADER_PACKAGES = {"timm_wrapper": "timm"}
 _HEX40 = re.compile(r"[0-9a-f]{40}")
+_LABEL = re.compile(r"[a-z0-9_]+")
 
 
 def read_models(path: str | Path | None = None) -> pd.DataFrame:
@@ -49,11 +50,12 @@ def read_models(path: str | Path | None = None) -> pd.DataFrame:
     Returns a DataFrame with :data:`COLUMNS` (all strings; empty cells are ``""``). Raises
     ``ValueError`` naming the row and column of the first problem: a missing or extra column, a value
     outside its vocabulary (side, setting, id_source, yes/no columns, pooling), an uncertain source
-    marked certain, a revision that is not a 40-hex commit, a repeated (model, setting), or a row that
-    has neither a loader nor a reason it cannot have one.
+    marked certain, a revision that is not a 40-hex commit, a repeated (model, setting) or (label,
+    setting), or a row that has neither a loader nor a reason it cannot have one. ``label`` is the name
+    the published tables (``fig2_*.csv``, Figures 5, 6, 8) give the model, in their style for the rest.
 
     >>> read_models().shape
-    (121, 17)
+    (121, 18)
     """
     path = Path(path) if path is not None else paths.paper_data_dir() / "a2_models.csv"
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -64,9 +66,11 @@ def read_models(path: str | Path | None = None) -> pd.DataFrame:
                          f"extra {extra}).")
     for i, row in df.iterrows():
         _check_row(row, f"{path.name} row {i + 2} ({row['model'] or 'unnamed'}, {row['setting']})")
-    dup = df[df.duplicated(["model", "setting"], keep=False)]
-    if len(dup):
-        raise ValueError(f"{path.name}: (model, setting) repeated: {sorted(set(zip(dup.model, dup.setting)))}")
+    for key in (["model", "setting"], ["label", "setting"]):
+        dup = df[df.duplicated(key, keep=False)]
+        if len(dup):
+            raise ValueError(f"{path.name}: ({', '.join(key)}) repeated: "
+                             f"{sorted(set(zip(dup[key[0]], dup.setting)))}")
     return df
 
 
@@ -76,6 +80,8 @@ def _check_row(row, where: str) -> None:
 
     if not row["model"] or not row["family"] or not row["list_variant"]:
         bad("model", "model, family and list_variant must all be given")
+    if not _LABEL.fullmatch(row["label"]):
+        bad("label", "the published tables' label style: lower case, digits and underscores")
     if row["side"] not in SETTINGS:
         bad("side", f"must be one of {list(SETTINGS)}")
     if row["setting"] not in SETTINGS[row["side"]]:
