@@ -37,7 +37,7 @@ COLUMNS = ("model", "label", "family", "list_variant", "hf_id", "alt_id", "id_so
            "why_not", "notes")
 SETTINGS = {"vision": ("image", "image-on-video", "video"), "language": ("text",)}
 HUH = "Huh et al. 2024 model list (minyoungg/platonic-rep tasks.py @ 9101e00); the paper starts from their models"
-ID_SOURCES = ("paper text", HUH, "model card / org naming", "inferred — uncertain")
+ID_SOURCES = ("paper (text or figure label)", HUH, "model card / org naming", "inferred — uncertain")
 # Loaders (model types) that need a package beyond transformers: the checkpoint's own library.
 LOADER_PACKAGES = {"timm_wrapper": "timm"}
 _HEX40 = re.compile(r"[0-9a-f]{40}")
