@@ -1,0 +1,329 @@
+"""The language models' order blindness on real temporal counterfactuals (Figure 5, Sec. 8, text side).
+
+The paper (Sec. 8) finds that language models rank "the same words but ordered differently first ... more
+akin to a bag-of-words than being temporally sensitive, at least at the shallower layers". Here that is asked
+of real captions with the offline language models, per model and layer:
+
+- **anchors**: real captions (VITATECS Sequence or Direction, or an ActivityNet Captions / YouCook2 paragraph);
+- **probes**, each paired with its anchor: the *counterfactual* (VITATECS's minimally edited temporal
+  counterfactual, or the paragraph with its events reordered), the *shuffled* control (the counterfactual's
+  words in a seeded random order: the same bag of words, no order) and, on VaTeX, a *paraphrase* control
+  (another annotator's caption of the same video);
+- **rank** (:func:`vtalign.book.reordering.probe_ranks`): 1 when the probe is nearer (cosine, prepared
+  features) to its anchor than every other anchor of the set; otherwise 1 + the number of other anchors at
+  least as near (ties count against the probe).
+
+The bag-of-words reading makes two predictions, and the rule (:func:`layer_reading`) grades each layer on
+both with bootstrap intervals over pairs: (1) the counterfactual is its caption's nearest neighbour (top-1
+rate above one half), and (2) shuffling its words costs next to nothing: the *order cost*, top-1 rate of the
+counterfactual minus that of its shuffled words, stays below a stated margin. An order-blind model has an
+order cost of zero (the same words give the same embedding); an order-sensitive one pushes the shuffled,
+ungrammatical text away. A layer is *order-sensitive* when the cost lies above the margin beyond its
+interval, or *reordering not nearest* when the counterfactual's top-1 rate lies below one half: both
+contradict the claim.
+
+Example
+-------
+>>> layer_reading(top1_low=0.8, cost_low=-0.02, cost_high=0.05)
+'bag of words'
+>>> layer_reading(top1_low=0.8, cost_low=0.2, cost_high=0.4)
+'order-sensitive'
+"""
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from ..alignment import prepare_features
+from ..extract.cache import common_items
+from ..extract.datasets import load_dataset
+from ..extract.features import extract_features
+from ..stats import paired_difference
+from .reordering import probe_ranks
+
+__all__ = ["SOURCES", "PROBES", "READINGS", "order_sets", "boot_indices", "rank_summary", "order_contrast",
+           "layer_reading", "graded_layers", "model_readings", "cached_features", "source_ranks", "order_tables",
+           "plot_text_order"]
+
+# Source name -> what its anchors are (the table's and figure's label).
+SOURCES = {
+    "sequence": "VITATECS Sequence (event order swapped)",
+    "direction": "VITATECS Direction (action reversed)",
+    "activitynet": "ActivityNet Captions paragraphs (events reordered)",
+    "youcook2": "YouCook2 paragraphs (steps reordered)",
+    "vatex": "VaTeX captions (paraphrase control)",
+}
+PROBES = ("counterfactual", "shuffled", "paraphrase")
+BAG_OF_WORDS, ORDER_SENSITIVE, NOT_NEAREST, NEITHER = ("bag of words", "order-sensitive", "reordering not nearest",
+                                                       "neither")
+READINGS = (BAG_OF_WORDS, ORDER_SENSITIVE, NOT_NEAREST, NEITHER)
+
+
+def order_sets(source: str, n_items: int | None = None, seed: int = 0, sample_seed: int = 0,
+               reorder_seed: int = 0) -> tuple[tuple[str, dict], dict[str, tuple[str, dict]]]:
+    """The datasets of one source: ``((name, options) of the anchors, {probe: (name, options)})``.
+
+    ``seed`` draws the shuffled control's word order; ``reorder_seed`` the paragraphs' event order (the live
+    VideoComp chapter's, so its cached entries are reused); ``n_items`` a seeded sample (``sample_seed``)
+    of pairs, the same for anchors and probes.
+
+    >>> anchors, probes = order_sets("sequence")
+    >>> anchors[0], anchors[1]["text"], probes["shuffled"][1]["text"], sorted(probes)
+    ('vitatecs', 'caption', 'shuffled', ['counterfactual', 'shuffled'])
+    """
+    if source in ("sequence", "direction"):
+        base = dict(aspect=source.capitalize(), n_items=n_items, sample_seed=sample_seed)
+        return (("vitatecs", dict(base, text="caption")),
+                {"counterfactual": ("vitatecs", dict(base, text="counterfactual")),
+                 "shuffled": ("vitatecs", dict(base, text="shuffled", seed=seed))})
+    if source in ("activitynet", "youcook2"):
+        base = dict(source=source, n_items=n_items, sample_seed=sample_seed)
+        return (("videocomp", dict(base, text="positive", seed=reorder_seed)),
+                {"counterfactual": ("videocomp", dict(base, text="negative", seed=reorder_seed)),
+                 "shuffled": ("videocomp", dict(base, text="shuffled", seed=reorder_seed))})
+    if source == "vatex":
+        base = dict(split="val", n_items=n_items, sample_seed=sample_seed)
+        return ("vatex", dict(base, caption_index=0)), {"paraphrase": ("vatex", dict(base, caption_index=1))}
+    raise ValueError(f"source must be one of {list(SOURCES)}, got {source!r}.")
+
+
+def boot_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """[n_boot, n] item indices drawn with replacement (seeded): one draw shared by every statistic of a set,
+    so that differences between probes are paired.
+
+    >>> boot_indices(3, 2, 0).shape
+    (2, 3)
+    """
+    if n < 2:
+        raise ValueError(f"a bootstrap over pairs needs at least 2 pairs, got {n}.")
+    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+
+
+def _ci(stat: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    q = (1 - confidence) / 2
+    low, high = np.quantile(stat, [q, 1 - q])
+    return float(low), float(high)
+
+
+def rank_summary(rank: np.ndarray, distance: np.ndarray, idx: np.ndarray) -> dict:
+    """Top-1 rate (share of rank 1), mean and median rank, mean distance, each with its 95% bootstrap interval
+    over pairs (``idx`` from :func:`boot_indices`).
+
+    >>> s = rank_summary(np.array([1, 1, 2, 4]), np.zeros(4), boot_indices(4, 200, 0))
+    >>> s["top1"], s["mean_rank"], s["median_rank"], s["n"]
+    (0.5, 2.0, 1.5, 4)
+    """
+    rank = np.asarray(rank)
+    top = (rank == 1).astype(float)
+    out = dict(n=int(rank.size), top1=float(top.mean()))
+    out["top1_low"], out["top1_high"] = _ci(top[idx].mean(1))
+    out["mean_rank"] = float(rank.mean())
+    out["mean_rank_low"], out["mean_rank_high"] = _ci(rank[idx].mean(1))
+    out["median_rank"] = float(np.median(rank))
+    out["median_rank_low"], out["median_rank_high"] = _ci(np.median(rank[idx], axis=1))
+    out["mean_distance"] = float(np.mean(distance))
+    return out
+
+
+def order_contrast(rank_cf: np.ndarray, rank_sh: np.ndarray, d_cf: np.ndarray, d_sh: np.ndarray, idx: np.ndarray,
+                   n_permutations: int = 2000, seed: int = 0) -> dict:
+    """Counterfactual against its shuffled words, paired over pairs: ``order_cost`` = top-1 rate of the
+    counterfactual minus that of the shuffled words; ``rank_gap`` = mean rank of the shuffled words minus that
+    of the counterfactual; ``distance_gap`` = mean cosine distance (to the caption) of the shuffled words minus
+    that of the counterfactual, with a sign-flip p-value. Each with its 95% bootstrap interval (``idx``).
+    An order-blind representation gives 0 for all three.
+
+    >>> c = order_contrast(np.array([1, 1, 1, 1]), np.array([1, 3, 2, 5]), np.zeros(4), np.ones(4),
+    ...                    boot_indices(4, 200, 0), n_permutations=100)
+    >>> c["order_cost"], c["rank_gap"], c["distance_gap"]
+    (0.75, 1.75, 1.0)
+    """
+    cost = (np.asarray(rank_cf) == 1).astype(float) - (np.asarray(rank_sh) == 1).astype(float)
+    gap = np.asarray(rank_sh, dtype=float) - np.asarray(rank_cf, dtype=float)
+    out = dict(order_cost=float(cost.mean()))
+    out["order_cost_low"], out["order_cost_high"] = _ci(cost[idx].mean(1))
+    out["rank_gap"] = float(gap.mean())
+    out["rank_gap_low"], out["rank_gap_high"] = _ci(gap[idx].mean(1))
+    dist = np.asarray(d_sh, dtype=float) - np.asarray(d_cf, dtype=float)
+    out["distance_gap"] = float(dist.mean())
+    out["distance_gap_low"], out["distance_gap_high"] = _ci(dist[idx].mean(1))
+    out["distance_gap_p"] = paired_difference(d_sh, d_cf, n_boot=10, n_permutations=n_permutations,
+                                              seed=seed).p_value
+    return out
+
+
+def layer_reading(top1_low: float, cost_low: float, cost_high: float, top1_high: float = 1.0,
+                  margin: float = 0.10, nearest: float = 0.5) -> str:
+    """One layer graded on the bag-of-words claim, from intervals only.
+
+    - ``"bag of words"``: the counterfactual is its caption's nearest neighbour for most pairs (top-1 rate's
+      interval above ``nearest``) and shuffling its words costs less than ``margin`` of top-1 rate (the order
+      cost's interval below it);
+    - ``"order-sensitive"``: the order cost's interval lies above ``margin`` (shuffling the words pushes the text
+      away beyond the margin);
+    - ``"reordering not nearest"``: the counterfactual's top-1 interval lies below ``nearest``;
+    - ``"neither"`` otherwise (the intervals straddle a bound).
+
+    >>> layer_reading(0.6, -0.05, 0.08), layer_reading(0.6, 0.12, 0.3), layer_reading(0.1, 0.0, 0.05, 0.3)
+    ('bag of words', 'order-sensitive', 'reordering not nearest')
+    >>> layer_reading(0.6, 0.05, 0.15)   # the cost's interval straddles the margin
+    'neither'
+    """
+    if cost_low > margin:
+        return ORDER_SENSITIVE
+    if top1_high < nearest:
+        return NOT_NEAREST
+    if top1_low > nearest and cost_high < margin:
+        return BAG_OF_WORDS
+    return NEITHER
+
+
+def graded_layers(n_layers: int) -> list[int]:
+    """The shallower half of a model's layers, where the paper places its claim: layers 1 to ceil((L - 1) / 2).
+    Layer 0 (the token embeddings: order-blind by construction in a decoder, whose mean over tokens ignores
+    position) is a control, never graded.
+
+    >>> graded_layers(7), graded_layers(19)
+    ([1, 2, 3], [1, 2, 3, 4, 5, 6, 7, 8, 9])
+    """
+    if n_layers < 2:
+        raise ValueError(f"a model needs at least 2 layers (embeddings and one block), got {n_layers}.")
+    return list(range(1, math.ceil((n_layers - 1) / 2) + 1))
+
+
+def model_readings(contrast: pd.DataFrame) -> pd.DataFrame:
+    """Per (source, subset, model): how many of its graded layers (:func:`graded_layers`) read each way, and the
+    model's reading: ``for`` the claim when more than half its graded layers read "bag of words", ``against``
+    when more than half read "order-sensitive" or "reordering not nearest", else ``neither``.
+    ``contrast``: rows of :func:`order_tables` (columns source, subset, model, layer, n_layers, reading)."""
+    rows = []
+    for (source, subset, model), sub in contrast.groupby(["source", "subset", "model"], sort=False):
+        graded = sub[sub.layer.isin(graded_layers(int(sub.n_layers.iloc[0])))]
+        n_for = int((graded.reading == BAG_OF_WORDS).sum())
+        n_against = int(graded.reading.isin([ORDER_SENSITIVE, NOT_NEAREST]).sum())
+        half = len(graded) / 2
+        rows.append(dict(source=source, subset=subset, model=model, graded_layers=len(graded), bag_of_words=n_for,
+                         against=n_against, reading="for" if n_for > half else "against" if n_against > half
+                         else "neither"))
+    return pd.DataFrame(rows)
+
+
+def cached_features(name: str, options: dict, model: str, progress: bool = True) -> tuple[np.ndarray, dict]:
+    """One caption per item of dataset ``name`` encoded by ``model``: ``(features [N, L, D], meta)`` from the
+    feature cache (:func:`vtalign.extract.extract_features`, made there when missing)."""
+    return extract_features(name, model, captions=1, dataset_options=options, progress=progress)
+
+
+def source_ranks(source: str, model: str, n_items: int | None = None, seed: int = 0, sample_seed: int = 0,
+                 reorder_seed: int = 0, per_layer: bool | None = None, progress: bool = True,
+                 features_of=cached_features) -> dict:
+    """Per layer, every probe's rank and distance for one source and model, from cached features
+    (``features_of(name, options, model, progress)``, by default :func:`cached_features`), prepared by
+    :func:`vtalign.prepare_features`.
+
+    Returns ``dict(ranks={probe: int [L, N]}, distances={probe: [L, N]}, item_ids, same_words [N] bool (the
+    counterfactual's words are a reordering of the caption's; all False where there is none), n_layers)``.
+    Anchors with the same text are one group (:func:`probe_ranks`): a duplicated caption is not its own rival.
+    """
+    (a_name, a_opts), probes = order_sets(source, n_items, seed, sample_seed, reorder_seed)
+    names = list(probes)
+    loaded = common_items([features_of(a_name, a_opts, model, progress)]
+                          + [features_of(*probes[p], model, progress) for p in names])
+    meta = loaded[0][1]
+    ids = list(meta["item_ids"])
+    text_of = lambda name, opts: {it.id: it.captions[0] for it in load_dataset(name, **opts).items}  # noqa: E731
+    texts = text_of(a_name, a_opts)
+    probe_texts = text_of(*probes["counterfactual"]) if "counterfactual" in probes else {}
+    groups = pd.factorize(pd.Series([texts[i] for i in ids]))[0]
+    prep = [prepare_features(f, layer_dims=m.get("layer_dims"), per_layer=per_layer) for f, m in loaded]
+    anchors = prep[0]
+    ranks, distances = {}, {}
+    for p, feats in zip(names, prep[1:]):
+        out = [probe_ranks(anchors[:, layer], feats[:, layer], groups) for layer in range(anchors.shape[1])]
+        ranks[p] = np.stack([o[0] for o in out])
+        distances[p] = np.stack([o[1] for o in out])
+    same = np.array([bool(probe_texts) and sorted(texts[i].split()) == sorted(probe_texts[i].split()) for i in ids])
+    return dict(ranks=ranks, distances=distances, item_ids=ids, same_words=same, n_layers=int(anchors.shape[1]))
+
+
+def order_tables(sources, models, n_items: dict | None = None, seed: int = 0, sample_seed: int = 0,
+                 reorder_seed: int = 0, n_boot: int = 2000, boot_seed: int = 0, margin: float = 0.10,
+                 min_subset: int = 20, per_layer: bool | None = None, progress: bool = True,
+                 features_of=cached_features):
+    """The chapter's two tables over ``sources`` x ``models`` x layers.
+
+    ``ranks``: one row per (source, subset, model, layer, probe) with :func:`rank_summary`'s columns.
+    ``contrast``: one row per (source, subset, model, layer) with :func:`order_contrast`'s columns, the
+    counterfactual's top-1 interval, and ``reading`` (:func:`layer_reading` with ``margin``); sources without a
+    shuffled probe (the paraphrase control) have none. ``subset``: ``all`` pairs, and ``same words`` (the
+    counterfactual reorders the caption's words exactly) where at least ``min_subset`` pairs are so.
+    ``n_items``: source -> pairs sampled (None or absent: all). ``features_of``: as :func:`source_ranks`.
+    """
+    rank_rows, contrast_rows = [], []
+    for source in sources:
+        for model in models:
+            r = source_ranks(source, model, (n_items or {}).get(source), seed, sample_seed, reorder_seed,
+                             per_layer, progress, features_of)
+            subsets = {"all": np.ones(len(r["item_ids"]), bool)}
+            if r["same_words"].sum() >= min_subset:
+                subsets["same words"] = r["same_words"]
+            for subset, mask in subsets.items():
+                idx = boot_indices(int(mask.sum()), n_boot, boot_seed)
+                for layer in range(r["n_layers"]):
+                    key = dict(source=source, subset=subset, model=model, layer=layer, n_layers=r["n_layers"])
+                    summaries = {}
+                    for probe in r["ranks"]:
+                        summaries[probe] = rank_summary(r["ranks"][probe][layer][mask],
+                                                        r["distances"][probe][layer][mask], idx)
+                        rank_rows.append(dict(key, probe=probe, **summaries[probe]))
+                    if "shuffled" in r["ranks"]:
+                        c = order_contrast(*(r[k][p][layer][mask] for k in ("ranks", "distances")
+                                             for p in ("counterfactual", "shuffled")), idx, seed=boot_seed)
+                        cf = summaries["counterfactual"]
+                        contrast_rows.append(dict(key, n=cf["n"], top1=cf["top1"], top1_low=cf["top1_low"],
+                                                  top1_high=cf["top1_high"], **c,
+                                                  reading=layer_reading(cf["top1_low"], c["order_cost_low"],
+                                                                        c["order_cost_high"], cf["top1_high"],
+                                                                        margin)))
+    return pd.DataFrame(rank_rows), pd.DataFrame(contrast_rows)
+
+
+_PROBE_STYLE = {"counterfactual": dict(color="#4c72b0", ls="-", marker="o"),
+                "shuffled": dict(color="#dd8452", ls="--", marker="s"),
+                "paraphrase": dict(color="#55a868", ls="-.", marker="^")}
+
+
+def plot_text_order(ranks: pd.DataFrame, subset: str = "all"):
+    """Top-1 rate (with its 95% bootstrap band) against layer depth, one row of panels per source and one
+    column per model; one line per probe (counterfactual, shuffled words, paraphrase)."""
+    ranks = ranks[ranks.subset == subset]
+    sources, models = list(dict.fromkeys(ranks.source)), list(dict.fromkeys(ranks.model))
+    fig, axes = plt.subplots(len(sources), len(models), figsize=(7.5, 1.9 * len(sources) + 1.0), squeeze=False,
+                             sharex=True, sharey=True)
+    handles = {}
+    for i, source in enumerate(sources):
+        for j, model in enumerate(models):
+            ax = axes[i][j]
+            sub = ranks[(ranks.source == source) & (ranks.model == model)]
+            for probe, p in sub.groupby("probe", sort=False):
+                depth = p.layer / max(int(p.n_layers.iloc[0]) - 1, 1)
+                style = _PROBE_STYLE.get(probe, {})
+                (line,) = ax.plot(depth, p.top1, ms=3, lw=1.3, **style)
+                ax.fill_between(depth, p.top1_low, p.top1_high, color=style.get("color"), alpha=0.2, lw=0)
+                handles[probe] = line
+            ax.axhline(0.5, color="#333333", ls=":", lw=1.0)
+            ax.set_ylim(-0.03, 1.03)
+            if i == 0:
+                ax.set_title(model, fontsize=10.5)
+            if j == 0:
+                ax.set_ylabel(f"{source}\ntop-1 rate", fontsize=9.5)
+            if i == len(sources) - 1:
+                ax.set_xlabel("layer depth (0 = embeddings)", fontsize=9.5)
+    fig.legend(list(handles.values()), [{"shuffled": "shuffled words (bag-of-words control)"}.get(k, k)
+                                        for k in handles], loc="lower center", ncol=len(handles), frameon=False,
+               fontsize=9.5)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return fig
