@@ -11,6 +11,8 @@ Two readouts, as in the paper's references (NPID, DINO) and its downstream decod
   it was chosen because it is fast and deterministic for hundreds of probes per chapter.
 - :func:`knn_probe`: weighted k-NN on cosine similarity, each of the ``k`` nearest training items
   voting with weight ``exp(s / temperature)`` (k = 20, temperature = 0.07 by default).
+- :func:`retrieval_accuracy`: the paper's retrieval metric (Sec. 5), the same weighted vote with k = 8,
+  leave-one-out over one labelled set (temperature 0.07, DINO's: the paper does not state its own).
 
 Both are scored by cross-fitting on fixed folds (:func:`fold_assignment`): each item is
 predicted once, by a readout trained on the other folds, so every item counts and no item
@@ -33,7 +35,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["TASK_KINDS", "fold_assignment", "task_score", "linear_probe", "knn_probe", "chance_score"]
+__all__ = ["TASK_KINDS", "fold_assignment", "task_score", "linear_probe", "knn_probe", "chance_score",
+           "retrieval_accuracy", "RETRIEVAL_K", "RETRIEVAL_TEMPERATURE"]
 
 TASK_KINDS = ("class", "multilabel", "regression")
 RIDGE_ALPHAS = np.logspace(-4, 4, 17)
@@ -142,6 +145,40 @@ def linear_probe(features, labels, kind: str = "class", n_folds: int = 5, seed: 
     return _cross_fit(x, y, kind, n_folds, seed, fit_predict)
 
 
+def _knn_vote(sim: np.ndarray, ytr: np.ndarray, k: int, temperature: float, kind: str = "class") -> np.ndarray:
+    """The weighted k-NN vote shared by :func:`knn_probe` and :func:`retrieval_accuracy`.
+
+    sim : [Q, M] cosine similarities of Q queries to M memory items (``-inf`` marks an item a query may not
+    use); ytr : the memory's labels. Each query takes its ``min(k, M)`` most similar items (ties: the lower
+    memory index), weighted ``exp(s / temperature)`` (computed as ``exp((s - s_max) / temperature)``: the same
+    ratios without overflow): the class with the largest summed weight (ties: the lower class), each label
+    whose weighted share exceeds 1/2 (``multilabel``), or the weighted mean of the targets (``regression``).
+
+    >>> _knn_vote(np.array([[0.9, 0.8, 0.1]]), np.array([1, 0, 0]), k=2, temperature=0.07).tolist()
+    [1]
+    >>> _knn_vote(np.array([[0.9, 0.8, 0.8]]), np.array([1, 0, 0]), k=3, temperature=1.0).tolist()  # 2 weak beat 1
+    [0]
+    """
+    kk = min(k, sim.shape[1])
+    order = np.argsort(-sim, axis=1, kind="stable")[:, :kk]  # stable: equal similarity -> lower index
+    s = np.take_along_axis(sim, order, axis=1)
+    w = np.exp((s - s[:, :1]) / temperature)  # shifted by the row maximum: same ratios, no overflow
+    if kind == "class":
+        classes = np.unique(ytr)
+        votes = np.zeros((len(sim), len(classes)))
+        np.add.at(votes, (np.arange(len(sim))[:, None], np.searchsorted(classes, ytr[order])), w)
+        return classes[np.argmax(votes, axis=1)]
+    share = np.einsum("nk,nkl->nl", w, ytr[order].astype(float)) / w.sum(1, keepdims=True)
+    if kind == "multilabel":
+        return (share > 0.5).astype(ytr.dtype)
+    return share
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms > 0, norms, 1)
+
+
 def knn_probe(features, labels, kind: str = "class", k: int = 20, temperature: float = 0.07, n_folds: int = 5,
               seed: int = 0) -> float:
     """Cross-fitted score of a weighted k-NN readout on cosine similarity (see the module docstring).
@@ -153,23 +190,59 @@ def knn_probe(features, labels, kind: str = "class", k: int = 20, temperature: f
     x, y = _check(features, labels, kind)
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}.")
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    x = x / np.where(norms > 0, norms, 1)
+    x = _unit_rows(x)
 
     def fit_predict(xtr, ytr, xte):
-        kk = min(k, len(xtr))
-        sim = xte @ xtr.T
-        order = np.argsort(-sim, axis=1, kind="stable")[:, :kk]  # stable: equal similarity -> lower index
-        s = np.take_along_axis(sim, order, axis=1)
-        w = np.exp((s - s[:, :1]) / temperature)  # shifted by the row maximum: same ratios, no overflow
-        if kind == "class":
-            classes = np.unique(ytr)
-            votes = np.zeros((len(xte), len(classes)))
-            np.add.at(votes, (np.arange(len(xte))[:, None], np.searchsorted(classes, ytr[order])), w)
-            return classes[np.argmax(votes, axis=1)]
-        share = np.einsum("nk,nkl->nl", w, ytr[order].astype(float)) / w.sum(1, keepdims=True)
-        if kind == "multilabel":
-            return (share > 0.5).astype(ytr.dtype)
-        return share
+        return _knn_vote(xte @ xtr.T, ytr, k, temperature, kind)
 
     return _cross_fit(x, y, kind, n_folds, seed, fit_predict)
+
+
+# DINO's k-NN evaluation temperature (Caron et al. 2021, eval_knn.py: T = 0.07, as NPID's); the paper does not
+# state the temperature of its retrieval metric, so this is an assumption, said wherever its numbers appear.
+RETRIEVAL_TEMPERATURE = 0.07
+RETRIEVAL_K = 8  # the paper, Sec. 5: "we sweep over the number of nearest neighbours and find 8 to give good results"
+
+
+def retrieval_accuracy(features, labels, k: int = RETRIEVAL_K, temperature: float = RETRIEVAL_TEMPERATURE,
+                       block: int = 1024) -> float:
+    """The paper's retrieval metric (Sec. 5): weighted k-NN accuracy on one labelled set, leave-one-out.
+
+    features : [N, D]; labels : [N] classes. Protocol: NPID (Wu et al. 2018) and DINO (Caron et al. 2021)
+    use a train set as the memory bank and the val set as queries; the paper names one labelled *test* subset
+    (10,000 Kinetics-400 / SSv2 test videos), so here every video is a query against all the *others*
+    (leave-one-out: the query itself is removed from the memory bank). Weights and votes are
+    :func:`knn_probe`'s (:func:`_knn_vote`): cosine similarity, the ``k`` nearest (ties: the lower index),
+    each voting ``exp(cos / temperature)`` for its class (vote ties: the lower class). A query whose class
+    has no other member cannot be answered right by any representation; such queries are left out of the
+    accuracy (they stay in the memory bank), and a set where no class has two members is an error.
+    The score is the share of the remaining queries whose vote is their own class. Computed in blocks of
+    ``block`` queries ([block, N] similarities at a time).
+
+    >>> x = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9], [0.7, 0.7]])
+    >>> retrieval_accuracy(x, ["a", "a", "b", "b", "b"], k=1)  # item 4 ties items 1 and 3: the lower, an a
+    0.8
+    """
+    x, y = _check(features, labels, "class")
+    if y.ndim != 1:
+        raise ValueError(f"labels must be [N] classes, got shape {y.shape}.")
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}.")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}.")
+    if block < 1:
+        raise ValueError(f"block must be positive, got {block}.")
+    classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+    answerable = counts[inverse] > 1
+    if not answerable.any():
+        raise ValueError(f"No class has two items ({len(y)} items, {len(classes)} classes): leave-one-out "
+                         "retrieval has nothing to find.")
+    x = _unit_rows(x)
+    correct = 0
+    queries = np.flatnonzero(answerable)
+    for start in range(0, len(queries), block):
+        q = queries[start:start + block]
+        sim = x[q] @ x.T
+        sim[np.arange(len(q)), q] = -np.inf  # leave one out: a query never retrieves itself
+        correct += int((_knn_vote(sim, y, min(k, len(y) - 1), temperature) == y[q]).sum())
+    return correct / len(queries)
