@@ -11,10 +11,12 @@ import pytest
 import yaml
 
 from vtalign import book, verdicts
+from vtalign.book import claims
 from vtalign.paths import notebooks_dir, project_root
 
 pytestmark = pytest.mark.notebook
 NAMES = [nb.name for nb in book.NOTEBOOKS]
+REAL_DATA = {ch for c in claims.CLAIMS for ch in c.real}  # chapters measuring real captions (evidence: real data)
 
 
 def test_every_notebook_is_registered_and_in_the_toc():
@@ -23,7 +25,11 @@ def test_every_notebook_is_registered_and_in_the_toc():
     toc = yaml.safe_load((project_root() / "_toc.yml").read_text())
     files = [c["file"] for part in toc["parts"] for c in part["chapters"]]
     chapters = [f.removeprefix("book/chapters/") for f in files if f.startswith("book/chapters/")]
-    assert chapters == NAMES, "the sidebar, the run order and the file numbers follow one order"
+    appendix = {c["file"].removeprefix("book/chapters/") for part in toc["parts"] if part["caption"] == "Appendix"
+                for c in part["chapters"]}
+    assert sorted(chapters) == sorted(NAMES)
+    # the sidebar, the run order and the file numbers follow one order; the appendix closes the sidebar
+    assert [c for c in chapters if c not in appendix] == [n for n in NAMES if n not in appendix]
     for position, name in enumerate(NAMES, 1):
         assert book.notebook(name).source == f"{position:02d}_{name}.ipynb"
 
@@ -113,6 +119,9 @@ EXPECTED = {
                         "task_correlations.csv", "cross_model_alignment.csv", "live_figure2.png", "live_figure4.png",
                         "live_figure10.png", "duplicate_items.csv"],
     "live_videocomp": ["negatives.csv", "live_figure6.png", "reorder_distances.csv", "reorder_distances.png"],
+    "text_order": ["ranks.csv", "order_contrast.csv", "model_readings.csv", "text_order.png", "text_order.svg"],
+    "caption_scaling": ["caption_scaling.png", "caption_scaling.svg", "curves.csv", "gains.csv", "original_leads.csv",
+                        "form_comparison.csv", "encoding_time.csv"],
 }
 
 
@@ -129,13 +138,14 @@ def test_smoke_run_writes_tables_and_figures(name, tmp_path):
         assert (out / f).is_file() and (out / f).stat().st_size > 0, f
     if paper_chapter:
         comparison = pd.read_csv(out / "paper_vs_this_run.csv")
-        live = name.startswith("live_")  # other models on a generated world: no difference column
+        live = name.startswith("live_") or name in REAL_DATA  # other models or a text-only analogue: no difference
         assert list(comparison.columns) == ["quantity", "paper", "this_run"] + ([] if live else ["difference"]) + \
             ["this_run_is"]
         assert len(comparison) >= 3
         graded = pd.read_csv(out / "verdicts.csv", keep_default_na=False)
         assert len(graded) and set(graded.status) <= set(verdicts.DEFINITIONS)
-        assert set(graded.evidence) == {"controlled world" if name in NULL_CHECKS else "re-analysis"}
+        assert set(graded.evidence) == {"controlled world" if name in NULL_CHECKS else "real data"
+                                        if name in REAL_DATA else "re-analysis"}
     if name in NULL_CHECKS:  # the null world ran beside the planted one, and no check fired on it
         found = pd.read_csv(out / "detections.csv", keep_default_na=False)
         null = found[found.world == "null world"]
@@ -250,6 +260,11 @@ def _minimal_parameters(name, tmp_path):
         return dict(dataset_options={"n_clips": 12, "size": 64}, cached_frames=1, order_blind_pooling="mean:1",
                     order_aware_pooling="segments:1", text_models=["minilm-l6"], k=1, paragraph_sources=[],
                     n_bootstrap=1, n_permutations=1)
+    if name == "text_order":  # one model, no paraphrase control; the smoke run's 32 pairs, so its features are cached
+        return dict(text_models=["minilm-l6"], sources=["sequence"], paraphrase_source="", n_pairs={"sequence": 32},
+                    n_bootstrap=1)
+    if name == "caption_scaling":  # one caption a side: no gain, no fit; those analyses are skipped with a note
+        return dict(datasets=["vatex"], n_items=12, vatex_sides=[1, 1], k=1, n_bootstrap=1)
     raise AssertionError(f"no minimal parameters for {name}: add them here")
 
 

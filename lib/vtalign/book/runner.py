@@ -58,7 +58,7 @@ class Notebook:
         return notebooks_dir() / self.source
 
 
-NOTEBOOKS: tuple[Notebook, ...] = (  # in the book's order: the paper's figures, then live, then the appendix
+NOTEBOOKS: tuple[Notebook, ...] = (  # in the book's order: the paper's figures, live, real captions, appendix
     Notebook("alignment_vs_retrieval", "01_alignment_vs_retrieval.ipynb", "Figure 2", {"n_bootstrap": 200}),
     Notebook("test_time_scaling", "02_test_time_scaling.ipynb", "Figures 3, 7 and 8, Table 1, Eq. 2",
              {"n_bootstrap": 10}),
@@ -84,6 +84,9 @@ NOTEBOOKS: tuple[Notebook, ...] = (  # in the book's order: the paper's figures,
              {"run_smoke_benchmark": True,  # the reference-error section on live_downstream's smoke features
               "reference_models": ["efficientnet-lite0", "minilm-l6"], "reference_frames": 4,
               "reference_dataset_options": {"n_clips": 48, "size": 96}}),
+    Notebook("text_order", "11_text_order.ipynb", "Figure 5 and Sec. 8, text side, on real captions",
+             {"text_models": ["minilm-l6"], "sources": ["sequence"], "n_pairs": {"sequence": 32, "vatex": 32},
+              "n_bootstrap": 200}),
 )
 
 PACKAGES = ("vtalign", "numpy", "scipy", "scikit-learn", "pandas", "torch", "triton", "faiss-cpu", "transformers",
