@@ -120,3 +120,11 @@ def test_figure_is_legible():
     paper = perf.below_error(perf.paper_small_differences(), float(pairs.difference.abs().max()))
     fig = perf.plot_reference_error(pairs, paper, float(pairs.difference.abs().max()))
     assert legibility_problems(fig, columns=list(pairs.columns) + list(paper.columns)) == []
+
+
+def test_fp64_column_is_scored_from_its_own_lists_when_they_differ():
+    exact = np.array([[1, 2], [0, 2], [0, 1], [0, 1]])
+    other = np.array([[1, 3], [0, 2], [0, 1], [0, 1]])   # row 0: neighbour 3 instead of 2
+    x = perf.ReferenceSide("x", None, exact[None], exact[None], other[None], pd.DataFrame())
+    row = perf.reference_error_pairs(x, known_side("y", exact)).iloc[0]
+    assert row.exact == 1.0 and row.reference == 1.0 and row.fp64_brute_force == 7 / 8

@@ -400,8 +400,13 @@ def reference_error_pairs(x: ReferenceSide, y: ReferenceSide) -> pd.DataFrame:
         raise ValueError(f"Both sides need the same items and k, got [N, k] = {x.exact.shape[1:]} and "
                          f"{y.exact.shape[1:]}.")
     n, k = x.exact.shape[1], x.k
-    scores = {name: sweep_from_neighbours(torch.from_numpy(getattr(x, name)), torch.from_numpy(getattr(y, name))).scores
-              for name in ("reference", "exact", "brute")}
+    def scores_of(name):
+        return sweep_from_neighbours(torch.from_numpy(getattr(x, name)), torch.from_numpy(getattr(y, name))).scores
+
+    scores = {name: scores_of(name) for name in ("reference", "exact")}
+    # neighbour sets equal to the exact ones on every row of both sides give the exact scores: no second sweep
+    same = all(rows_with_other_set(s.brute, s.exact) == 0 for s in (x, y))
+    scores["brute"] = scores["exact"] if same else scores_of("brute")
     lx, ly = scores["exact"].shape
     i, j = np.meshgrid(np.arange(lx), np.arange(ly), indexing="ij")
     out = pd.DataFrame(dict(model_x=x.model, model_y=y.model, layer_x=i.ravel(), layer_y=j.ravel(),
@@ -460,15 +465,16 @@ def paper_small_differences() -> pd.DataFrame:
     fig6, e6 = load_published("fig6_videocomp_printed"), value_error("fig6_videocomp_printed")
     for r in fig6.itertuples():
         rows.append(dict(source=f"Figure 6 (k = {FIG6_SETTING['k']}, N = {FIG6_SETTING['n']})",
-                         quantity=f"{r.model}: positive minus negative", difference=r.positive - r.negative,
-                         rounding=2 * e6))
+                         quantity=f"{r.model}: positive minus negative", label=f"Fig. 6: {r.model}",
+                         difference=r.positive - r.negative, rounding=2 * e6))
     printed = load_published("printed_numbers").set_index("quantity")
     delta = printed.loc["fig2_frame_averaging_delta"]
-    rows.append(dict(source="Figure 2", quantity="frame averaging: video minus image", difference=delta.value,
-                     rounding=delta.value_error))
+    rows.append(dict(source="Figure 2", quantity="frame averaging: video minus image", label="Fig. 2: frame averaging",
+                     difference=delta.value, rounding=delta.value_error))
     best, limit = printed.loc["fig2_best_image_on_video"], printed.loc["fig2_image_only_limit"]
     rows.append(dict(source="Sec. 4 and Figure 2", quantity="best image model on video minus the image-only limit",
-                     difference=best.value - limit.value, rounding=best.value_error + limit.value_error))
+                     label="Sec. 4: above the image limit", difference=best.value - limit.value,
+                     rounding=best.value_error + limit.value_error))
     out = pd.DataFrame(rows)
     out["difference"] = out.difference.round(6)  # printed to 3 decimals: drop the float subtraction's residue
     out["evidence"] = EVIDENCE_PUBLISHED
@@ -509,31 +515,42 @@ def live_model_features(models, dataset: str = "synthetic_world", dataset_option
 
 
 def plot_reference_error(pairs: pd.DataFrame, paper: pd.DataFrame, error: float, seed: int = 0):
-    """Top: every layer pair's reference-minus-exact score, one row of points per model pair (vertical
-    jitter seeded by ``seed``). Bottom: the paper's printed differences against that largest |error|
-    (shaded): a bar inside the band is smaller than the error measured here."""
+    """Top: every layer pair's reference-minus-exact score in neighbour places (``overlap_change``; one place
+    is 1/(N k) of a score), one row of points per model pair (vertical jitter seeded by ``seed``). Bottom:
+    the paper's printed differences, each labelled, against the largest |error| of the top panel (shaded):
+    a bar inside the band is smaller than that error."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    labels = [f"{a} x {b}" for a, b in pairs[["model_x", "model_y"]].drop_duplicates().itertuples(index=False)]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.5, 1.6 + 0.42 * (len(labels) + len(paper))),
+    groups = list(pairs.groupby(["model_x", "model_y"], sort=False))
+    labels = [f"{a} x {b}" for (a, b), _ in groups]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.5, 1.8 + 0.42 * (len(labels) + len(paper))),
                                       gridspec_kw=dict(height_ratios=[max(len(labels), 2), max(len(paper), 2)]))
     rng = np.random.default_rng(seed)
-    for row, (label, (_, g)) in enumerate(zip(labels, pairs.groupby(["model_x", "model_y"], sort=False))):
-        same = g.difference == 0
-        jitter = rng.uniform(-0.25, 0.25, len(g))
-        top.scatter(g.difference[same], row + jitter[same.to_numpy()], s=10, color="#8c8c8c", alpha=0.5, lw=0)
-        top.scatter(g.difference[~same], row + jitter[~same.to_numpy()], s=14, color="#c44e52", alpha=0.8, lw=0)
+    for row, (_, g) in enumerate(groups):
+        same = (g.overlap_change == 0).to_numpy()
+        y = row + rng.uniform(-0.25, 0.25, len(g))
+        top.scatter(g.overlap_change[same], y[same], s=10, color="#8c8c8c", alpha=0.5, lw=0)
+        top.scatter(g.overlap_change[~same], y[~same], s=16, color="#c44e52", alpha=0.8, lw=0)
     top.set_yticks(range(len(labels)), labels)
     top.set_ylim(len(labels) - 0.5, -0.5)
     top.axvline(0, color="#333333", lw=1)
-    top.set_xlabel("reference (fp32 argsort) minus exact score, per layer pair")
-    top.set_title("Real features, measured live: grey equal, red different", fontsize=10.5)
+    reach = max(1, int(pairs.overlap_change.abs().max()))
+    top.set_xlim(-reach - 0.5, reach + 0.5)
+    top.xaxis.set_major_locator(MaxNLocator(integer=True))
+    n, k = int(pairs.n.iloc[0]), int(pairs.k.iloc[0])
+    top.set_xlabel(f"reference minus exact, in neighbour places (each 1/(N k) = {1 / (n * k):.6f})")
+    top.set_title("Measured live: a point per layer pair, red where they differ", fontsize=10.5)
+    values = paper.difference.abs().to_numpy()
     colours = ["#4c72b0" if s else "#8c8c8c" for s in paper.smaller_than_error]
-    bottom.barh(range(len(paper)), paper.difference.abs(), color=colours)
+    bottom.barh(range(len(paper)), values, color=colours)
     bottom.axvspan(0, error, color="#c44e52", alpha=0.2, lw=0)
-    bottom.set_yticks(range(len(paper)), [q.replace(": positive minus negative", " (Fig. 6)") for q in paper.quantity])
+    for i, v in enumerate(values):
+        bottom.text(v + values.max() * 0.01, i, f"{v:.3f}", va="center", fontsize=9.5)
+    bottom.set_xlim(0, max(values.max(), error) * 1.15)
+    bottom.set_yticks(range(len(paper)), paper.label)
     bottom.set_ylim(len(paper) - 0.5, -0.5)
-    bottom.set_xlabel("|difference| printed in the paper (shaded: below the largest error above)")
-    bottom.set_title("Published differences: blue smaller than that error", fontsize=10.5)
+    bottom.set_xlabel(f"|difference| printed in the paper (shaded: below {error:.6f})")
+    bottom.set_title("Published: blue where smaller than the largest error above", fontsize=10.5)
     fig.tight_layout()
     return fig
