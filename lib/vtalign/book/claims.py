@@ -80,7 +80,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("fig3_frames", "Figure 3", "Alignment grows with the number of frames given at test time",
           ("test_time_scaling", "live_scaling")),
     Claim("fig3_captions", "Figure 3", "Alignment grows with the number of captions given at test time",
-          ("test_time_scaling", "live_scaling")),
+          ("test_time_scaling", "live_scaling"), real=("caption_scaling",)),
     Claim("eq2_best_form", "Eq. 2, Table 1", "The saturating additive power law (Eq. 2) fits test-time scaling "
           "best, \"by a significant margin\"", ("test_time_scaling", "live_scaling")),
     Claim("fig7_caption_gain", "Figure 7", "Going from one caption to all raises alignment by about +60%",
@@ -97,13 +97,13 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("fig8_frames", "Figure 8 (left), Sec. A.3", "On PVD, more frames raise alignment, far more for video "
           "models than for image models, which plateau quickly", ("test_time_scaling", ""), _NO_PVD_WORLD),
     Claim("fig8_captions", "Figure 8 (right), Sec. 6", "On PVD, alignment grows with the number of synthesised "
-          "captions", ("test_time_scaling", ""), _NO_PVD_WORLD),
+          "captions", ("test_time_scaling", ""), _NO_PVD_WORLD, real=("caption_scaling",)),
     Claim("fig8_beats_original", "Figure 8 (right), Sec. A.3", "Three or more synthesised captions beat the original "
-          "detailed caption, for every model", ("test_time_scaling", ""), _NO_PVD_WORLD),
+          "detailed caption, for every model", ("test_time_scaling", ""), _NO_PVD_WORLD, real=("caption_scaling",)),
     Claim("fig8_saturation", "Figure 8 (right), Sec. A.3", "The gain from synthesised captions saturates around 6 "
           "captions for most models", ("test_time_scaling", ""), _NO_PVD_WORLD),
     Claim("fig8_eq2_form", "Figure 8, Table 1 (PVD)", "Eq. 2 fits test-time scaling on PVD best (Table 1 gives its "
-          "PVD fits)", ("test_time_scaling", ""), _NO_PVD_WORLD),
+          "PVD fits)", ("test_time_scaling", ""), _NO_PVD_WORLD, real=("caption_scaling",)),
     Claim("fig5_bag_of_words", "Figure 5, Sec. 8", "Language models measure closeness more like a bag of words than "
           "by temporal order: a caption's nearest neighbour is the same words in another order, at least at the "
           "shallower layers", ("", ""), "the paper publishes no text features to re-analyse, and a generated world "

@@ -87,6 +87,9 @@ NOTEBOOKS: tuple[Notebook, ...] = (  # in the book's order: the paper's figures,
     Notebook("text_order", "11_text_order.ipynb", "Figure 5 and Sec. 8, text side, on real captions",
              {"text_models": ["minilm-l6"], "sources": ["sequence"], "n_pairs": {"sequence": 32, "vatex": 32},
               "n_bootstrap": 200}),
+    Notebook("caption_scaling", "12_caption_scaling.ipynb",
+             "Figures 3, 7 and 8 (caption axis), text-only analogue on real captions",
+             {"n_items": 24, "k": 5, "n_bootstrap": 200}),
 )
 
 PACKAGES = ("vtalign", "numpy", "scipy", "scikit-learn", "pandas", "torch", "triton", "faiss-cpu", "transformers",

@@ -1,0 +1,170 @@
+"""Caption scaling on real captions (vtalign.book.caption_scaling): the disjoint-split sampler, the nulls, the
+curves and verdicts on constructed features with known answers. No model is loaded here (the chapter's smoke run
+encodes real captions)."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from vtalign import verdicts as v
+from vtalign.book import caption_scaling as cs
+from vtalign.checks import InsufficientData
+
+
+# --------------------------------------------------------------------------- #
+# The disjoint-split sampler
+# --------------------------------------------------------------------------- #
+def test_split_is_disjoint_seeded_and_reproducible():
+    caps = [f"caption {i}" for i in range(10)]
+    splits = {}
+    for seed in range(20):
+        a, b = cs.split_captions(caps, 5, 5, seed, "video-7")
+        assert len(a) == len(b) == 5 and not set(a) & set(b)          # no caption on both sides
+        assert sorted(a + b) == sorted(caps)
+        assert (a, b) == cs.split_captions(caps, 5, 5, seed, "video-7")  # same seed and id: same split
+        splits[seed] = (tuple(a), tuple(b))
+    assert len(set(splits.values())) > 10                              # the seed moves it
+    assert cs.split_captions(caps, 5, 5, 0, "video-7") != cs.split_captions(caps, 5, 5, 0, "video-8")
+
+
+def test_split_removes_duplicates_before_splitting_and_refuses_too_few():
+    caps = ["a dog runs", "a dog runs ", "a cat sits", "a bird flies", "", "a fish swims"]
+    for seed in range(10):
+        a, b = cs.split_captions(caps, 2, 2, seed, "v")
+        assert not set(a) & set(b) and len(set(a + b)) == 4
+    with pytest.raises(ValueError, match="4 distinct captions"):
+        cs.split_captions(caps, 3, 2, 0, "v")
+    with pytest.raises(ValueError, match="at least one caption"):
+        cs.split_captions(caps, 0, 2, 0, "v")
+
+
+def _split(n_videos=40, n_a=3, n_b=3, original=False, seed=0):
+    """A CaptionSplit over constructed captions (no data files): video i has captions 'v{i} c{j}'."""
+    ids = [f"v{i}" for i in range(n_videos)]
+    caps = [[f"v{i} c{j}" for j in range(n_a + n_b)] for i in range(n_videos)]
+    a, b = [], []
+    for vid, c in zip(ids, caps):
+        ia, ib = cs._split_positions(len(c), n_a, n_b, seed, vid)
+        a.append(ia)
+        b.append(ib)
+    return cs.CaptionSplit(ids, caps, np.array(a), np.array(b), [f"{x} original" for x in ids] if original else None,
+                           0, dict(source="constructed", caption_set="", n_items=n_videos, sample_seed=0,
+                                   original=None))
+
+
+def _pool(split, features_of):
+    """Pool rows in the order pool_dataset lists its items, with each item's features from ``features_of(id)``."""
+    ds = cs.pool_dataset(split)
+    feats = np.stack([features_of(it.id) for it in ds.items])
+    return feats, {"layer_dims": None}, {it.id: i for i, it in enumerate(ds.items)}
+
+
+def test_side_rows_never_share_a_caption_and_nulls_are_built_as_stated():
+    split = _split(original=True)
+    _, _, index = _pool(split, lambda _: np.zeros((1, 2)))
+    for curve, n in (("symmetric", 3), ("one_sided", 2), ("original", 1)):
+        ra, rb = cs.side_rows(split, index, curve, n, "a"), cs.side_rows(split, index, curve, n, "b")
+        assert all(not set(x) & set(y) for x, y in zip(ra, rb))
+    assert cs.side_rows(split, index, "one_sided", 2, "b").shape == (40, 3)   # all of B, whatever n
+    rep = cs.side_rows(split, index, "repeated", 3, "a")
+    assert (rep == rep[:, :1]).all()                                          # one caption, three times
+    other = cs.side_rows(split, index, "other_videos", 4, "a")
+    owner = lambda row: {list(index)[r].split("#")[0] for r in row}
+    assert all(len(owner(row)) == 4 and f"v{i}" in owner(row) for i, row in enumerate(other))  # own + 3 others
+    with pytest.raises(ValueError, match="out of range"):
+        cs.side_rows(split, index, "symmetric", 4, "a")
+
+
+# --------------------------------------------------------------------------- #
+# Constructed features with known curves
+# --------------------------------------------------------------------------- #
+def _content_world(n_videos=60, n_captions=10, noise=1.5, dim=16, seed=0):
+    """Each video has a content vector; each caption is content + independent noise. Averaging n captions
+    shrinks the noise by sqrt(n), so alignment between disjoint sides must rise with n."""
+    rng = np.random.default_rng(seed)
+    content = rng.normal(size=(n_videos, dim))
+    split = _split(n_videos, n_captions // 2, n_captions - n_captions // 2, original=True, seed=seed)
+    noise_of = {}
+
+    def features_of(item):
+        vid, tag = item.split("#")
+        if item not in noise_of:
+            noise_of[item] = rng.normal(size=dim) * (0.0 if tag == "orig" else noise)
+        return (content[int(vid[1:])] + noise_of[item])[None, :]
+
+    return split, _pool(split, features_of)
+
+
+def test_noisy_captions_of_one_content_give_a_rising_curve_and_the_nulls_do_not():
+    split, pool = _content_world(noise=0.8)
+    table, items = cs.measure_curves(split, {"m": pool}, "m", "m", k=5)
+    draws = np.stack([items[:, np.random.default_rng(b).integers(0, items.shape[1], items.shape[1])].mean(1)
+                      for b in range(200)])
+    table = cs.cell_intervals(table, draws)
+    sym = table[table.curve == "symmetric"].set_index("n_captions").score
+    assert sym.is_monotonic_increasing and sym.iloc[-1] - sym.iloc[0] > 0.2
+    g = cs.gains(table, draws).set_index("curve")
+    assert g.loc["symmetric", "direction"] == 1
+    assert g.loc["repeated", "gain"] == 0.0 and g.loc["repeated", "low"] == g.loc["repeated", "high"] == 0.0
+    assert g.loc["other_videos", "direction"] == -1       # captions of other videos dilute the content
+    seps = cs.null_separations(table, draws)
+    assert set(seps.null) == {"repeated", "other_videos"} and (seps.direction == 1).all()
+    # the noiseless original caption is the content itself: it beats every n of noisy captions
+    leads = cs.original_leads(table, draws)
+    assert (leads.direction == -1).all()
+    verdict = cs.beats_original_verdict({"constructed": leads})
+    assert verdict.status == v.CONTRADICTED and verdict.evidence == "real data"
+    assert cs.captions_verdict({"constructed": (cs.gains(table, draws), seps)}).status == v.SUPPORTED
+
+
+def test_without_content_no_gain_is_found():
+    """The null world: captions that share nothing with their video's other captions (pure noise). More of them
+    must not raise alignment beyond its interval, and the verdict must not say supported."""
+    split, pool = _content_world(noise=1.0, seed=3)
+    feats, meta, index = pool
+    rng = np.random.default_rng(5)
+    noise_only = (rng.normal(size=feats.shape), meta, index)
+    table, items = cs.measure_curves(split, {"m": noise_only}, "m", "m", k=5)
+    draws = np.stack([items[:, np.random.default_rng(b).integers(0, items.shape[1], items.shape[1])].mean(1)
+                      for b in range(300)])
+    g = cs.gains(table, draws).set_index("curve")
+    assert g.loc["symmetric", "direction"] == 0 and g.loc["symmetric", "low"] <= 0 <= g.loc["symmetric", "high"]
+    seps = cs.null_separations(table, draws)
+    assert cs.captions_verdict({"noise": (cs.gains(table, draws), seps)}).status != v.SUPPORTED
+
+
+def test_repeated_caption_averages_to_the_caption_itself():
+    f = np.random.default_rng(0).normal(size=(5, 2, 3))
+    assert np.allclose(cs.mean_rows(f, np.array([[2, 2, 2, 2]])), f[2])
+    assert np.allclose(cs.mean_rows(f, np.array([[0, 1]]))[0], (f[0] + f[1]) / 2, atol=1e-6)
+    with pytest.raises(ValueError, match=r"\[N, n\]"):
+        cs.mean_rows(f, np.array([1, 2]))
+
+
+def test_fit_recovers_a_known_power_curve_and_refuses_short_curves():
+    n = np.arange(1, 6)
+    rows = [dict(dataset="c", model_a="m", model_b="m", curve="symmetric", n_captions=int(x),
+                 score=0.6 - 0.3 * x ** -1.2) for x in n]
+    fits, forms, params = cs.fit_curves(pd.DataFrame(rows))
+    p = params.iloc[0]
+    assert abs(p.offset - 0.6) < 1e-4 and abs(p.c_c - 0.3) < 1e-4 and abs(p.beta - 1.2) < 1e-3
+    assert forms.groupby("model").apply(lambda d: d.loc[d.delta_aicc.idxmin(), "form"]).iloc[0] == "eq2_additive_power"
+    with pytest.raises(InsufficientData, match="4 or more"):
+        cs.fit_curves(pd.DataFrame(rows[:3]))
+
+
+def test_eq2_form_verdict_reads_the_comparison_both_ways():
+    def forms(eq2, other):
+        return pd.DataFrame([dict(model="c", form="eq2_additive_power", delta_aicc=eq2, aicc=eq2),
+                             dict(model="c", form="log_linear", delta_aicc=other, aicc=other)])
+    assert cs.eq2_form_verdict(forms(0.0, 12.0)).status == v.SUPPORTED
+    assert cs.eq2_form_verdict(forms(15.0, 0.0)).status == v.CONTRADICTED
+    assert cs.eq2_form_verdict(forms(0.0, 2.0)).status == v.UNRESOLVED
+
+
+def test_one_count_gives_no_gain_and_the_verdict_is_not_testable():
+    t = pd.DataFrame(dict(curve=["symmetric"], n_captions=[1], score=[0.3]))
+    g = cs.gains(t, np.zeros((3, 1)))
+    assert g.empty
+    with pytest.raises(InsufficientData):
+        cs.null_separations(t, np.zeros((3, 1)))
+    assert cs.captions_verdict({"x": (g, pd.DataFrame(columns=["null", "direction"]))}).status == v.NOT_TESTABLE
