@@ -178,9 +178,12 @@ def _cpu_sweep_speedup(r: dict) -> tuple[str, bool]:
     s = r["sweep"]
     best = max(s["backends"].items(), key=lambda kv: kv[1].get("speedup_vs_reference", 0))
     speedup = best[1].get("speedup_vs_reference")
-    measured = (f"{best[0]}: {speedup:.1f}x, identical scores: {s.get('identical_to_reference')}"
-                if speedup else "reference not run")
-    return measured, bool(speedup and speedup >= 30 and s.get("identical_to_reference"))
+    # records from before the exact near-tie decisions (issue 22) do not count them: say so beside the ratio
+    ties = ("near ties decided exactly per sweep: " + str(best[1]["exact_rows"]) + " rows" if "exact_rows" in best[1]
+            else "recorded before exact near-tie decisions were counted")
+    measured = (f"{best[0]}: {speedup:.1f}x, identical scores: {s.get('identical_to_reference')} (commit "
+                f"{str(r.get('git_commit', '?'))[:10]}; {ties})" if speedup else "reference not run")
+    return measured, bool(speedup and speedup >= 40 and s.get("identical_to_reference"))
 
 
 def _exact_knn_seconds(r: dict, n: int) -> dict:
@@ -231,7 +234,8 @@ def _million_items(r: dict) -> tuple[str, bool]:
 
 
 TARGETS: tuple[Target, ...] = (
-    Target("cpu", "sweep at paper scale >= 30x faster than the reference, identical scores", _cpu_sweep_speedup),
+    Target("cpu", "sweep at paper scale >= 40x faster than the reference, identical scores (issue 22)",
+           _cpu_sweep_speedup),
     Target("cuda", "exact kNN at N = 65,536, d = 1024, k = 10 in <= 0.05 s", _knn_65536_time),
     Target("cuda", "exact kNN at N = 65,536 faster than the inexact fp16 matmul + topk peer", _knn_beats_fp16_peer),
     Target("cuda", "triton is the fastest exact backend at N = 65,536", _triton_fastest_at_65536),
