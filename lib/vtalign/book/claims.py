@@ -703,8 +703,9 @@ def bag_of_words_verdict(readings: pd.DataFrame, contrast: pd.DataFrame, margin:
         layers = c[c.model == m.model]
         worst = layers.loc[layers.order_cost_low.idxmax()]
         parts.append(f"{m.model}: {m.bag_of_words} of {m.graded_layers} shallower layers bag of words, {m.against} "
-                     f"against (largest order cost {worst.order_cost:+.2f} [{worst.order_cost_low:+.2f}, "
-                     f"{worst.order_cost_high:+.2f}] at layer {int(worst.layer)}; counterfactual top-1 "
+                     f"against (largest order cost over all layers {worst.order_cost:+.2f} "
+                     f"[{worst.order_cost_low:+.2f}, {worst.order_cost_high:+.2f}] at layer {int(worst.layer)}; "
+                     "counterfactual top-1 "
                      f"{layers.top1.min():.2f} to {layers.top1.max():.2f} over all layers)")
     n = int(c.n.iloc[0]) if len(c) else 0
     return _verdict("fig5_bag_of_words", "real data", claim_status(n_for, n_against, len(r)),
