@@ -6,7 +6,7 @@ from vtalign import paths
 from vtalign.extract.manifest import DataError, check_video_root, entry, fetch, manifest, sha256sum
 
 NAMES = {"vatex", "pvd", "activitynet", "youcook2", "videocomp", "vitatecs", "test_of_time", "synthetic_world", "clips",
-         "kinetics400", "ssv2"}
+         "kinetics400", "kinetics700_2020", "ssv2"}
 needs_data = pytest.mark.skipif(not paths.data_mirror_dirs(), reason="no local data mirror (../shared/data)")
 
 

@@ -51,6 +51,9 @@ class DatasetEntry:
     videos: str
     files: tuple[DataFile, ...] = field(default_factory=tuple)
     builds_on: tuple[str, ...] = field(default_factory=tuple)
+    # The official download pages / files of what vtalign does not fetch (videos, annotation files a user brings):
+    # every error about a missing video folder or list names them.
+    downloads: tuple[str, ...] = field(default_factory=tuple)
 
     def file(self, path: str) -> DataFile:
         for f in self.files:
@@ -70,7 +73,7 @@ def _load(manifest_file: str) -> dict[str, DatasetEntry]:
         out[name] = DatasetEntry(
             name=name, title=e["title"], what=e["what"], citation=e["citation"],
             license=e["license"], homepage=e.get("homepage", ""), videos=e.get("videos", ""),
-            files=files, builds_on=tuple(e.get("builds_on", ())))
+            files=files, builds_on=tuple(e.get("builds_on", ())), downloads=tuple(e.get("downloads", ())))
     return out
 
 
@@ -150,14 +153,15 @@ def check_video_root(dataset: str, video_root: str | Path | None, expected: list
     dataset, the folder, how many files are missing (and the first few) and the layout expected.
     """
     e = entry(dataset)
+    get = f" Official downloads: {', '.join(e.downloads)}." if e.downloads else ""
     if video_root is None:
         raise DataError(f"[{dataset}] the videos of {e.title} are not distributed with vtalign. "
-                        f"{e.videos} (source: {e.homepage}).")
+                        f"{e.videos} (source: {e.homepage}).{get}")
     root = Path(video_root).expanduser()
     if not root.is_dir():
-        raise DataError(f"[{dataset}] video_root {root} is not a folder. {e.videos}")
+        raise DataError(f"[{dataset}] video_root {root} is not a folder. {e.videos}{get}")
     missing = [p for p in expected if not (root / p).is_file()]
     if missing:
         raise DataError(f"[{dataset}] {len(missing)} of {len(expected)} videos are missing under {root}, "
-                        f"e.g. {missing[:3]}. {e.videos}")
+                        f"e.g. {missing[:3]}. {e.videos}{get}")
     return root
