@@ -128,3 +128,14 @@ def test_fp64_column_is_scored_from_its_own_lists_when_they_differ():
     x = perf.ReferenceSide("x", None, exact[None], exact[None], other[None], pd.DataFrame())
     row = perf.reference_error_pairs(x, known_side("y", exact)).iloc[0]
     assert row.exact == 1.0 and row.reference == 1.0 and row.fp64_brute_force == 7 / 8
+
+
+def test_section_parameters_are_checked_before_any_feature_is_read():
+    good = dict(models=["minilm-l6", "gemma3-270m"], k=10, frames=16, check_layers=3,
+                dataset_options={"n_clips": 256})
+    assert perf.check_reference_parameters(**good) is None
+    for change, match in ((dict(k=256), "needs more than 256 clips"), (dict(frames=0), "reference_frames"),
+                          (dict(check_layers=1.5), "reference_check_layers"), (dict(k=True), "reference_k"),
+                          (dict(models=["minilm-l6", "minilm-l6"]), "more than once")):
+        with pytest.raises(ValueError, match=match):
+            perf.check_reference_parameters(**{**good, **change})

@@ -19,8 +19,8 @@ __all__ = ["load_records", "sweep_table", "knn_table", "peers_table", "certifica
            "kernels_table", "Target", "TARGETS",
            "targets_table", "scaleout_table", "projection_tables", "fp64_brute_knn", "rows_with_other_set",
            "ReferenceSide", "reference_side", "reference_error_pairs", "reference_sweep_agrees",
-           "reference_error_summary", "paper_small_differences", "below_error", "live_model_features",
-           "plot_reference_error"]
+           "reference_error_summary", "paper_small_differences", "below_error", "check_reference_parameters",
+           "live_model_features", "plot_reference_error"]
 
 
 def load_records(paths) -> list[dict]:
@@ -494,6 +494,28 @@ def below_error(paper: pd.DataFrame, error: float) -> pd.DataFrame:
     if not error >= 0:
         raise ValueError(f"error must be a number >= 0, got {error}.")
     return paper.assign(smaller_than_error=paper.difference.abs() < error)
+
+
+def check_reference_parameters(models, k: int, frames: int, check_layers: int,
+                               dataset_options: dict | None = None) -> None:
+    """The reference-error section's parameters, checked before any feature is read: a clear ``ValueError``
+    for a model named twice, a count below 1, or ``k`` at or above the number of clips.
+
+    >>> check_reference_parameters(["minilm-l6", "gemma3-270m"], 0, 16, 3, {"n_clips": 10})
+    Traceback (most recent call last):
+    ...
+    ValueError: reference_k must be an integer of at least 1, got 0.
+    """
+    models = list(models)
+    if len(set(models)) != len(models):
+        raise ValueError(f"reference_models names a model more than once: {models}.")
+    for name, value in (("reference_k", k), ("reference_frames", frames), ("reference_check_layers", check_layers)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be an integer of at least 1, got {value!r}.")
+    n_clips = (dataset_options or {}).get("n_clips")
+    if isinstance(n_clips, (int, np.integer)) and k >= n_clips:
+        raise ValueError(f"reference_k = {k} needs more than {k} clips, and reference_dataset_options.n_clips is "
+                         f"{n_clips}: choose a smaller k or more clips.")
 
 
 def live_model_features(models, dataset: str = "synthetic_world", dataset_options: dict | None = None,
