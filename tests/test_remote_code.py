@@ -21,7 +21,7 @@ from vtalign.extract.encoders import (
     preprocess_frames,
 )
 from vtalign.extract.errors import RequestError
-from vtalign.extract.request import build_request
+from vtalign.extract.request import build_request, request_arguments
 
 FIXTURE = Path(__file__).parent / "fixtures" / "videomaev2_remote"
 MODEL_CONFIG = dict(img_size=32, patch_size=8, in_chans=3, num_classes=0, embed_dim=32, depth=2, num_heads=2,
@@ -125,6 +125,12 @@ def test_hub_remote_code_needs_a_pinned_commit_and_records_its_digests(tmp_path,
     options = {"trust_remote_code": True, "revision": COMMIT}
     r = build_request("synthetic_world", REPO, frames=4, dataset_options=OPTS, load_options=options)
     assert r.key["remote_code"] == digests and r.key["model_revision"] == COMMIT
+    # --check rebuilds a recorded request with its commit but never trusts code by itself: refused, not invalid
+    again = request_arguments(r.key)
+    assert again["load_options"] == {"revision": COMMIT}
+    with pytest.raises(RequestError, match="off by default") as refused:
+        build_request(again.pop("dataset"), again.pop("model"), dataset_options=again.pop("dataset_options"), **again)
+    assert refused.value.permanent is False
     assert r.entry("/c").parts[-2] == "vtalign-test__videomaev2-tiny@" + COMMIT[:12]
 
     cache = tmp_path / "features"

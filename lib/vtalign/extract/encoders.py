@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from .. import paths
+from .errors import RequestError
 
 __all__ = ["Encoder", "ENCODERS", "register_encoder", "load_encoder", "resolve_device", "available_encoders",
            "HF_FAMILIES", "HFFamily", "MODEL_TYPE_FAMILY", "UNAVAILABLE_FAMILIES", "REMOTE_CODE_CONTRACT",
@@ -512,6 +513,13 @@ def _code_modules(auto_map: dict) -> list[str]:
 _ANNOUNCED: set = set()
 
 
+class RemoteCodeRefused(RequestError):
+    """A checkpoint's own code refused (not trusted, or a hub id not pinned to a commit). Not permanent: the same
+    request runs once its user trusts the code, so ``--check`` does not call its entry invalid."""
+
+    permanent = False
+
+
 def remote_code(source: str, revision: str | None = None, allow_download: bool = False,
                 trust_remote_code: bool = False, announce: bool = True) -> dict[str, str]:
     """The code a checkpoint runs when loaded: ``{file: "sha256:<hex>"}`` for each Python file its config.json's
@@ -529,13 +537,13 @@ def remote_code(source: str, revision: str | None = None, allow_download: bool =
     files = _code_modules(raw["auto_map"])
     local = Path(str(source)).expanduser().is_dir()
     if not trust_remote_code:
-        raise RequestError(f"Model {source} runs its own code ({', '.join(files)}), which is off by default: read "
-                           "it, then pass --trust-remote-code (trust_remote_code=True)"
-                           + ("" if local else " with --revision set to the 40-hex commit you read") + ".")
+        raise RemoteCodeRefused(f"Model {source} runs its own code ({', '.join(files)}), which is off by default: "
+                                "read it, then pass --trust-remote-code (trust_remote_code=True)"
+                                + ("" if local else " with --revision set to the 40-hex commit you read") + ".")
     if not local and not is_commit_hash(revision):
-        raise RequestError(f"Model {source} runs code from the hub ({', '.join(files)}): trust_remote_code needs a "
-                           f"pinned revision, the 40-hex commit hash of the code you read (--revision <commit>), got "
-                           f"revision={revision!r}; a branch or tag can change under you.")
+        raise RemoteCodeRefused(f"Model {source} runs code from the hub ({', '.join(files)}): trust_remote_code "
+                                f"needs a pinned revision, the 40-hex commit hash of the code you read (--revision "
+                                f"<commit>), got revision={revision!r}; a branch or tag can change under you.")
     import hashlib
     hashes = {}
     for name in files:

@@ -230,13 +230,12 @@ def request_differences(a: dict, b: dict) -> list[str]:
 
 def request_arguments(req: dict) -> dict:
     """Keyword arguments of :func:`build_request` that reproduce a recorded request: its load options too (the
-    precision and placement it records; for a checkpoint whose own code it records, trust in that code at the
-    commit it was made with, whose files' digests the rebuilt key compares again)."""
+    precision and placement it records; for a hub checkpoint with its own code, the commit it was made with).
+    Trust in a checkpoint's own code is never given here: rebuilding such a request is refused (not permanently)
+    until the caller passes ``trust_remote_code`` itself."""
     load = {k: req[k] for k in ("dtype", "device_map") if req.get(k)}
-    if req.get("remote_code"):
-        load["trust_remote_code"] = True
-        if not is_local_revision(str(req.get("model_revision") or "")):
-            load["revision"] = req.get("model_revision")
+    if req.get("remote_code") and not is_local_revision(str(req.get("model_revision") or "")):
+        load["revision"] = req.get("model_revision")
     return dict(dataset=req["dataset"], dataset_options=req.get("dataset_options") or {}, model=req["model"],
                 frames=int(req.get("frames", 8)), captions=int(req.get("captions", 1)),
                 mode=req.get("mode", "video") if req.get("mode") in ("image", "video", "frames") else "video",
