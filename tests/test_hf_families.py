@@ -191,14 +191,14 @@ def test_gemma3_multimodal_checkpoint_loads_its_text_tower(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["4ds-e", "trajan", "walt", "vjepa", "vjepa-vith", "pe-core-g14",
-                                  "facebook/PE-Core-L14-336"])
+                                  "facebook/PE-Core-L14-336", "timm/vit_tiny_patch16_224.augreg_in21k"])
 def test_families_outside_transformers_say_why_and_what_to_do(name):
     with pytest.raises(RequestError, match="not in transformers 5.23|needs the timm package") as err:
         encoder_facts(name)
     assert "register_encoder" in str(err.value)
     with pytest.raises(RequestError, match="not in transformers 5.23|needs the timm package"):
         load_encoder(name)
-    assert set(UNAVAILABLE_FAMILIES) == {"4ds", "trajan", "walt", "vjepa", "pe"}
+    assert set(UNAVAILABLE_FAMILIES) == {"4ds", "trajan", "walt", "vjepa", "pe", "timm"}
 
 
 def test_a_timm_checkpoint_folder_says_perception_encoder_needs_timm(tmp_path):

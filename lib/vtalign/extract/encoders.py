@@ -401,28 +401,35 @@ UNAVAILABLE_FAMILIES = {
     "vjepa": "V-JEPA v1 is not in transformers 5.23 (only V-JEPA 2 is, model_type vjepa2); its checkpoints are "
              "the authors' .pth files for their own code (facebookresearch/jepa)",
     "pe": "Perception Encoder image models (PE Core / Lang / Spatial) are in transformers 5.23 only as a timm "
-          "vision tower (model_type timm_wrapper, timm/vit_pe_* checkpoints; pe_video and perception_lm wrap the "
-          "same tower), which needs the timm package, not installed here",
+          "vision tower (TimmWrapperModel, timm/vit_pe_* checkpoints; pe_video and perception_lm wrap the same "
+          "tower): that needs the timm package, not installed here, and a timm loader, which vtalign does not have",
+    "timm": "timm checkpoints (timm/... ids, model_type timm_wrapper: AugReg ViTs, some CLIPs, the Perception "
+            "Encoder) load in transformers 5.23 through TimmWrapperModel, which needs the timm package, not "
+            "installed here, and a timm loader, which vtalign does not have; for ViTs and CLIPs a Hugging Face-format "
+            "checkpoint of the same weights (model_type vit or clip) loads",
 }
-_UNAVAILABLE_MODEL_TYPES = {"timm_wrapper": "pe", "pe_video": "pe", "pe_video_encoder": "pe", "perception_lm": "pe"}
+_UNAVAILABLE_MODEL_TYPES = {"timm_wrapper": "timm", "pe_video": "pe", "pe_video_encoder": "pe", "perception_lm": "pe"}
 
 
 def unavailable_reason(name: str) -> str | None:
     """Why a model of a family the paper uses cannot be loaded here (a sentence saying what to do), or None.
     ``name`` is a family name of :data:`UNAVAILABLE_FAMILIES` or such a name with a variant (``4ds-e``,
-    ``vjepa_vith``; a hub id's last part counts too: ``facebook/PE-Core-L14-336``); ``vjepa2`` is loadable and not
-    matched.
+    ``vjepa_vith``; a hub id's last part counts too: ``facebook/PE-Core-L14-336``), or a ``timm/`` id; ``vjepa2`` is
+    loadable and not matched.
 
     >>> "4DS" in unavailable_reason("4ds-e"), "timm" in unavailable_reason("facebook/PE-Core-L14-336")
     (True, True)
     >>> unavailable_reason("facebook/vjepa2-vitl-fpc64-256") is None
     True
     """
+    advice = "Wrap such a model with vtalign.extract.register_encoder (a loader returning an Encoder with per-layer " \
+             "features)."
+    if str(name).lower().startswith("timm/"):
+        return f"Model {name}: {UNAVAILABLE_FAMILIES['timm']}. {advice}"
     text = str(name).lower().rstrip("/").rsplit("/", 1)[-1]
     for family, reason in UNAVAILABLE_FAMILIES.items():
         if text == family or (text.startswith(family) and text[len(family)] in "-_ "):
-            return (f"Model {name}: {reason}. Wrap such a model with vtalign.extract.register_encoder (a loader "
-                    "returning an Encoder with per-layer features).")
+            return f"Model {name}: {reason}. {advice}"
     return None
 
 
