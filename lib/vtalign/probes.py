@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .checks import InsufficientData
+
 __all__ = ["TASK_KINDS", "fold_assignment", "task_score", "linear_probe", "knn_probe", "chance_score",
            "retrieval_accuracy", "RETRIEVAL_K", "RETRIEVAL_TEMPERATURE"]
 
@@ -215,7 +217,8 @@ def retrieval_accuracy(features, labels, k: int = RETRIEVAL_K, temperature: floa
     :func:`knn_probe`'s (:func:`_knn_vote`): cosine similarity, the ``k`` nearest (ties: the lower index),
     each voting ``exp(cos / temperature)`` for its class (vote ties: the lower class). A query whose class
     has no other member cannot be answered right by any representation; such queries are left out of the
-    accuracy (they stay in the memory bank), and a set where no class has two members is an error.
+    accuracy (they stay in the memory bank), and a set where no class has two members raises
+    :class:`vtalign.InsufficientData`.
     The score is the share of the remaining queries whose vote is their own class. Computed in blocks of
     ``block`` queries ([block, N] similarities at a time).
 
@@ -235,7 +238,7 @@ def retrieval_accuracy(features, labels, k: int = RETRIEVAL_K, temperature: floa
     classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
     answerable = counts[inverse] > 1
     if not answerable.any():
-        raise ValueError(f"No class has two items ({len(y)} items, {len(classes)} classes): leave-one-out "
+        raise InsufficientData(f"No class has two items ({len(y)} items, {len(classes)} classes): leave-one-out "
                          "retrieval has nothing to find.")
     x = _unit_rows(x)
     correct = 0

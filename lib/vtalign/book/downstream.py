@@ -14,6 +14,9 @@ Steps, each a function the chapter calls:
 3. :func:`alignment_table` (best layer pair with each text model) and :func:`cross_model_matrix`;
 4. :func:`downstream_scores`: frozen readouts (:mod:`vtalign.probes`) of every variant on every task,
    at its last layer and at the layer its alignment with each text model picked;
+   :func:`retrieval_scores`: the paper's own x-axis of Figure 2, weighted k-NN retrieval accuracy
+   (:func:`vtalign.probes.retrieval_accuracy`, k = 8, leave-one-out) on a labelled set: the synthetic world's
+   class tasks here, or a user's Kinetics / SSv2 subset (:func:`dataset_labels`);
 5. :func:`figure2_points` and :func:`task_correlations`: what Figures 2 and 4 plot.
 
 A user's own models slot in as further rows (any Hugging Face id as a vision model), and a user's
@@ -35,12 +38,13 @@ from ..extract.encoders import encoder_identity
 from ..extract.features import extract_features
 from ..extract.synthetic import WORLD_TASKS, WorldSpec, world_labels
 from ..pooling import parse_pooling, pool_frames
-from ..probes import chance_score, knn_probe, linear_probe
+from ..probes import RETRIEVAL_K, RETRIEVAL_TEMPERATURE, chance_score, knn_probe, linear_probe, retrieval_accuracy
 from ..stats import chance_level
 
 __all__ = ["Variant", "Representation", "vision_variants", "representations", "neighbour_lists", "alignment_table",
            "cross_model_matrix", "world_task_labels", "downstream_scores", "downstream_from_csv", "figure2_points",
-           "figure2_fits", "task_correlations", "duplicate_share"]
+           "figure2_fits", "task_correlations", "duplicate_share", "dataset_labels", "retrieval_tasks",
+           "retrieval_scores"]
 
 POOLING_TYPES = {"first": "image_on_image", "mean": "image_on_video", "segments": "order_aware",
                  "clips": "native_video"}
@@ -203,6 +207,84 @@ def downstream_scores(reps: dict[str, Representation], alignment: pd.DataFrame, 
             for r in cache[layer]:
                 rows.append(dict(vision=v.name, model=v.variant.model, pooling=v.variant.pooling,
                                  model_type=v.variant.model_type, layer_choice=choice, text=text, layer=layer, **r))
+    return pd.DataFrame(rows)
+
+
+def dataset_labels(dataset: str, dataset_options: dict | None = None, item_ids=None) -> np.ndarray:
+    """The class label of each item of a labelled dataset (``Item.label``: Kinetics / SSv2 classes, the labelled
+    ``clips``), in the order of ``item_ids`` (default: the dataset's). Raises before any feature is computed
+    when an item has no label or when no class has two items (leave-one-out retrieval would have nothing to
+    find).
+
+    >>> dataset_labels("test_of_time")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: test_of_time: each of its 180 items has a class of its own, so leave-one-out retrieval ...
+    """
+    ds = load_dataset(dataset, **(dataset_options or {}))
+    by_id = {it.id: it.label for it in ds.items}
+    ids = list(ds.ids if item_ids is None else item_ids)
+    unknown = [i for i in ids if i not in by_id]
+    if unknown:
+        raise ValueError(f"{len(unknown)} item ids are not items of {dataset}, e.g. {unknown[:3]}.")
+    missing = [i for i in ids if by_id[i] is None]
+    if missing:
+        raise ValueError(f"{dataset} has no class label for {len(missing)} of its {len(ids)} items (e.g. "
+                         f"{missing[:3]}): the retrieval metric needs a labelled set (kinetics400, kinetics700_2020 "
+                         "or ssv2 with video_root and list_file, the synthetic world), or pass downstream_csv.")
+    labels = np.array([by_id[i] for i in ids], dtype=object)
+    if np.unique(labels.astype(str), return_counts=True)[1].max() < 2:
+        raise ValueError(f"{dataset}: each of its {len(ids)} items has a class of its own, so leave-one-out "
+                         "retrieval has nothing to find; use a set where classes repeat.")
+    return labels
+
+
+def retrieval_tasks(tasks=None) -> list[str]:
+    """The synthetic world's tasks that retrieval scores: the semantic single-label classes (the analogue of an
+    action class), or those of ``tasks`` (each must be a class task of the world).
+
+    >>> retrieval_tasks()
+    ['background', 'first_shape']
+    """
+    if not tasks:
+        return [t for t, (kind, semantic) in WORLD_TASKS.items() if kind == "class" and semantic]
+    bad = [t for t in tasks if WORLD_TASKS.get(t, ("",))[0] != "class"]
+    if bad:
+        raise ValueError(f"Retrieval scores single-label class tasks; {bad} are not among "
+                         f"{[t for t, (k, _) in WORLD_TASKS.items() if k == 'class']}.")
+    return list(tasks)
+
+
+def retrieval_scores(reps: dict[str, Representation], labels: dict[str, np.ndarray], k: int = RETRIEVAL_K,
+                     temperature: float = RETRIEVAL_TEMPERATURE, seed: int = 0, n_null: int = 5) -> pd.DataFrame:
+    """The paper's retrieval metric for every vision variant at its last layer, on each labelled task.
+
+    ``labels``: task name -> [N] classes of the representations' items (in their order). For each (variant,
+    task): :func:`vtalign.probes.retrieval_accuracy` (weighted k-NN, leave-one-out, raw features of the last
+    layer, its true width) as ``score``, and as ``chance`` the mean of the same retrieval over ``n_null`` seeded
+    permutations of the labels over the items (``seed``): the features kept, their tie to the labels removed; a
+    measured null, not a formula.
+    Rows in :func:`downstream_scores`' long form (probe ``retrieval``, kind ``class``, semantic, layer_choice
+    ``last``), so :func:`figure2_points` takes them with ``probe="retrieval"``.
+    """
+    rng = np.random.default_rng(seed)
+    n = len(next(iter(reps.values())).item_ids)
+    if n_null < 1:
+        raise ValueError(f"n_null must be at least 1, got {n_null}.")
+    shuffled = {task: [rng.permutation(np.asarray(y)).astype(str) for _ in range(n_null)] for task, y in labels.items()}
+    for task, y in labels.items():
+        if len(y) != n:
+            raise ValueError(f"labels of {task!r} describe {len(y)} items, the representations {n}.")
+    rows = []
+    for v in (r for r in reps.values() if r.side == "video"):
+        last = len(v.layer_dims) - 1
+        x = v.features[:, last, :v.layer_dims[last]]
+        for task, y in labels.items():
+            rows.append(dict(vision=v.name, model=v.variant.model, pooling=v.variant.pooling,
+                             model_type=v.variant.model_type, layer_choice="last", text="", layer=last, task=task,
+                             kind="class", semantic=True, probe="retrieval",
+                             score=retrieval_accuracy(x, np.asarray(y).astype(str), k, temperature),
+                             chance=float(np.mean([retrieval_accuracy(x, z, k, temperature) for z in shuffled[task]])),
+                             k=k, temperature=temperature))
     return pd.DataFrame(rows)
 
 
