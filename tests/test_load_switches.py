@@ -125,6 +125,8 @@ def test_cli_dtype_flag(tmp_path, monkeypatch, capsys):
             "--cache", str(tmp_path / "cache"), "--no-progress", "--device", "cpu"]
     assert extract_main([*base, "--model", folder, "--dtype", "bf16"]) == 0
     assert "text-c1-s0-bf16" in capsys.readouterr().out
+    assert extract_main(["--check", "--cache", str(tmp_path / "cache")]) == 0       # rebuilt with its dtype: ok
+    assert "stale" not in capsys.readouterr().out
     with pytest.raises(SystemExit):
         extract_main([*base, "--model", folder, "--dtype", "fp64"])
     assert "invalid choice: 'fp64'" in capsys.readouterr().err
