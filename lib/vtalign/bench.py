@@ -49,15 +49,23 @@ PAPER_SHAPE = dict(n=1024, lx=33, dx=1280, ly=43, dy=3584, k=10)
 SMOKE_SHAPE = dict(n=128, lx=3, dx=32, ly=4, dy=48, k=5)
 
 
-def reference_prepare(f, q: float = 0.95, layer_dims=None) -> torch.Tensor:
-    """The reference code's preparation in its precise mode, written here: clamp at one threshold
-    ``t = sorted(|x|)[floor(q * size)]`` over every item and layer (each layer on its own, over its real
-    entries, when ``layer_dims`` gives layers of different widths: the reference cannot stack those),
-    then divide each layer's rows by their fp32 L2 norm (floor 1e-12, as ``F.normalize``).
+def reference_prepare(f, q: float = 0.95, layer_dims=None, precise: bool = True) -> torch.Tensor:
+    """The reference code's preparation, written here: clamp at a threshold t, then divide each layer's rows
+    by their fp32 L2 norm (floor 1e-12, as ``F.normalize``). ``q = 1``: no clamp.
+
+    ``precise=True`` (its ``--precise`` mode): ``t = sorted(|x|)[floor(q * size)]`` over every item and layer.
+    ``precise=False`` (its default): each item's q-quantile of ``|x|`` over its layers and dimensions,
+    interpolated linearly between order statistics (position ``q (m - 1)`` of the m sorted values), and ``t``
+    the mean of those over items. Either way each layer on its own, over its real entries, when
+    ``layer_dims`` gives layers of different widths (the reference cannot stack those).
 
     f [N, L, D] (zero-padded past ``layer_dims``) -> float32 tensor [N, L, D], padding left zero.
 
     >>> reference_prepare(torch.tensor([[[3.0, 4.0]], [[0.5, 0.0]]]), q=0.5)  # sorted |x|: 0, .5, 3, 4 -> t = 3
+    tensor([[[0.7071, 0.7071]],
+    <BLANKLINE>
+            [[1.0000, 0.0000]]])
+    >>> reference_prepare(torch.tensor([[[3.0, 4.0]], [[0.5, 0.0]]]), q=0.5, precise=False)  # t = (3.5 + .25) / 2
     tensor([[[0.7071, 0.7071]],
     <BLANKLINE>
             [[1.0000, 0.0000]]])
@@ -68,8 +76,16 @@ def reference_prepare(f, q: float = 0.95, layer_dims=None) -> torch.Tensor:
     out = torch.zeros_like(f)
     for group in groups:
         block = f[:, group, : dims[group[0]]]
-        # the element at position floor(q * size) of the sorted |values| (kthvalue counts from 1)
-        t = block.abs().flatten().kthvalue(int(q * block.numel()) + 1).values if q < 1 else block.abs().max()
+        if q >= 1:
+            t = block.abs().max()
+        elif precise:  # the element at position floor(q * size) of the sorted |values| (kthvalue counts from 1)
+            t = block.abs().flatten().kthvalue(int(q * block.numel()) + 1).values
+        else:
+            ordered = block.abs().flatten(start_dim=1).sort(dim=1).values  # [N, m] per item
+            position = torch.tensor(q, dtype=torch.float32) * (ordered.shape[1] - 1)  # in fp32, as the input
+            low = int(position)
+            high = min(low + 1, ordered.shape[1] - 1)
+            t = torch.lerp(ordered[:, low], ordered[:, high], position - low).mean()
         out[:, group, : dims[group[0]]] = torch.nn.functional.normalize(block.clamp(-t, t), dim=-1)
     return out
 
