@@ -188,6 +188,9 @@ def test_gemma3_multimodal_checkpoint_loads_its_text_tower(tmp_path):
     enc = load_encoder(folder)
     assert enc.modality == "text"
     np.testing.assert_allclose(enc.encode(texts), expected, rtol=1e-5, atol=1e-5)
+    placed = load_encoder(folder, device_map="auto")                 # the tower keeps its placement (here the CPU)
+    assert placed.describe()["device_map"] == "auto"
+    np.testing.assert_allclose(placed.encode(texts), expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["4ds-e", "trajan", "walt", "vjepa", "vjepa-vith", "pe-core-g14",

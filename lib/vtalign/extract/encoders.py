@@ -817,7 +817,10 @@ def load_hf_encoder(source: str, device: str = "cpu", pooling: str | None = None
                            f"({', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}) or has "
                            f"{len(mismatched)} of another shape; loading it would leave them random.")
     if family.tower:
+        placed = getattr(model, "hf_device_map", None)
         model = _dotted(model, family.tower)
+        if placed:  # the tower stays where device_map put it (hf_encoder_from_model must not move it)
+            model.hf_device_map = placed
     tokenizer = None
     if family.modality == "text":
         tokenizer = transformers.AutoTokenizer.from_pretrained(source, local_files_only=local, revision=revision,
