@@ -153,11 +153,12 @@ def test_fit_recovers_a_known_power_curve_and_refuses_short_curves():
 
 
 def test_eq2_form_verdict_reads_the_comparison_both_ways():
-    def forms(eq2, other):
-        return pd.DataFrame([dict(model="c", form="eq2_additive_power", delta_aicc=eq2, aicc=eq2),
-                             dict(model="c", form="log_linear", delta_aicc=other, aicc=other)])
-    assert cs.eq2_form_verdict(forms(0.0, 12.0)).status == v.SUPPORTED
+    def forms(eq2, other, rss_eq2=0.002, rss_other=0.001):
+        return pd.DataFrame([dict(model="c", form="eq2_additive_power", delta_aicc=eq2, aicc=eq2, rss=rss_eq2),
+                             dict(model="c", form="log_linear", delta_aicc=other, aicc=other, rss=rss_other)])
+    assert cs.eq2_form_verdict(forms(0.0, 12.0, 0.001, 0.002)).status == v.SUPPORTED
     assert cs.eq2_form_verdict(forms(15.0, 0.0)).status == v.CONTRADICTED
+    assert cs.eq2_form_verdict(forms(15.0, 0.0, 0.001, 0.002)).status == v.UNRESOLVED  # ahead by the penalty alone
     assert cs.eq2_form_verdict(forms(0.0, 2.0)).status == v.UNRESOLVED
 
 

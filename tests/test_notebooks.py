@@ -263,8 +263,8 @@ def _minimal_parameters(name, tmp_path):
     if name == "text_order":  # one model, no paraphrase control; the smoke run's 32 pairs, so its features are cached
         return dict(text_models=["minilm-l6"], sources=["sequence"], paraphrase_source="", n_pairs={"sequence": 32},
                     n_bootstrap=1)
-    if name == "caption_scaling":  # one caption a side: no gain, no fit; those analyses are skipped with a note
-        return dict(datasets=["vatex"], n_items=12, vatex_sides=[1, 1], k=1, n_bootstrap=1)
+    if name == "caption_scaling":  # one caption a side: no gain, no fit (skipped with a note); the smoke's captions
+        return dict(datasets=["pvd"], n_items=16, pvd_sides=[1, 1], k=1, n_bootstrap=1)
     raise AssertionError(f"no minimal parameters for {name}: add them here")
 
 
