@@ -118,8 +118,9 @@ def test_figure_is_legible():
     b = perf.reference_side(np.concatenate([separated(), separated(seed=4)], axis=1), K, "gemma3-270m")
     pairs = pd.concat([perf.reference_error_pairs(a, b), perf.reference_error_pairs(b, a)])
     paper = perf.below_error(perf.paper_small_differences(), float(pairs.difference.abs().max()))
-    fig = perf.plot_reference_error(pairs, paper, float(pairs.difference.abs().max()))
-    assert legibility_problems(fig, columns=list(pairs.columns) + list(paper.columns)) == []
+    for default_error in (None, 0.0074):
+        fig = perf.plot_reference_error(pairs, paper, float(pairs.difference.abs().max()), default_error=default_error)
+        assert legibility_problems(fig, columns=list(pairs.columns) + list(paper.columns)) == []
 
 
 def test_fp64_column_is_scored_from_its_own_lists_when_they_differ():
@@ -139,3 +140,27 @@ def test_section_parameters_are_checked_before_any_feature_is_read():
                           (dict(models=["minilm-l6", "minilm-l6"]), "more than once")):
         with pytest.raises(ValueError, match=match):
             perf.check_reference_parameters(**{**good, **change})
+
+
+def test_the_reference_defaults_preparation_and_its_end_to_end_column():
+    """bench.reference_prepare(precise=False) is the reference code's default clamp (each item's linearly
+    interpolated quantile, averaged over items; torch.quantile is its specification here), and the pairs
+    table scores the reference's lists after it against the exact ones."""
+    import torch
+
+    from vtalign import bench
+
+    x = separated(n=30, d=12, seed=5) * np.linspace(0.5, 3, 30, dtype=np.float32)[:, None, None]
+    t = torch.quantile(torch.from_numpy(x).abs().flatten(start_dim=1), 0.9, dim=1).mean()
+    spec = torch.nn.functional.normalize(torch.from_numpy(x).clamp(-t, t), dim=-1)
+    assert torch.equal(bench.reference_prepare(x, 0.9, precise=False), spec)
+    assert not torch.equal(bench.reference_prepare(x, 0.9), spec)          # the precise clamp is another one
+    a = perf.reference_side(x, K, "a", q=0.9, default_preparation=True)
+    b = perf.reference_side(separated(n=30, seed=6), K, "b", q=0.9, default_preparation=True)
+    pairs = perf.reference_error_pairs(a, b)
+    lists = [bench.reference_knn(spec[:, 0].contiguous(), K).numpy(), b.reference_default[0]]
+    expected = np.mean([len(set(p) & set(q)) for p, q in zip(*lists)]) / K
+    assert pairs.reference_default.iloc[0] == expected
+    assert pairs.difference_default.iloc[0] == expected - pairs.exact.iloc[0]
+    summary = perf.reference_error_summary(pairs).iloc[0]
+    assert summary.pairs_differing_default == int(expected != pairs.exact.iloc[0])

@@ -348,7 +348,9 @@ class ReferenceSide:
     (:func:`vtalign.bench.reference_knn`), by :func:`vtalign.layer_neighbours` and by
     :func:`fp64_brute_knn`; ``layers``: one row per layer (mean cosine between different items, median
     fp64 gap between each row's k-th and (k+1)-th cosine, rows whose reference or fp64 set differs
-    from the exact one)."""
+    from the exact one). ``reference_default`` [L, N, k]: the reference's fp32 argsort after its default
+    (not ``--precise``) preparation, whose clamp threshold differs (:func:`vtalign.bench.reference_prepare`);
+    None when not computed."""
 
     model: str
     prepared: torch.Tensor
@@ -356,6 +358,7 @@ class ReferenceSide:
     exact: np.ndarray
     brute: np.ndarray
     layers: pd.DataFrame
+    reference_default: np.ndarray | None = None
 
     @property
     def k(self) -> int:
@@ -363,10 +366,12 @@ class ReferenceSide:
 
 
 def reference_side(features, k: int, model: str = "", layer_dims=None, q: float = 0.95,
-                   backend: str = "auto") -> ReferenceSide:
-    """Prepare ``features`` [N, L, D] as the reference code does (clamp at the q quantile, L2-normalise in
-    fp32; zero padding past ``layer_dims`` excluded) and search every layer three ways: the reference's
-    fp32 argsort, vtalign's exact search, an fp64 brute force. See :class:`ReferenceSide`."""
+                   backend: str = "auto", default_preparation: bool = False) -> ReferenceSide:
+    """Prepare ``features`` [N, L, D] as the reference code does in its precise mode (clamp at the q
+    quantile, L2-normalise in fp32; zero padding past ``layer_dims`` excluded) and search every layer three
+    ways: the reference's fp32 argsort, vtalign's exact search, an fp64 brute force. With
+    ``default_preparation``, also the reference's fp32 argsort after its default preparation. See
+    :class:`ReferenceSide`."""
     from .. import bench
     from ..alignment import layer_neighbours
 
@@ -387,13 +392,19 @@ def reference_side(features, k: int, model: str = "", layer_dims=None, q: float 
                          median_kth_gap=float(np.median(ordered[:, k - 1] - ordered[:, k])),
                          rows_reference_differs=rows_with_other_set(reference[layer], exact[layer]),
                          rows_fp64_differs=rows_with_other_set(brute[-1], exact[layer]), rows=shape[0]))
-    return ReferenceSide(model, prepared, reference, exact, np.stack(brute), pd.DataFrame(rows))
+    default = None
+    if default_preparation:
+        other = bench.reference_prepare(features, q, layer_dims, precise=False)
+        default = np.stack([bench.reference_knn(other[:, layer].contiguous(), k).numpy() for layer in range(shape[1])])
+    return ReferenceSide(model, prepared, reference, exact, np.stack(brute), pd.DataFrame(rows), default)
 
 
 def reference_error_pairs(x: ReferenceSide, y: ReferenceSide) -> pd.DataFrame:
     """One row per layer pair of two models (same items, same k): the mutual-kNN score of the reference's
     fp32 neighbours, of the exact ones and of the fp64 brute force's, ``difference`` = reference - exact
-    and ``overlap_change`` = that difference in neighbour counts (difference x N x k, an integer).
+    and ``overlap_change`` = that difference in neighbour counts (difference x N x k, an integer). When both
+    sides have ``reference_default``: ``reference_default`` (its score) and ``difference_default`` (minus
+    the exact score), the difference a user of the reference code's default settings sees end to end.
 
     Scores come from each layer's neighbour lists (:func:`vtalign.alignment.sweep_from_neighbours`):
     the reference recomputes the same lists for every pair, so its scores are these
@@ -419,6 +430,10 @@ def reference_error_pairs(x: ReferenceSide, y: ReferenceSide) -> pd.DataFrame:
     out["difference"] = out.reference - out.exact
     out["overlap_change"] = np.rint(out.difference * n * k).astype(int)
     out["n"], out["k"] = n, k
+    if x.reference_default is not None and y.reference_default is not None:
+        out["reference_default"] = sweep_from_neighbours(torch.from_numpy(x.reference_default),
+                                                         torch.from_numpy(y.reference_default)).scores.ravel()
+        out["difference_default"] = out.reference_default - out.exact
     return out
 
 
@@ -439,7 +454,8 @@ def reference_error_summary(pairs: pd.DataFrame) -> pd.DataFrame:
     """Per model pair: layer pairs, how many the reference scores differently from the exact answer,
     the largest and mean |difference| (the largest: first in row-major order among equals), the best
     pair and score by each method (ties: first in row-major order, as :func:`vtalign.best_pair`), and
-    whether the fp64 brute force gives the exact scores on every pair."""
+    whether the fp64 brute force gives the exact scores on every pair; with a ``difference_default`` column,
+    also how many pairs and how far the reference's default settings differ, and their best pair and score."""
     rows = []
     for (mx, my), g in pairs.groupby(["model_x", "model_y"], sort=False):
         g = g.sort_values(["layer_x", "layer_y"])
@@ -455,6 +471,12 @@ def reference_error_summary(pairs: pd.DataFrame) -> pd.DataFrame:
                          reference_best_pair=f"({best['reference'].layer_x}, {best['reference'].layer_y})",
                          best_difference=float(best["reference"].reference - best["exact"].exact),
                          fp64_equals_exact=bool((g.fp64_brute_force == g.exact).all())))
+        if "difference_default" in g:
+            top = g.loc[g.reference_default.idxmax()]
+            rows[-1].update(pairs_differing_default=int((g.difference_default != 0).sum()),
+                            max_abs_difference_default=float(g.difference_default.abs().max()),
+                            default_best=float(top.reference_default),
+                            default_best_pair=f"({top.layer_x}, {top.layer_y})")
     return pd.DataFrame(rows)
 
 
@@ -485,15 +507,15 @@ def paper_small_differences() -> pd.DataFrame:
     return out
 
 
-def below_error(paper: pd.DataFrame, error: float) -> pd.DataFrame:
-    """``paper`` with ``smaller_than_error``: |difference| strictly below ``error`` (an equal one is not).
+def below_error(paper: pd.DataFrame, error: float, column: str = "smaller_than_error") -> pd.DataFrame:
+    """``paper`` with ``column``: |difference| strictly below ``error`` (an equal one is not).
 
     >>> below_error(pd.DataFrame(dict(difference=[0.0, -0.001, 0.002, 0.005])), 0.002).smaller_than_error.tolist()
     [True, True, False, False]
     """
     if not error >= 0:
         raise ValueError(f"error must be a number >= 0, got {error}.")
-    return paper.assign(smaller_than_error=paper.difference.abs() < error)
+    return paper.assign(**{column: paper.difference.abs() < error})
 
 
 def check_reference_parameters(models, k: int, frames: int, check_layers: int,
@@ -540,11 +562,13 @@ def live_model_features(models, dataset: str = "synthetic_world", dataset_option
     return dict(zip(models, common_items(got)))
 
 
-def plot_reference_error(pairs: pd.DataFrame, paper: pd.DataFrame, error: float, seed: int = 0):
+def plot_reference_error(pairs: pd.DataFrame, paper: pd.DataFrame, error: float, seed: int = 0,
+                         default_error: float | None = None):
     """Top: every layer pair's reference-minus-exact score in neighbour places (``overlap_change``; one place
     is 1/(N k) of a score), one row of points per model pair (vertical jitter seeded by ``seed``). Bottom:
     the paper's printed differences, each labelled, against the largest |error| of the top panel (shaded):
-    a bar inside the band is smaller than that error."""
+    a bar inside the band is smaller than that error; ``default_error`` (the largest end-to-end difference
+    of the reference's default settings) is drawn as a dashed line."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
@@ -573,10 +597,14 @@ def plot_reference_error(pairs: pd.DataFrame, paper: pd.DataFrame, error: float,
     bottom.axvspan(0, error, color="#c44e52", alpha=0.2, lw=0)
     for i, v in enumerate(values):
         bottom.text(v + values.max() * 0.01, i, f"{v:.3f}", va="center", fontsize=9.5)
-    bottom.set_xlim(0, max(values.max(), error) * 1.15)
+    if default_error is not None:
+        bottom.axvline(default_error, color="#333333", ls="--", lw=1.2)
+    bottom.set_xlim(0, max(values.max(), error, default_error or 0) * 1.15)
     bottom.set_yticks(range(len(paper)), paper.label)
     bottom.set_ylim(len(paper) - 0.5, -0.5)
-    bottom.set_xlabel(f"|difference| printed in the paper (shaded: below {error:.6f})")
+    bottom.set_xlabel(f"|difference| printed in the paper (shaded: below {error:.6f})"
+                      + ("" if default_error is None else
+                         f"\ndashed: the reference's default settings, end to end ({default_error:.6f})"))
     bottom.set_title("Published: blue where smaller than the largest error above", fontsize=10.5)
     fig.tight_layout()
     return fig
