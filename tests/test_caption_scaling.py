@@ -169,3 +169,25 @@ def test_one_count_gives_no_gain_and_the_verdict_is_not_testable():
     with pytest.raises(InsufficientData):
         cs.null_separations(t, np.zeros((3, 1)))
     assert cs.captions_verdict({"x": (g, pd.DataFrame(columns=["null", "direction"]))}).status == v.NOT_TESTABLE
+
+
+def test_concatenated_sides_follow_the_paper_and_the_repeated_null_is_not_flat_by_construction(tmp_path, monkeypatch):
+    """combine="concatenate": each side's captions joined into one string and encoded whole (a tiny random BERT,
+    cached in a temporary folder). One caption repeated n times is then a different text from the caption once,
+    so the repeated-caption null is measured, not flat by construction as under averaging."""
+    monkeypatch.setenv("VTALIGN_CACHE", str(tmp_path))
+    split = _split(n_videos=12, n_a=2, n_b=2, original=True)
+    index = cs.pool_index(split)
+    rows = cs.side_rows(split, index, "repeated", 2, "a")
+    ds = cs.concat_dataset(split, rows)
+    assert ds.items[0].captions == [f"{split.captions[0][split.a[0, 0]]} {split.captions[0][split.a[0, 0]]}"]
+    assert cs.concat_dataset(split, rows[:, :1]).options != ds.options      # another text, another cache entry
+    table, items = cs.measure_curves(split, {"tiny-bert": (None, None, index)}, "tiny-bert", "tiny-bert", k=2,
+                                     curves=("symmetric", "repeated"), combine="concatenate")
+    assert set(table["combine"]) == {"concatenate"} and items.shape == (4, 12)
+    from vtalign.extract.features import extract_features
+    once, _ = extract_features(cs.concat_dataset(split, rows[:, :1]), "tiny-bert", captions=1, progress=False)
+    twice, _ = extract_features(ds, "tiny-bert", captions=1, progress=False)
+    assert not np.allclose(once, twice)                                      # "c c" is not "c"
+    with pytest.raises(ValueError, match="combine"):
+        cs.measure_curves(split, {}, "m", "m", combine="sum")

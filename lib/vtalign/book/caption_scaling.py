@@ -48,15 +48,16 @@ from ..extract.sampling import item_rng
 from ..scaling import compare_slice_forms, fit_slices, lowest_aicc, slice_fit_table
 from ..verdicts import CONTRADICTED, SUPPORTED, UNRESOLVED, Interval, Verdict, claim_status, form_status
 
-__all__ = ["SOURCES", "CURVES", "NULLS", "CaptionSplit", "distinct_captions", "split_captions", "load_split",
-           "pvd_caption_sets", "pool_dataset", "encode_pool", "mean_rows", "side_rows", "side_features",
-           "score_sides", "measure_curves", "cell_intervals", "gains", "null_separations", "original_leads",
-           "fit_curves", "captions_verdict", "pvd_captions_verdict", "beats_original_verdict",
-           "eq2_form_verdict", "plot_curves"]
+__all__ = ["SOURCES", "CURVES", "NULLS", "COMBINE", "CaptionSplit", "distinct_captions", "split_captions",
+           "load_split", "pvd_caption_sets", "pool_dataset", "pool_index", "concat_dataset", "encode_pool",
+           "mean_rows", "side_rows", "side_features", "score_sides", "measure_curves", "cell_intervals", "gains",
+           "null_separations", "original_leads", "fit_curves", "captions_verdict", "pvd_captions_verdict",
+           "beats_original_verdict", "eq2_form_verdict", "plot_curves"]
 
 SOURCES = ("vatex", "pvd")
 CURVES = ("symmetric", "one_sided", "original", "repeated", "other_videos")
 NULLS = ("repeated", "other_videos")
+COMBINE = ("mean", "concatenate")
 CHAPTER = "caption_scaling"
 
 
@@ -203,6 +204,33 @@ def encode_pool(split: CaptionSplit, model: str, progress: bool = True) -> tuple
     return feats, meta, {item: i for i, item in enumerate(meta["item_ids"])}
 
 
+def pool_index(split: CaptionSplit) -> dict:
+    """The row of each pool id in :func:`pool_dataset`'s item order, without encoding anything (for
+    ``combine="concatenate"``, which encodes whole sides instead of single captions)."""
+    return {it.id: i for i, it in enumerate(pool_dataset(split).items)}
+
+
+def concat_dataset(split: CaptionSplit, rows: np.ndarray) -> VideoTextDataset:
+    """One side of one cell as the paper builds it (Sec. 3): each video's captions at pool ``rows`` [N, n]
+    joined into one string, stripped and separated by single spaces as
+    :func:`vtalign.extract.sampling.caption_text` joins them (one caption repeated n times is that caption n
+    times). One item a video, id the video's; the cache options carry a digest of the texts, so each
+    distinct side is one cache entry, shared by every curve that uses it.
+
+    >>> sp = CaptionSplit(["v"], [["a cat", "a dog"]], np.array([[0]]), np.array([[1]]), None, 0,
+    ...                   dict(source="x", n_items=1, sample_seed=0, caption_set="", original=None))
+    >>> concat_dataset(sp, np.array([[0, 0, 1]])).items[0].captions
+    ['a cat a cat a dog']
+    """
+    from ..extract.request import digest
+    texts = [it.captions[0] for it in pool_dataset(split).items]
+    rows = np.asarray(rows)
+    joined = [" ".join(texts[r].strip() for r in row) for row in rows]
+    o = split.options
+    options = dict(source=o["source"], n_items=o["n_items"], sample_seed=o["sample_seed"], texts=digest(joined))
+    return VideoTextDataset("caption_concat", options, [Item(v, [t]) for v, t in zip(split.ids, joined)])
+
+
 def mean_rows(features: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Average of the feature rows each video's side takes: features [M, L, D], rows [N, n] int -> [N, L, D],
     ``out[i] = mean_j features[rows[i, j]]``.
@@ -269,21 +297,34 @@ def score_sides(nx: np.ndarray, ny: np.ndarray) -> tuple[float, int, int, np.nda
 
 
 def measure_curves(split: CaptionSplit, pools: dict, model_a: str, model_b: str, k: int = 10, curves=CURVES,
-                   null_seed: int = 0, label: str = "") -> tuple[pd.DataFrame, np.ndarray]:
+                   null_seed: int = 0, label: str = "", combine: str = "mean",
+                   progress: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
     """Every cell of ``curves`` for one (side A model, side B model) pair.
 
-    pools : ``{model: (features, meta, index)}`` from :func:`encode_pool`
+    pools : ``{model: (features, meta, index)}`` from :func:`encode_pool` (``combine="mean"``: each side the
+        average of its captions' features), or ``{model: (None, None, pool_index(split))}`` with
+        ``combine="concatenate"``: each side's captions joined into one string and encoded whole
+        (:func:`concat_dataset`, through :func:`vtalign.extract.extract_features`, cached), as the paper does
     Returns a table (dataset, model_a, model_b, curve, n_captions, score, layer_a, layer_b, n_items, k) and the
     per-video scores of its cells [cells, N] in the table's order (for :func:`vtalign.scaling.grid_draws`).
     Neighbour lists are computed once per distinct side.
     """
+    if combine not in COMBINE:
+        raise ValueError(f"combine must be one of {COMBINE}, got {combine!r}.")
     neighbours: dict = {}
 
     def lists(model, rows):
         key = (model, rows.tobytes(), rows.shape)
         if key not in neighbours:
-            f, meta, _ = pools[model]
-            neighbours[key] = layer_neighbours(side_features(f, meta, rows), k)
+            if combine == "mean":
+                f, meta, _ = pools[model]
+                prepared = side_features(f, meta, rows)
+            else:
+                f, meta = extract_features(concat_dataset(split, rows), model, captions=1, progress=progress)
+                if meta["item_ids"] != list(split.ids):
+                    raise ValueError("the concatenated side's features are not in the split's video order.")
+                prepared = prepare_features(f, layer_dims=meta.get("layer_dims"))
+            neighbours[key] = layer_neighbours(prepared, k)
         return neighbours[key]
 
     n_sym, n_one = min(split.a.shape[1], split.b.shape[1]), split.a.shape[1]
@@ -298,7 +339,8 @@ def measure_curves(split: CaptionSplit, pools: dict, model_a: str, model_b: str,
             rb = side_rows(split, pools[model_b][2], curve, n, "b", null_seed)
             score, la, lb, per_item = score_sides(lists(model_a, ra), lists(model_b, rb))
             rows.append(dict(dataset=label or split.options["source"], model_a=model_a, model_b=model_b, curve=curve,
-                             n_captions=n, score=score, layer_a=la, layer_b=lb, n_items=len(split), k=k))
+                             n_captions=n, score=score, layer_a=la, layer_b=lb, n_items=len(split), k=k,
+                             combine=combine))
             items.append(per_item)
     return pd.DataFrame(rows), np.stack(items)
 
@@ -419,11 +461,14 @@ def _real(key: str, status: str, rule: str, value: str, control: str = "") -> Ve
     return Verdict(key, "real data", status, rule, value, control)
 
 
-_TEXT_ONLY = ("text-only analogue: two disjoint sets of one video's captions, not video against text; "
-              "averaged caption embeddings, not the paper's concatenation")
+def _text_only(combine: str = "mean") -> str:
+    return ("text-only analogue: two disjoint sets of one video's captions, not video against text; "
+            + ("averaged caption embeddings, not the paper's concatenation" if combine == "mean"
+               else "captions concatenated as the paper does"))
 
 
-def captions_verdict(results: dict, key: str = "fig3_captions", curve: str = "symmetric") -> Verdict:
+def captions_verdict(results: dict, key: str = "fig3_captions", curve: str = "symmetric",
+                     combine: str = "mean") -> Verdict:
     """Figure 3's "alignment grows with captions", on real captions: for every (dataset, model pair) the
     ``curve``'s first-to-last gain must lie above zero *and* above each null's gain (real minus null,
     paired 95% interval over videos above zero). Supported when every curve does, contradicted when any
@@ -447,16 +492,17 @@ def captions_verdict(results: dict, key: str = "fig3_captions", curve: str = "sy
     return _real(key, claim_status(n_for, n_against, n),
                  f"each {curve} curve's first-to-last gain above zero and above each null's gain (repeated caption; "
                  "captions of other videos), paired 95% bootstrap intervals over videos", "; ".join(parts),
-                 _TEXT_ONLY)
+                 _text_only(combine))
 
 
-def pvd_captions_verdict(results: dict) -> Verdict:
+def pvd_captions_verdict(results: dict, combine: str = "mean") -> Verdict:
     """Figure 8's "alignment grows with synthesised captions" on PVD's real synthesised captions: the rule of
     :func:`captions_verdict` on the symmetric curves of the PVD entries of ``results``."""
-    return captions_verdict({k: v for k, v in results.items() if k.startswith("pvd")}, key="fig8_captions")
+    return captions_verdict({k: v for k, v in results.items() if k.startswith("pvd")}, key="fig8_captions",
+                            combine=combine)
 
 
-def beats_original_verdict(leads: dict, at_least: int = 3) -> Verdict:
+def beats_original_verdict(leads: dict, at_least: int = 3, combine: str = "mean") -> Verdict:
     """Figure 8's "3 or more synthesised captions beat the original", as far as text alone can say: for each
     model pair, every lead (:func:`original_leads`) at ``at_least`` captions or more must lie above zero beyond
     its paired 95% interval; against when any lies below zero. ``leads``: ``{label: leads table}``."""
@@ -477,10 +523,10 @@ def beats_original_verdict(leads: dict, at_least: int = 3) -> Verdict:
                  f"side B of held-out synthesised captions; every n ≥ {at_least} above zero beyond its paired 95% "
                  "bootstrap interval over videos", "; ".join(parts),
                  "side B is synthesised text from the same generator as side A's synthesised captions, so style "
-                 "favours them over the original; " + _TEXT_ONLY)
+                 "favours them over the original; " + _text_only(combine))
 
 
-def eq2_form_verdict(forms: pd.DataFrame, key: str = "fig8_eq2_form") -> Verdict:
+def eq2_form_verdict(forms: pd.DataFrame, key: str = "fig8_eq2_form", combine: str = "mean") -> Verdict:
     """Eq. 2's caption term against the slice alternatives by AICc on every fitted real curve
     (:func:`fit_curves`), per curve: supported when Eq. 2 is best by ΔAICc > 10
     (:func:`vtalign.verdicts.form_status`); contradicted when another form is better by ΔAICc > 10 *and* fits
@@ -510,7 +556,7 @@ def eq2_form_verdict(forms: pd.DataFrame, key: str = "fig8_eq2_form") -> Verdict
               else UNRESOLVED)
     return _real(key, status, "per curve: Eq. 2's term best by ΔAICc > 10 over the exponential and log-linear forms "
                  "(supported); another form better by ΔAICc > 10 with a lower residual sum of squares (contradicted)",
-                 "; ".join(parts), "5 or fewer counts a curve; " + _TEXT_ONLY)
+                 "; ".join(parts), "5 or fewer counts a curve; " + _text_only(combine))
 
 
 def plot_curves(table: pd.DataFrame):
