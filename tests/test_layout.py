@@ -84,7 +84,7 @@ def test_notebooks_import_only_public_names():
 EXTRACT_LAYERS = {"identity": 0, "errors": 0, "manifest": 0, "datasets": 0, "synthetic": 0, "video": 0,
                   "sampling": 0, "encoders": 0, "validation": 1, "request": 2, "store": 3, "parts": 4, "cache": 5,
                   "cluster": 6, "cluster_alignment": 7, "features": 7, "manage": 4, "projection": 7, "paper_models": 8,
-                  "cli": 9}
+                  "paper_run": 9, "cli": 10}
 
 
 def _extract_upward(source: str, module: str) -> list[str]:

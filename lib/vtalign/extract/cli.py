@@ -19,6 +19,9 @@ Examples::
     python -m vtalign.extract --dataset synthetic_world --model efficientnet-lite0 --frames 1 4 16 --cluster local
     python -m vtalign.extract --plan plan.toml --cluster ray://head:10001    # a grid of requests on a cluster
     python -m vtalign.extract --plan paper --dry-run     # the paper's 121 models: ids, loaders, GPU-hours, loadable
+    python -m vtalign.extract --plan miniature           # the paper's pipeline on tiny random configs (make paper)
+    python -m vtalign.extract --plan paper --option video_root=/data/vatex --allow-download   # the real one
+    python -m vtalign.extract --score my/model --option video_root=/data/vatex   # place an encoder on Figs. 2, 4
 """
 from __future__ import annotations
 
@@ -146,7 +149,17 @@ def _parser() -> argparse.ArgumentParser:
                          "--device-map auto)")
     ap.add_argument("--plan", default=None, metavar="PLAN.toml",
                     help="with --cluster: a TOML plan of [[grid]] tables (dataset, options, models, frames, captions); "
-                         "'paper' with --dry-run: the paper's 121 models (data_manifest/paper/a2_models.csv)")
+                         "'paper': the paper's pipeline (make paper; needs the VaTeX videos, --option video_root=..., "
+                         "and the weights); 'miniature': the same code on tiny random configs, offline; 'paper' with "
+                         "--dry-run: list the paper's 121 models (data_manifest/paper/a2_models.csv)")
+    ap.add_argument("--score", metavar="MODEL", default=None,
+                    help="score your own vision encoder (an id, folder or registered name) by Figure 2's protocol "
+                         "(--dataset, default vatex with 1,024 videos; --text-model, default google/gemma-2-9b-it; "
+                         "--frames, --captions, --k) and place it among the published Figure 2 and 4 points, with "
+                         "the caveats")
+    ap.add_argument("--text-model", default=None, help="with --score: the text model (default: Gemma-2-9B-it)")
+    ap.add_argument("--out", default=None, help="with --plan paper|miniature or --score: the output folder "
+                                                "(default results/paper/<plan>/ or results/paper/score/<model>/)")
     ap.add_argument("--dry-run", action="store_true",
                     help="with --plan paper: list every job (model, id, loader, estimated GPU-hours, whether it "
                          "loads with what is installed and why not), then exit; nothing is loaded or computed")
@@ -155,7 +168,7 @@ def _parser() -> argparse.ArgumentParser:
                          "representations as Ray tasks (see --pairs) and write the best pair of each")
     ap.add_argument("--pairs", choices=["cross", "all"], default="cross",
                     help="with --sweeps: 'cross' every video/image with every text representation; 'all' every two")
-    ap.add_argument("--k", type=int, default=10, help="with --sweeps: neighbours per item")
+    ap.add_argument("--k", type=int, default=10, help="with --sweeps or --score: neighbours per item")
     ap.add_argument("--benchmark-cluster", metavar="OUT.json", default=None,
                     help="measure extraction throughput: one process vs a local Ray runtime with 1 and 2 workers "
                          "and a simulated cluster of 1, 2 and 4 one-CPU nodes (synthetic world, efficientnet-lite0), "
@@ -169,12 +182,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _main(args, ap) -> int:
-    if args.dry_run or args.plan == "paper":
-        if not (args.dry_run and args.plan == "paper"):
+    if args.dry_run:
+        if args.plan != "paper":
             ap.error("--dry-run lists the paper plan: python -m vtalign.extract --plan paper --dry-run")
         from .paper_models import dry_run_lines, paper_plan
         print("\n".join(dry_run_lines(paper_plan())))
         return 0
+    if args.plan in ("paper", "miniature") or args.score:
+        return _paper_or_score(args, ap)
     if args.project_plan:
         from .projection import projection_record
         record = projection_record(args.project_plan)
@@ -237,6 +252,42 @@ def _main(args, ap) -> int:
         print(f"{args.dataset} x {r.model} {r.setting}: features {tuple(feats.shape)}{skipped} ({run.describe()}) "
               f"-> {r.entry(args.cache)}")
     return status
+
+
+def _paper_or_score(args, ap) -> int:
+    """``--plan paper|miniature`` (``make paper``) and ``--score MODEL`` (``make score``): see
+    :mod:`vtalign.extract.paper_run`."""
+    from .paper_run import PaperRunRefused, run_paper, score_encoder
+
+    options = dict(args.option)
+    if args.score:
+        opts = {k: v for k, v in dict(allow_download=args.allow_download, revision=args.revision,
+                                       trust_remote_code=args.trust_remote_code, dtype=args.dtype).items() if v}
+        text_opts = {"allow_download": True} if args.allow_download else {}
+        res = score_encoder(args.score, dataset=args.dataset or "vatex", options=options, text_model=args.text_model,
+                            frames=args.frames[0], captions=args.captions[0], k=args.k, mode=args.mode,
+                            load_options=_load_options(args, args.score) if opts else None,
+                            text_load_options=text_opts or None, device=args.device, cache_dir=args.cache,
+                            out=args.out, progress=not args.no_progress)
+        print(f"{args.score}: best-layer mutual k-NN alignment {res['score']:.4f} (layers {res['layer_x']}, "
+              f"{res['layer_y']}; N = {res['n_items']}, k = {res['k']}, chance {res['chance']:.4f})")
+        for check, same, detail in res["caveats"]:
+            print(f"  {'same' if same else 'DIFFERS':8s} {check:11s} {detail}")
+        for r in res["placement"].itertuples():
+            print(f"  {r.figure}: above {r.below} of {r.published_points} published points "
+                  f"(published {r.published_min:.3f} to {r.published_max:.3f})")
+        print(res["why"].upper() if not res["comparable"] else "comparable with the published points")
+        print(f"written: {res['out'] / 'placement.csv'}, {res['out'] / 'figure.png'}")
+        return 0
+    try:
+        run_paper(args.plan, cluster=args.cluster, workers=args.workers, device=args.device,
+                  video_root=options.get("video_root"), json_file=options.get("json_file"),
+                  allow_download=args.allow_download, trust_remote_code=args.trust_remote_code, dtype=args.dtype,
+                  cache_dir=args.cache, out=args.out, progress=not args.no_progress)
+    except PaperRunRefused as err:
+        print(f"error: {err.lines()}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _run_on_cluster(args, ap) -> int:

@@ -1,0 +1,571 @@
+"""The paper's pipeline in one command (``make paper``), and "score your own encoder" (``--score``).
+
+Two plans, the same code:
+
+- ``paper``: every loadable row of ``data_manifest/paper/a2_models.csv`` (:mod:`~vtalign.extract.paper_models`)
+  x VaTeX (1,024 videos, seeded) x Figure 3's grid (frame counts x caption counts, read from the digitised
+  ``fig3_vatex_scaling_frames_digitized.csv``). It needs the videos and the weights; with either missing it is
+  refused before any work (:class:`PaperRunRefused`, listing what is missing). Nothing here has run it.
+- ``miniature``: one tiny random-initialised config (:data:`~vtalign.extract.encoders.TINY_FAMILIES`) per loader
+  the paper's rows use, in the settings those rows have, x 32 synthetic-world clips x a 2 x 2 grid. It runs
+  offline in about a minute. Its numbers are plumbing on random weights: never evidence, never compared.
+
+Steps (:func:`run_paper`): the jobs (:func:`paper_jobs`), their requests through the extraction plan machinery
+(:func:`~vtalign.extract.cluster.plan_requests`; made in this process, or on Ray with ``cluster``), then the
+analysis from the feature cache: per vision representation the best-layer mutual k-NN alignment with the text
+model(s) (:func:`alignment_table`), Figure 2's points, Figure 3's grid, Eq. 2 fits (:func:`eq2_fits`) and the
+tables beside the published numbers, as CSVs under ``results/paper/<plan>/``. A job that cannot load or fails
+is a row of ``jobs.csv`` with its reason, never dropped. Resumable: the feature cache reuses every finished
+entry, and the analysis is recomputed from it.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import paths
+from ..alignment import layer_neighbours, prepare_features, sweep_from_neighbours
+from ..stats import chance_level
+from .cache import extract_request, load_request
+from .cluster import plan_requests, run_plan
+from .encoders import TINY_FAMILIES
+from .errors import ExtractionError, RequestError
+from .manifest import DataError
+from .paper_models import loadability, read_models
+
+__all__ = ["PLANS", "PAPER_TEXT", "FIG2_TEXT", "MINIATURE", "PaperRunRefused", "paper_grid", "plan_config",
+           "paper_jobs", "missing_for_paper", "fig2_frames", "alignment_table", "eq2_fits", "run_paper",
+           "score_caveats", "score_encoder", "EVIDENCE"]
+
+PLANS = ("paper", "miniature")
+PAPER_TEXT = "gemma2_9b_it"                          # Figure 2's text model (a2_models.csv label)
+FIG2_TEXT = ("gemma2_9b_it", "llama_7b", "gemma_7b")  # Figure 2's three regression lines
+PAPER_N, PAPER_K, PAPER_CAPTIONS = 1024, 10, 1       # Sec. 3: 1,024 VaTeX videos, k = 10; Figure 2: one caption
+MINIATURE = dict(n_clips=32, size=32, frames=(1, 4), captions=(1, 2), k=5)
+EVIDENCE = {"paper": "real checkpoints on VaTeX, measured by this pipeline",
+            "miniature": "plumbing: tiny random-initialised configs on the synthetic world (never evidence about the "
+                         "paper's models; not compared with published numbers)"}
+_MODEL_TYPE = {"video": "native_video", "image": "image_on_image", "image-on-video": "image_on_video"}
+
+
+class PaperRunRefused(RequestError):
+    """The paper plan cannot run here: ``missing`` lists what is lacking, one line each; ``str()`` is one line
+    (as every :class:`RequestError`), :meth:`lines` the list to print."""
+
+    permanent = False
+
+    def __init__(self, missing: list[str]):
+        self.missing = list(missing)
+        super().__init__(self.lines())
+
+    def lines(self) -> str:
+        items = "\n".join(f"  - {m}" for m in self.missing)
+        return (f"The paper plan cannot run here: {len(self.missing)} thing(s) missing (nothing was loaded or "
+                f"computed).\n{items}\nOn a machine with the VaTeX videos and network: make paper "
+                "VIDEO_ROOT=/path/to/vatex ALLOW_DOWNLOAD=1 (or fill the Hugging Face cache first). Offline here: "
+                "make paper PLAN=miniature.")
+
+
+def paper_grid() -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Figure 3's grid: (frame counts, caption counts) of the digitised Figure 3 table.
+
+    >>> paper_grid()
+    ((1, 2, 4, 8, 12, 16, 32, 48), (1, 2, 4, 10))
+    """
+    grid = pd.read_csv(paths.paper_csv("fig3_vatex_scaling_frames_digitized"))
+    frames, captions = (tuple(sorted(int(v) for v in grid[c].unique())) for c in ("n_frames", "n_captions"))
+    return frames, captions
+
+
+def plan_config(plan: str, video_root=None, json_file=None) -> dict:
+    """Dataset, options, grid and k of a plan. ``paper``: VaTeX, 1,024 seeded videos (``video_root`` holds
+    ``<id>.mp4``; ``json_file`` the official 10-caption JSON when given), Figure 3's grid, k = 10;
+    ``miniature``: :data:`MINIATURE`.
+
+    >>> plan_config("miniature")["frames"], plan_config("miniature")["options"]
+    ((1, 4), {'n_clips': 32, 'size': 32})
+    """
+    if plan == "paper":
+        frames, captions = paper_grid()
+        options = {"n_items": PAPER_N, "sample_seed": 0}
+        if video_root:
+            options["video_root"] = str(video_root)
+        if json_file:
+            options["json_file"] = str(json_file)
+        return dict(dataset="vatex", options=options, frames=frames, captions=captions, k=PAPER_K)
+    if plan == "miniature":
+        m = MINIATURE
+        return dict(dataset="synthetic_world", options={"n_clips": m["n_clips"], "size": m["size"]},
+                    frames=m["frames"], captions=m["captions"], k=m["k"])
+    raise ValueError(f"plan must be one of {PLANS}, got {plan!r}.")
+
+
+_NO_TINY = {"clip": " (a full CLIP checkpoint; its vision tower's loader runs as tiny-clip, and "
+                     "tests/test_hf_families.py loads a tiny full checkpoint from a folder)",
+            "gemma3": " (the Gemma 3 multimodal checkpoint; its text tower's config runs as tiny-gemma3, and "
+                      "tests/test_hf_families.py loads a tiny multimodal checkpoint from a folder)",
+            "videomae_v2": " (remote code: tests/test_remote_code.py loads a local module following its interface)",
+            "timm_wrapper": " (timm checkpoints: not loadable here, timm is not installed)"}
+
+
+def _tiny_for(loader: str) -> str | None:
+    """The first tiny config whose model type is ``loader`` (``tiny-llama`` for ``llama``), or None."""
+    return next((f"tiny-{name}" for name, fam in TINY_FAMILIES.items() if fam.model_type == loader), None)
+
+
+def _job(label, model, side, setting, loader, loadable, why, cfg, stands_for="", revision="", remote=False,
+         native=""):
+    frames = (1,) if setting == "image" else cfg["frames"]
+    return dict(label=label, model=model, side=side, setting=setting, family_loader=loader,
+                mode="image" if setting == "image" else "video", frames=" ".join(map(str, frames)) if side == "vision"
+                else "", captions=" ".join(map(str, cfg["captions"])) if side == "language" else "",
+                native_frames=native, stands_for=stands_for, revision=revision, needs_remote_code=remote,
+                loadable="yes" if loadable else "no", why_not=why)
+
+
+def paper_jobs(plan: str, models: pd.DataFrame | None = None, **loadability_options) -> pd.DataFrame:
+    """One row per (model, setting) job of a plan, every row kept (``loadable`` no with ``why_not``).
+
+    Columns: label, model (the id or folder loaded), side, setting, family_loader, mode, frames and captions
+    (the counts, space-separated), native_frames, stands_for (the paper rows a tiny job stands for), revision,
+    needs_remote_code, loadable, why_not.
+    ``paper``: the 121 rows of ``a2_models.csv``, loadability decided now
+    (:func:`~vtalign.extract.paper_models.loadability`). ``miniature``: per loader the paper's rows use, the
+    tiny config of that model type in each setting those rows have; a loader with no tiny config is one row
+    saying so.
+
+    >>> jobs = paper_jobs("miniature")
+    >>> int((jobs.loadable == "yes").sum()), sorted(jobs[jobs.side == "language"].model)[:2]
+    (16, ['tiny-bloom', 'tiny-gemma'])
+    """
+    models = read_models() if models is None else models
+    cfg = plan_config(plan)
+    rows = []
+    if plan == "paper":
+        for _, r in models.iterrows():
+            ok, why = loadability(r, **loadability_options)
+            rows.append(_job(r.label, r.hf_id, r.side, r.setting, r.family_loader, ok, why, cfg, revision=r.revision,
+                             remote=r.needs_remote_code == "yes", native=r.native_frames))
+        return pd.DataFrame(rows)
+    for loader, sub in models.groupby("family_loader", sort=False):
+        labels = ", ".join(sub.label.unique())
+        tiny = _tiny_for(loader) if loader else None
+        if tiny is None:
+            why = (f"no registered tiny-* config of loader {loader!r}" + _NO_TINY.get(loader, "")
+                   if loader else "these paper rows have no loader (no public checkpoint, or not in transformers)")
+            rows.append(_job(f"({loader or 'no loader'})", "", sub.side.iloc[0], "", loader, False, why, cfg,
+                             stands_for=labels))
+            continue
+        for setting in dict.fromkeys(sub.setting):
+            rows.append(_job(tiny, tiny, sub.side.iloc[0], setting, loader, True, "", cfg, stands_for=labels,
+                             native="1" if setting != "video" else ""))
+    return pd.DataFrame(rows)
+
+
+def _text_models(plan: str, jobs: pd.DataFrame) -> list[str]:
+    """Labels of the text models Figure 2 uses: the paper's three LLMs; in the miniature the tiny configs of
+    their loaders (Gemma 2 first: it stands for Gemma-2-9B-it)."""
+    if plan == "paper":
+        return [t for t in FIG2_TEXT if t in set(jobs.label)]
+    models = read_models().set_index("label")
+    return list(dict.fromkeys(_tiny_for(models.loc[t, "family_loader"]) for t in FIG2_TEXT))
+
+
+def missing_for_paper(jobs: pd.DataFrame, video_root=None, allow_download: bool = False,
+                      in_cache=None) -> list[str]:
+    """What the paper plan lacks here, one line each: the VaTeX videos (``video_root``), and without
+    ``allow_download`` each loadable model whose ``config.json`` is not in the local Hugging Face cache
+    (``in_cache(hf_id, revision)`` decides; default: :func:`huggingface_hub.try_to_load_from_cache`).
+    Empty: nothing missing (weights are then checked when each model loads; a failure is recorded).
+
+    >>> missing_for_paper(pd.DataFrame([dict(label="a", model="x/y", revision="", loadable="yes")]),
+    ...                   in_cache=lambda i, r: False)[1]
+    'weights of a (x/y): not in the local Hugging Face cache'
+    """
+    out = []
+    if not video_root:
+        out.append("VaTeX videos: no video_root given (VIDEO_ROOT=/path/to/vatex or --option video_root=...; files "
+                   "<videoID>.mp4; the official download page is in data_manifest/datasets.toml)")
+    elif not Path(video_root).is_dir():
+        out.append(f"VaTeX videos: video_root {video_root} is not a folder")
+    if allow_download:
+        return out
+    in_cache = in_cache or _in_hf_cache
+    loadable = jobs[jobs.loadable == "yes"].drop_duplicates(["model", "revision"])
+    for r in loadable.itertuples():
+        if not in_cache(r.model, r.revision or None):
+            out.append(f"weights of {r.label} ({r.model}): not in the local Hugging Face cache")
+    return out
+
+
+def _in_hf_cache(repo_id: str, revision: str | None) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(repo_id, "config.json", revision=revision)
+    except Exception:  # noqa: BLE001  (an id the hub library rejects is not cached)
+        return False
+    return isinstance(found, str)
+
+
+def fig2_frames(setting: str, native, grid: tuple[int, ...]) -> int:
+    """The frame count of a vision representation's Figure 2 point: 1 for an image model on images; a video
+    model's native frame count, or the largest grid count below it; an image model on video averages
+    8 frames (the paper does not state how many; assumed), or the largest grid count below 8.
+
+    >>> fig2_frames("video", "16", (1, 2, 4, 8, 12, 16, 32, 48)), fig2_frames("image-on-video", "1", (1, 4))
+    (16, 4)
+    """
+    if setting == "image":
+        return 1
+    target = int(native) if setting == "video" and str(native).isdigit() else 8
+    below = [f for f in grid if f <= target]
+    return max(below) if below else min(grid)
+
+
+@dataclass
+class _Neighbours:
+    """Per-representation kNN lists, computed once and reused by every pair."""
+    k: int
+    cache_dir: object = None
+    found: dict = field(default_factory=dict)
+
+    def __call__(self, request):
+        if request not in self.found:
+            feats, meta = load_request(request, self.cache_dir)
+            prepared = prepare_features(feats, q=0.95, layer_dims=meta.get("layer_dims"))
+            self.found[request] = (list(meta["item_ids"]), layer_neighbours(prepared, self.k, name=request.model))
+        return self.found[request]
+
+
+def alignment_table(pairs, k: int, cache_dir=None) -> pd.DataFrame:
+    """Best-layer mutual k-NN alignment of each (vision request, text request, extra columns) pair, from the
+    cache (the reference preparation, q = 0.95; every layer pair swept; ties: the first in row-major order).
+
+    Returns one row per pair: the extra columns, frames, captions, score, layer_x, layer_y, n_items, k, chance.
+    Raises ``ValueError`` when two representations hold other items (a sweep pairs items by position).
+    """
+    nb = _Neighbours(k, cache_dir)
+    rows = []
+    for vision, text, extra in pairs:
+        ids_x, nx = nb(vision)
+        ids_y, ny = nb(text)
+        if ids_x != ids_y:
+            raise ValueError(f"{vision.model} and {text.model} hold other items; re-extract them on the same items.")
+        i, j, score = sweep_from_neighbours(nx, ny).best
+        rows.append({**extra, "frames": vision.frames, "captions": text.captions, "score": score, "layer_x": i,
+                     "layer_y": j, "n_items": len(ids_x), "k": k, "chance": chance_level(len(ids_x), k)})
+    return pd.DataFrame(rows)
+
+
+def eq2_fits(grid: pd.DataFrame) -> pd.DataFrame:
+    """Eq. 2 fitted to each vision model's Figure 3 grid (columns label, n_frames, n_captions, score).
+
+    One row per label: status (``fitted`` or ``not fitted: <reason>``), r2, s_inf, c_f, alpha, c_c, beta
+    (NaN when not fitted: Eq. 2 has 5 parameters, so a 2 x 2 grid's 4 points cannot fit it).
+    """
+    from ..scaling import InsufficientData, fit_scaling_law
+
+    rows = []
+    for label, sub in grid.groupby("label", sort=False):
+        row = dict(label=label, n_points=len(sub), status="fitted", r2=np.nan)
+        row.update(dict.fromkeys(("s_inf", "c_f", "alpha", "c_c", "beta"), np.nan))
+        try:
+            fit = fit_scaling_law(sub.n_frames, sub.n_captions, sub.score)
+            row.update(r2=fit.r2, **fit.params)
+        except (InsufficientData, RuntimeError, ValueError) as err:
+            row["status"] = f"not fitted: {' '.join(str(err).split())}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _refuse(plan: str, jobs: pd.DataFrame, video_root, allow_download: bool, in_cache=None) -> None:
+    missing = missing_for_paper(jobs, video_root, allow_download, in_cache)
+    if missing:
+        raise PaperRunRefused(missing)
+
+
+def _load_options(job, allow_download: bool, trust_remote_code: bool, dtype: str | None) -> dict:
+    if str(job.model).startswith("tiny-"):
+        return {}
+    opts = dict(allow_download=allow_download, revision=job.revision or None,
+                trust_remote_code=bool(trust_remote_code and job.needs_remote_code), dtype=dtype, device_map=None)
+    return {k: v for k, v in opts.items() if v}
+
+
+def _counts(text: str) -> tuple[int, ...]:
+    return tuple(int(v) for v in str(text).split())
+
+
+def run_paper(plan: str = "miniature", *, cluster: str | None = None, workers: int | None = None,
+              device: str = "auto", video_root=None, json_file=None, allow_download: bool = False,
+              trust_remote_code: bool = False, dtype: str | None = None, cache_dir=None, out=None,
+              progress: bool = False, jobs: pd.DataFrame | None = None, in_cache=None, log=print) -> dict:
+    """Run a plan end to end and write its tables; returns ``{name: DataFrame}`` of what was written.
+
+    ``out`` (default ``results/paper/<plan>/``) receives: ``jobs.csv`` (every job: status computed / reused /
+    failed / not loadable, with the reason), ``alignment.csv`` (every vision representation x Figure 2's text
+    models at one caption, and Figure 3's grid with the first text model), ``fig2_points.csv``,
+    ``fig3_grid.csv``, ``eq2_fits.csv``, ``fig2_compare.csv``, ``fig3_compare.csv``, ``table1_compare.csv``
+    (this run beside the published/digitised numbers where the labels match; the miniature is never compared)
+    and ``report.md``. ``cluster``: make the features on Ray (``local``, ``auto``, ``ray://host:port``).
+    The paper plan is refused before any work when the videos or weights are missing (:class:`PaperRunRefused`).
+    """
+    start = time.perf_counter()
+    cfg = plan_config(plan, video_root, json_file)
+    jobs = paper_jobs(plan) if jobs is None else jobs.copy()
+    if plan == "paper":
+        _refuse(plan, jobs, video_root, allow_download, in_cache)
+    out = Path(out) if out is not None else paths.results_dir(f"paper/{plan}")
+    out.mkdir(parents=True, exist_ok=True)
+    jobs["status"] = np.where(jobs.loadable == "yes", "pending", "not loadable")
+    jobs["reason"] = jobs.why_not
+    jobs["entries"] = 0
+    made: dict[int, list] = {}
+    for i, job in jobs[jobs.loadable == "yes"].iterrows():
+        try:
+            made[i] = plan_requests(cfg["dataset"], [job.model], _counts(job.frames) or (1,),
+                                    _counts(job.captions) or (1,), job["mode"], 0, cfg["options"],
+                                    load_options=_load_options(job, allow_download, trust_remote_code, dtype))
+        except (RequestError, DataError, OSError) as err:
+            jobs.loc[i, ["status", "reason"]] = ["failed", " ".join(str(err).split())]
+    requests = [r for rs in made.values() for r in rs]
+    log(f"{plan}: {len(jobs)} job(s), {len(made)} planned as {len(requests)} cache entries "
+        f"({cfg['dataset']}, {len(next(iter(requests)).data) if requests else 0} items)")
+    failed: dict = {}
+    if cluster:
+        summary = run_plan(requests, cluster, workers, device, cache_dir=cache_dir, progress=progress)
+        for r, s in zip(requests, summary.itertuples()):
+            if s.status == "failed":
+                failed[r] = " ".join(str(s.error).split())
+    else:
+        for r in requests:
+            try:
+                extract_request(r, device=device, cache_dir=cache_dir, progress=progress)
+            except (ExtractionError, DataError, RequestError, OSError, RuntimeError) as err:
+                failed[r] = f"{type(err).__name__}: {' '.join(str(err).split())}"
+    for i, rs in made.items():
+        bad = [failed[r] for r in rs if r in failed]
+        jobs.loc[i, "entries"] = len(rs) - len(bad)
+        jobs.loc[i, ["status", "reason"]] = (["failed", bad[0]] if bad else ["done", ""])
+    tables = _analyse(plan, cfg, jobs, made, failed, cache_dir)
+    tables["jobs"] = jobs
+    for name, table in tables.items():
+        table.to_csv(out / f"{name}.csv", index=False)
+    seconds = time.perf_counter() - start
+    (out / "report.md").write_text(_report(plan, cfg, tables, seconds))
+    log(f"{plan}: wrote {len(tables)} tables and report.md to {out} in {seconds:.1f} s")
+    return tables
+
+
+def _analyse(plan, cfg, jobs, made, failed, cache_dir) -> dict:
+    ok = {i: [r for r in rs if r not in failed] for i, rs in made.items()}
+    text_labels = _text_models(plan, jobs)
+    text = {}
+    for t in text_labels:
+        idx = jobs.index[(jobs.label == t) & (jobs.status == "done")]
+        if len(idx):
+            text[t] = {r.captions: r for r in ok[idx[0]]}
+    vision = [(i, jobs.loc[i]) for i in ok if jobs.loc[i, "side"] == "vision" and jobs.loc[i, "status"] == "done"]
+    pairs = []
+    for i, job in vision:
+        for t, by_c in text.items():
+            for r in ok[i]:
+                for c, tr in by_c.items():
+                    if c == 1 or (t == text_labels[0] and job.setting != "image"):
+                        pairs.append((r, tr, dict(label=job.label, setting=job.setting, text=t)))
+    align = alignment_table(pairs, cfg["k"], cache_dir) if pairs else pd.DataFrame(
+        columns=["label", "setting", "text", "frames", "captions", "score", "layer_x", "layer_y", "n_items", "k",
+                 "chance"])
+    evidence = EVIDENCE[plan]
+    align.insert(0, "evidence", evidence)
+    first = text_labels[0] if text_labels else None
+    fig2 = []
+    for i, job in vision:
+        f = fig2_frames(job.setting, job.native_frames, _counts(job.frames))
+        hit = align[(align.label == job.label) & (align.setting == job.setting) & (align.text == first)
+                    & (align.frames == f) & (align.captions == 1)]
+        if len(hit):
+            fig2.append(dict(evidence=evidence, label=job.label, setting=job.setting,
+                             model_type=_MODEL_TYPE[job.setting], frames=f, text=first,
+                             alignment=float(hit.score.iloc[0])))
+    fig2 = pd.DataFrame(fig2, columns=["evidence", "label", "setting", "model_type", "frames", "text", "alignment"])
+    grid = align[(align.text == first) & (align.setting != "image")]
+    grid = grid.rename(columns={"frames": "n_frames", "captions": "n_captions"})[
+        ["evidence", "label", "setting", "n_frames", "n_captions", "score"]]
+    fits = eq2_fits(grid.assign(label=grid.label + " (" + grid.setting + ")")) if len(grid) else pd.DataFrame(
+        columns=["label", "n_points", "status"])
+    fits.insert(0, "evidence", evidence)
+    return dict(alignment=align, fig2_points=fig2, fig3_grid=grid, eq2_fits=fits,
+                **_compare(plan, fig2, grid, fits))
+
+
+def _compare(plan, fig2, grid, fits) -> dict:
+    """This run's points beside the published/digitised ones, matched by label (and setting); the miniature is
+    never matched (its rows carry why)."""
+    pub2 = pd.read_csv(paths.paper_csv("fig2_alignment_vs_retrieval_digitized"))
+    pub2 = pub2[pub2.panel == "k400"][["model", "model_type", "alignment_gemma2_9b_it"]].rename(
+        columns={"model": "label", "alignment_gemma2_9b_it": "published_alignment"})
+    pub3 = pd.read_csv(paths.paper_csv("fig3_vatex_scaling_frames_digitized")).rename(
+        columns={"model": "label", "score": "published_score"})
+    pub1 = pd.read_csv(paths.paper_csv("table1_scaling_law_params"))
+    pub1 = pub1[pub1.dataset == "vatex"].rename(columns={"model": "label"})
+    never = "no: the miniature runs random-weight tiny configs on the synthetic world (plumbing, not evidence)"
+    if plan == "miniature":
+        c2 = pub2.assign(this_run_alignment=np.nan, comparable=never)
+        c3 = pub3.assign(this_run_score=np.nan, comparable=never)
+        c1 = pub1.assign(this_run_status="", comparable=never)
+    else:
+        c2 = pub2.merge(fig2[["label", "model_type", "alignment"]].rename(columns={"alignment": "this_run_alignment"}),
+                        on=["label", "model_type"], how="left")
+        c2["comparable"] = np.where(c2.this_run_alignment.notna(), "yes: same model, VaTeX, Gemma-2-9B-it, one "
+                                    "caption, k = 10 (frames: fig2_frames rule)", "no: not run here")
+        g = grid.assign(label=grid.label)[["label", "n_frames", "n_captions", "score"]]
+        c3 = pub3.merge(g.rename(columns={"score": "this_run_score"}).drop_duplicates(["label", "n_frames",
+                                                                                        "n_captions"]),
+                        on=["label", "n_frames", "n_captions"], how="left")
+        c3["comparable"] = np.where(c3.this_run_score.notna(), "yes: same grid point", "no: not run here")
+        f = fits.assign(label=fits.label.str.replace(r" \(.*\)$", "", regex=True))
+        f = f[f.label.isin(pub1.label)].drop_duplicates("label")
+        c1 = pub1.merge(f.add_prefix("this_run_").rename(columns={"this_run_label": "label"}), on="label", how="left")
+        c1["comparable"] = np.where(c1.get("this_run_status", pd.Series("", index=c1.index)).eq("fitted"),
+                                    "yes: Eq. 2 on the same grid", "no: not fitted here")
+    for t in (c2, c3, c1):
+        t.insert(0, "published_evidence", "published (digitised or printed in the paper)")
+        t.insert(1, "this_run_evidence", EVIDENCE[plan])
+    return dict(fig2_compare=c2, fig3_compare=c3, table1_compare=c1)
+
+
+def _report(plan: str, cfg: dict, tables: dict, seconds: float) -> str:
+    jobs, align, fits = tables["jobs"], tables["alignment"], tables["eq2_fits"]
+    counts = jobs.status.value_counts()
+    lines = [f"# The paper's pipeline: plan `{plan}`", "",
+             f"Evidence: {EVIDENCE[plan]}.", "",
+             f"Dataset {cfg['dataset']} ({', '.join(f'{k}={v}' for k, v in cfg['options'].items())}), frames "
+             f"{list(cfg['frames'])}, captions {list(cfg['captions'])}, k = {cfg['k']}; run in {seconds:.1f} s.", "",
+             f"Jobs: {len(jobs)}: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + ".", ""]
+    if len(align):
+        best = align.loc[align.score.idxmax()]
+        lines += [f"Alignment: {len(align)} pair(s) swept; highest {best.score:.3f} ({best.label} {best.setting}, "
+                  f"{best.frames} frames x {best.text}, {best.captions} caption(s)); chance "
+                  f"{align.chance.iloc[0]:.3f}.",
+                  ""]
+    fitted = int((fits.status == "fitted").sum()) if len(fits) else 0
+    lines += [f"Eq. 2: {fitted} of {len(fits)} grid(s) fitted"
+              + (f" ({fits.status.iloc[0]})" if len(fits) and fitted == 0 else "") + ".", ""]
+    for name in ("fig2_compare", "fig3_compare", "table1_compare"):
+        t = tables[name]
+        n = int(t.comparable.str.startswith("yes").sum())
+        lines.append(f"- {name}.csv: {n} of {len(t)} published point(s) matched by this run.")
+    failed = jobs[jobs.status.isin(["failed", "not loadable"])]
+    if len(failed):
+        lines += ["", "Not run (each with its reason in jobs.csv):"]
+        lines += [f"- {r.label} {r.setting}: {r.status}: {r.reason}" for r in failed.itertuples()]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------------------------- #
+# Score your own encoder
+# --------------------------------------------------------------------------------------------------------------- #
+def score_caveats(dataset: str, options: dict, n_items: int, text_model: str, captions: int, k: int,
+                  model: str) -> list[tuple[str, bool, str]]:
+    """``(check, same_as_paper, detail)`` for each condition of Figure 2's protocol: dataset VaTeX, 1,024 videos,
+    text model Gemma-2-9B-it, one caption, k = 10, trained weights (a ``tiny-*`` config is random-initialised).
+
+    >>> [c for c, same, _ in score_caveats("synthetic_world", {}, 32, "tiny-gemma2", 1, 5, "tiny-vit") if not same]
+    ['dataset', 'N', 'text model', 'k', 'weights']
+    """
+    paper_text = read_models().set_index("label").loc[PAPER_TEXT, "hf_id"]
+    return [("dataset", dataset == "vatex", f"{dataset} (the paper: VaTeX)"),
+            ("N", n_items == PAPER_N, f"{n_items} videos (the paper: {PAPER_N})"),
+            ("text model", text_model == paper_text, f"{text_model} (the paper: {paper_text})"),
+            ("captions", captions == PAPER_CAPTIONS, f"{captions} caption(s) a video (Figure 2: {PAPER_CAPTIONS})"),
+            ("k", k == PAPER_K, f"k = {k} (the paper: {PAPER_K})"),
+            ("weights", not str(model).startswith("tiny-"),
+             "random-initialised tiny config" if str(model).startswith("tiny-") else "as the checkpoint holds them")]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_")[-80:] or "model"
+
+
+def score_encoder(model: str, *, dataset: str = "vatex", options: dict | None = None, text_model: str | None = None,
+                  frames: int = 8, captions: int = PAPER_CAPTIONS, k: int = PAPER_K, mode: str = "video",
+                  load_options: dict | None = None, text_load_options: dict | None = None, device: str = "auto",
+                  cache_dir=None, out=None, progress: bool = False) -> dict:
+    """Put one encoder (an id, a local folder or a registered name) through Figure 2's protocol and place it
+    among the published Figure 2 and Figure 4 points.
+
+    Extracts (or reuses) its features and the text model's on ``dataset``, sweeps every layer pair (mutual
+    k-NN, best pair), and ranks the score among the digitised Figure 2 alignments (Gemma-2-9B-it, VaTeX, one
+    caption; Kinetics-400 panel) and Figure 4's. Writes ``placement.csv`` and ``figure.png`` under ``out``
+    (default ``results/paper/score/<model>/``). Returns dict(score, layer_x, layer_y, n_items, k, chance,
+    caveats, comparable, placement, out). ``comparable`` is True only when every caveat holds.
+    """
+    from .validation import build_dataset
+
+    text_model = text_model or read_models().set_index("label").loc[PAPER_TEXT, "hf_id"]
+    options = dict(options or {})
+    if dataset == "vatex":
+        options.setdefault("n_items", PAPER_N)
+    build_dataset(dataset, options)  # bad options: a clear error before any work
+    vis = plan_requests(dataset, [model], (frames,), (captions,), mode, 0, options, load_options=load_options)
+    txt = plan_requests(dataset, [text_model], (frames,), (captions,), mode, 0, options,
+                        load_options=text_load_options)
+    if vis[0].side == "text":
+        raise RequestError(f"{model} is a text model; --score places vision encoders on Figures 2 and 4.")
+    for r in (*vis, *txt):
+        extract_request(r, device=device, cache_dir=cache_dir, progress=progress)
+    row = alignment_table([(vis[0], txt[0], dict(label=str(model)))], k, cache_dir).iloc[0]
+    caveats = score_caveats(dataset, options, int(row.n_items), str(text_model), captions, k, str(model))
+    comparable = all(same for _, same, _ in caveats)
+    why = "comparable" if comparable else "not comparable: " + "; ".join(d for _, s, d in caveats if not s)
+    pub2 = pd.read_csv(paths.paper_csv("fig2_alignment_vs_retrieval_digitized"))
+    pub2 = pub2[pub2.panel == "k400"]
+    pub4 = pd.read_csv(paths.paper_csv("fig4_downstream_digitized"))
+    placement = pd.DataFrame([
+        dict(figure="Figure 2 (Gemma-2-9B-it, VaTeX, k400 panel)", published_points=len(pub2),
+             below=int((pub2.alignment_gemma2_9b_it < row.score).sum()),
+             published_min=pub2.alignment_gemma2_9b_it.min(), published_max=pub2.alignment_gemma2_9b_it.max()),
+        dict(figure="Figure 4 (self-supervised video models; its alignment setting as printed)",
+             published_points=len(pub4), below=int((pub4.alignment < row.score).sum()),
+             published_min=pub4.alignment.min(), published_max=pub4.alignment.max())])
+    placement.insert(0, "model", str(model))
+    placement.insert(1, "score", float(row.score))
+    placement["evidence"] = "this encoder measured here" + ("" if comparable else " (not comparable)")
+    placement["comparable"] = why
+    out = Path(out) if out is not None else paths.results_dir(f"paper/score/{_slug(model)}")
+    out.mkdir(parents=True, exist_ok=True)
+    placement.to_csv(out / "placement.csv", index=False)
+    _score_figure(out / "figure.png", float(row.score), pub2, pub4, str(model), comparable)
+    return dict(score=float(row.score), layer_x=int(row.layer_x), layer_y=int(row.layer_y), n_items=int(row.n_items),
+                k=k, chance=float(row.chance), caveats=caveats, comparable=comparable, why=why,
+                placement=placement, out=out)
+
+
+def _score_figure(path: Path, score: float, pub2: pd.DataFrame, pub4: pd.DataFrame, model: str,
+                  comparable: bool) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    axes[0].scatter(pub2.alignment_gemma2_9b_it, pub2.retrieval_accuracy, s=14, c="grey",
+                    label="published (digitised), Kinetics-400 panel")
+    axes[0].set(xlabel="alignment with Gemma-2-9B-it (VaTeX, 1 caption)", ylabel="retrieval accuracy",
+                title="Figure 2")
+    axes[1].scatter(pub4.alignment, pub4.kinetics, s=14, c="grey", label="published (digitised)")
+    axes[1].set(xlabel="alignment (Figure 4)", ylabel="Kinetics accuracy", title="Figure 4")
+    tag = f"{model}: {score:.3f}" + ("" if comparable else " (NOT COMPARABLE)")
+    for ax in axes:
+        ax.axvline(score, color="tab:red", linestyle="--" if not comparable else "-", label=tag)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
