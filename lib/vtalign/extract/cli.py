@@ -272,11 +272,12 @@ def _paper_or_score(args, ap) -> int:
         print(f"{args.score}: best-layer mutual k-NN alignment {res['score']:.4f} (layers {res['layer_x']}, "
               f"{res['layer_y']}; N = {res['n_items']}, k = {res['k']}, chance {res['chance']:.4f})")
         for check, same, detail in res["caveats"]:
-            print(f"  {'same' if same else 'DIFFERS':8s} {check:11s} {detail}")
+            print(f"  {'unchecked' if same is None else 'same' if same else 'DIFFERS':9s} {check:11s} {detail}")
         for r in res["placement"].itertuples():
             print(f"  {r.figure}: above {r.below} of {r.published_points} published points "
                   f"(published {r.published_min:.3f} to {r.published_max:.3f})")
-        print(res["why"].upper() if not res["comparable"] else "comparable with the published points")
+        print(("NOT COMPARABLE" + res["why"][len("not comparable"):]) if not res["comparable"] else
+              "comparable with the published points (same dataset, N, text model, captions and k)")
         print(f"written: {res['out'] / 'placement.csv'}, {res['out'] / 'figure.png'}")
         return 0
     try:
