@@ -160,3 +160,18 @@ def test_score_own_folder_is_not_comparable(cache, tmp_path, capsys):
     placement = pd.read_csv(tmp_path / "out" / "placement.csv")
     assert len(placement) == 2 and placement.comparable.str.startswith("not comparable").all()
     assert (tmp_path / "out" / "figure.png").is_file()
+
+
+def test_book_page_says_what_ran(miniature, tmp_path):
+    from vtalign.book.paper_pipeline import write_paper_pipeline_page
+
+    empty = write_paper_pipeline_page(tmp_path / "empty.md", root=tmp_path / "nothing").read_text()
+    assert empty.count("**Not run in this checkout**") == 2 and "No encoder has been scored" in empty
+    root = tmp_path / "results"
+    root.mkdir()
+    (root / "miniature").symlink_to(miniature[1])
+    page = write_paper_pipeline_page(tmp_path / "page.md", root=root).read_text()
+    assert page.count("**Not run in this checkout**") == 1  # the paper plan only
+    best = miniature[0]["alignment"].score.max()
+    assert f"the highest best-layer alignment is {best:.3f}" in page and "| broken | video | failed |" in page
+    assert "0 of 41 published points matched" in page and "never compared" in page

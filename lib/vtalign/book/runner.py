@@ -471,7 +471,7 @@ def main(argv=None) -> int:
     run.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("KEY", "VALUE"),
                      help="override a parameter (value parsed as YAML); repeatable")
     sub.add_parser("reproducibility", help="write book/reproducibility.md, book/build_status.md, book/claims.md, "
-                                        "book/coverage.md, book/status/ and book/figures/")
+                                        "book/coverage.md, book/paper_pipeline.md, book/status/ and book/figures/")
     sub.add_parser("static", help="copy MathJax into _static/mathjax (offline math; run before jupyter-book build)")
     check = sub.add_parser("check-html", help="open every built page in headless Chromium and report problems")
     check.add_argument("--html", default=str(project_root() / "_build" / "html"), help="the built book")
@@ -499,6 +499,8 @@ def main(argv=None) -> int:
         print(write_claims_page())
         from .coverage import write_coverage_page
         print(write_coverage_page())
+        from .paper_pipeline import write_paper_pipeline_page
+        print(write_paper_pipeline_page())
         for page in write_status_pages():
             print(page)
         return 0

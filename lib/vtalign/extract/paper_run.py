@@ -20,6 +20,7 @@ entry, and the analysis is recomputed from it.
 """
 from __future__ import annotations
 
+import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -109,8 +110,7 @@ _NO_TINY = {"clip": " (a full CLIP checkpoint; its vision tower's loader runs as
                      "tests/test_hf_families.py loads a tiny full checkpoint from a folder)",
             "gemma3": " (the Gemma 3 multimodal checkpoint; its text tower's config runs as tiny-gemma3, and "
                       "tests/test_hf_families.py loads a tiny multimodal checkpoint from a folder)",
-            "videomae_v2": " (remote code: tests/test_remote_code.py loads a local module following its interface)",
-            "timm_wrapper": " (timm checkpoints: not loadable here, timm is not installed)"}
+            "videomae_v2": " (remote code: tests/test_remote_code.py loads a local module following its interface)"}
 
 
 def _tiny_for(loader: str) -> str | None:
@@ -156,7 +156,9 @@ def paper_jobs(plan: str, models: pd.DataFrame | None = None, **loadability_opti
         labels = ", ".join(sub.label.unique())
         tiny = _tiny_for(loader) if loader else None
         if tiny is None:
-            why = (f"no registered tiny-* config of loader {loader!r}" + _NO_TINY.get(loader, "")
+            ok, reason = loadability(sub.iloc[0], **loadability_options)
+            why = (f"no registered tiny-* config of loader {loader!r}"
+                   + (_NO_TINY.get(loader, "") if ok else f"; its paper rows do not load here: {reason}")
                    if loader else "these paper rows have no loader (no public checkpoint, or not in transformers)")
             rows.append(_job(f"({loader or 'no loader'})", "", sub.side.iloc[0], "", loader, False, why, cfg,
                              stands_for=labels))
@@ -312,8 +314,9 @@ def run_paper(plan: str = "miniature", *, cluster: str | None = None, workers: i
     failed / not loadable, with the reason), ``alignment.csv`` (every vision representation x Figure 2's text
     models at one caption, and Figure 3's grid with the first text model), ``fig2_points.csv``,
     ``fig3_grid.csv``, ``eq2_fits.csv``, ``fig2_compare.csv``, ``fig3_compare.csv``, ``table1_compare.csv``
-    (this run beside the published/digitised numbers where the labels match; the miniature is never compared)
-    and ``report.md``. ``cluster``: make the features on Ray (``local``, ``auto``, ``ray://host:port``).
+    (this run beside the published/digitised numbers where the labels match; the miniature is never compared),
+    ``report.md`` and ``run.json`` (plan, dataset, grid, k, seconds, when). ``cluster``: make the features on Ray
+    (``local``, ``auto``, ``ray://host:port``).
     The paper plan is refused before any work when the videos or weights are missing (:class:`PaperRunRefused`).
     """
     start = time.perf_counter()
@@ -359,6 +362,11 @@ def run_paper(plan: str = "miniature", *, cluster: str | None = None, workers: i
         table.to_csv(out / f"{name}.csv", index=False)
     seconds = time.perf_counter() - start
     (out / "report.md").write_text(_report(plan, cfg, tables, seconds))
+    record = dict(plan=plan, evidence=EVIDENCE[plan], dataset=cfg["dataset"],
+                  options={k: v for k, v in cfg["options"].items() if k != "video_root"}, frames=list(cfg["frames"]),
+                  captions=list(cfg["captions"]), k=cfg["k"], seconds=round(seconds, 1), cluster=cluster,
+                  finished=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
+    (out / "run.json").write_text(json.dumps(record, indent=1))
     log(f"{plan}: wrote {len(tables)} tables and report.md to {out} in {seconds:.1f} s")
     return tables
 
