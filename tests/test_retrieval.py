@@ -3,7 +3,7 @@ reference, invariances and controls where the effect is absent."""
 import numpy as np
 import pytest
 
-from vtalign.probes import RETRIEVAL_K, RETRIEVAL_TEMPERATURE, retrieval_accuracy
+from vtalign.probes import RETRIEVAL_K, RETRIEVAL_TEMPERATURE, retrieval_accuracies, retrieval_accuracy
 
 
 def _naive(x, y, k, t):
@@ -87,3 +87,12 @@ def test_bad_input_is_refused_before_work():
         retrieval_accuracy(x, [0, 0, 1, 1], temperature=0)
     with pytest.raises(ValueError, match="NaN"):
         retrieval_accuracy(np.full((4, 2), np.nan), [0, 0, 1, 1])
+
+
+def test_several_label_sets_share_the_neighbours_and_give_the_single_answers():
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 4, size=90)
+    x = rng.normal(size=(90, 6)) + np.eye(6)[y]
+    sets = [y, rng.permutation(y), (y > 1).astype(int), np.r_[y[:-1], 9]]   # the last: one singleton class
+    assert retrieval_accuracies(x, sets, k=5, block=32) == [retrieval_accuracy(x, s, k=5) for s in sets]
+    assert retrieval_accuracies(x, []) == []

@@ -38,7 +38,7 @@ import numpy as np
 from .checks import InsufficientData
 
 __all__ = ["TASK_KINDS", "fold_assignment", "task_score", "linear_probe", "knn_probe", "chance_score",
-           "retrieval_accuracy", "RETRIEVAL_K", "RETRIEVAL_TEMPERATURE"]
+           "retrieval_accuracy", "retrieval_accuracies", "RETRIEVAL_K", "RETRIEVAL_TEMPERATURE"]
 
 TASK_KINDS = ("class", "multilabel", "regression")
 RIDGE_ALPHAS = np.logspace(-4, 4, 17)
@@ -147,33 +147,41 @@ def linear_probe(features, labels, kind: str = "class", n_folds: int = 5, seed: 
     return _cross_fit(x, y, kind, n_folds, seed, fit_predict)
 
 
-def _knn_vote(sim: np.ndarray, ytr: np.ndarray, k: int, temperature: float, kind: str = "class") -> np.ndarray:
-    """The weighted k-NN vote shared by :func:`knn_probe` and :func:`retrieval_accuracy`.
+def _top_k(sim: np.ndarray, k: int, temperature: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each query's ``min(k, M)`` most similar memory items [Q, k'] (ties: the lower memory index) and their
+    weights ``exp(s / temperature)``, computed as ``exp((s - s_max) / temperature)`` (the same ratios, no overflow).
+    sim : [Q, M] similarities; ``-inf`` marks an item a query may not use."""
+    kk = min(k, sim.shape[1])
+    order = np.argsort(-sim, axis=1, kind="stable")[:, :kk]  # stable: equal similarity -> lower index
+    s = np.take_along_axis(sim, order, axis=1)
+    return order, np.exp((s - s[:, :1]) / temperature)
 
-    sim : [Q, M] cosine similarities of Q queries to M memory items (``-inf`` marks an item a query may not
-    use); ytr : the memory's labels. Each query takes its ``min(k, M)`` most similar items (ties: the lower
-    memory index), weighted ``exp(s / temperature)`` (computed as ``exp((s - s_max) / temperature)``: the same
-    ratios without overflow): the class with the largest summed weight (ties: the lower class), each label
-    whose weighted share exceeds 1/2 (``multilabel``), or the weighted mean of the targets (``regression``).
+
+def _vote(order: np.ndarray, w: np.ndarray, ytr: np.ndarray, kind: str = "class") -> np.ndarray:
+    """The weighted vote of the neighbours ``order`` [Q, k] with weights ``w``: the class with the largest summed
+    weight (ties: the lower class), each label whose weighted share exceeds 1/2 (``multilabel``), or the weighted
+    mean of the targets (``regression``)."""
+    if kind == "class":
+        classes = np.unique(ytr)
+        votes = np.zeros((len(order), len(classes)))
+        np.add.at(votes, (np.arange(len(order))[:, None], np.searchsorted(classes, ytr[order])), w)
+        return classes[np.argmax(votes, axis=1)]
+    share = np.einsum("nk,nkl->nl", w, ytr[order].astype(float)) / w.sum(1, keepdims=True)
+    if kind == "multilabel":
+        return (share > 0.5).astype(ytr.dtype)
+    return share
+
+
+def _knn_vote(sim: np.ndarray, ytr: np.ndarray, k: int, temperature: float, kind: str = "class") -> np.ndarray:
+    """The weighted k-NN vote shared by :func:`knn_probe` and :func:`retrieval_accuracy`: :func:`_top_k` then
+    :func:`_vote`. sim : [Q, M] cosine similarities of Q queries to M memory items; ytr : the memory's labels.
 
     >>> _knn_vote(np.array([[0.9, 0.8, 0.1]]), np.array([1, 0, 0]), k=2, temperature=0.07).tolist()
     [1]
     >>> _knn_vote(np.array([[0.9, 0.8, 0.8]]), np.array([1, 0, 0]), k=3, temperature=1.0).tolist()  # 2 weak beat 1
     [0]
     """
-    kk = min(k, sim.shape[1])
-    order = np.argsort(-sim, axis=1, kind="stable")[:, :kk]  # stable: equal similarity -> lower index
-    s = np.take_along_axis(sim, order, axis=1)
-    w = np.exp((s - s[:, :1]) / temperature)  # shifted by the row maximum: same ratios, no overflow
-    if kind == "class":
-        classes = np.unique(ytr)
-        votes = np.zeros((len(sim), len(classes)))
-        np.add.at(votes, (np.arange(len(sim))[:, None], np.searchsorted(classes, ytr[order])), w)
-        return classes[np.argmax(votes, axis=1)]
-    share = np.einsum("nk,nkl->nl", w, ytr[order].astype(float)) / w.sum(1, keepdims=True)
-    if kind == "multilabel":
-        return (share > 0.5).astype(ytr.dtype)
-    return share
+    return _vote(*_top_k(sim, k, temperature), ytr, kind)
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
@@ -214,38 +222,58 @@ def retrieval_accuracy(features, labels, k: int = RETRIEVAL_K, temperature: floa
     use a train set as the memory bank and the val set as queries; the paper names one labelled *test* subset
     (10,000 Kinetics-400 / SSv2 test videos), so here every video is a query against all the *others*
     (leave-one-out: the query itself is removed from the memory bank). Weights and votes are
-    :func:`knn_probe`'s (:func:`_knn_vote`): cosine similarity, the ``k`` nearest (ties: the lower index),
-    each voting ``exp(cos / temperature)`` for its class (vote ties: the lower class). A query whose class
-    has no other member cannot be answered right by any representation; such queries are left out of the
+    :func:`knn_probe`'s (:func:`_top_k`, :func:`_vote`): cosine similarity, the ``k`` nearest (ties: the lower
+    index), each voting ``exp(cos / temperature)`` for its class (vote ties: the lower class). A query whose
+    class has no other member cannot be answered right by any representation; such queries are left out of the
     accuracy (they stay in the memory bank), and a set where no class has two members raises
-    :class:`vtalign.InsufficientData`.
-    The score is the share of the remaining queries whose vote is their own class. Computed in blocks of
-    ``block`` queries ([block, N] similarities at a time).
+    :class:`vtalign.InsufficientData`. The score is the share of the remaining queries whose vote is their own
+    class. Similarities are computed in blocks of ``block`` queries ([block, N] at a time).
 
     >>> x = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9], [0.7, 0.7]])
     >>> retrieval_accuracy(x, ["a", "a", "b", "b", "b"], k=1)  # item 4 ties items 1 and 3: the lower, an a
     0.8
     """
-    x, y = _check(features, labels, "class")
-    if y.ndim != 1:
-        raise ValueError(f"labels must be [N] classes, got shape {y.shape}.")
+    return retrieval_accuracies(features, [labels], k, temperature, block)[0]
+
+
+def retrieval_accuracies(features, label_sets, k: int = RETRIEVAL_K, temperature: float = RETRIEVAL_TEMPERATURE,
+                         block: int = 1024) -> list[float]:
+    """:func:`retrieval_accuracy` of the same features for each of several label sets (e.g. several tasks, or
+    permuted labels for a null): the neighbours and their weights do not depend on the labels, so they are
+    found once.
+
+    >>> x = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]])
+    >>> retrieval_accuracies(x, [[0, 0, 1, 1], [0, 1, 0, 1]], k=1)
+    [1.0, 0.0]
+    """
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}.")
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}.")
     if block < 1:
         raise ValueError(f"block must be positive, got {block}.")
-    classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
-    answerable = counts[inverse] > 1
-    if not answerable.any():
-        raise InsufficientData(f"No class has two items ({len(y)} items, {len(classes)} classes): leave-one-out "
-                         "retrieval has nothing to find.")
-    x = _unit_rows(x)
-    correct = 0
-    queries = np.flatnonzero(answerable)
-    for start in range(0, len(queries), block):
-        q = queries[start:start + block]
+    checked = [_check(features, labels, "class") for labels in label_sets]
+    if not checked:
+        return []
+    x = _unit_rows(checked[0][0])
+    ys = []
+    for _, y in checked:
+        if y.ndim != 1:
+            raise ValueError(f"labels must be [N] classes, got shape {y.shape}.")
+        classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+        if counts.max() < 2:
+            raise InsufficientData(f"No class has two items ({len(y)} items, {len(classes)} classes): leave-one-out "
+                                   "retrieval has nothing to find.")
+        ys.append((y, counts[inverse] > 1))
+    correct, asked = np.zeros(len(ys)), np.zeros(len(ys))
+    kk = min(k, len(x) - 1)
+    for start in range(0, len(x), block):
+        q = np.arange(start, min(start + block, len(x)))
         sim = x[q] @ x.T
         sim[np.arange(len(q)), q] = -np.inf  # leave one out: a query never retrieves itself
-        correct += int((_knn_vote(sim, y, min(k, len(y) - 1), temperature) == y[q]).sum())
-    return correct / len(queries)
+        order, w = _top_k(sim, kk, temperature)
+        for i, (y, answerable) in enumerate(ys):
+            keep = answerable[q]
+            correct[i] += int((_vote(order[keep], w[keep], y) == y[q][keep]).sum())
+            asked[i] += keep.sum()
+    return [float(c / a) for c, a in zip(correct, asked)]

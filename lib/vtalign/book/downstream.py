@@ -38,7 +38,7 @@ from ..extract.encoders import encoder_identity
 from ..extract.features import extract_features
 from ..extract.synthetic import WORLD_TASKS, WorldSpec, world_labels
 from ..pooling import parse_pooling, pool_frames
-from ..probes import RETRIEVAL_K, RETRIEVAL_TEMPERATURE, chance_score, knn_probe, linear_probe, retrieval_accuracy
+from ..probes import RETRIEVAL_K, RETRIEVAL_TEMPERATURE, chance_score, knn_probe, linear_probe, retrieval_accuracies
 from ..stats import chance_level
 
 __all__ = ["Variant", "Representation", "vision_variants", "representations", "neighbour_lists", "alignment_table",
@@ -275,15 +275,16 @@ def retrieval_scores(reps: dict[str, Representation], labels: dict[str, np.ndarr
         if len(y) != n:
             raise ValueError(f"labels of {task!r} describe {len(y)} items, the representations {n}.")
     rows = []
+    tasks = list(labels)
+    sets = [np.asarray(labels[t]).astype(str) for t in tasks] + [z for t in tasks for z in shuffled[t]]
     for v in (r for r in reps.values() if r.side == "video"):
         last = len(v.layer_dims) - 1
-        x = v.features[:, last, :v.layer_dims[last]]
-        for task, y in labels.items():
+        acc = retrieval_accuracies(v.features[:, last, :v.layer_dims[last]], sets, k, temperature)  # neighbours once
+        for i, task in enumerate(tasks):
+            null = acc[len(tasks) + i * n_null: len(tasks) + (i + 1) * n_null]
             rows.append(dict(vision=v.name, model=v.variant.model, pooling=v.variant.pooling,
                              model_type=v.variant.model_type, layer_choice="last", text="", layer=last, task=task,
-                             kind="class", semantic=True, probe="retrieval",
-                             score=retrieval_accuracy(x, np.asarray(y).astype(str), k, temperature),
-                             chance=float(np.mean([retrieval_accuracy(x, z, k, temperature) for z in shuffled[task]])),
+                             kind="class", semantic=True, probe="retrieval", score=acc[i], chance=float(np.mean(null)),
                              k=k, temperature=temperature))
     return pd.DataFrame(rows)
 
