@@ -291,6 +291,7 @@ def order_tables(sources, models, n_items: dict | None = None, seed: int = 0, sa
     return pd.DataFrame(rank_rows), pd.DataFrame(contrast_rows)
 
 
+_PROBE_LABEL = {"shuffled": "shuffled words (bag-of-words control)"}
 _PROBE_STYLE = {"counterfactual": dict(color="#4c72b0", ls="-", marker="o"),
                 "shuffled": dict(color="#dd8452", ls="--", marker="s"),
                 "paraphrase": dict(color="#55a868", ls="-.", marker="^")}
@@ -311,7 +312,7 @@ def plot_text_order(ranks: pd.DataFrame, subset: str = "all"):
             for probe, p in sub.groupby("probe", sort=False):
                 depth = p.layer / max(int(p.n_layers.iloc[0]) - 1, 1)
                 style = _PROBE_STYLE.get(probe, {})
-                (line,) = ax.plot(depth, p.top1, ms=3, lw=1.3, **style)
+                (line,) = ax.plot(depth, p.top1, ms=3, lw=1.3, label=_PROBE_LABEL.get(probe, probe), **style)
                 ax.fill_between(depth, p.top1_low, p.top1_high, color=style.get("color"), alpha=0.2, lw=0)
                 handles[probe] = line
             ax.axhline(0.5, color="#333333", ls=":", lw=1.0)
@@ -322,8 +323,7 @@ def plot_text_order(ranks: pd.DataFrame, subset: str = "all"):
                 ax.set_ylabel(f"{source}\ntop-1 rate", fontsize=9.5)
             if i == len(sources) - 1:
                 ax.set_xlabel("layer depth (0 = embeddings)", fontsize=9.5)
-    fig.legend(list(handles.values()), [{"shuffled": "shuffled words (bag-of-words control)"}.get(k, k)
-                                        for k in handles], loc="lower center", ncol=len(handles), frameon=False,
-               fontsize=9.5)
+    fig.legend(list(handles.values()), [_PROBE_LABEL.get(k, k) for k in handles], loc="lower center",
+               ncol=len(handles), frameon=False, fontsize=9.5)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     return fig
