@@ -789,12 +789,14 @@ def claims_table() -> pd.DataFrame:
 
 def _status_link(r) -> str:
     """A status as the landing table shows it: bold, linked to the section of the chapter that grades it
-    (the published number: to the chapter's paper-vs-this-run section)."""
+    (the published number: to the paper-vs-this-run section of its re-analysis chapter, or of its first real-data
+    chapter where it has no re-analysis chapter)."""
     from .presentation import claim_anchor, graded_here
     status = f"**{r.status}**"
     if r.evidence == "published":
-        chapter = claim(r.claim).chapters[0]
-        return f'<a href="chapters/{chapter}.html#paper-vs-this-run">{status}</a>'
+        c = claim(r.claim)
+        chapter = c.chapters[0] or (c.real[0] if c.real else "")
+        return f'<a href="chapters/{chapter}.html#paper-vs-this-run">{status}</a>' if chapter else status
     if r.chapter and (r.claim, r.evidence) in graded_here(r.chapter):
         return f'<a href="chapters/{r.chapter}.html#{claim_anchor(r.claim)}">{status}</a>'
     return status
