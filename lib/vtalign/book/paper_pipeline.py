@@ -48,11 +48,12 @@ def _plan_section(plan: str, folder: Path) -> list[str]:
         return lines
     run = s["run"]
     counts = ", ".join(f"{n} {k}" for k, n in s["status_counts"].items())
-    lines += [f"Evidence: {run.get('evidence', EVIDENCE[plan])}.", "",
-              f"Run {run.get('finished', '(time not recorded)')} on {run.get('dataset', '?')} "
-              f"({', '.join(f'{k}={v}' for k, v in run.get('options', {}).items())}), frames {run.get('frames')}, "
-              f"captions {run.get('captions')}, k = {run.get('k')}, in {run.get('seconds', float('nan'))} s. "
-              f"Jobs: {len(s['jobs'])} ({counts}).", ""]
+    lines += [f"Evidence: {run.get('evidence', EVIDENCE[plan])}.", ""]
+    if run:
+        lines += [f"Run {run['finished']} on {run['dataset']} "
+                  f"({', '.join(f'{k}={v}' for k, v in run['options'].items())}), frames {run['frames']}, "
+                  f"captions {run['captions']}, k = {run['k']}, in {run['seconds']} s."]
+    lines += [f"Jobs: {len(s['jobs'])} ({counts}).", ""]
     if s["best"] is not None:
         b = s["best"]
         lines += [f"{s['pairs']} representation pairs swept; the highest best-layer alignment is "
