@@ -259,7 +259,7 @@ def order_tables(sources, models, n_items: dict | None = None, seed: int = 0, sa
     ``contrast``: one row per (source, subset, model, layer) with :func:`order_contrast`'s columns, the
     counterfactual's top-1 interval, and ``reading`` (:func:`layer_reading` with ``margin``); sources without a
     shuffled probe (the paraphrase control) have none. ``subset``: ``all`` pairs, and ``same words`` (the
-    counterfactual reorders the caption's words exactly) where at least ``min_subset`` pairs are so.
+    counterfactual reorders the caption's words exactly) where at least ``min_subset`` pairs, not all, are so.
     ``n_items``: source -> pairs sampled (None or absent: all). ``features_of``: as :func:`source_ranks`.
     """
     rank_rows, contrast_rows = [], []
@@ -268,7 +268,7 @@ def order_tables(sources, models, n_items: dict | None = None, seed: int = 0, sa
             r = source_ranks(source, model, (n_items or {}).get(source), seed, sample_seed, reorder_seed,
                              per_layer, progress, features_of)
             subsets = {"all": np.ones(len(r["item_ids"]), bool)}
-            if r["same_words"].sum() >= min_subset:
+            if min_subset <= r["same_words"].sum() < len(r["same_words"]):   # a proper subset only
                 subsets["same words"] = r["same_words"]
             for subset, mask in subsets.items():
                 idx = boot_indices(int(mask.sum()), n_boot, boot_seed)
