@@ -236,3 +236,14 @@ def test_read_video_list_formats(tmp_path):
     g.write_text("justonefield\n")
     with pytest.raises(DataError, match="line 1 'justonefield' is not '<video> <label>'"):
         read_video_list("kinetics700_2020", g, None, ".mp4")
+
+
+def test_kinetics700_2020_folder_layout_takes_the_class_folders(tmp_path):
+    for label in ("zumba", "abseiling"):
+        (tmp_path / label).mkdir()
+        (tmp_path / label / "c1.mp4").write_bytes(b"x")
+    (tmp_path / "notes.txt").write_text("not a class")
+    ds = load_dataset("kinetics700_2020", video_root=str(tmp_path))
+    assert ds.ids == ["abseiling/c1", "zumba/c1"] and ds.items[1].captions == ["a video of zumba"]
+    with pytest.raises(ValueError, match="missing applies to a list_file"):
+        load_dataset("kinetics700_2020", video_root=str(tmp_path), missing="skip")

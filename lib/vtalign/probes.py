@@ -252,6 +252,7 @@ def retrieval_accuracies(features, label_sets, k: int = RETRIEVAL_K, temperature
         raise ValueError(f"temperature must be positive, got {temperature}.")
     if block < 1:
         raise ValueError(f"block must be positive, got {block}.")
+    features = np.asarray(features, dtype=np.float64)  # converted once, not once per label set
     checked = [_check(features, labels, "class") for labels in label_sets]
     if not checked:
         return []
