@@ -19,6 +19,7 @@ from vtalign.extract.paper_models import paper_plan, read_models
 from vtalign.extract.paper_run import (
     MINIATURE,
     PaperRunRefused,
+    compare_published,
     fig2_frames,
     missing_for_paper,
     paper_grid,
@@ -26,6 +27,7 @@ from vtalign.extract.paper_run import (
     run_paper,
     score_caveats,
 )
+from vtalign.extract.validation import build_dataset
 
 
 def test_paper_plan_jobs_and_grid():
@@ -63,9 +65,17 @@ def test_paper_plan_refused_listing_what_is_missing(tmp_path):
     missing = missing_for_paper(jobs, None, in_cache=lambda repo, rev: False)
     assert len(missing) == 1 + n_ids and missing[0].startswith("VaTeX videos: no video_root")
     assert "weights of gemma2_9b_it (google/gemma-2-9b-it): not in the local Hugging Face cache" in missing
-    # the control: videos there and every config cached -> nothing missing; --allow-download skips the weights
-    assert missing_for_paper(jobs, tmp_path, in_cache=lambda repo, rev: True) == []
-    assert missing_for_paper(jobs, tmp_path, allow_download=True, in_cache=lambda repo, rev: False) == []
+    # an empty folder lacks every sampled video; the control: the 1,024 files there and every config cached ->
+    # nothing missing; --allow-download skips the weights
+    empty = missing_for_paper(jobs, tmp_path, in_cache=lambda repo, rev: True)
+    assert len(empty) == 1 and empty[0].startswith("VaTeX videos: [vatex] 1024 of 1024 videos are missing under")
+    ids = build_dataset("vatex", {"n_items": 1024, "sample_seed": 0}).ids
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for i in ids:
+        (videos / f"{i}.mp4").touch()
+    assert missing_for_paper(jobs, videos, in_cache=lambda repo, rev: True) == []
+    assert missing_for_paper(jobs, videos, allow_download=True, in_cache=lambda repo, rev: False) == []
     out = tmp_path / "out"
     with pytest.raises(PaperRunRefused, match="thing.s. missing") as err:
         run_paper("paper", out=out, in_cache=lambda repo, rev: False)
@@ -175,3 +185,20 @@ def test_book_page_says_what_ran(miniature, tmp_path):
     best = miniature[0]["alignment"].score.max()
     assert f"the highest best-layer alignment is {best:.3f}" in page and "| broken | video | failed |" in page
     assert "0 of 41 published points matched" in page and "never compared" in page
+
+
+def test_compare_published_matches_by_label_and_setting():
+    fig2 = pd.DataFrame([dict(label="dinov2_giant", model_type="image_on_video", alignment=0.21),
+                         dict(label="not_a_paper_model", model_type="native_video", alignment=0.5)])
+    grid = pd.DataFrame([dict(label="videomaev2_huge", n_frames=2, n_captions=10, score=0.3)])
+    fits = pd.DataFrame([dict(evidence="x", label="dinov2_giant (image-on-video)", n_points=32, status="fitted",
+                              r2=0.99, s_inf=0.3, c_f=0.1, alpha=1.0, c_c=0.1, beta=1.0)])
+    out = compare_published("paper", fig2, grid, fits)
+    yes = {name: t[t.comparable.str.startswith("yes")] for name, t in out.items()}
+    assert yes["fig2_compare"][["label", "model_type", "published_alignment", "this_run_alignment"]].values.tolist() \
+        == [["dinov2_giant", "image_on_video", 0.2233, 0.21]]  # the digitised point beside this run's
+    assert yes["fig3_compare"][["published_score", "this_run_score"]].values.tolist() == [[0.316, 0.3]]
+    assert yes["table1_compare"][["label", "s_inf", "this_run_s_inf"]].values.tolist() == [["dinov2_giant", 0.365, 0.3]]
+    assert len(out["fig2_compare"]) == 41 and (out["fig2_compare"].comparable == "no: not run here").sum() == 40
+    mini = compare_published("miniature", fig2, grid, fits)  # the same points from a miniature: never compared
+    assert all(t.comparable.str.startswith("no: the miniature").all() for t in mini.values())

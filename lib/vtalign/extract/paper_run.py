@@ -40,8 +40,8 @@ from .manifest import DataError
 from .paper_models import loadability, read_models
 
 __all__ = ["PLANS", "PAPER_TEXT", "FIG2_TEXT", "MINIATURE", "PaperRunRefused", "paper_grid", "plan_config",
-           "paper_jobs", "missing_for_paper", "fig2_frames", "alignment_table", "eq2_fits", "run_paper",
-           "score_caveats", "score_encoder", "EVIDENCE"]
+           "paper_jobs", "missing_for_paper", "fig2_frames", "alignment_table", "eq2_fits", "compare_published",
+           "run_paper", "score_caveats", "score_encoder", "EVIDENCE"]
 
 PLANS = ("paper", "miniature")
 PAPER_TEXT = "gemma2_9b_it"                          # Figure 2's text model (a2_models.csv label)
@@ -179,8 +179,9 @@ def _text_models(plan: str, jobs: pd.DataFrame) -> list[str]:
 
 
 def missing_for_paper(jobs: pd.DataFrame, video_root=None, allow_download: bool = False,
-                      in_cache=None) -> list[str]:
-    """What the paper plan lacks here, one line each: the VaTeX videos (``video_root``), and without
+                      in_cache=None, json_file=None) -> list[str]:
+    """What the paper plan lacks here, one line each: the VaTeX videos (``video_root``: a folder holding
+    ``<videoID>.mp4`` for each of the 1,024 sampled videos), and without
     ``allow_download`` each loadable model whose ``config.json`` is not in the local Hugging Face cache
     (``in_cache(hf_id, revision)`` decides; default: :func:`huggingface_hub.try_to_load_from_cache`).
     Empty: nothing missing (weights are then checked when each model loads; a failure is recorded).
@@ -195,6 +196,13 @@ def missing_for_paper(jobs: pd.DataFrame, video_root=None, allow_download: bool 
                    "<videoID>.mp4; the official download page is in data_manifest/datasets.toml)")
     elif not Path(video_root).is_dir():
         out.append(f"VaTeX videos: video_root {video_root} is not a folder")
+    else:
+        from .validation import build_dataset
+
+        try:  # the dataset checks that every sampled video is there
+            build_dataset("vatex", plan_config("paper", video_root, json_file)["options"])
+        except DataError as err:
+            out.append(f"VaTeX videos: {' '.join(str(err).split())}")
     if allow_download:
         return out
     in_cache = in_cache or _in_hf_cache
@@ -286,8 +294,8 @@ def eq2_fits(grid: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _refuse(plan: str, jobs: pd.DataFrame, video_root, allow_download: bool, in_cache=None) -> None:
-    missing = missing_for_paper(jobs, video_root, allow_download, in_cache)
+def _refuse(plan: str, jobs: pd.DataFrame, video_root, allow_download: bool, in_cache=None, json_file=None) -> None:
+    missing = missing_for_paper(jobs, video_root, allow_download, in_cache, json_file)
     if missing:
         raise PaperRunRefused(missing)
 
@@ -323,7 +331,7 @@ def run_paper(plan: str = "miniature", *, cluster: str | None = None, workers: i
     cfg = plan_config(plan, video_root, json_file)
     jobs = paper_jobs(plan) if jobs is None else jobs.copy()
     if plan == "paper":
-        _refuse(plan, jobs, video_root, allow_download, in_cache)
+        _refuse(plan, jobs, video_root, allow_download, in_cache, json_file)
     out = Path(out) if out is not None else paths.results_dir(f"paper/{plan}")
     out.mkdir(parents=True, exist_ok=True)
     jobs["status"] = np.where(jobs.loadable == "yes", "pending", "not loadable")
@@ -410,12 +418,14 @@ def _analyse(plan, cfg, jobs, made, failed, cache_dir) -> dict:
         columns=["label", "n_points", "status"])
     fits.insert(0, "evidence", evidence)
     return dict(alignment=align, fig2_points=fig2, fig3_grid=grid, eq2_fits=fits,
-                **_compare(plan, fig2, grid, fits))
+                **compare_published(plan, fig2, grid, fits))
 
 
-def _compare(plan, fig2, grid, fits) -> dict:
-    """This run's points beside the published/digitised ones, matched by label (and setting); the miniature is
-    never matched (its rows carry why)."""
+def compare_published(plan, fig2, grid, fits) -> dict:
+    """This run's points beside the published/digitised ones: ``fig2_compare`` (Figure 2's Kinetics-400 panel,
+    matched by label and model type), ``fig3_compare`` (by label, frames, captions), ``table1_compare`` (Eq. 2's
+    VaTeX parameters, by label). Every published row is kept; ``comparable`` says yes (and on what) or no (and
+    why). The miniature is never matched (its rows carry why)."""
     pub2 = pd.read_csv(paths.paper_csv("fig2_alignment_vs_retrieval_digitized"))
     pub2 = pub2[pub2.panel == "k400"][["model", "model_type", "alignment_gemma2_9b_it"]].rename(
         columns={"model": "label", "alignment_gemma2_9b_it": "published_alignment"})
@@ -438,7 +448,8 @@ def _compare(plan, fig2, grid, fits) -> dict:
                                                                                         "n_captions"]),
                         on=["label", "n_frames", "n_captions"], how="left")
         c3["comparable"] = np.where(c3.this_run_score.notna(), "yes: same grid point", "no: not run here")
-        f = fits.assign(label=fits.label.str.replace(r" \(.*\)$", "", regex=True))
+        f = fits.drop(columns=["evidence"], errors="ignore")
+        f = f.assign(label=f.label.astype(str).str.replace(r" \(.*\)$", "", regex=True))
         f = f[f.label.isin(pub1.label)].drop_duplicates("label")
         c1 = pub1.merge(f.add_prefix("this_run_").rename(columns={"this_run_label": "label"}), on="label", how="left")
         c1["comparable"] = np.where(c1.get("this_run_status", pd.Series("", index=c1.index)).eq("fitted"),
