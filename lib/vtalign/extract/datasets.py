@@ -519,7 +519,7 @@ def _label_dataset(name: str, label_file: str | None, video_root, folder_of: Cal
 
 
 def _check_list_digest(name: str, list_file, list_sha256: str | None) -> None:
-    if list_sha256 is not None and list_file is not None:
+    if list_sha256 is not None and list_file is not None and Path(list_file).expanduser().is_file():
         actual = sha256sum(Path(list_file).expanduser())
         if actual != list_sha256:
             raise DataError(f"[{name}] list_file {list_file} has sha256 {actual}, not the {list_sha256} recorded "
