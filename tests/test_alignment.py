@@ -204,10 +204,11 @@ def test_layer_sweep_best_tie_rule():
 
 def test_layer_sweep_searches_each_layer_once(rng, monkeypatch):
     calls = []
-    import vtalign.knn as knn
+    import vtalign.alignment as alignment
 
-    original = knn._candidates_torch
-    monkeypatch.setitem(knn._CANDIDATES, "torch", lambda *a: calls.append(1) or original(*a))
+    cpu_torch = type(alignment.resolve_backend("torch"))  # the class the sweep uses (pytest may import knn twice)
+    original = cpu_torch.candidates
+    monkeypatch.setattr(cpu_torch, "candidates", lambda *a: calls.append(1) or original(*a))
     va.layer_sweep(rng.normal(size=(40, 5, 4)), rng.normal(size=(40, 7, 3)), k=3)
     assert len(calls) == 5 + 7
 

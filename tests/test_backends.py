@@ -21,7 +21,8 @@ def cases(rng):
     yield "tie_heavy", tie_heavy(rng, 120, 8)
     yield "duplicated_block", np.repeat(rng.normal(size=(10, 6)).astype(np.float32), 12, axis=0)
     yield "constant", np.ones((40, 5), np.float32)
-    yield "clustered", (np.repeat(rng.normal(size=(8, 16)), 20, axis=0) + 1e-4 * rng.normal(size=(160, 16))).astype(np.float32)
+    yield "clustered", (np.repeat(rng.normal(size=(8, 16)), 20, axis=0)
+                        + 1e-4 * rng.normal(size=(160, 16))).astype(np.float32)
 
 
 @pytest.mark.parametrize("backend,k", [(b, k) for b in BACKENDS for k in (1, 7, 30)
@@ -72,29 +73,130 @@ def test_close_calls_are_decided_in_fp64(monkeypatch, rng):
 
     x = (np.repeat(rng.normal(size=(6, 12)), 10, axis=0) + 1e-6 * rng.normal(size=(60, 12))).astype(np.float32)
     ref = va.knn_indices(x, 5)
-    original = knn._candidates_torch
+    original = knn.TorchBackend.candidates  # knn's own classes and entry point: see test_exactness.py
+    perturbed = []
 
-    def noisy(xn, qn, m, exclude):
-        sims, idx = original(xn, qn, m, exclude)
+    def noisy(self, xn, qn, m, exclude):
+        sims, idx = original(self, xn, qn, m, exclude)
         noise = torch.from_numpy(rng.uniform(-1, 1, size=sims.shape)).to(sims.dtype) * error_bound(12, sims.dtype)
+        perturbed.append(1)
         return sims + noise, idx
 
-    monkeypatch.setitem(knn._CANDIDATES, "torch", noisy)
-    np.testing.assert_array_equal(va.knn_indices(x, 5), ref)
+    monkeypatch.setattr(knn.TorchBackend, "candidates", noisy)
+    np.testing.assert_array_equal(knn.knn_search(torch.from_numpy(x), None, 5, "torch").numpy(), ref)
+    assert perturbed  # the perturbed candidates were the ones used
 
 
 def test_unavailable_backend_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr("vtalign.knn.available_backends", lambda: ["torch"])
+    import vtalign.alignment as alignment
+    import vtalign.knn as knn
+
+    # the copy of knn the public API uses, and knn itself (pytest may import a second copy for doctests)
+    for namespace in (alignment.resolve_backend.__globals__, vars(knn)):
+        monkeypatch.setitem(namespace, "available_backends", lambda: ["torch"])
     with pytest.raises(ValueError, match="not available here"):
         va.knn_indices(np.ones((5, 2)), 1, backend="faiss")
+    with pytest.raises(ValueError, match="not available here"):
+        knn.knn_search(torch.ones(5, 2), None, 1, "faiss")
 
 
 def test_auto_backend_choice(monkeypatch):
     from vtalign.knn import AUTO_FAISS_MIN_N, resolve_backend
 
-    assert resolve_backend("auto", 100) == "torch"
+    assert resolve_backend("auto", 100).name == "torch"
     expected = "faiss" if "faiss" in available_backends() else "torch"
-    assert resolve_backend("auto", AUTO_FAISS_MIN_N) == expected
+    assert resolve_backend("auto", AUTO_FAISS_MIN_N).name == expected
     on_gpu = "triton" if "triton" in available_backends() else "torch"  # measured fastest there
-    assert resolve_backend("auto", AUTO_FAISS_MIN_N, torch.device("cuda")) == on_gpu
-    assert resolve_backend("auto", AUTO_FAISS_MIN_N, None, 2048) == "torch"  # fp64 regime
+    assert resolve_backend("auto", AUTO_FAISS_MIN_N, torch.device("cuda")).name == on_gpu
+    assert resolve_backend("auto", AUTO_FAISS_MIN_N, None, 2048).name == "torch"  # fp64 regime
+
+
+def test_a_backend_is_chosen_once_and_travels_as_an_object(monkeypatch):
+    """resolve_backend turns a name into one object per kind of device; an object passes through it (and
+    the entry points) unchanged, and a name means the same object as before on every entry point."""
+    import vtalign.knn as knn
+
+    cpu, gpu = knn.resolve_backend("torch"), knn.resolve_backend("torch", device="cuda")
+    assert isinstance(cpu, knn.TorchBackend) and not cpu.screened
+    assert isinstance(gpu, knn.TorchGPUBackend) and gpu.screened
+    assert knn.resolve_backend(cpu) is cpu and knn.resolve_backend(cpu, device="cuda") == gpu
+    assert knn.resolve_backend(gpu, device="cpu") == cpu
+    assert knn.BACKENDS == ("auto", "torch", "faiss", "triton")
+    assert set(available_backends()) <= set(knn.BACKENDS[1:])
+    for name in available_backends():
+        b = knn.resolve_backend(name)
+        assert b.name == name and knn.resolve_backend(b) is b
+    # a layer sweep resolves "auto" once per space, never again below
+    calls = []
+    original = knn.resolve_backend
+    monkeypatch.setattr(knn, "resolve_backend", lambda b, *a, **kw: calls.append(b) or original(b, *a, **kw))
+    monkeypatch.setattr("vtalign.alignment.resolve_backend", knn.resolve_backend)
+    fx = np.random.default_rng(0).normal(size=(30, 2, 4))
+    va.layer_sweep(fx, fx, k=3)
+    names = [c for c in calls if isinstance(c, str)]
+    assert names == ["auto", "auto"]  # x's space and y's space; objects after that
+
+
+# --------------------------------------------------------------------------- #
+# No module-level mutable state in knn (issue 22, item 4)
+# --------------------------------------------------------------------------- #
+def _immutable(value) -> bool:
+    """A value no search can change: a scalar, a dtype, None, a class (checked on its own where the module
+    defines it), or a tuple / frozenset of such values."""
+    if isinstance(value, (tuple, frozenset)):
+        return all(_immutable(v) for v in value)
+    return value is None or isinstance(value, (bool, int, float, complex, str, bytes, torch.dtype, type))
+
+
+def mutable_globals(module) -> list[str]:
+    """Names in ``module`` (globals, and attributes of the classes it defines) holding state a call could
+    change: anything but modules, functions, classes, typing forms and immutable values. A context
+    variable counts unless it is unset here (its value then belongs to a caller's ``with`` block)."""
+    import contextvars
+    import types
+
+    out = []
+    for name, value in vars(module).items():
+        code = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType)
+        if name.startswith("__") or isinstance(value, code):
+            continue
+        if type(value).__module__ in ("typing", "__future__"):  # ClassVar, `from __future__ import annotations`
+            continue
+        if isinstance(value, contextvars.ContextVar):
+            if value.get(None) is not None:
+                out.append(name)
+            continue
+        if isinstance(value, type):
+            if value.__module__ == module.__name__:
+                out += [f"{name}.{a}" for a, v in vars(value).items() if not a.startswith("__")
+                        and not isinstance(v, (types.FunctionType, classmethod, staticmethod, property, type))
+                        and not _immutable(v) and type(v).__name__ != "member_descriptor"]
+            continue
+        if not _immutable(value):
+            out.append(name)
+    return out
+
+
+def test_knn_has_no_module_level_mutable_state():
+    """Stage timings, exact-decision counts and screen reports live in a SearchProfile the caller owns
+    (``with knn.profile() as p``); backends are stateless objects. The check flags a planted dict, a list
+    inside a tuple, a mutable class attribute and a context variable left set (the control)."""
+    import contextvars
+    import types
+
+    import vtalign.knn as knn
+
+    assert mutable_globals(knn) == []
+    for name in knn.available_backends():
+        assert not hasattr(knn.resolve_backend(name), "__dict__")  # no per-object state either
+    with knn.profile() as p:
+        va.knn_indices(np.eye(4), 1)
+    assert knn._PROFILE.get() is None and p.exact_rows >= 0  # the profile went with the block
+
+    fake = types.ModuleType("fake")
+    fake.REPORT, fake.SHAPES, fake.OK = {}, (1, [2]), (1, "a", torch.float32)
+    fake.Holder = type("Holder", (), {"__module__": "fake", "cache": [], "limit": 3})
+    var = contextvars.ContextVar("v", default=None)
+    fake.var = var
+    var.set(object())
+    assert sorted(mutable_globals(fake)) == ["Holder.cache", "REPORT", "SHAPES", "var"]

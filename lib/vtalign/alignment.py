@@ -363,5 +363,7 @@ def layer_sweep(fx, fy, k: int = 10, backend: str = "auto") -> SweepResult:
     tx, ty = as_features(fx, "fx", 3), as_features(fy, "fy", 3)
     check_same_n(tx.shape[0], ty.shape[0])
     k = check_k(k, tx.shape[0])
-    resolve_backend(backend)
-    return sweep_from_neighbours(_layer_neighbours(tx, k, backend), _layer_neighbours(ty, k, backend), backend)
+    # the backend is chosen once per space (``auto`` weighs its shape) and travels down as an object
+    bx = resolve_backend(backend, tx.shape[0], tx.device, tx.shape[2])
+    by = resolve_backend(backend, ty.shape[0], ty.device, ty.shape[2])
+    return sweep_from_neighbours(layer_search(tx, k, bx), layer_search(ty, k, by), bx)

@@ -41,6 +41,14 @@ never clamped (an all-zero row stays zero and has cosine 0 with everything); fp3
 the fp64 sums, fp64 rows too large or small for them are rescaled by a power of two, which is exact
 (:func:`safe_rows`), and rows whose fp32 candidate norm would under- or overflow are normalised
 from such a multiple (:func:`_unit_rows`).
+
+**Backends** are objects (:class:`Backend`: :class:`TorchBackend`, :class:`FaissBackend`,
+:class:`TorchGPUBackend`, :class:`TritonBackend`), each giving the operations a search uses: its device,
+inverse norms, preparation, screening (CPU candidates or the fp16 screen), fp64 re-ranking and pair
+overlaps. :func:`resolve_backend` turns a name (``"auto"``, ``"torch"``, ``"faiss"``, ``"triton"``) into
+one, once; every entry point takes the object or a name. A new backend is one class in the last
+section of this module. **What a search did** (stage timings, exact decisions, screen reports) goes to
+the :class:`SearchProfile` of the caller's ``with profile() as p`` block; the module keeps no state.
 """
 from __future__ import annotations
 
@@ -49,17 +57,17 @@ import contextvars
 import importlib.util
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 __all__ = ["BACKENDS", "available_backends", "resolve_backend", "knn_search", "layer_search", "count_overlaps",
            "topk_lowest_index", "screened_search", "fp16_screen_bound", "rows_per_chunk", "exact_cosines", "inv_norms",
-           "shard_neighbours", "merge_neighbours", "shard_bounds", "sharded_knn_search", "profile_stages"]
-
-BACKENDS = ("auto", "torch", "faiss", "triton")
+           "shard_neighbours", "merge_neighbours", "shard_bounds", "sharded_knn_search", "profile", "profile_stages",
+           "SearchProfile", "Backend", "TorchBackend", "FaissBackend", "TorchGPUBackend", "TritonBackend"]
 
 # Rows of the similarity matrix the CPU path computes at once: bounds working memory to chunk x N.
 ROW_CHUNK = 2048
@@ -70,57 +78,11 @@ def triton_interpreted() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
-def available_backends() -> list[str]:
-    """Concrete backends usable in this environment (triton: with a CUDA GPU, or interpreted)."""
-    out = ["torch"]
-    if importlib.util.find_spec("faiss") is not None:
-        out.append("faiss")
-    if importlib.util.find_spec("triton") is not None and (torch.cuda.is_available() or triton_interpreted()):
-        out.append("triton")
-    return out
-
-
-# From N on, ``auto`` uses faiss-cpu for CPU tensors. A first measurement on a 2-core CPU
-# (k=10, random features): N=2000, d=256: torch 0.056 s, faiss 0.074 s; N=10000, d=256:
-# torch 0.72 s, faiss 0.51 s; N=20000, d=512: torch 4.5 s, faiss 3.6 s.
-AUTO_FAISS_MIN_N = 4096
-
-
-def resolve_backend(backend: str, n: int | None = None, device: torch.device | None = None,
-                    d: int | None = None) -> str:
-    """Validate a backend name and turn ``"auto"`` into a concrete one.
-
-    ``auto`` on a CUDA device: triton when it is installed (the fastest exact path measured on an
-    H100, see ``bench/records/``), else torch. On a CPU: torch for N < ``AUTO_FAISS_MIN_N`` and for
-    d >= ``FP64_CANDIDATES_MIN_D``, faiss (when installed) for the other problems; interpreted
-    triton is a test tool and never chosen. All backends return identical neighbours.
-    """
-    if backend not in BACKENDS:
-        raise ValueError(f"Unknown backend {backend!r}; choose one of {BACKENDS}.")
-    if backend == "auto":
-        on_gpu = device is not None and torch.device(device).type == "cuda"
-        if on_gpu:
-            return "triton" if "triton" in available_backends() else "torch"
-        big = n is not None and n >= AUTO_FAISS_MIN_N
-        low_d = d is None or d < FP64_CANDIDATES_MIN_D  # above it, torch's fp64 path avoids faiss's fallbacks
-        return "faiss" if big and low_d and "faiss" in available_backends() else "torch"
-    if backend not in available_backends():
-        hint = (" (triton needs a CUDA GPU, or TRITON_INTERPRET=1 set before vtalign is imported"
-                " to run its kernels slowly on the CPU)" if backend == "triton" else "")
-        raise ValueError(f"Backend {backend!r} is not available here{hint}; available: {available_backends()}.")
-    return backend
-
-
 def kernel_device(t: torch.Tensor) -> torch.device:
     """Where a Triton kernel runs: the tensor's GPU, the first GPU, or the CPU when interpreted."""
     if t.is_cuda or triton_interpreted():
         return t.device
     return torch.device("cuda")
-
-
-def _uses_screening(backend: str, device: torch.device) -> bool:
-    """The GPU path: triton everywhere (on the CPU only interpreted), torch on a CUDA device."""
-    return backend == "triton" or (backend == "torch" and device.type == "cuda")
 
 
 # --------------------------------------------------------------------------- #
@@ -137,11 +99,16 @@ class SearchProfile:
     exact_rows : rows whose top k had a near tie between different vectors (fp64 values closer than
         their proven error), decided in exact rational arithmetic (:func:`settle_near_ties`)
     exact_cosines : exact rational cosine keys those rows took (one per distinct vector)
+    screens : one report per screened search (the GPU path), in the order they ran: ``rows`` searched,
+        ``certified_first_pass``, ``certified_widened`` (by a wider pass), ``fallback_rows`` (searched
+        exhaustively in fp64), ``first_pass_m`` (candidates of the first pass) and ``reranked_pairs``
+        ((row, candidate) pairs given fp64 values); the benchmark records them
     """
     time_stages: bool = False
     stages: dict = field(default_factory=dict)
     exact_rows: int = 0
     exact_cosines: int = 0
+    screens: list = field(default_factory=list)
 
 
 # The profile of the innermost active ``profile()`` block of this thread or task (None: no block). A
@@ -157,6 +124,10 @@ def profile(time_stages: bool = False):
     ...     _ = knn_search(torch.tensor([[1.0, 1], [2, 2], [1, 0]]), None, 1, "torch")
     >>> p.exact_rows   # row 2: items 0 and 1 point the same way, fp64 may round them apart
     1
+    >>> with profile() as p:
+    ...     _ = screened_search(torch.tensor([[[1.0, 0], [2, 1], [0, 1]]]), None, 1, "torch")
+    >>> p.screens[0]["rows"], p.screens[0]["certified_first_pass"]
+    (3, 3)
     """
     token = _PROFILE.set(SearchProfile(time_stages))
     try:
@@ -176,7 +147,8 @@ def profile_stages():
     the stages for where the time goes and an unprofiled timing for how long it takes.
 
     >>> with profile_stages() as stages:
-    ...     _ = count_overlaps(torch.zeros(1, 4, 1, dtype=torch.int64), torch.zeros(1, 4, 1, dtype=torch.int64), "torch")
+    ...     lists = torch.zeros(1, 4, 1, dtype=torch.int64)
+    ...     _ = count_overlaps(lists, lists, "torch")
     >>> sorted(stages)
     ['overlaps']
     """
@@ -190,6 +162,15 @@ def _record(**counts: int) -> None:
     if p is not None:
         for name, n in counts.items():
             setattr(p, name, getattr(p, name) + n)
+
+
+def _screen_report() -> dict:
+    """A new screened search's report, filled as the search runs; kept by the active profile, if any."""
+    report = {"reranked_pairs": 0}
+    p = _PROFILE.get()
+    if p is not None:
+        p.screens.append(report)
+    return report
 
 
 @contextlib.contextmanager
@@ -424,12 +405,12 @@ def error_bound(d: int, dtype: torch.dtype) -> float:
 FP64_CANDIDATES_MIN_D = 1024
 
 
-def candidate_dtype(backend: str, device: torch.device, d: int) -> torch.dtype:
-    """Precision the CPU path proposes candidates in: fp64 for torch when d >= ``FP64_CANDIDATES_MIN_D``
-    (the fp64 matmul costs about twice the fp32 one, but its error bound is 2^29 times smaller, so
-    almost no row needs the exact fallback), else fp32."""
-    cpu_torch = backend == "torch" and device.type == "cpu"
-    return torch.float64 if cpu_torch and d >= FP64_CANDIDATES_MIN_D else torch.float32
+def candidate_dtype(backend: str | Backend, device: torch.device, d: int) -> torch.dtype:
+    """Precision the CPU path proposes candidates in: fp64 for torch on a CPU when d >=
+    ``FP64_CANDIDATES_MIN_D`` (the fp64 matmul costs about twice the fp32 one, but its error bound is
+    2^29 times smaller, so almost no row needs the exact fallback), else fp32
+    (:meth:`Backend.candidate_dtype`)."""
+    return _as_backend(backend, device).candidate_dtype(torch.device(device), d)
 
 
 def topk_lowest_index(sim: torch.Tensor, k: int) -> torch.Tensor:
@@ -506,9 +487,6 @@ def _candidates_faiss(xn: torch.Tensor, qn: torch.Tensor, m: int, exclude: torch
     return torch.from_numpy(dist).to(xn.device), torch.from_numpy(ids.astype(np.int64)).to(xn.device)
 
 
-_CANDIDATES = {"torch": _candidates_torch, "faiss": _candidates_faiss}
-
-
 def _canonical_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """fp64 dot products of paired rows, ``(a * b).sum(-1)``: each value depends only on its own
     two vectors (a matrix product does not promise that: BLAS can round identical columns
@@ -571,7 +549,8 @@ def _canonical_cosines(x64: torch.Tensor, q64: torch.Tensor, idx: torch.Tensor) 
     out = torch.empty(idx.shape, dtype=torch.float64, device=idx.device)
     chunk = max(1, 2**22 // max(1, idx.shape[1] * x64.shape[1]))
     for start in range(0, idx.shape[0], chunk):
-        out[start : start + chunk] = _canonical_dot(q64[start : start + chunk, None, :], x64[idx[start : start + chunk]])
+        rows = slice(start, start + chunk)
+        out[rows] = _canonical_dot(q64[rows, None, :], x64[idx[rows]])
     return out
 
 
@@ -607,16 +586,17 @@ def _unit64(t: torch.Tensor) -> torch.Tensor:
     return _unit_rows(t, torch.float64)
 
 
-def _cpu_search(x: torch.Tensor, q: torch.Tensor | None, k: int, backend: str, ordered: bool,
+def _cpu_search(x: torch.Tensor, q: torch.Tensor | None, k: int, backend: Backend, ordered: bool,
                 exclude: torch.Tensor | None = None) -> torch.Tensor:
+    """The CPU path (see the module's docstring) with a backend whose ``candidates`` propose them."""
     n, d = x.shape
-    dtype = candidate_dtype(backend, x.device, d)
+    dtype = backend.candidate_dtype(x.device, d)
     xn = _unit_rows(x, dtype)
     qn = xn if q is None else _unit_rows(q, dtype)
     own = _exclusions(exclude, qn.shape[0], x.device)
     # the (k+1)-th candidate bounds everything outside the top k; an excluded item comes last, at -inf
     m = min(k + 1, n)
-    sims, idx = _CANDIDATES[backend](xn, qn, m, own)
+    sims, idx = backend.candidates(xn, qn, m, own)
     out = idx[:, :k]
     if m > k:
         uncertain = (sims[:, k - 1] - sims[:, k]) <= 2 * error_bound(d, dtype)
@@ -639,41 +619,37 @@ def _exclusions(exclude: torch.Tensor | None, n_q: int, device: torch.device) ->
     return torch.as_tensor(exclude, device=device).long()
 
 
-def knn_search(x: torch.Tensor, q: torch.Tensor | None, k: int, backend: str,
+def knn_search(x: torch.Tensor, q: torch.Tensor | None, k: int, backend: str | Backend,
                ordered: bool = True, exclude: torch.Tensor | None = None) -> torch.Tensor:
     """k nearest neighbours by cosine similarity of each row of ``q`` (default ``x``) among the rows
     of ``x``; returns int64 [Nq, k] on x's device.
 
     Row i never pairs with item ``exclude[i]`` (int [Nq], -1: none; default: item i, the row itself).
     Every row must keep at least k items. ``x`` and ``q`` are checked, finite float tensors;
-    ``backend`` is concrete (see :func:`resolve_backend`). fp64 rows too large or small for fp64 sums
-    of squares are rescaled by powers of two first (:func:`safe_rows`).
+    ``backend`` is a :class:`Backend` from :func:`resolve_backend` or a name it accepts. fp64 rows too
+    large or small for fp64 sums of squares are rescaled by powers of two first (:func:`safe_rows`).
     """
+    backend = _as_backend(backend, x.device)
     x, q = safe_rows(x), None if q is None else safe_rows(q)
-    if _uses_screening(backend, x.device):
+    if backend.screened:
         home = x.device
-        dev = kernel_device(x) if backend == "triton" else x.device
+        dev = backend.device(x)
         out = screened_search(x.to(dev)[None], None if q is None else q.to(dev)[None], k, backend, ordered,
                               exclude=None if exclude is None else torch.as_tensor(exclude).to(dev))
         return out[0].to(home)
     return _cpu_search(x, q, k, backend, ordered, exclude)
 
 
-def exact_cosines(x: torch.Tensor, q: torch.Tensor | None, idx: torch.Tensor, backend: str) -> torch.Tensor:
+def exact_cosines(x: torch.Tensor, q: torch.Tensor | None, idx: torch.Tensor, backend: str | Backend) -> torch.Tensor:
     """fp64 cosines [Nq, m] of each row of ``q`` (default ``x``) with the items ``idx`` [Nq, m], computed
     as the search that uses ``backend`` on x's device orders its neighbours (so sorting by them, ties ->
-    lower index, reproduces that order). Merges of shard results compare these values."""
+    lower index, reproduces that order; :meth:`Backend.cosines`). Merges of shard results compare these values."""
+    backend = _as_backend(backend, x.device)
     x = safe_rows(x)
-    q_rows = x if q is None else safe_rows(q)
-    if _uses_screening(backend, x.device):
-        dev = kernel_device(x) if backend == "triton" else x.device
-        xd, qd = x.to(dev), q_rows.to(dev)
-        return _rerank(backend, qd[None], xd[None], inv_norms(qd, backend)[None], inv_norms(xd, backend)[None],
-                       idx.to(dev)[None])[0].to(x.device)
-    return _canonical_cosines(_unit64(x), _unit64(q_rows), idx)
+    return backend.cosines(x, x if q is None else safe_rows(q), idx)
 
 
-def shard_neighbours(shard: torch.Tensor, queries: torch.Tensor, k: int, first: int, backend: str,
+def shard_neighbours(shard: torch.Tensor, queries: torch.Tensor, k: int, first: int, backend: str | Backend,
                      exclude: torch.Tensor | None = None):
     """One shard's part of an exact kNN search whose database is split into contiguous row ranges.
 
@@ -691,6 +667,7 @@ def shard_neighbours(shard: torch.Tensor, queries: torch.Tensor, k: int, first: 
                          f"use fewer shards (each needs at least k + 1 = {k + 1} rows).")
     own = _exclusions(exclude, queries.shape[0], shard.device)
     local = torch.where((own >= first) & (own < first + n_s), own - first, -1)
+    backend = _as_backend(backend, shard.device)
     idx = knn_search(shard, queries, k, backend, ordered=True, exclude=local)
     return exact_cosines(shard, queries, idx, backend), idx + first
 
@@ -726,7 +703,7 @@ def shard_bounds(n: int, n_shards: int) -> list[tuple[int, int]]:
     return list(zip(edges[:-1], edges[1:]))
 
 
-def sharded_knn_search(x: torch.Tensor, q: torch.Tensor | None, k: int, backend: str, n_shards: int,
+def sharded_knn_search(x: torch.Tensor, q: torch.Tensor | None, k: int, backend: str | Backend, n_shards: int,
                        run_shards=None) -> torch.Tensor:
     """:func:`knn_search` (ordered, self-exclusion by row index) with the database split into ``n_shards``
     contiguous shards, each searched on its own and merged: the answer is identical to the unsharded one.
@@ -741,14 +718,14 @@ def sharded_knn_search(x: torch.Tensor, q: torch.Tensor | None, k: int, backend:
     return merge_neighbours([r[0] for r in results], [r[1] for r in results], k, x, queries)
 
 
-def layer_search(t: torch.Tensor, k: int, backend: str) -> torch.Tensor:
+def layer_search(t: torch.Tensor, k: int, backend: str | Backend) -> torch.Tensor:
     """Neighbour sets of every layer of a checked [N, L, D] tensor: int64 [L, N, k] (each row in no
     particular order). On the GPU path all layers go through one batched screening call; the
     result stays on the device it was computed on."""
+    backend = _as_backend(backend, t.device)
     t = safe_rows(t)
-    if _uses_screening(backend, t.device):
-        dev = kernel_device(t) if backend == "triton" else t.device
-        return screened_search(t.to(dev).transpose(0, 1), None, k, backend, ordered=False)
+    if backend.screened:
+        return screened_search(t.to(backend.device(t)).transpose(0, 1), None, k, backend, ordered=False)
     return torch.stack([_cpu_search(t[:, layer, :], None, k, backend, ordered=False) for layer in range(t.shape[1])])
 
 
@@ -756,23 +733,21 @@ def layer_search(t: torch.Tensor, k: int, backend: str) -> torch.Tensor:
 MASK_ELEMENTS = 2**24
 
 
-def count_overlaps(nx: torch.Tensor, ny: torch.Tensor, backend: str) -> torch.Tensor:
-    """Per-item overlaps for every layer pair: [Lx, N, k] x [Ly, N, k] int64 -> [Lx, Ly, N] int32.
+def count_overlaps(nx: torch.Tensor, ny: torch.Tensor, backend: str | Backend) -> torch.Tensor:
+    """Per-item overlaps for every layer pair: [Lx, N, k] x [Ly, N, k] int64 -> [Lx, Ly, N] int32
+    (:meth:`Backend.overlaps`).
 
     triton: one kernel launch for all pairs, on the lists' GPU (or interpreted). Otherwise, on the
     lists' device: for each x-layer the neighbour sets are written into a boolean row mask once and
     every y-layer's lists are looked up in it, so a pair costs N*k lookups instead of N*k^2 comparisons.
     """
-    with _stage("overlaps", nx.device if backend != "triton" else kernel_device(nx)):
-        return _count_overlaps(nx, ny, backend)
+    backend = _as_backend(backend, nx.device)
+    with _stage("overlaps", backend.device(nx)):
+        return backend.overlaps(nx, ny)
 
 
-def _count_overlaps(nx: torch.Tensor, ny: torch.Tensor, backend: str) -> torch.Tensor:
-    if backend == "triton":
-        from .triton_kernels import pair_overlaps
-
-        dev = kernel_device(nx)
-        return pair_overlaps(nx.to(dev), ny.to(dev))
+def _overlaps_torch(nx: torch.Tensor, ny: torch.Tensor) -> torch.Tensor:
+    """:func:`count_overlaps` by boolean row masks, on the lists' device."""
     lx, n, k = nx.shape
     ly = ny.shape[0]
     dev = nx.device
@@ -798,12 +773,6 @@ SCREEN_MARGIN = 32         # candidates the first screening pass keeps beyond k
 SCREEN_WIDEN = 4           # each further pass keeps this many times more
 SCREEN_MAX_M = 256         # the widest pass; rows still uncertified are searched exhaustively in fp64
 ACCUMULATION_SAFETY = 2.0  # tensor cores need not round to nearest in fp32 (Fasi et al., 2021): a margin
-
-# What the last screened search did, row by row (the benchmark records it): rows searched, rows
-# certified by the first pass, by a wider pass, rows searched exhaustively in fp64, and the
-# (row, candidate) pairs re-ranked in fp64.
-SCREEN_REPORT: dict = {}
-
 
 def fp16_screen_bound(d: int) -> float:
     """Worst-case |screened - exact| dot product of two unit vectors of dimension d whose entries are
@@ -857,81 +826,37 @@ def rows_per_chunk(device: torch.device, bytes_per_row: int, fraction: float = 0
     return int(max(1, min(cap, budget // max(1, bytes_per_row))))
 
 
-def inv_norms(x: torch.Tensor, backend: str) -> torch.Tensor:
+def inv_norms(x: torch.Tensor, backend: str | Backend) -> torch.Tensor:
     """fp64 ``1 / |x_i|`` of every row of x [..., N, D] (0 for a zero row, which stays zero), computed
-    as the GPU path of ``backend`` computes them, so re-ranked cosines are the same values everywhere
-    (identical rows get identical values: each row's sum runs in the same order). Rows of fp32 inputs
-    never under- or overflow in these fp64 sums; fp64 inputs come through :func:`safe_rows`."""
-    if backend == "triton":
-        from .triton_kernels import residuals
+    as the GPU path of ``backend`` computes them (:meth:`Backend.inv_norms`), so re-ranked cosines are
+    the same values everywhere (identical rows get identical values: each row's sum runs in the same
+    order). Rows of fp32 inputs never under- or overflow in these fp64 sums; fp64 inputs come through
+    :func:`safe_rows`."""
+    return _as_backend(backend, x.device).inv_norms(x)
 
-        x3 = x if x.ndim == 3 else x[None]
-        sq = residuals(x3)[0]
-        return _inverse(sq.sqrt_()).view(x.shape[:-1])
-    return _inverse(x.double().norm(dim=-1))
+
+def _inv_norms_fused(x: torch.Tensor) -> torch.Tensor:
+    """:func:`inv_norms` by the residual kernel's first pass (triton)."""
+    from .triton_kernels import residuals
+
+    x3 = x if x.ndim == 3 else x[None]
+    sq = residuals(x3)[0]
+    return _inverse(sq.sqrt_()).view(x.shape[:-1])
 
 
 class _Screenable:
     """One space, every layer, ready to screen. For unit rows ``u_i = m + r_i`` the cosine is
     ``|m|^2 + m.r_i + m.r_j + r_i.r_j`` for *any* vector m; with m the database's mean unit row the
-    residuals r are small, and only ``r_i.r_j`` is screened, from fp16 unit residuals ``r16`` scaled
-    by ``w = |r|``. ``b = m.r`` and ``inv_norm`` are fp64.
-
-    torch: fp64 copies of the rows, in chunks sized from the free memory. triton: three passes of one
-    kernel (:func:`vtalign.triton_kernels.residuals`) that read the input in place and keep every
-    fp64 value in registers; the mean comes from one fp32 batched product (any m is exact, see above).
+    residuals r are small, and only ``r_i.r_j`` is screened, from fp16 unit residuals ``r16`` [L, N, D]
+    scaled by ``w = |r|`` [L, N]. ``b = m.r`` [L, N], ``inv_norm`` [L, N] and ``mean`` [L, D] are fp64;
+    ``offset = |m|^2 + m.r_i`` is a query row's constant. Made by a backend's ``prepare``
+    (:func:`_prepare_torch`, :func:`_prepare_fused`).
     """
 
-    def __init__(self, x: torch.Tensor, mean: torch.Tensor | None = None, backend: str = "torch"):
-        if backend == "triton":
-            self._prepare_fused(x, mean)
-        else:
-            self._prepare_torch(x, mean)
+    def __init__(self, inv_norm: torch.Tensor, mean: torch.Tensor, w: torch.Tensor, b: torch.Tensor,
+                 r16: torch.Tensor):
+        self.inv_norm, self.mean, self.w, self.b, self.r16 = inv_norm, mean, w, b, r16
         self.offset = (self.mean * self.mean).sum(dim=1)[:, None] + self.b  # |m|^2 + m.r_i: a query row's constant
-
-    def _prepare_fused(self, x: torch.Tensor, mean: torch.Tensor | None) -> None:
-        from .triton_kernels import residuals
-
-        self.inv_norm = inv_norms(x, "triton")
-        if mean is None:
-            mean = torch.bmm(self.inv_norm.to(x.dtype)[:, None, :], x)[:, 0].double() / x.shape[1]
-            # a row near fp32's smallest values has 1 / |x| beyond fp32: any finite m keeps the answer exact
-            mean = torch.where(torch.isfinite(mean), mean, 0.0)
-        self.mean = mean
-        rr, self.b = residuals(x, self.inv_norm, mean)
-        self.w = rr.sqrt()
-        self.r16 = residuals(x, self.inv_norm, mean, self.w)
-
-    def _prepare_torch(self, x: torch.Tensor, mean: torch.Tensor | None) -> None:
-        n_layers, n, d = x.shape
-        dev = x.device
-        self.inv_norm = torch.empty(n_layers, n, dtype=torch.float64, device=dev)
-        chunk = rows_per_chunk(dev, 3 * 8 * d * n_layers)  # fp64 unit rows and two temporaries
-        units = None
-        if mean is None:  # the database: its mean unit row
-            mean = torch.zeros(n_layers, d, dtype=torch.float64, device=dev)
-            for s in range(0, n, chunk):
-                units = self._unit(x, s, s + chunk)
-                mean += units.sum(dim=1)
-            mean /= n
-        self.mean = mean
-        self.r16 = torch.empty(n_layers, n, d, dtype=torch.float16, device=dev)
-        self.w = torch.empty(n_layers, n, dtype=torch.float64, device=dev)
-        self.b = torch.empty(n_layers, n, dtype=torch.float64, device=dev)
-        for s in range(0, n, chunk):
-            # one chunk holds every row: reuse the unit rows of the first pass
-            r = (units if chunk >= n and units is not None else self._unit(x, s, s + chunk)).sub_(mean[:, None, :])
-            w = r.norm(dim=2)
-            self.w[:, s : s + chunk] = w
-            self.b[:, s : s + chunk] = torch.bmm(r, mean[:, :, None])[..., 0]
-            # fp64 -> fp16 goes through fp32 (torch converts so); fp16_screen_bound covers the double rounding
-            self.r16[:, s : s + chunk] = r.div_(torch.where(w > 0, w, 1.0)[:, :, None])
-
-    def _unit(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-        x64 = x[:, start:stop].to(torch.float64, copy=True)  # a copy: the input is never written to
-        norm = x64.norm(dim=2)
-        self.inv_norm[:, start:stop] = _inverse(norm)
-        return x64.div_(torch.where(norm > 0, norm, 1.0)[:, :, None])  # a zero row stays zero
 
     def rows(self, layer: int, rows: torch.Tensor) -> "_Screenable":
         """The given rows of one layer, as a one-layer space (for a wider second screening pass)."""
@@ -945,13 +870,68 @@ class _Screenable:
         return self.rows(layer, slice(None))
 
 
-def _screen(backend: str, q: _Screenable, x: _Screenable, query_ids: torch.Tensor, m: int):
+def _prepare_fused(x: torch.Tensor, mean: torch.Tensor | None = None) -> _Screenable:
+    """triton's preparation of x [L, N, D]: three passes of one kernel
+    (:func:`vtalign.triton_kernels.residuals`) that read the input in place and keep every fp64 value in
+    registers; the mean comes from one fp32 batched product (any m is exact, see :class:`_Screenable`)."""
+    from .triton_kernels import residuals
+
+    inv_norm = _inv_norms_fused(x)
+    if mean is None:
+        mean = torch.bmm(inv_norm.to(x.dtype)[:, None, :], x)[:, 0].double() / x.shape[1]
+        # a row near fp32's smallest values has 1 / |x| beyond fp32: any finite m keeps the answer exact
+        mean = torch.where(torch.isfinite(mean), mean, 0.0)
+    rr, b = residuals(x, inv_norm, mean)
+    w = rr.sqrt()
+    r16 = residuals(x, inv_norm, mean, w)
+    return _Screenable(inv_norm, mean, w, b, r16)
+
+
+def _prepare_torch(x: torch.Tensor, mean: torch.Tensor | None = None) -> _Screenable:
+    """torch's preparation of x [L, N, D]: fp64 copies of the rows, in chunks sized from the free memory;
+    ``mean`` (default: the mean unit row of x) is the point the residuals are taken from."""
+    n_layers, n, d = x.shape
+    dev = x.device
+    inv_norm = torch.empty(n_layers, n, dtype=torch.float64, device=dev)
+
+    def unit(start: int, stop: int) -> torch.Tensor:
+        x64 = x[:, start:stop].to(torch.float64, copy=True)  # a copy: the input is never written to
+        norm = x64.norm(dim=2)
+        inv_norm[:, start:stop] = _inverse(norm)
+        return x64.div_(torch.where(norm > 0, norm, 1.0)[:, :, None])  # a zero row stays zero
+
+    chunk = rows_per_chunk(dev, 3 * 8 * d * n_layers)  # fp64 unit rows and two temporaries
+    units = None
+    if mean is None:  # the database: its mean unit row
+        mean = torch.zeros(n_layers, d, dtype=torch.float64, device=dev)
+        for s in range(0, n, chunk):
+            units = unit(s, s + chunk)
+            mean += units.sum(dim=1)
+        mean /= n
+    r16 = torch.empty(n_layers, n, d, dtype=torch.float16, device=dev)
+    w_all = torch.empty(n_layers, n, dtype=torch.float64, device=dev)
+    b = torch.empty(n_layers, n, dtype=torch.float64, device=dev)
+    for s in range(0, n, chunk):
+        # one chunk holds every row: reuse the unit rows of the first pass
+        r = (units if chunk >= n and units is not None else unit(s, s + chunk)).sub_(mean[:, None, :])
+        w = r.norm(dim=2)
+        w_all[:, s : s + chunk] = w
+        b[:, s : s + chunk] = torch.bmm(r, mean[:, :, None])[..., 0]
+        # fp64 -> fp16 goes through fp32 (torch converts so); fp16_screen_bound covers the double rounding
+        r16[:, s : s + chunk] = r.div_(torch.where(w > 0, w, 1.0)[:, :, None])
+    return _Screenable(inv_norm, mean, w_all, b, r16)
+
+
+def _screen_fused(q: _Screenable, x: _Screenable, query_ids: torch.Tensor, m: int):
+    """:func:`_screen_torch` by the Triton kernel (:func:`vtalign.triton_kernels.screen_topk`)."""
+    from .triton_kernels import screen_topk
+
+    return screen_topk(q.r16, x.r16, q.w.float(), x.w.float(), x.b.float(), query_ids, m)
+
+
+def _screen_torch(q: _Screenable, x: _Screenable, query_ids: torch.Tensor, m: int):
     """Top-m screened scores ``m.r_j + |r_i| |r_j| <r16_i, r16_j>`` per query row, [L, Nq, m] (fp32,
     descending) and their item indices (int64); item ``query_ids[i]`` never pairs with row i."""
-    if backend == "triton":
-        from .triton_kernels import screen_topk
-
-        return screen_topk(q.r16, x.r16, q.w.float(), x.w.float(), x.b.float(), query_ids, m)
     n_layers, n_q, _ = q.r16.shape
     dev = x.r16.device
     vals = torch.empty(n_layers, n_q, m, dtype=torch.float32, device=dev)
@@ -968,14 +948,10 @@ def _screen(backend: str, q: _Screenable, x: _Screenable, query_ids: torch.Tenso
     return vals, idx
 
 
-def _rerank(backend: str, q: torch.Tensor, x: torch.Tensor, q_inv: torch.Tensor, x_inv: torch.Tensor,
-            cand: torch.Tensor) -> torch.Tensor:
+def _rerank_torch(q: torch.Tensor, x: torch.Tensor, q_inv: torch.Tensor, x_inv: torch.Tensor,
+                  cand: torch.Tensor) -> torch.Tensor:
     """fp64 cosines ``(q_i . x_j) / (|q_i| |x_j|)`` of every candidate j >= 0 of each row: [L, Nq, m]
     (-inf where ``cand`` is -1). q [L, Nq, D], x [L, N, D]: the input rows."""
-    if backend == "triton":
-        from .triton_kernels import rerank
-
-        return rerank(q, x, q_inv, x_inv, cand)
     out = torch.full(cand.shape, -torch.inf, dtype=torch.float64, device=cand.device)
     where = (cand >= 0).nonzero()
     chunk = rows_per_chunk(cand.device, 24 * q.shape[2], cap=1 << 16)
@@ -994,8 +970,45 @@ def _lexsort(value: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
                                               stable=True).indices)
 
 
-def _decide(backend, vals, idx, err, offset, q, x, q_inv, x_inv, d: int, k: int, ordered: bool,
-            all_candidates: bool):
+@dataclass
+class _Search:
+    """One screened search (:func:`screened_search`): what its passes share.
+
+    backend : the screening backend; x [L, N, D] the items; q [L, Nq, D] the query rows (x itself for a
+    self-search); xs, qs their prepared spaces (:class:`_Screenable`; qs is xs for a self-search);
+    err [L, Nq] each row's screen error bound; own [Nq] int64 the item each row never pairs with
+    (-1: none), ids the same as int32 (for the kernels); n_cand the items a row may pair with;
+    report the search's screen report (see :class:`SearchProfile`), shared by its parts.
+    """
+    backend: Backend
+    x: torch.Tensor
+    q: torch.Tensor
+    xs: _Screenable
+    qs: _Screenable
+    err: torch.Tensor
+    own: torch.Tensor
+    ids: torch.Tensor
+    k: int
+    ordered: bool
+    n_cand: int
+    report: dict
+
+    @property
+    def d(self) -> int:
+        return self.x.shape[2]
+
+    def part(self, layer: int, rows: torch.Tensor) -> "_Search":
+        """The given query rows of one layer, as a one-layer search against all of that layer's items."""
+        return replace(self, x=self.x[layer : layer + 1], q=self.q[layer : layer + 1, rows], xs=self.xs.layer(layer),
+                       qs=self.qs.rows(layer, rows), err=self.err[layer : layer + 1, rows], own=self.own[rows],
+                       ids=self.ids[rows])
+
+    def screen(self, m: int):
+        """Every query row's top-m screened candidates: ``(values [L, Nq, m] fp32, items [L, Nq, m] int64)``."""
+        return self.backend.screen(self.qs, self.xs, self.ids, m)
+
+
+def _decide(s: _Search, vals, idx, all_candidates: bool):
     """Exact top-k from the screened candidates where the screen allows it: ``(top [L, R, k], certified [L, R])``.
 
     ``vals`` [L, R, m] are screened values (descending): cosines minus the row's ``offset`` [L, R], each
@@ -1005,47 +1018,50 @@ def _decide(backend, vals, idx, err, offset, q, x, q_inv, x_inv, d: int, k: int,
     lower index; where two fp64 values are too close to decide, exact arithmetic does,
     :func:`settle_near_ties`). Items that were not screened in lie below the m-th candidate: the row is certified
     when that candidate is no contender, or when the k-th exact value exceeds its screened value by
-    more than ``err + e64``.
+    more than ``err + e64``. ``all_candidates``: every item a row may pair with was screened in.
 
     Without ``ordered`` (sets, as overlaps need), a candidate among the first k ranks whose screened
     value exceeds the (k+1)-th by more than the window is *in* for sure: it beats every item from rank
     k + 1 on, screened in or not. Only the other contenders get fp64 values, and they fill the places
     the sure ones leave. A row whose k-th and (k+1)-th values are that far apart needs none.
     """
-    e64 = fp64_cosine_bound(d)
-    s = vals.double()
-    m = s.shape[-1]
-    ranks = torch.arange(m, device=s.device)
+    k, err = s.k, s.err
+    e64 = fp64_cosine_bound(s.d)
+    sv = vals.double()
+    m = sv.shape[-1]
+    ranks = torch.arange(m, device=sv.device)
     gap = 2 * err + 2 * e64
-    contender = (ranks < k) | (s >= s[..., k - 1 : k] - gap[..., None])
-    sure_in = (ranks < k) & (s > s[..., k : k + 1] + gap[..., None]) if m > k else (ranks < k).expand_as(s)
-    needed = contender & (torch.as_tensor(ordered, device=s.device) | ~sure_in)
-    exact = torch.full_like(s, -torch.inf)
+    contender = (ranks < k) | (sv >= sv[..., k - 1 : k] - gap[..., None])
+    sure_in = (ranks < k) & (sv > sv[..., k : k + 1] + gap[..., None]) if m > k else (ranks < k).expand_as(sv)
+    needed = contender & (torch.as_tensor(s.ordered, device=sv.device) | ~sure_in)
+    exact = torch.full_like(sv, -torch.inf)
     n_needed = int(needed.sum())
     if n_needed:
-        exact = _rerank(backend, q, x, q_inv, x_inv, torch.where(needed, idx, -1))
-    SCREEN_REPORT["reranked_pairs"] = SCREEN_REPORT.get("reranked_pairs", 0) + n_needed
+        exact = s.backend.rerank(s.q, s.x, s.qs.inv_norm, s.xs.inv_norm, torch.where(needed, idx, -1))
+    s.report["reranked_pairs"] += n_needed
     # sure members first (in screened order), then the other contenders by exact value, then the rest;
     # without ordered a contender that needs no fp64 value is a sure member
-    key = torch.where(needed, exact, torch.where(contender, s + 10.0, s - 10.0))  # |cosine| <= 1, |s| <= 3
+    key = torch.where(needed, exact, torch.where(contender, sv + 10.0, sv - 10.0))  # |cosine| <= 1, |s| <= 3
     order = _lexsort(key, idx)
     # fp64 values closer than their error (2 e64 apart) between different vectors: decided exactly
-    top = settle_near_ties(torch.gather(key, -1, order), torch.gather(idx, -1, order), x, q, k, ordered, 2 * e64)
+    top = settle_near_ties(torch.gather(key, -1, order), torch.gather(idx, -1, order), s.x, s.q, k, s.ordered,
+                           2 * e64)
     # A non-contender is below all of the first k ranks for sure, so the top k lies among the contenders;
     # the items not screened in (below the m-th candidate) are then excluded unless the m-th candidate
     # itself is a contender, when the k-th exact value must clear it by the bound.
     kth_exact = torch.gather(key, -1, order[..., k - 1 : k])[..., 0]
-    certified = ~contender[..., m - 1] | (kth_exact > s[..., m - 1] + offset + err + e64)
+    certified = ~contender[..., m - 1] | (kth_exact > sv[..., m - 1] + s.qs.offset + err + e64)
     if all_candidates:  # every item was screened in: the contenders' fp64 order is the whole answer
         certified = torch.ones_like(certified)
     return top, certified
 
 
-def screened_search(x: torch.Tensor, q: torch.Tensor | None, k: int, backend: str, ordered: bool = True,
+def screened_search(x: torch.Tensor, q: torch.Tensor | None, k: int, backend: str | Backend, ordered: bool = True,
                     margin: int = SCREEN_MARGIN, exclude: torch.Tensor | None = None) -> torch.Tensor:
     """Exact kNN of every layer at once by certified screening: x [L, N, D], q [L, Nq, D] or None
     (self-search); row i of q never matches item ``exclude[i]`` (default i; -1: none).
-    Returns int64 [L, Nq, k] on x's device.
+    Returns int64 [L, Nq, k] on x's device. ``backend``: triton's kernels, or torch's screening for any
+    other backend (on any device); its report goes to the active :func:`profile`.
 
     1. Every row is normalised in fp64 and split as ``u_i = m + r_i`` (m: the mean unit row of x), so
        ``u_i . u_j = |m|^2 + m.r_i + m.r_j + r_i.r_j``. Only ``r_i . r_j`` is screened, in fp16 on unit
@@ -1056,13 +1072,16 @@ def screened_search(x: torch.Tensor, q: torch.Tensor | None, k: int, backend: st
        up to ``SCREEN_MAX_M``; only rows still uncertified are searched exhaustively in fp64, in
        chunks sized from the free memory.
     """
+    backend = _as_backend(backend, x.device)
+    if not backend.screened:
+        backend = TorchGPUBackend()
     n_layers, n, d = x.shape
     q_rows = x if q is None else q
     n_q = q_rows.shape[1]
-    SCREEN_REPORT.clear()  # this search's report (_decide adds its re-ranked pairs as it goes)
+    report = _screen_report()  # this search's report (_decide adds its re-ranked pairs as it goes)
     with _stage("prepare", x.device):
-        xs = _Screenable(x, backend=backend)
-        qs = xs if q is None else _Screenable(q, xs.mean, backend)
+        xs = backend.prepare(x)
+        qs = xs if q is None else backend.prepare(q, xs.mean)
         scale = qs.w * xs.w.amax(dim=1, keepdim=True)                      # |r_i| max_j |r_j|
         err = scale * fp16_screen_bound(d) + 8 * U32 * (xs.b.abs().amax(dim=1, keepdim=True) + 2 * scale)
         own = _exclusions(exclude, n_q, x.device)
@@ -1070,53 +1089,291 @@ def screened_search(x: torch.Tensor, q: torch.Tensor | None, k: int, backend: st
         # every item a row may pair with: n - 1 when each row excludes one of the n items, else n (a row
         # that excludes one then sees it last, at -inf)
         n_cand = n - 1 if bool(((own >= 0) & (own < n)).all()) else n
+    s = _Search(backend, x, q_rows, xs, qs, err, own, ids, k, ordered, n_cand, report)
     m = min(k + margin, n_cand)
     with _stage("screen", x.device):
-        vals, idx = _screen(backend, qs, xs, ids, m)
+        vals, idx = s.screen(m)
     with _stage("decide", x.device):
-        out, certified = _decide(backend, vals, idx, err, qs.offset, q_rows, x, qs.inv_norm, xs.inv_norm, d, k,
-                                 ordered, m == n_cand)
+        out, certified = _decide(s, vals, idx, m == n_cand)
         first = int(certified.sum())  # the one host synchronisation of a batch that needs nothing more
-    SCREEN_REPORT.update(rows=certified.numel(), certified_first_pass=first, certified_widened=0, fallback_rows=0,
-                         first_pass_m=m)
+    report.update(rows=certified.numel(), certified_first_pass=first, certified_widened=0, fallback_rows=0,
+                  first_pass_m=m)
     if first == certified.numel():
         return out
     for layer in torch.unique(torch.nonzero(~certified)[:, 0]).tolist():
         rows = torch.nonzero(~certified[layer])[:, 0]
         with _stage("widen", x.device):
-            rows = _widen(backend, layer, rows, out, qs, xs, q_rows, x, ids, err, m, n_cand, d, k, ordered)
+            rows = _widen(s, layer, rows, out, m)
         if rows.numel():
             with _stage("fallback", x.device):
-                _fallback(backend, layer, rows, out, qs, xs, q_rows, x, own, k, ordered)
+                _fallback(s, layer, rows, out)
     return out
 
 
-def _widen(backend, layer, rows, out, qs, xs, q_rows, x, ids, err, m, n_cand, d, k, ordered):
-    """Screen the given uncertified rows of one layer again, each pass ``SCREEN_WIDEN`` times wider; write
-    the rows it certifies into ``out`` and return the rows still uncertified."""
+def _widen(s: _Search, layer: int, rows: torch.Tensor, out: torch.Tensor, m: int) -> torch.Tensor:
+    """Screen the given uncertified rows of one layer again, each pass ``SCREEN_WIDEN`` times wider than
+    the last (the first pass kept m); write the rows it certifies into ``out`` and return the rows still
+    uncertified."""
     wide = m
-    while rows.numel() and wide < min(SCREEN_MAX_M, n_cand):
-        wide = min(SCREEN_WIDEN * wide, SCREEN_MAX_M, n_cand)
-        sub = qs.rows(layer, rows)
-        v, i = _screen(backend, sub, xs.layer(layer), ids[rows], wide)
-        top, ok = _decide(backend, v, i, err[layer : layer + 1, rows], sub.offset, q_rows[layer : layer + 1, rows],
-                          x[layer : layer + 1], sub.inv_norm, xs.inv_norm[layer : layer + 1], d, k, ordered,
-                          wide == n_cand)
+    while rows.numel() and wide < min(SCREEN_MAX_M, s.n_cand):
+        wide = min(SCREEN_WIDEN * wide, SCREEN_MAX_M, s.n_cand)
+        part = s.part(layer, rows)
+        v, i = part.screen(wide)
+        top, ok = _decide(part, v, i, wide == s.n_cand)
         out[layer, rows[ok[0]]] = top[0, ok[0]]
-        SCREEN_REPORT["certified_widened"] += int(ok.sum())
+        s.report["certified_widened"] += int(ok.sum())
         rows = rows[~ok[0]]
     return rows
 
 
-def _fallback(backend, layer, rows, out, qs, xs, q_rows, x, own, k, ordered) -> None:
+def _fallback(s: _Search, layer: int, rows: torch.Tensor, out: torch.Tensor) -> None:
     """The last resort for rows no screen certified: every item, in fp64; written into ``out``."""
-    SCREEN_REPORT["fallback_rows"] += rows.numel()
-    top = _exact_rows(x[layer], q_rows[layer], rows, k, own)
-    if ordered:
-        exact = _rerank(backend, q_rows[layer : layer + 1, rows], x[layer : layer + 1],
-                        qs.inv_norm[layer : layer + 1, rows], xs.inv_norm[layer : layer + 1], top[None])
+    s.report["fallback_rows"] += rows.numel()
+    top = _exact_rows(s.x[layer], s.q[layer], rows, s.k, s.own)
+    if s.ordered:
+        exact = s.backend.rerank(s.q[layer : layer + 1, rows], s.x[layer : layer + 1],
+                                 s.qs.inv_norm[layer : layer + 1, rows], s.xs.inv_norm[layer : layer + 1], top[None])
         order = _lexsort(exact[0], top)
         top = settle_near_ties(torch.gather(exact[0], -1, order)[None], torch.gather(top, -1, order)[None],
-                               x[layer : layer + 1], q_rows[layer : layer + 1, rows], k, True,
-                               2 * fp64_cosine_bound(x.shape[2]))[0]
+                               s.x[layer : layer + 1], s.q[layer : layer + 1, rows], s.k, True,
+                               2 * fp64_cosine_bound(s.d))[0]
     out[layer, rows] = top
+
+
+# --------------------------------------------------------------------------- #
+# Backends: one object each. A new backend is one class here and its entry in _BACKEND_TYPES.
+# --------------------------------------------------------------------------- #
+class Backend:
+    """What a search needs from a backend, chosen once by :func:`resolve_backend` and passed down.
+
+    ``name`` is what callers ask for (``"torch"``, ``"faiss"``, ``"triton"``); ``screened`` says which
+    path a search takes: the CPU path (:meth:`candidate_dtype`, :meth:`candidates`) or the GPU path of
+    certified fp16 screening (:meth:`prepare`, :meth:`screen`, :meth:`rerank`). Every backend gives
+    :meth:`device`, :meth:`inv_norms`, :meth:`cosines` and :meth:`overlaps`. Backends hold no state:
+    two objects of one class are equal, and they pickle (Ray tasks take them).
+
+    >>> resolve_backend("torch"), resolve_backend("torch", device="cuda")
+    (TorchBackend(), TorchGPUBackend())
+    >>> resolve_backend("auto", n=100).name
+    'torch'
+    """
+    __slots__ = ()
+    name: ClassVar[str] = ""
+    screened: ClassVar[bool] = False
+
+    @classmethod
+    def available(cls) -> bool:
+        """Usable in this environment."""
+        return True
+
+    @classmethod
+    def runs_on(cls, device: torch.device) -> bool:
+        """Serves tensors on ``device`` (torch takes one class per kind of device)."""
+        return True
+
+    def on(self, device: torch.device | str | None) -> "Backend":
+        """This backend for tensors on ``device``: itself, or its namesake for that kind of device."""
+        if device is None or self.runs_on(torch.device(device)):
+            return self
+        return _backend_named(self.name, torch.device(device))
+
+    def device(self, t: torch.Tensor) -> torch.device:
+        """Where the search of tensor t runs."""
+        return t.device
+
+    def inv_norms(self, x: torch.Tensor) -> torch.Tensor:
+        """fp64 ``1 / |x_i|`` of every row of x [..., N, D], 0 for a zero row (see :func:`inv_norms`)."""
+        return _inverse(x.double().norm(dim=-1))
+
+    def candidate_dtype(self, device: torch.device, d: int) -> torch.dtype:
+        """Precision the CPU path proposes candidates in (see :func:`candidate_dtype`)."""
+        return torch.float32
+
+    def cosines(self, x: torch.Tensor, q: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """fp64 cosines [Nq, m] of rows of q [Nq, D] with their items ``idx`` [Nq, m] of x [N, D], the
+        values this backend's search orders neighbours by (see :func:`exact_cosines`)."""
+        raise NotImplementedError
+
+    def overlaps(self, nx: torch.Tensor, ny: torch.Tensor) -> torch.Tensor:
+        """Per-item overlaps of every layer pair, [Lx, Ly, N] int32 (see :func:`count_overlaps`)."""
+        return _overlaps_torch(nx, ny)
+
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other)
+
+    def __hash__(self) -> int:
+        return hash(type(self).__name__)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class _CPUPath(Backend):
+    """The CPU path: the backend proposes each row's k + 1 candidates, fp64 and exact arithmetic decide."""
+    __slots__ = ()
+
+    def candidates(self, xn: torch.Tensor, qn: torch.Tensor, m: int, exclude: torch.Tensor):
+        """Each row of qn's top m among the rows of xn (unit rows of one dtype), item ``exclude[i]`` of row i
+        last: ``(similarities [Nq, m], indices [Nq, m] int64)``, descending."""
+        raise NotImplementedError
+
+    def cosines(self, x, q, idx):
+        return _canonical_cosines(_unit64(x), _unit64(q), idx)
+
+
+class _ScreenedPath(Backend):
+    """The GPU path: certified fp16 screening (:func:`screened_search`), here with torch's operations."""
+    __slots__ = ()
+    screened: ClassVar[bool] = True
+
+    def prepare(self, x: torch.Tensor, mean: torch.Tensor | None = None) -> _Screenable:
+        """x [L, N, D] as a :class:`_Screenable` (residuals from ``mean``, default x's mean unit row)."""
+        return _prepare_torch(x, mean)
+
+    def screen(self, q: _Screenable, x: _Screenable, query_ids: torch.Tensor, m: int):
+        """Top-m screened candidates of every query row (see :func:`_screen_torch`)."""
+        return _screen_torch(q, x, query_ids, m)
+
+    def rerank(self, q: torch.Tensor, x: torch.Tensor, q_inv: torch.Tensor, x_inv: torch.Tensor,
+               cand: torch.Tensor) -> torch.Tensor:
+        """fp64 cosines of the candidates ``cand`` [L, Nq, m] (-1: none, -inf) (see :func:`_rerank_torch`)."""
+        return _rerank_torch(q, x, q_inv, x_inv, cand)
+
+    def cosines(self, x, q, idx):
+        dev = self.device(x)
+        xd, qd = x.to(dev), q.to(dev)
+        return self.rerank(qd[None], xd[None], self.inv_norms(qd)[None], self.inv_norms(xd)[None],
+                           idx.to(dev)[None])[0].to(x.device)
+
+
+class TorchBackend(_CPUPath):
+    """torch on a CPU (any device but CUDA): matmul + top-k candidates, in fp32, or in fp64 from
+    d = ``FP64_CANDIDATES_MIN_D`` on."""
+    __slots__ = ()
+    name: ClassVar[str] = "torch"
+
+    @classmethod
+    def runs_on(cls, device):
+        return device.type != "cuda"
+
+    def candidate_dtype(self, device, d):
+        return torch.float64 if device.type == "cpu" and d >= FP64_CANDIDATES_MIN_D else torch.float32
+
+    def candidates(self, xn, qn, m, exclude):
+        return _candidates_torch(xn, qn, m, exclude)
+
+
+class FaissBackend(_CPUPath):
+    """faiss-cpu's exact inner-product search proposes the candidates (fp32), for tensors on any device."""
+    __slots__ = ()
+    name: ClassVar[str] = "faiss"
+
+    @classmethod
+    def available(cls):
+        return importlib.util.find_spec("faiss") is not None
+
+    def candidates(self, xn, qn, m, exclude):
+        return _candidates_faiss(xn, qn, m, exclude)
+
+
+class TorchGPUBackend(_ScreenedPath):
+    """torch on a CUDA device: the GPU path with torch's fp16 matmul screen and fp64 re-ranking."""
+    __slots__ = ()
+    name: ClassVar[str] = "torch"
+
+    @classmethod
+    def runs_on(cls, device):
+        return device.type == "cuda"
+
+
+class TritonBackend(_ScreenedPath):
+    """The GPU path in Triton kernels (:mod:`vtalign.triton_kernels`): fused preparation, screening with a
+    top-m merge, re-ranking and pair overlaps; on the tensor's GPU, the first GPU, or interpreted on the CPU."""
+    __slots__ = ()
+    name: ClassVar[str] = "triton"
+
+    @classmethod
+    def available(cls):
+        return importlib.util.find_spec("triton") is not None and (torch.cuda.is_available() or triton_interpreted())
+
+    def device(self, t):
+        return kernel_device(t)
+
+    def inv_norms(self, x):
+        return _inv_norms_fused(x)
+
+    def prepare(self, x, mean=None):
+        return _prepare_fused(x, mean)
+
+    def screen(self, q, x, query_ids, m):
+        return _screen_fused(q, x, query_ids, m)
+
+    def rerank(self, q, x, q_inv, x_inv, cand):
+        from .triton_kernels import rerank
+
+        return rerank(q, x, q_inv, x_inv, cand)
+
+    def overlaps(self, nx, ny):
+        from .triton_kernels import pair_overlaps
+
+        dev = kernel_device(nx)
+        return pair_overlaps(nx.to(dev), ny.to(dev))
+
+
+# Every backend class; a name may have one class per kind of device (runs_on), the first that serves it wins.
+_BACKEND_TYPES = (TorchBackend, FaissBackend, TorchGPUBackend, TritonBackend)
+BACKENDS = ("auto", *dict.fromkeys(c.name for c in _BACKEND_TYPES))  # the names callers may pass
+
+
+def available_backends() -> list[str]:
+    """Concrete backends usable in this environment (triton: with a CUDA GPU, or interpreted)."""
+    return list(dict.fromkeys(c.name for c in _BACKEND_TYPES if c.available()))
+
+
+def _backend_named(name: str, device: torch.device) -> Backend:
+    for cls in _BACKEND_TYPES:
+        if cls.name == name and cls.runs_on(device):
+            return cls()
+    raise ValueError(f"No {name!r} backend serves tensors on {device}.")
+
+
+# From N on, ``auto`` uses faiss-cpu for CPU tensors. A first measurement on a 2-core CPU
+# (k=10, random features): N=2000, d=256: torch 0.056 s, faiss 0.074 s; N=10000, d=256:
+# torch 0.72 s, faiss 0.51 s; N=20000, d=512: torch 4.5 s, faiss 3.6 s.
+AUTO_FAISS_MIN_N = 4096
+
+
+def resolve_backend(backend: str | Backend, n: int | None = None, device: torch.device | str | None = None,
+                    d: int | None = None) -> Backend:
+    """The :class:`Backend` for a name (checked) and for tensors on ``device`` (default: the CPU); a
+    :class:`Backend` is returned as it is (for another kind of device: its namesake there), so a
+    choice made once travels down as an object.
+
+    ``auto`` on a CUDA device: triton when it is installed (the fastest exact path measured on an
+    H100, see ``bench/records/``), else torch. On a CPU: torch for N < ``AUTO_FAISS_MIN_N`` and for
+    d >= ``FP64_CANDIDATES_MIN_D``, faiss (when installed) for the other problems; interpreted
+    triton is a test tool and never chosen. All backends return identical neighbours.
+    """
+    if not isinstance(backend, str):
+        return backend.on(device)
+    if backend not in BACKENDS:
+        raise ValueError(f"Unknown backend {backend!r}; choose one of {BACKENDS}.")
+    dev = torch.device("cpu") if device is None else torch.device(device)
+    if backend == "auto":
+        if dev.type == "cuda":
+            name = "triton" if "triton" in available_backends() else "torch"
+        else:
+            big = n is not None and n >= AUTO_FAISS_MIN_N
+            low_d = d is None or d < FP64_CANDIDATES_MIN_D  # above it, torch's fp64 path avoids faiss's fallbacks
+            name = "faiss" if big and low_d and "faiss" in available_backends() else "torch"
+        return _backend_named(name, dev)
+    if backend not in available_backends():
+        hint = (" (triton needs a CUDA GPU, or TRITON_INTERPRET=1 set before vtalign is imported"
+                " to run its kernels slowly on the CPU)" if backend == "triton" else "")
+        raise ValueError(f"Backend {backend!r} is not available here{hint}; available: {available_backends()}.")
+    return _backend_named(backend, dev)
+
+
+def _as_backend(backend: str | Backend, device: torch.device) -> Backend:
+    """What the entry points take: a :class:`Backend` or a name, for tensors on ``device``."""
+    return resolve_backend(backend, device=device)

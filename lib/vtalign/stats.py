@@ -86,8 +86,9 @@ def _as_sweep(x, y, k: int, backend: str) -> SweepResult:
     k = check_k(k, tx.shape[0])
     if tx.ndim == 2:
         tx, ty = tx[:, None, :], ty[:, None, :]
-    resolve_backend(backend)
-    return sweep_from_neighbours(_layer_neighbours(tx, k, backend), _layer_neighbours(ty, k, backend), backend)
+    bx = resolve_backend(backend, tx.shape[0], tx.device, tx.shape[2])  # chosen once per space
+    by = resolve_backend(backend, ty.shape[0], ty.device, ty.shape[2])
+    return sweep_from_neighbours(_layer_neighbours(tx, k, bx), _layer_neighbours(ty, k, by), bx)
 
 
 @dataclass(frozen=True)
