@@ -62,10 +62,10 @@ def _screen_topk_kernel(q_ptr, x_ptr, qw_ptr, xw_ptr, xb_ptr, qid_ptr, vals_ptr,
         for kk in range(0, d, BLOCK_K):
             ks = kk + tl.arange(0, BLOCK_K)
             k_ok = ks < d
-            a = tl.load(q_base + rows[:, None].to(tl.int64) * stride_q + ks[None, :], mask=row_ok[:, None] & k_ok[None, :],
-                        other=0.0)
-            b = tl.load(x_base + cols[:, None].to(tl.int64) * stride_x + ks[None, :], mask=col_ok[:, None] & k_ok[None, :],
-                        other=0.0)
+            a = tl.load(q_base + rows[:, None].to(tl.int64) * stride_q + ks[None, :],
+                        mask=row_ok[:, None] & k_ok[None, :], other=0.0)
+            b = tl.load(x_base + cols[:, None].to(tl.int64) * stride_x + ks[None, :],
+                        mask=col_ok[:, None] & k_ok[None, :], other=0.0)
             acc = tl.dot(a, tl.trans(b), acc)
         xw = tl.load(xw_ptr + layer * stride_xwl + cols, mask=col_ok, other=0.0)
         xb = tl.load(xb_ptr + layer * stride_xwl + cols, mask=col_ok, other=0.0)
