@@ -59,9 +59,9 @@ def test_the_page_is_written_with_links_and_statuses_and_the_landing_page_links_
     assert "no claims table yet" in text and text.count("| **Figure") == 12
     assert '<a href="chapters/test_time_scaling.html#figure-8-re-analysed">' in text
     assert "Figure 11** |" in text and "not covered: they need the paper's vision and language models" in text
-    pd.DataFrame([dict(claim="fig8_beats_original", evidence="re-analysis", status="supported by the paper's data"),
+    pd.DataFrame([dict(claim="fig8_beats_original", evidence="re-analysis", status="supported"),
                   dict(claim="fig8_beats_original", evidence="published", status="as published")]).to_csv(
         tmp_path / "claims.csv", index=False)
     text = coverage.write_coverage_page(tmp_path / "coverage.md").read_text()
-    assert "re-analysis: 1 supported by the paper's data" in text and "as published" not in text
+    assert "re-analysis: 1 supported" in text and "as published" not in text
     assert "{doc}`coverage`" in (project_root() / "book" / "intro.md").read_text()

@@ -114,16 +114,16 @@ def test_a_chapter_opens_with_its_statuses_and_warns_when_its_results_are_from_a
     results = tmp_path / "results" / "test_of_time"
     results.mkdir(parents=True)
     (results / "run.json").write_text(json.dumps(_stamp("aaaaaaaaaaaa")))
-    pd.DataFrame([dict(claim="fig5_order", evidence="re-analysis", status="supported by the paper's data",
+    pd.DataFrame([dict(claim="fig5_order", evidence="re-analysis", status="supported",
                        rule="r", value="v", control="")]).to_csv(results / "verdicts.csv", index=False)
-    table = pd.DataFrame([dict(claim="fig5_order", evidence="re-analysis", status="supported by the paper's data",
+    table = pd.DataFrame([dict(claim="fig5_order", evidence="re-analysis", status="supported",
                                chapter="test_of_time"),
                           dict(claim="fig5_order", evidence="controlled world", status="not testable here",
                                chapter="live_temporal")])
     presentation.write_status_pages(table)
     page = (tmp_path / "status" / "test_of_time.md").read_text()
     assert f'<a href="#{presentation.claim_anchor("fig5_order")}">Figure 5' in page
-    assert "<strong>supported by the paper&#x27;s data</strong>" in page
+    assert "<strong>supported</strong>" in page
     assert "`aaaaaaaaaaaa`" in page and "`ks` = `[1, 3]`" in page and "uncommitted changes" in page
     assert "warning" not in page
     # the live chapter did not grade it in a run of its own: no link to an anchor that is not there
@@ -139,14 +139,14 @@ def test_the_landing_table_links_each_graded_status_to_its_section(tmp_path, mon
     monkeypatch.setenv("VTALIGN_RESULTS_ROOT", str(tmp_path))
     chapter = tmp_path / "test_time_scaling"
     chapter.mkdir()
-    pd.DataFrame([dict(claim="fig3_frames", evidence="re-analysis", status="supported by the paper's data",
+    pd.DataFrame([dict(claim="fig3_frames", evidence="re-analysis", status="supported",
                        rule="r", value="v", control="")]).to_csv(chapter / "verdicts.csv", index=False)
     text = write_claims_page(tmp_path / "claims.md", tmp_path / "claims.csv").read_text()
     head = text.split("\n\n")[1].splitlines()
-    assert head[0] == "| claim | published | re-analysis | controlled world (method check) |"
+    assert head[0] == "| claim | published | re-analysis | real data | controlled world (method check) |"
     assert len(head) == 2 + len(CLAIMS)  # one row per claim
     row = next(line for line in head if "Figure 3.** Alignment grows with the number of frames" in line)
-    assert '<a href="chapters/test_time_scaling.html#claim-fig3_frames">**supported by the paper' in row
+    assert '<a href="chapters/test_time_scaling.html#claim-fig3_frames">**supported**' in row
     assert '<a href="chapters/test_time_scaling.html#paper-vs-this-run">**as published**</a>' in row
     assert "chapters/live_scaling.html" not in row  # not run: a status without a link to a missing anchor
     assert text.count(":::{dropdown}") == len(CLAIMS)

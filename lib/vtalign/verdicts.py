@@ -30,9 +30,11 @@ __all__ = ["Interval", "Verdict", "EVIDENCE", "DEFINITIONS", "SUPPORTED", "CONTR
 # Kinds of evidence, in the order the landing page shows them.
 EVIDENCE = ("published", "re-analysis", "real data", "controlled world")
 
-SUPPORTED = "supported by the paper's data"
-CONTRADICTED = "contradicted by the paper's data"
-UNRESOLVED = "not resolved by the paper's data"
+# Words about a claim, the same for the paper's data re-analysed and for real data measured here: the row's
+# evidence kind (re-analysis or real data) says whose data graded it.
+SUPPORTED = "supported"
+CONTRADICTED = "contradicted"
+UNRESOLVED = "not resolved"
 NOT_TESTABLE = "not testable here"
 AS_PUBLISHED = "as published"
 DETECTED = "detected, silent on the null"
@@ -42,10 +44,12 @@ NO_POWER = "no power"
 
 DEFINITIONS = {
     AS_PUBLISHED: "the paper's own number or sentence, quoted; not a test.",
-    SUPPORTED: "the paper's published data, re-analysed here, show the claim beyond their noise margin "
-               "(the rule names the margin).",
-    CONTRADICTED: "the paper's published data, re-analysed here, show the opposite beyond their noise margin.",
-    UNRESOLVED: "the paper's published data show neither the claim nor its opposite beyond their noise margin.",
+    SUPPORTED: "the row's data (the paper's published data re-analysed here, or real data measured here; the "
+               "evidence kind says which) show the claim beyond their noise margin (the rule names the margin).",
+    CONTRADICTED: "the row's data (the paper's re-analysed, or real data measured here) show the opposite beyond "
+                  "their noise margin.",
+    UNRESOLVED: "the row's data (the paper's re-analysed, or real data measured here) show neither the claim nor "
+                "its opposite beyond their noise margin.",
     DETECTED: "method check on generated clips: the measurement finds the planted effect, does not find it in "
               "the null world where it is absent by construction, and the two worlds differ beyond their "
               "confidence intervals. It says the method works, not that the paper's models behave so.",
@@ -121,7 +125,7 @@ def sign_status(interval: Interval) -> str:
     contradicted below, unresolved when the interval contains zero.
 
     >>> sign_status(Interval(.1, .05, .15)), sign_status(Interval(0, -.1, .1))
-    ("supported by the paper's data", "not resolved by the paper's data")
+    ('supported', 'not resolved')
     """
     return {1: SUPPORTED, -1: CONTRADICTED}.get(direction(interval), UNRESOLVED)
 
@@ -151,9 +155,7 @@ def claim_status(n_for: int, n_against: int, n: int) -> str:
     beyond its margin, unresolved otherwise; not testable when there is nothing to grade.
 
     >>> claim_status(4, 0, 4), claim_status(3, 0, 4), claim_status(3, 1, 4), claim_status(0, 0, 0)
-    ... # doctest: +NORMALIZE_WHITESPACE
-    ("supported by the paper's data", "not resolved by the paper's data",
-     "contradicted by the paper's data", 'not testable here')
+    ('supported', 'not resolved', 'contradicted', 'not testable here')
     """
     if n == 0:
         return NOT_TESTABLE
@@ -213,7 +215,7 @@ def form_status(delta_aicc_eq2: float, best_other_delta: float, margin: float = 
     (ΔAICc > 10: essentially no support for the worse model; Burnham & Anderson 2002.)
 
     >>> form_status(0.0, 12.0), form_status(54.0, 0.0), form_status(0.0, 3.0)
-    ("supported by the paper's data", "contradicted by the paper's data", "not resolved by the paper's data")
+    ('supported', 'contradicted', 'not resolved')
     """
     if delta_aicc_eq2 > margin:
         return CONTRADICTED

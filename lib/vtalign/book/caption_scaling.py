@@ -537,7 +537,7 @@ def eq2_form_verdict(forms: pd.DataFrame, key: str = "fig8_eq2_form", combine: s
     >>> f = pd.DataFrame(dict(model="c", form=["eq2_additive_power", "log_linear"], delta_aicc=[12.0, 0.0],
     ...                       rss=[0.001, 0.002]))
     >>> eq2_form_verdict(f).status   # log-linear ahead only by the penalty: it fits worse
-    "not resolved by the paper's data"
+    'not resolved'
     """
     statuses, parts = [], []
     for model, sub in forms.groupby("model", sort=False):
