@@ -27,7 +27,7 @@ from .datasets import VideoTextDataset, load_dataset
 from .encoders import EncoderFacts, encoder_facts
 from .errors import RequestError
 from .identity import canonical_model, is_local_revision, video_identity
-from .validation import build_dataset, check_load_options, check_mode, check_request
+from .validation import build_dataset, check_load_options, check_mode, check_request, merge_load_options
 
 __all__ = ["FeatureRequest", "build_request", "feature_request", "request_setting", "cache_entry",
            "request_differences", "request_arguments", "digest"]
@@ -113,7 +113,9 @@ def build_request(dataset, model, frames: int = 8, captions: int = 1, mode: str 
     dataset : a registered name (with ``dataset_options``) or a built :class:`VideoTextDataset`
     model : a registered name, Hugging Face id or local folder, or a loaded
         :class:`~vtalign.extract.encoders.Encoder` (``encoder`` may pass one for ``model``): a model a user
-        registered is then named by its own facts, not loaded again to be named
+        registered is then named by its own facts, not loaded again to be named. A name may carry its load
+        options in brackets, ``"org/model[dtype=bf16,device_map=auto]"``
+        (:func:`vtalign.extract.validation.split_model_options`): the form chapter parameters and model lists use
     skip_failures, needs_videos, load_options : as :func:`vtalign.extract.validation.check_request`
 
     Raises :class:`~vtalign.extract.errors.RequestError` before any work for a bad request.
@@ -127,6 +129,8 @@ def build_request(dataset, model, frames: int = 8, captions: int = 1, mode: str 
     else:
         ds = build_dataset(dataset, dataset_options)  # options checked first
     enc = encoder or (model if isinstance(model, Encoder) else None)
+    if isinstance(model, str):
+        model, load_options = merge_load_options(model, load_options)
     name = canonical_model(model if isinstance(model, str) else getattr(model, "name", model))
     facts = check_request(ds, name, frames, captions, mode, seed, skip_failures=skip_failures,
                           needs_videos=needs_videos, encoder=enc, load_options=load_options)  # as the key records them

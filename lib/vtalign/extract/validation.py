@@ -42,7 +42,8 @@ from .manifest import entry as manifest_entry
 from .manifest import manifest
 
 __all__ = ["RequestError", "dataset_option_fields", "check_options", "build_dataset", "check_count",
-           "check_mode", "check_request", "check_k", "check_load_options", "is_registered_name"]
+           "check_mode", "check_request", "check_k", "check_load_options", "is_registered_name",
+           "split_model_options", "merge_load_options"]
 
 MODES = ("video", "image", "frames")
 
@@ -193,6 +194,68 @@ def is_registered_name(model) -> bool:
     """Whether ``model`` names a model with its own loader (offline models, ``tiny-*``, a user's
     :func:`~vtalign.extract.register_encoder`), which the Hugging Face load options do not reach."""
     return isinstance(model, str) and (model in ENCODERS or model.startswith("tiny-"))
+
+
+def split_model_options(model: str) -> tuple[str, dict]:
+    """A model name with load options written after it in brackets, the form a chapter parameter, a plan or
+    the command line can carry in a model list: ``"org/model[dtype=bf16,device_map=auto]"``. Values of the
+    yes/no options (``allow_download``, ``trust_remote_code``) are ``true`` or ``false``. A name without
+    brackets, or an existing folder whose name has them, comes back whole with ``{}``; the options are
+    checked by :func:`check_load_options` where the request is built.
+
+    >>> split_model_options("org/model[dtype=bf16, allow_download=true]")
+    ('org/model', {'dtype': 'bf16', 'allow_download': True})
+    >>> split_model_options("minilm-l6")
+    ('minilm-l6', {})
+    """
+    import os
+
+    text = str(model).strip()
+    if not (text.endswith("]") and "[" in text) or os.path.exists(text):
+        return str(model), {}
+    name, _, body = text[:-1].partition("[")
+    if not name or "[" in body or "]" in body:
+        raise RequestError(f"Model {model!r}: load options are written once, after the name, as "
+                           "name[key=value,...], e.g. org/model[dtype=bf16,device_map=auto].")
+    options = {}
+    for part in filter(None, (p.strip() for p in body.split(","))):
+        key, eq, value = (s.strip() for s in part.partition("="))
+        if not eq or not key or not value:
+            raise RequestError(f"Model {model!r}: {part!r} is not key=value (load options: "
+                               f"{', '.join(LOAD_OPTIONS)}).")
+        if key not in LOAD_OPTIONS:
+            close = difflib.get_close_matches(key, LOAD_OPTIONS, n=1)
+            raise RequestError(f"Model {model!r}: unknown load option {key!r}"
+                               + (f" (did you mean {close[0]!r}?)" if close else "")
+                               + f"; the load options are {', '.join(LOAD_OPTIONS)}.")
+        if key in options:
+            raise RequestError(f"Model {model!r}: load option {key!r} is given twice.")
+        if LOAD_OPTIONS[key] is bool:
+            if value.lower() not in ("true", "false"):
+                raise RequestError(f"Model {model!r}: {key} is true or false, got {value!r}.")
+            options[key] = value.lower() == "true"
+        else:
+            options[key] = value
+    return name.strip(), options
+
+
+def merge_load_options(model: str, load_options: dict | None) -> tuple[str, dict | None]:
+    """The model's name and its load options, from a name with options in brackets
+    (:func:`split_model_options`) and those passed separately: an option given both ways with two values
+    is an error, not a silent choice.
+
+    >>> merge_load_options("org/m[dtype=bf16]", {"allow_download": True})
+    ('org/m', {'allow_download': True, 'dtype': 'bf16'})
+    """
+    name, written = split_model_options(model)
+    if not written:
+        return name, load_options
+    passed = dict(load_options or {})
+    clash = sorted(k for k in written if k in passed and passed[k] != written[k])
+    if clash:
+        raise RequestError(f"Model {model!r}: load option(s) {clash} are written after the name and passed as "
+                           f"load_options with other values ({ {k: passed[k] for k in clash} }); give each once.")
+    return name, {**passed, **written}
 
 
 def check_load_options(model, options: dict | None) -> dict:
