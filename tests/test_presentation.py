@@ -52,6 +52,15 @@ def test_every_table_sits_in_a_sideways_scroller_and_a_series_shows_no_repr():
     assert "c_<wbr>f_<wbr>this_<wbr>run" in html  # long snake_case headers may break instead of widening
 
 
+def test_a_pivot_with_an_unnamed_column_level_shows_no_none():
+    """pivot_table(values=[...]) leaves its first column level unnamed: the header names the named levels only
+    (a raw None reached the built page once, live_downstream's retrieval table)."""
+    df = pd.DataFrame(dict(vision=["a", "a", "b", "b"], task=["x", "y", "x", "y"], score=[1.0, 2, 3, 4],
+                           chance=[.1, .2, .3, .4]))
+    html = tables.to_html(df.pivot_table(index="vision", columns="task", values=["score", "chance"]))
+    assert "None" not in html and "vision ↓ task →" in html and "score · x" in html
+
+
 def test_install_renders_dataframes_through_the_book_s_rules():
     from IPython.core.interactiveshell import InteractiveShell
 

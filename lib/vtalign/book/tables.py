@@ -167,7 +167,7 @@ def formatted(table: pd.DataFrame | pd.Series) -> pd.DataFrame:
 
 def _label(label) -> str:
     if isinstance(label, tuple):
-        return " · ".join(str(x) for x in label if str(x) != "")
+        return " · ".join(str(x) for x in label if x is not None and str(x) != "")
     return "" if label is None else str(label)
 
 
