@@ -234,7 +234,7 @@ def _million_items(r: dict) -> tuple[str, bool]:
 
 
 TARGETS: tuple[Target, ...] = (
-    Target("cpu", "sweep at paper scale >= 40x faster than the reference, identical scores (issue 22)",
+    Target("cpu", "sweep at paper scale >= 40x faster than the reference, identical scores",
            _cpu_sweep_speedup),
     Target("cuda", "exact kNN at N = 65,536, d = 1024, k = 10 in <= 0.05 s", _knn_65536_time),
     Target("cuda", "exact kNN at N = 65,536 faster than the inexact fp16 matmul + topk peer", _knn_beats_fp16_peer),
