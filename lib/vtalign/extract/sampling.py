@@ -126,10 +126,16 @@ def reorder_negative(sentences: list[str], seed: int, item_id: str) -> list[str]
     """
     if len(set(sentences)) < 2:
         raise ValueError(f"Item {item_id!r} has fewer than two distinct sentences; no reordering differs.")
+    return _another_order(sentences, seed, item_id)
+
+
+def _another_order(items: list, seed: int, item_id: str) -> list:
+    """``items`` in an order drawn from :func:`item_rng` (seed, item id) that differs from theirs (a draw
+    equal to the original is redrawn from the same generator). The caller checks that one exists."""
     rng = item_rng(seed, item_id)
     while True:
-        shuffled = [sentences[i] for i in rng.permutation(len(sentences))]
-        if shuffled != sentences:
+        shuffled = [items[i] for i in rng.permutation(len(items))]
+        if shuffled != items:
             return shuffled
 
 
@@ -147,8 +153,4 @@ def shuffle_words(text: str, seed: int, item_id: str) -> str:
     words = text.split()
     if len(set(words)) < 2:
         raise ValueError(f"Item {item_id!r}: {text!r} has fewer than two distinct words; no shuffle differs.")
-    rng = item_rng(seed, item_id)
-    while True:
-        shuffled = [words[i] for i in rng.permutation(len(words))]
-        if shuffled != words:
-            return " ".join(shuffled)
+    return " ".join(_another_order(words, seed, item_id))
