@@ -92,11 +92,17 @@ def test_form_verdict_names_the_winner_and_the_margin():
     assert claims.form_verdict(_forms(0.0, 3.0)).status == v.UNRESOLVED
 
 
-def test_caption_gain_verdict_says_larger_or_smaller():
-    assert claims.caption_gain_verdict(v.Interval(.6, .55, .65), "grid", .6).status == v.SUPPORTED
-    smaller = claims.caption_gain_verdict(v.Interval(.55, .52, .59), "grid", .6, implied=0.52)
-    assert smaller.status == v.CONTRADICTED and "a gain of +55%" in smaller.value
-    assert "smaller than the stated +60%" in smaller.value and "+52%" in smaller.control
+def test_caption_gain_verdict_is_an_equivalence_test_on_the_printed_precision():
+    assert claims.caption_gain_verdict(v.Interval(.6, .57, .63), "grid", .6, .05).status == v.SUPPORTED
+    # the interval crosses the band's lower edge (+55%): neither inside nor outside
+    straddles = claims.caption_gain_verdict(v.Interval(.55, .52, .59), "grid", .6, .05, implied=0.52)
+    assert straddles.status == v.UNRESOLVED and "a gain of +55%" in straddles.value
+    assert "smaller than the stated +60%" in straddles.value and "+52%" in straddles.control
+    assert "+55% to +65%" in straddles.rule
+    outside = claims.caption_gain_verdict(v.Interval(.45, .42, .49), "grid", .6, .05)
+    assert outside.status == v.CONTRADICTED
+    # a wide interval that holds the published value does not support "about +60%"
+    assert claims.caption_gain_verdict(v.Interval(.6, .3, .9), "grid", .6, .05).status == v.UNRESOLVED
     planted = claims.live_caption_gain_verdict(v.Interval(1.7, 1.5, 1.9), v.Interval(0.0, -0.05, 0.05), .6)
     assert planted.status == v.DETECTED and "larger" in planted.value
     fires = claims.live_caption_gain_verdict(v.Interval(1.7, 1.5, 1.9), v.Interval(.3, .1, .5), .6)

@@ -468,7 +468,7 @@ def grid_curves(grid: pd.DataFrame, draws: np.ndarray | None = None, margin: flo
     gain (last - first) with gain_low/gain_high, rising_steps / falling_steps / steps (steps whose
     interval lies above / below zero), and trend (:func:`vtalign.verdicts.trend`).
     """
-    how = "bootstrap over items, 95%" if draws is not None else f"values within ±{margin:g}"
+    how = f"bootstrap over items, 95%, {len(draws)} draws" if draws is not None else f"values within ±{margin:g}"
     g = grid.reset_index(drop=True)
     if draws is not None and np.shape(draws)[1] != len(g):
         raise ValueError(f"draws has {np.shape(draws)[1]} cells; the grid has {len(g)} rows.")
@@ -536,7 +536,7 @@ def relative_gain(grid: pd.DataFrame, draws: np.ndarray | None = None, margin: f
     estimate = float((pairs.all_captions / pairs.one_caption - 1).mean())
     if draws is not None:
         d = (draws[:, hi_idx] / draws[:, lo_idx] - 1).mean(axis=1)
-        return percentile_interval(d, estimate, how="bootstrap over items, 95%")
+        return percentile_interval(d, estimate, how=f"bootstrap over items, 95%, {len(d)} draws")
     low = float(((pairs.all_captions - margin) / (pairs.one_caption + margin) - 1).mean())
     high = float(((pairs.all_captions + margin) / (pairs.one_caption - margin) - 1).mean())
     return Interval(estimate, low, high, f"values within ±{margin:g}")

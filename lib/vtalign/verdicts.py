@@ -24,8 +24,8 @@ import numpy as np
 __all__ = ["Interval", "Verdict", "EVIDENCE", "DEFINITIONS", "SUPPORTED", "CONTRADICTED", "UNRESOLVED",
            "NOT_TESTABLE", "AS_PUBLISHED", "DETECTED", "FIRES_ON_NULL", "NOT_DETECTED", "NO_POWER", "direction",
            "sign_status",
-           "trend", "claim_status", "method_check", "versus_published", "form_status", "percentile_interval",
-           "independent_difference", "holm"]
+           "trend", "claim_status", "method_check", "versus_published", "about_status", "form_status",
+           "percentile_interval", "independent_difference", "holm"]
 
 # Kinds of evidence, in the order the landing page shows them.
 EVIDENCE = ("published", "re-analysis", "real data", "controlled world")
@@ -206,6 +206,25 @@ def versus_published(interval: Interval, published: float) -> str:
     if interval.low <= published <= interval.high:
         return "matches"
     return "larger" if interval.low > published else "smaller"
+
+
+def about_status(interval: Interval, published: float, tolerance: float) -> str:
+    """Is a measured quantity "about" a published value? An equivalence rule on the band
+    ``published ± tolerance`` (``tolerance``: the precision the paper printed it with): supported when the
+    whole interval lies inside the band, contradicted when the whole interval lies outside it, unresolved
+    when the interval straddles an edge of the band (the data cannot tell).
+
+    >>> about_status(Interval(.6, .57, .63), .6, .05), about_status(Interval(.4, .35, .45), .6, .05)
+    ('supported', 'contradicted')
+    >>> about_status(Interval(.55, .52, .59), .6, .05)   # straddles the band's lower edge, 0.55
+    'not resolved'
+    """
+    low, high = published - tolerance, published + tolerance
+    if low <= interval.low and interval.high <= high:
+        return SUPPORTED
+    if interval.high < low or interval.low > high:
+        return CONTRADICTED
+    return UNRESOLVED
 
 
 def form_status(delta_aicc_eq2: float, best_other_delta: float, margin: float = 10.0) -> str:

@@ -35,6 +35,7 @@ from ..verdicts import (
     UNRESOLVED,
     Interval,
     Verdict,
+    about_status,
     claim_status,
     direction,
     form_status,
@@ -229,17 +230,21 @@ def form_verdict(forms: pd.DataFrame, evidence: str = "re-analysis") -> Verdict:
                     "(supported), or another form better by ΔAICc > 10 (contradicted)", "; ".join(parts))
 
 
-def caption_gain_verdict(gain: Interval, source: str, published: float,
+def caption_gain_verdict(gain: Interval, source: str, published: float, tolerance: float,
                          implied: float | None = None) -> Verdict:
-    """Figure 7's +60% against the same quantity (1 -> all captions, relative) re-analysed from the
-    paper's points (:func:`vtalign.scaling.relative_gain`). ``implied``: the gain the paper's own line
-    (all = 1.6 x one - 0.018) gives at these points' mean one-caption score, printed beside it."""
+    """Figure 7's "+60%" against the same quantity (1 -> all captions, relative) re-analysed from the
+    paper's points (:func:`vtalign.scaling.relative_gain`), by the equivalence rule
+    :func:`vtalign.verdicts.about_status` on the band ``published ± tolerance`` (the precision the paper printed
+    it with). ``implied``: the gain the paper's own line (all = 1.6 x one - 0.018) gives at these points' mean
+    one-caption score, printed beside it."""
     where = versus_published(gain, published)
-    status = SUPPORTED if where == "matches" else CONTRADICTED
-    return _verdict("fig7_caption_gain", "re-analysis", status,
-                    f"the published {_pct(published)} must lie inside the interval ({gain.how})",
+    low, high = published - tolerance, published + tolerance
+    return _verdict("fig7_caption_gain", "re-analysis", about_status(gain, published, tolerance),
+                    f"the interval ({gain.how}) must lie inside {_pct(published)} ± {tolerance * 100:g} points "
+                    f"({_pct(low)} to {_pct(high)}: the precision the paper printed it with) to support \"about "
+                    f"{_pct(published)}\", wholly outside it to contradict it; straddling an edge resolves nothing",
                     f"a gain of {_pct(gain.estimate)} [{_pct(gain.low)}, {_pct(gain.high)}] from {source}: "
-                    + ("matches the stated gain" if where == "matches"
+                    + ("the stated gain lies inside the interval" if where == "matches"
                        else f"{where} than the stated {_pct(published)}"),
                     "Figure 7's own points are not published; this is the same quantity on other published points"
                     + (f"; the paper's line gives {_pct(implied)} at their mean one-caption score"

@@ -49,3 +49,10 @@ def printed(quantity: str) -> float:
     if quantity not in table.index:
         raise ValueError(f"No printed number {quantity!r}; choose one of {sorted(table.index)}.")
     return float(table.loc[quantity, "value"])
+
+
+def printed_error(quantity: str) -> float:
+    """The precision a printed number was given with (``value_error`` of ``printed_numbers.csv``: half the unit of
+    its last printed digit), e.g. ``printed_error("fig7_caption_gain")`` -> 0.05 (the slope 1.6, one decimal)."""
+    printed(quantity)  # the same clear error for an unknown name
+    return float(load_published("printed_numbers").set_index("quantity").loc[quantity, "value_error"])
