@@ -164,3 +164,33 @@ def test_the_reference_defaults_preparation_and_its_end_to_end_column():
     assert pairs.difference_default.iloc[0] == expected - pairs.exact.iloc[0]
     summary = perf.reference_error_summary(pairs).iloc[0]
     assert summary.pairs_differing_default == int(expected != pairs.exact.iloc[0])
+
+
+def test_the_difference_splits_into_fp32_rounding_and_the_order_of_exactly_equal_values():
+    # duplicates of well-separated items: every tie is exact, so a stable fp32 sort (equal values to the lower
+    # index, the exact search's rule) has nothing to round: whatever the reference differs by is tie order
+    base = separated(n=20, seed=7)
+    dup = perf.reference_side(np.concatenate([base, base]), K, "duplicates", q=1.0)
+    assert dup.layers.rows_rounding_differs.tolist() == [0]
+    assert perf.rows_with_other_set(dup.stable[0], rational_knn(dup.prepared[:, 0].numpy(), K)) == 0
+    # near ties below fp32's rounding: the stable sort does not help, rounding alone moves the sets
+    near = perf.reference_side(near_ties(), K, "near ties", q=1.0)
+    assert near.layers.rows_rounding_differs.iloc[0] >= 10
+    def exact_lists(side):  # a side holding the rational answer, the same by every method
+        lists = rational_knn(side.prepared[:, 0].numpy(), K)[None]
+        return perf.ReferenceSide("exact lists", None, lists, lists, lists, pd.DataFrame(), None, lists)
+
+    pairs = pd.concat([perf.reference_error_pairs(dup, exact_lists(dup)),
+                       perf.reference_error_pairs(near, exact_lists(near))])
+    assert (pairs.difference == pairs.rounding + pairs.tie_order).all()   # integers / (N k): exact in fp64
+    assert pairs.rounding.iloc[0] == 0 and pairs.rounding.iloc[1] != 0
+    summary = perf.reference_error_summary(pairs)
+    assert summary.pairs_differing_rounding.tolist() == [0, 1]
+
+
+def test_paper_differences_in_neighbour_places_of_their_own_setting():
+    paper = perf.paper_small_differences()
+    fig6 = paper[paper.source.str.startswith("Figure 6")]
+    assert (fig6.places == fig6.difference * 512 * 5).all()
+    fig2 = paper[paper.source == "Figure 2"].iloc[0]
+    assert fig2.places == pytest.approx(0.014 * 1024 * 10)

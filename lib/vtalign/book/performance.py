@@ -292,6 +292,8 @@ EVIDENCE_LIVE = "measured live: real models' features of the synthetic world's c
 EVIDENCE_PUBLISHED = "published: printed in the paper"
 # Figure 6's setting (provenance.csv, fig6_videocomp_printed: "VideoComp temporal reorder, k = 5, N = 512")
 FIG6_SETTING = dict(n=512, k=5)
+# Figure 2's and Sec. 4's setting (Sec. 3: 1,024 VaTeX videos, k = 10)
+FIG2_SETTING = dict(n=1024, k=10)
 
 
 def fp64_brute_knn(f, k: int) -> np.ndarray:
@@ -329,6 +331,24 @@ def _knn_of_cosines(sim: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-np.nan_to_num(sim, nan=-np.inf), axis=1, kind="stable")[:, :k]
 
 
+def stable_fp32_knn(f: torch.Tensor, k: int) -> np.ndarray:
+    """The reference's fp32 similarities of one layer f [N, D] (L2-normalised fp32, diagonal set to -1e8, as
+    :func:`vtalign.bench.reference_knn`), sorted by a *stable* descending sort: fp32-equal values go to the lower
+    index, the exact search's tie rule. Set beside the reference's unstable argsort it splits the reference's
+    error in two: where this differs from the exact answer, fp32 rounding reordered values that differ in
+    exact arithmetic; where the reference differs from this, it only ordered exactly equal values (duplicate
+    items) another way, which is a tie rule, not an arithmetic error. f [N, D] -> [N, k].
+
+    >>> stable_fp32_knn(torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), 2)  # three equal items
+    array([[1, 2],
+           [0, 2],
+           [0, 1],
+           [0, 1]])
+    """
+    sim = (f @ f.T).fill_diagonal_(-1e8)
+    return torch.sort(sim, dim=1, descending=True, stable=True).indices[:, :k].numpy()
+
+
 def rows_with_other_set(a, b) -> int:
     """How many rows of two neighbour lists [..., N, k] hold different sets of neighbours (order ignored).
 
@@ -348,9 +368,10 @@ class ReferenceSide:
     (:func:`vtalign.bench.reference_knn`), by :func:`vtalign.layer_neighbours` and by
     :func:`fp64_brute_knn`; ``layers``: one row per layer (mean cosine between different items, median
     fp64 gap between each row's k-th and (k+1)-th cosine, rows whose reference or fp64 set differs
-    from the exact one). ``reference_default`` [L, N, k]: the reference's fp32 argsort after its default
-    (not ``--precise``) preparation, whose clamp threshold differs (:func:`vtalign.bench.reference_prepare`);
-    None when not computed."""
+    from the exact one, and rows whose stable fp32 set differs: fp32 rounding alone). ``reference_default``
+    [L, N, k]: the reference's fp32 argsort after its default (not ``--precise``) preparation, whose clamp
+    threshold differs (:func:`vtalign.bench.reference_prepare`); None when not computed. ``stable`` [L, N, k]: the
+    same fp32 similarities under a stable sort (:func:`stable_fp32_knn`); None when not computed."""
 
     model: str
     prepared: torch.Tensor
@@ -359,6 +380,7 @@ class ReferenceSide:
     brute: np.ndarray
     layers: pd.DataFrame
     reference_default: np.ndarray | None = None
+    stable: np.ndarray | None = None  # [L, N, k], :func:`stable_fp32_knn`: fp32 rounding without the tie order
 
     @property
     def k(self) -> int:
@@ -382,6 +404,7 @@ def reference_side(features, k: int, model: str = "", layer_dims=None, q: float 
     prepared = bench.reference_prepare(features, q, layer_dims)
     reference = np.stack([bench.reference_knn(prepared[:, layer].contiguous(), k).numpy()
                           for layer in range(shape[1])])
+    stable = np.stack([stable_fp32_knn(prepared[:, layer].contiguous(), k) for layer in range(shape[1])])
     exact = np.asarray(layer_neighbours(prepared, k, backend))
     rows, brute = [], []
     for layer, w in enumerate(dims):  # the fp64 brute force (fp64_brute_knn) and each layer's statistics
@@ -391,18 +414,22 @@ def reference_side(features, k: int, model: str = "", layer_dims=None, q: float 
         rows.append(dict(model=model, layer=layer, mean_cosine=float(np.nanmean(sim)),
                          median_kth_gap=float(np.median(ordered[:, k - 1] - ordered[:, k])),
                          rows_reference_differs=rows_with_other_set(reference[layer], exact[layer]),
+                         rows_rounding_differs=rows_with_other_set(stable[layer], exact[layer]),
                          rows_fp64_differs=rows_with_other_set(brute[-1], exact[layer]), rows=shape[0]))
     default = None
     if default_preparation:
         other = bench.reference_prepare(features, q, layer_dims, precise=False)
         default = np.stack([bench.reference_knn(other[:, layer].contiguous(), k).numpy() for layer in range(shape[1])])
-    return ReferenceSide(model, prepared, reference, exact, np.stack(brute), pd.DataFrame(rows), default)
+    return ReferenceSide(model, prepared, reference, exact, np.stack(brute), pd.DataFrame(rows), default, stable)
 
 
 def reference_error_pairs(x: ReferenceSide, y: ReferenceSide) -> pd.DataFrame:
     """One row per layer pair of two models (same items, same k): the mutual-kNN score of the reference's
     fp32 neighbours, of the exact ones and of the fp64 brute force's, ``difference`` = reference - exact
     and ``overlap_change`` = that difference in neighbour counts (difference x N x k, an integer). When both
+    sides have ``stable``: ``reference_stable`` (the score of :func:`stable_fp32_knn`'s lists), ``rounding`` = that
+    minus exact (fp32 rounding alone) and ``tie_order`` = reference minus it (exactly equal values ordered by the
+    unstable argsort), so ``difference = rounding + tie_order``. When both
     sides have ``reference_default``: ``reference_default`` (its score) and ``difference_default`` (minus
     the exact score), the difference a user of the reference code's default settings sees end to end.
 
@@ -430,6 +457,10 @@ def reference_error_pairs(x: ReferenceSide, y: ReferenceSide) -> pd.DataFrame:
     out["difference"] = out.reference - out.exact
     out["overlap_change"] = np.rint(out.difference * n * k).astype(int)
     out["n"], out["k"] = n, k
+    if x.stable is not None and y.stable is not None:  # the difference split: fp32 rounding, then tie order
+        out["reference_stable"] = scores_of("stable").ravel()
+        out["rounding"] = out.reference_stable - out.exact
+        out["tie_order"] = out.reference - out.reference_stable
     if x.reference_default is not None and y.reference_default is not None:
         out["reference_default"] = sweep_from_neighbours(torch.from_numpy(x.reference_default),
                                                          torch.from_numpy(y.reference_default)).scores.ravel()
@@ -454,7 +485,9 @@ def reference_error_summary(pairs: pd.DataFrame) -> pd.DataFrame:
     """Per model pair: layer pairs, how many the reference scores differently from the exact answer,
     the largest and mean |difference| (the largest: first in row-major order among equals), the best
     pair and score by each method (ties: first in row-major order, as :func:`vtalign.best_pair`), and
-    whether the fp64 brute force gives the exact scores on every pair; with a ``difference_default`` column,
+    whether the fp64 brute force gives the exact scores on every pair; with a ``rounding`` column, how many
+    pairs and how far fp32 rounding alone and the tie order alone move the score; with a ``difference_default``
+    column,
     also how many pairs and how far the reference's default settings differ, and their best pair and score."""
     rows = []
     for (mx, my), g in pairs.groupby(["model_x", "model_y"], sort=False):
@@ -471,6 +504,11 @@ def reference_error_summary(pairs: pd.DataFrame) -> pd.DataFrame:
                          reference_best_pair=f"({best['reference'].layer_x}, {best['reference'].layer_y})",
                          best_difference=float(best["reference"].reference - best["exact"].exact),
                          fp64_equals_exact=bool((g.fp64_brute_force == g.exact).all())))
+        if "rounding" in g:
+            rows[-1].update(pairs_differing_rounding=int((g.rounding != 0).sum()),
+                            max_abs_rounding=float(g.rounding.abs().max()),
+                            pairs_differing_tie_order=int((g.tie_order != 0).sum()),
+                            max_abs_tie_order=float(g.tie_order.abs().max()))
         if "difference_default" in g:
             top = g.loc[g.reference_default.idxmax()]
             rows[-1].update(pairs_differing_default=int((g.difference_default != 0).sum()),
@@ -484,7 +522,9 @@ def paper_small_differences() -> pd.DataFrame:
     """The paper's printed alignment differences (published numbers): Figure 6's drop from positive to
     negative captions per model, Figure 2's frame-averaging gain, and how far Sec. 4's best image model
     on video is above Figure 2's image-only limit. ``rounding``: the largest error of the difference
-    from the printed values' rounding (the sum of their ``value_error``)."""
+    from the printed values' rounding (the sum of their ``value_error``). ``places``: the difference in
+    neighbour places of its own setting (difference x N x k: Figure 6's N = 512, k = 5; Figure 2's N = 1024,
+    k = 10), the unit in which a kNN error moves a score."""
     from .paper import load_published, value_error
 
     rows = []
@@ -492,17 +532,18 @@ def paper_small_differences() -> pd.DataFrame:
     for r in fig6.itertuples():
         rows.append(dict(source=f"Figure 6 (k = {FIG6_SETTING['k']}, N = {FIG6_SETTING['n']})",
                          quantity=f"{r.model}: positive minus negative", label=f"Fig. 6: {r.model}",
-                         difference=r.positive - r.negative, rounding=2 * e6))
+                         difference=r.positive - r.negative, rounding=2 * e6, **FIG6_SETTING))
     printed = load_published("printed_numbers").set_index("quantity")
     delta = printed.loc["fig2_frame_averaging_delta"]
     rows.append(dict(source="Figure 2", quantity="frame averaging: video minus image", label="Fig. 2: frame averaging",
-                     difference=delta.value, rounding=delta.value_error))
+                     difference=delta.value, rounding=delta.value_error, **FIG2_SETTING))
     best, limit = printed.loc["fig2_best_image_on_video"], printed.loc["fig2_image_only_limit"]
     rows.append(dict(source="Sec. 4 and Figure 2", quantity="best image model on video minus the image-only limit",
                      label="Sec. 4: above the image limit", difference=best.value - limit.value,
-                     rounding=best.value_error + limit.value_error))
+                     rounding=best.value_error + limit.value_error, **FIG2_SETTING))
     out = pd.DataFrame(rows)
     out["difference"] = out.difference.round(6)  # printed to 3 decimals: drop the float subtraction's residue
+    out["places"] = out.difference * out.n * out.k
     out["evidence"] = EVIDENCE_PUBLISHED
     return out
 
@@ -566,9 +607,10 @@ def plot_reference_error(pairs: pd.DataFrame, paper: pd.DataFrame, error: float,
                          default_error: float | None = None):
     """Top: every layer pair's reference-minus-exact score in neighbour places (``overlap_change``; one place
     is 1/(N k) of a score), one row of points per model pair (vertical jitter seeded by ``seed``). Bottom:
-    the paper's printed differences, each labelled, against the largest |error| of the top panel (shaded):
-    a bar inside the band is smaller than that error; ``default_error`` (the largest end-to-end difference
-    of the reference's default settings) is drawn as a dashed line."""
+    the paper's printed differences, each labelled, against ``error`` (shaded; the chapter passes the largest
+    fp32 rounding error of a difference of two scores): a bar inside the band is smaller than that error;
+    ``default_error`` (the largest end-to-end difference of the reference's default settings) is drawn as a
+    dashed line."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
@@ -602,9 +644,9 @@ def plot_reference_error(pairs: pd.DataFrame, paper: pd.DataFrame, error: float,
     bottom.set_xlim(0, max(values.max(), error, default_error or 0) * 1.15)
     bottom.set_yticks(range(len(paper)), paper.label)
     bottom.set_ylim(len(paper) - 0.5, -0.5)
-    bottom.set_xlabel(f"|difference| printed in the paper (shaded: below {error:.6f})"
+    bottom.set_xlabel(f"|difference| printed in the paper\n(shaded: below {error:.6f}, fp32 rounding of a difference)"
                       + ("" if default_error is None else
                          f"\ndashed: the reference's default settings, end to end ({default_error:.6f})"))
-    bottom.set_title("Published: blue where smaller than the largest error above", fontsize=10.5)
+    bottom.set_title("Published: blue where within the rounding error", fontsize=10.5)
     fig.tight_layout()
     return fig
