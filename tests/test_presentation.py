@@ -156,7 +156,10 @@ def test_the_landing_table_links_each_graded_status_to_its_section(tmp_path, mon
     assert len(head) == 2 + len(CLAIMS)  # one row per claim
     row = next(line for line in head if "Figure 3.** Alignment grows with the number of frames" in line)
     assert '<a href="chapters/test_time_scaling.html#claim-fig3_frames">**supported**' in row
-    assert '<a href="chapters/test_time_scaling.html#paper-vs-this-run">**as published**</a>' in row
+    # the published cell shows the paper's own short value, linked to the chapter's paper-vs-this-run table
+    assert '<a href="chapters/test_time_scaling.html#paper-vs-this-run">every curve rises (Figure 3)</a>' in row
+    quoted = next(line for line in head if "Figure 8 (right), Sec. 6.**" in line)
+    assert "**as published**" in quoted  # a quoted sentence is too long for a cell: it stays in the details
     assert "chapters/live_scaling.html" not in row  # not run: a status without a link to a missing anchor
     assert text.count(":::{dropdown}") == len(CLAIMS)
 

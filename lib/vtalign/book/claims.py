@@ -792,6 +792,9 @@ def claims_table() -> pd.DataFrame:
 
 
 
+_PUBLISHED_CELL = 90  # characters: a longer published value (a quote, a list of tasks) is shown in the details
+
+
 def _status_link(r) -> str:
     """A status as the landing table shows it: bold, linked to the section of the chapter that grades it
     (the published number: to the paper-vs-this-run section of its re-analysis chapter, or of its first real-data
@@ -799,6 +802,9 @@ def _status_link(r) -> str:
     from .presentation import claim_anchor, graded_here
     status = f"**{r.status}**"
     if r.evidence == "published":
+        # the paper's number, where it is short enough for a cell; a quoted sentence stays in the details below
+        status = (markdown_cell(r.value) if r.value and len(r.value) <= _PUBLISHED_CELL and not r.value.startswith('"')
+                  else status)
         c = claim(r.claim)
         chapter = c.chapters[0] or (c.real[0] if c.real else "")
         return f'<a href="chapters/{chapter}.html#paper-vs-this-run">{status}</a>' if chapter else status
