@@ -47,20 +47,68 @@ def test_rank_summary_and_contrast_on_known_ranks():
     s = text_order.rank_summary(np.array([1, 1, 1, 2, 10]), np.zeros(5), idx)
     assert (s["top1"], s["mean_rank"], s["median_rank"]) == (0.6, 3.0, 1.0)
     assert s["top1_low"] <= 0.6 <= s["top1_high"] and s["top1_low"] < s["top1_high"]
-    same = text_order.order_contrast(np.array([1, 2, 1, 1, 3]), np.array([1, 2, 1, 1, 3]), np.ones(5), np.ones(5), idx)
+    same = text_order.order_contrast(np.array([1, 2, 1, 1, 3]), np.array([1, 2, 1, 1, 3]), np.ones(5), np.ones(5), idx,
+                                     d_near=np.full(5, 2.0))
     assert (same["order_cost"], same["order_cost_low"], same["order_cost_high"], same["rank_gap"]) == (0, 0, 0, 0)
     assert same["distance_gap_p"] == 1.0
+    assert (same["order_share"], same["order_share_low"], same["order_share_high"]) == (0, 0, 0)
+    # the share is a ratio of sums over pairs: (0.1 + 0.3) / (0.5 + 1.5) = 0.2
+    share = text_order.order_share(np.zeros(2), np.array([0.1, 0.3]), np.array([0.5, 1.5]),
+                                   text_order.boot_indices(2, 50, 0))
+    assert share[0] == pytest.approx(0.2) and share[1] <= 0.2 <= share[2]
+    with pytest.raises(ValueError, match="positive sum"):
+        text_order.order_share(np.zeros(2), np.zeros(2), np.zeros(2), idx[:, :2] % 2)
     with pytest.raises(ValueError, match="at least 2"):
         text_order.boot_indices(1, 10, 0)
 
 
 def test_layer_reading_goes_each_way_and_graded_layers_skip_the_embeddings():
-    assert text_order.layer_reading(0.9, 0.0, 0.0) == "bag of words"
-    assert text_order.layer_reading(0.9, 0.3, 0.5) == "order-sensitive"
-    assert text_order.layer_reading(0.9, 0.3, 0.5, margin=0.6) == "bag of words"
-    assert text_order.layer_reading(0.1, 0.0, 0.0, top1_high=0.4) == "reordering not nearest"
-    assert text_order.layer_reading(0.4, 0.0, 0.0, top1_high=0.7) == "neither"
+    assert text_order.layer_reading(0.0, 0.0) == "bag of words"
+    assert text_order.layer_reading(0.6, 0.9) == "order-sensitive"
+    assert text_order.layer_reading(0.6, 0.9, margin=1.0) == "bag of words"
+    assert text_order.layer_reading(0.4, 0.6) == "neither"
     assert text_order.graded_layers(2) == [1] and text_order.graded_layers(31) == list(range(1, 16))
+
+
+def _synthetic_contrast(cosine: float, n: int = 60, dim: int = 512, n_layers: int = 5, seed: int = 0):
+    """A constructed set with known answers: captions are random unit vectors (unrelated to each other, so the
+    top-1 rate is at its ceiling for any probe near its caption); the counterfactual is its caption plus a little
+    noise; the shuffled words are a unit vector at ``cosine`` to the counterfactual, turned towards a random
+    direction (``cosine=1``: a bag of words, the same vector). Rows as :func:`text_order.order_tables` writes."""
+    rng = np.random.default_rng(seed)
+    unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
+    anchors = unit(rng.normal(size=(n, dim)))
+    cf = unit(anchors + 0.2 / np.sqrt(dim) * rng.normal(size=(n, dim)))       # cosine about 0.98
+    away = rng.normal(size=(n, dim))
+    away = unit(away - (away * cf).sum(1, keepdims=True) * cf)                  # orthogonal to the counterfactual
+    sh = cosine * cf + np.sqrt(1 - cosine ** 2) * away
+    idx = text_order.boot_indices(n, 300, 0)
+    rows = []
+    for layer in range(n_layers):
+        (r_cf, d_cf, near), (r_sh, d_sh, _) = probe_ranks(anchors, cf), probe_ranks(anchors, sh)
+        c = text_order.order_contrast(r_cf, r_sh, d_cf, d_sh, idx, n_permutations=50, d_near=near)
+        top = text_order.rank_summary(r_cf, d_cf, idx)
+        rows.append(dict(source="sequence", subset="all", model=f"cosine {cosine}", layer=layer, n_layers=n_layers, n=n,
+                         top1=top["top1"], top1_low=top["top1_low"], top1_high=top["top1_high"], **c,
+                         reading=text_order.layer_reading(c["order_share_low"], c["order_share_high"])))
+    return pd.DataFrame(rows)
+
+
+def test_order_matters_strongly_reads_contradicted_although_top1_is_at_its_ceiling():
+    """The ceiling of the top-1 rule: unrelated distractors leave both the counterfactual and its shuffled words
+    first (order cost 0, which the old rule read as a bag of words); the order share sees the shuffle move the
+    text most of the way to another caption and grades the model against the claim. The same construction with
+    the shuffle a no-op (a bag of words) grades it supported: the rule goes both ways."""
+    order = _synthetic_contrast(cosine=0.4)
+    assert (order.top1 == 1).all() and (order.order_cost == 0).all()            # the ceiling: top-1 cannot tell
+    assert (order.order_share_low > 0.5).all() and (order.reading == "order-sensitive").all()
+    bag = _synthetic_contrast(cosine=1.0)
+    assert (bag.order_share == 0).all() and (bag.reading == "bag of words").all()
+    for table, status in ((order, CONTRADICTED), (bag, SUPPORTED)):
+        verdict = claims.bag_of_words_verdict(text_order.model_readings(table), table, 0.5)
+        assert verdict.status == status, verdict.value
+    both = pd.concat([order, bag], ignore_index=True)
+    assert claims.bag_of_words_verdict(text_order.model_readings(both), both, 0.5).status == CONTRADICTED
 
 
 def test_shuffled_words_are_seeded_by_item_and_never_the_original():
@@ -114,18 +162,19 @@ def test_the_rule_reads_a_bag_of_words_as_one_and_an_order_sensitive_model_as_th
                                               features_of=_ngram_features, progress=False)
     bag = contrast[(contrast.model == "unigram") & (contrast.subset == "all")]
     assert (bag.order_cost == 0).all() and (bag.order_cost_high == 0).all()          # same words, same vector
-    assert np.allclose(bag.distance_gap, 0) and (bag.reading == "bag of words").all()
+    assert np.allclose(bag.distance_gap, 0) and np.allclose(bag.order_share, 0)
+    assert (bag.reading == "bag of words").all()
     same = ranks[(ranks.model == "unigram") & (ranks.subset == "same words") & (ranks.probe == "counterfactual")]
     assert len(same) and (same.top1 == 1).all() and (same.mean_distance.abs() < 1e-6).all()   # identical bags
     order = contrast[(contrast.model == "bigram") & (contrast.subset == "all")]
-    assert (order.reading == "order-sensitive").all() and (order.order_cost_low > 0.1).all()
+    assert (order.reading == "order-sensitive").all() and (order.order_share_low > 0.5).all()
     readings = text_order.model_readings(contrast)
     assert readings.set_index(["model", "subset"]).loc[("unigram", "all"), "reading"] == "for"
     assert readings.set_index(["model", "subset"]).loc[("bigram", "all"), "reading"] == "against"
     one = lambda m: (readings[readings.model == m], contrast[contrast.model == m])
-    assert claims.bag_of_words_verdict(*one("unigram"), 0.1).status == SUPPORTED
-    assert claims.bag_of_words_verdict(*one("bigram"), 0.1).status == CONTRADICTED
-    verdict = claims.bag_of_words_verdict(readings, contrast, 0.1)
+    assert claims.bag_of_words_verdict(*one("unigram"), 0.5).status == SUPPORTED
+    assert claims.bag_of_words_verdict(*one("bigram"), 0.5).status == CONTRADICTED
+    verdict = claims.bag_of_words_verdict(readings, contrast, 0.5)
     assert verdict.status == CONTRADICTED and verdict.evidence == "real data"
     assert "151 real caption pairs" in verdict.value
     assert isinstance(text_order.plot_text_order(ranks), object)

@@ -68,7 +68,11 @@ class Claim:
     chapters: tuple[str, str]
     untested: str = ""
     real: tuple[str, ...] = ()  # chapters grading it on *real data* (real captions, offline language models)
+    real_scope: str = ""  # what the real-data row measures when it is not the claim itself (its landing cell says it)
 
+
+# caption_scaling aligns two disjoint caption sets of each video, not captions with video features
+_TEXT_ONLY = "text-only analogue"
 
 _NO_PVD_WORLD = ("no generated world is built for Figure 8: it is about PVD's videos and their synthesised "
                  "captions, which the controlled worlds do not imitate")
@@ -81,7 +85,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("fig3_frames", "Figure 3", "Alignment grows with the number of frames given at test time",
           ("test_time_scaling", "live_scaling")),
     Claim("fig3_captions", "Figure 3", "Alignment grows with the number of captions given at test time",
-          ("test_time_scaling", "live_scaling"), real=("caption_scaling",)),
+          ("test_time_scaling", "live_scaling"), real=("caption_scaling",), real_scope=_TEXT_ONLY),
     Claim("eq2_best_form", "Eq. 2, Table 1", "The saturating additive power law (Eq. 2) fits test-time scaling "
           "best, \"by a significant margin\"", ("test_time_scaling", "live_scaling")),
     Claim("fig7_caption_gain", "Figure 7", "Going from one caption to all raises alignment by about +60%",
@@ -98,13 +102,15 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("fig8_frames", "Figure 8 (left), Sec. A.3", "On PVD, more frames raise alignment, far more for video "
           "models than for image models, which plateau quickly", ("test_time_scaling", ""), _NO_PVD_WORLD),
     Claim("fig8_captions", "Figure 8 (right), Sec. 6", "On PVD, alignment grows with the number of synthesised "
-          "captions", ("test_time_scaling", ""), _NO_PVD_WORLD, real=("caption_scaling",)),
+          "captions", ("test_time_scaling", ""), _NO_PVD_WORLD, real=("caption_scaling",),
+          real_scope=_TEXT_ONLY),
     Claim("fig8_beats_original", "Figure 8 (right), Sec. A.3", "Three or more synthesised captions beat the original "
-          "detailed caption, for every model", ("test_time_scaling", ""), _NO_PVD_WORLD, real=("caption_scaling",)),
+          "detailed caption, for every model", ("test_time_scaling", ""), _NO_PVD_WORLD, real=("caption_scaling",),
+          real_scope=_TEXT_ONLY),
     Claim("fig8_saturation", "Figure 8 (right), Sec. A.3", "The gain from synthesised captions saturates around 6 "
           "captions for most models", ("test_time_scaling", ""), _NO_PVD_WORLD),
     Claim("fig8_eq2_form", "Figure 8, Table 1 (PVD)", "Eq. 2 fits test-time scaling on PVD best (Table 1 gives its "
-          "PVD fits)", ("test_time_scaling", ""), _NO_PVD_WORLD, real=("caption_scaling",)),
+          "PVD fits)", ("test_time_scaling", ""), _NO_PVD_WORLD, real=("caption_scaling",), real_scope=_TEXT_ONLY),
     Claim("fig5_bag_of_words", "Figure 5, Sec. 8", "Language models measure closeness more like a bag of words than "
           "by temporal order: a caption's nearest neighbour is the same words in another order, at least at the "
           "shallower layers", ("", ""), "the paper publishes no text features to re-analyse, and a generated world "
@@ -693,32 +699,43 @@ def live_reorder_verdict(planted: pd.DataFrame, null: pd.DataFrame | None, aware
 def bag_of_words_verdict(readings: pd.DataFrame, contrast: pd.DataFrame, margin: float,
                          source: str = "sequence", controls: str = "") -> Verdict:
     """Sec. 8's bag-of-words claim on real counterfactuals (:mod:`vtalign.book.text_order`), graded per model on
-    ``source``'s pairs (subset ``all``): a model reads *for* the claim when more than half its shallower layers
-    (:func:`~vtalign.book.text_order.graded_layers`) rank the counterfactual first for most captions (top-1
-    interval above 1/2) while shuffling its words costs less than ``margin`` of top-1 rate (the order cost's
-    interval below it); *against* when more than half are order-sensitive (cost above the margin beyond its
-    interval) or do not rank the reordering first (top-1 interval below 1/2). Supported when every model reads
-    for it, contradicted when any reads against. ``readings``: :func:`~vtalign.book.text_order.model_readings`;
-    ``contrast``: the layers behind them; ``controls``: the control's numbers, in words."""
+    ``source``'s pairs (subset ``all``) by the order share (:func:`~vtalign.book.text_order.order_share`: how far
+    shuffling the counterfactual's words moves it from its caption, as a share of the distance to the caption's
+    nearest other caption; 0 for a bag of words, no ceiling). A model reads *for* the claim when more than half its
+    shallower layers (:func:`~vtalign.book.text_order.graded_layers`) have the share's interval below ``margin``,
+    *against* when more than half have it above. Supported when every model reads for it, contradicted when any
+    reads against. The top-1 rate is not graded: with unrelated captions as distractors it sits at its ceiling for
+    the counterfactual and the shuffled words alike. ``readings``: :func:`~vtalign.book.text_order.model_readings`;
+    ``contrast``: the layers behind them; ``controls``: the controls' numbers, in words.
+
+    >>> from vtalign.book import text_order as t
+    >>> c = pd.DataFrame(dict(source="sequence", subset="all", model="m", layer=[1, 2], n_layers=4, n=10,
+    ...                       top1=1.0, order_share=[0.7, 0.8], order_share_low=[0.6, 0.7],
+    ...                       order_share_high=[0.8, 0.9], reading=t.ORDER_SENSITIVE))
+    >>> bag_of_words_verdict(t.model_readings(c), c, 0.5).status   # top-1 at its ceiling, order moves the text
+    'contradicted'
+    """
     r = readings[(readings.source == source) & (readings.subset == "all")]
     c = contrast[(contrast.source == source) & (contrast.subset == "all")]
     n_for, n_against = int((r.reading == "for").sum()), int((r.reading == "against").sum())
+    from .text_order import graded_layers
     parts = []
     for m in r.itertuples():
         layers = c[c.model == m.model]
-        worst = layers.loc[layers.order_cost_low.idxmax()]
+        shallow = layers[layers.layer.isin(graded_layers(int(layers.n_layers.iloc[0])))]
         parts.append(f"{m.model}: {m.bag_of_words} of {m.graded_layers} shallower layers bag of words, {m.against} "
-                     f"against (largest order cost over all layers {worst.order_cost:+.2f} "
-                     f"[{worst.order_cost_low:+.2f}, {worst.order_cost_high:+.2f}] at layer {int(worst.layer)}; "
-                     "counterfactual top-1 "
-                     f"{layers.top1.min():.2f} to {layers.top1.max():.2f} over all layers)")
+                     f"order-sensitive (order share {shallow.order_share.min():.2f} to {shallow.order_share.max():.2f} "
+                     f"there, {layers.order_share.min():.2f} to {layers.order_share.max():.2f} over all layers; "
+                     f"top-1 of the counterfactual {layers.top1.min():.2f} to {layers.top1.max():.2f}, of no weight: "
+                     "at its ceiling)")
     n = int(c.n.iloc[0]) if len(c) else 0
     return _verdict("fig5_bag_of_words", "real data", claim_status(n_for, n_against, len(r)),
-                    f"per model, more than half of its shallower layers must rank the counterfactual first for most "
-                    f"captions (top-1 rate's 95% bootstrap interval over pairs above 1/2) with an order cost (top-1 "
-                    f"of the counterfactual minus that of its words shuffled) whose interval lies below {margin:g}; "
-                    f"a model contradicts it when more than half its shallower layers have the cost above {margin:g} "
-                    "beyond the interval or the top-1 interval below 1/2",
+                    "per model, on its shallower layers: the order share (shuffling the counterfactual's words: mean "
+                    "distance gained from the caption, as a share of the mean distance to the caption's nearest other "
+                    f"caption; 0 for a bag of words) must have its 95% bootstrap interval over pairs below {margin:g} "
+                    f"on more than half of them; a model contradicts it when more than half lie above {margin:g}. "
+                    "What could fail it: an encoder in which word order moves a text as far as a change of content "
+                    "(the tests build one that the top-1 rule read as a bag of words)",
                     f"{source}, {n} real caption pairs: " + "; ".join(parts), controls)
 
 
@@ -829,7 +846,8 @@ def write_claims_page(path=None, csv_path=None):
     details = []
     for key, rows in table.groupby("claim", sort=False):
         c = claim(key)
-        cells = {e: "<br>".join(_status_link(r) for r in rows[rows.evidence == e].itertuples()) for e in kinds}
+        cells = {e: "<br>".join(_status_link(r) + (f" ({c.real_scope})" if e == "real data" and c.real_scope else "")
+                                for r in rows[rows.evidence == e].itertuples()) for e in kinds}
         lines.append(f"| **{c.figure}.** {markdown_cell(c.statement)} | "
                      + " | ".join(cells[e] or "—" for e in kinds) + " |")
         items = []
