@@ -55,8 +55,8 @@ from ..stats import paired_difference
 from .reordering import probe_ranks
 
 __all__ = ["SOURCES", "PROBES", "READINGS", "order_sets", "boot_indices", "rank_summary", "order_share",
-           "order_contrast", "layer_reading", "graded_layers", "model_readings", "cached_features", "source_ranks",
-           "order_tables", "plot_text_order"]
+           "order_contrast", "layer_reading", "graded_layers", "model_readings", "margin_sensitivity",
+           "cached_features", "source_ranks", "order_tables", "plot_text_order"]
 
 # Source name -> what its anchors are (the table's and figure's label).
 SOURCES = {
@@ -242,6 +242,28 @@ def model_readings(contrast: pd.DataFrame) -> pd.DataFrame:
         rows.append(dict(source=source, subset=subset, model=model, graded_layers=len(graded), bag_of_words=n_for,
                          against=n_against, reading="for" if n_for > half else "against" if n_against > half
                          else "neither"))
+    return pd.DataFrame(rows)
+
+
+def margin_sensitivity(contrast: pd.DataFrame, source: str, margins=(0.1, 0.25, 0.5, 0.75)) -> pd.DataFrame:
+    """The graded rule re-read at other margins (description: the chapter grades at one stated margin): per
+    margin, the claim's status (:func:`vtalign.book.claims.bag_of_words_verdict`) and each model's reading on
+    ``source``'s pairs, from the order shares already measured. Columns margin, status, then one per model.
+
+    >>> c = pd.DataFrame(dict(source="s", subset="all", model="m", layer=[1], n_layers=2, n=5, top1=1.0,
+    ...                       order_share=[0.3], order_share_low=[0.2], order_share_high=[0.4]))
+    >>> margin_sensitivity(c, "s", (0.1, 0.5)).values.tolist()
+    [[0.1, 'contradicted', 'against'], [0.5, 'supported', 'for']]
+    """
+    from .claims import bag_of_words_verdict
+    rows = []
+    for margin in margins:
+        read = contrast.assign(reading=[layer_reading(lo, hi, margin)
+                                        for lo, hi in zip(contrast.order_share_low, contrast.order_share_high)])
+        models = model_readings(read)
+        models = models[(models.source == source) & (models.subset == "all")]
+        rows.append(dict(margin=margin, status=bag_of_words_verdict(models, read, margin, source).status,
+                         **dict(zip(models.model, models.reading))))
     return pd.DataFrame(rows)
 
 
