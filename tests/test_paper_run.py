@@ -1,11 +1,14 @@
 """The paper's pipeline (``make paper``, issue 23 item 6) and "score your own encoder" (item 7).
 
 Known answers of the plans (jobs per setting, Figure 3's grid, every loader of the paper kept), the refusal of
-the paper plan without videos or weights, the miniature end to end (every table, a failing job recorded, a
-rerun reusing the cache with the same numbers, one alignment equal to a direct sweep of the cached features)
-and the own-encoder comparison's caveats (a tiny folder on the synthetic world: not comparable; the paper's
+the paper plan without videos or weights, the miniature end to end (every table and figure, a failing job recorded,
+a rerun reusing the cache with the same numbers, one alignment equal to a direct sweep of the cached features),
+one hand-computed answer for each of Figures 4, 7, 10, 11/12's analyses on constructed inputs, and the
+own-encoder comparison's caveats (a tiny folder on the synthetic world: not comparable; the paper's
 setting: comparable).
 """
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,12 +18,19 @@ import transformers
 from vtalign.alignment import layer_sweep, prepare_features
 from vtalign.extract import extract_features
 from vtalign.extract.cli import main
+from vtalign.extract.datasets import caption_source, load_dataset
 from vtalign.extract.paper_models import paper_plan, read_models
 from vtalign.extract.paper_run import (
     MINIATURE,
+    NOT_BUILT_COLUMNS,
     PaperRunRefused,
+    caption_gains,
     compare_published,
     fig2_frames,
+    fig4_tables,
+    fig7_tables,
+    fig10_matrix,
+    matrix_table,
     missing_for_paper,
     paper_grid,
     paper_jobs,
@@ -102,6 +112,9 @@ def miniature(cache, tmp_path_factory):
     out = tmp_path_factory.mktemp("miniature")
     tables = run_paper("miniature", jobs=pd.concat([jobs, bad], ignore_index=True), cache_dir=cache, out=out,
                        device="cpu", log=lambda *a: None)
+    from vtalign.book.paper_pipeline import draw_figures  # the book layer draws the PNGs from the tables
+
+    assert draw_figures(out) == ["fig7.png", "fig10.png", "fig11.png", "fig12.png", "fig4.png"]
     return tables, out
 
 
@@ -109,8 +122,10 @@ def test_miniature_runs_end_to_end(miniature):
     tables, out = miniature
     jobs = tables["jobs"]
     names = ["jobs", "alignment", "fig2_points", "fig3_grid", "eq2_fits", "fig2_compare", "fig3_compare",
-             "table1_compare"]
+             "table1_compare", "fig4_points", "fig4_correlations", "fig7_pairs", "fig7_compare", "fig7_fit",
+             "fig10_matrix", "fig11_long", "fig11_matrix", "fig12_long", "fig12_matrix", "not_built"]
     assert all((out / f"{n}.csv").is_file() for n in names) and (out / "report.md").is_file()
+    assert all((out / f"fig{n}.png").is_file() for n in (4, 7, 10, 11, 12))
     assert jobs.set_index("label").loc["broken", "status"] == "failed"
     assert jobs.set_index("label").loc["broken", "reason"] != ""
     assert set(jobs[(jobs.loadable == "yes") & (jobs.label != "broken")].status) == {"done"}
@@ -128,6 +143,31 @@ def test_miniature_runs_end_to_end(miniature):
         assert len(t) and t.comparable.str.startswith("no: the miniature").all()
         assert t.this_run_evidence.str.startswith("plumbing").all()
     assert "plumbing" in (out / "report.md").read_text()
+    assert json.loads((out / "run.json").read_text())["caption_source"] == "synthetic_world: its own captions"
+    # every new table carries the miniature's evidence label, and nothing in it is compared
+    for name in names[8:]:
+        t = pd.read_csv(out / f"{name}.csv")
+        assert t.filter(like="evidence").apply(lambda c: c.astype(str).str.contains("plumbing")).any(axis=1).all()
+    for name in ("fig4_correlations", "fig7_compare", "fig7_fit"):
+        assert tables[name].comparable.str.startswith("no: the miniature").all()
+    # 10 vision representations (one frame count each) x 6 text models at one caption; x the 3 Gemma models at
+    # their largest caption count (2)
+    f11, f12 = tables["fig11_long"], tables["fig12_long"]
+    assert len(f11) == 10 * 6 and set(f11.captions) == {1} and tables["fig11_matrix"].shape == (10, 1 + 1 + 6)
+    assert len(f12) == 10 * 3 and set(f12.captions) == {2} and set(f12.text) == {"tiny-gemma", "tiny-gemma2",
+                                                                                  "tiny-gemma3"}
+    # Figure 10: the 4 native video representations and the first text model, symmetric with a unit diagonal
+    m = tables["fig10_matrix"].set_index("representation").drop(columns="evidence")
+    assert m.shape == (5, 5) and np.allclose(m.values, m.values.T) and np.allclose(np.diag(m.values), 1)
+    # Figure 7: 7 video-capable grids x 2 frame counts, gain 1 -> 2 captions
+    assert len(tables["fig7_pairs"]) == 7 * 2 and set(tables["fig7_pairs"].many) == {2}
+    assert list(tables["fig7_fit"].quantity) == ["slope", "intercept", "r", "relative_gain"]
+    # Figure 4: Figure 4's 9 published rows kept; the 4 native video representations paired in order
+    assert len(tables["fig4_points"]) == 9 and tables["fig4_points"].this_run_alignment.notna().sum() == 4
+    assert len(tables["fig4_correlations"]) == 6 and set(tables["fig4_correlations"].n) == {4}
+    nb = tables["not_built"]
+    assert list(nb.columns) == NOT_BUILT_COLUMNS and {"Figure 4", "Figure 7", "Figure 10", "Figure 11", "Figure 12",
+                                                      "Table 1"} <= set(nb.figure) and (nb.reason != "").all()
 
 
 def test_miniature_alignment_equals_a_direct_sweep(miniature, cache):
@@ -147,6 +187,73 @@ def test_miniature_alignment_equals_a_direct_sweep(miniature, cache):
 def test_miniature_resumes_from_the_cache(miniature, cache, tmp_path):
     again = run_paper("miniature", cache_dir=cache, out=tmp_path, device="cpu", log=lambda *a: None)
     pd.testing.assert_frame_equal(again["alignment"], miniature[0]["alignment"])
+
+
+def test_fig7_gain_and_fit_known_answers():
+    # pairs (one caption, ten): a at 1 frame (0.1, 0.16), at 4 frames (0.2, 0.3); b at 1 frame (0.3, 0.44); b at
+    # 4 frames has no 10-caption point. By hand: gains 0.6, 0.5 and 0.44/0.3 - 1 = 0.4667; a's mean 0.55; the
+    # line through the three pairs: slope (0.44 - 0.16) / 0.2 = 1.4, intercept 0.16 - 0.14 = 0.02, r = 1
+    grid = pd.DataFrame([("a", 1, 1, 0.1), ("a", 1, 10, 0.16), ("a", 1, 2, 0.9), ("a", 4, 1, 0.2), ("a", 4, 10, 0.3),
+                         ("b", 1, 1, 0.3), ("b", 1, 10, 0.44), ("b", 4, 1, 0.5)],
+                        columns=["label", "n_frames", "n_captions", "score"])
+    assert np.allclose(caption_gains(grid).gain, [0.6, 0.5, 0.44 / 0.3 - 1])
+    published = pd.DataFrame([("a", 1, 1, 0.2), ("a", 1, 10, 0.25)], columns=["label", "n_frames", "n_captions",
+                                                                              "score"])
+    printed = pd.DataFrame([dict(slope=1.6, intercept=-0.018, r=0.998)])
+    tables, not_built = fig7_tables("paper", grid, published, printed)
+    compare = tables["fig7_compare"].set_index("label")
+    assert np.isclose(compare.loc["a", "this_run_gain"], 0.55) and np.isclose(compare.loc["a", "published_gain"], 0.25)
+    assert compare.loc["a", "comparable"].startswith("yes") and compare.loc["b", "comparable"].startswith("no")
+    fit = tables["fig7_fit"].set_index("quantity").this_run
+    assert np.allclose([fit.slope, fit.intercept, fit.r, fit.relative_gain], [1.4, 0.02, 1.0, (0.6 + 0.5 + 0.44 / 0.3
+                                                                                               - 1) / 3])
+    assert [r["figure"] for r in not_built] == ["Figure 7"]  # the per-model points the paper does not publish
+
+
+def test_fig10_matrix_known_answer():
+    # k = 1 neighbour of each of 4 items. a and b agree on items 0 and 2 (0.5); c agrees with neither (0);
+    # d's layer 0 is c's lists and its layer 1 a's: the best layer pair gives d~a = 1, d~b = 0.5, d~c = 1
+    a, b, c = [[1], [0], [3], [2]], [[1], [2], [3], [0]], [[2], [3], [0], [1]]
+    nb = {"a": np.array([a]), "b": np.array([b]), "c": np.array([c]), "d": np.array([c, a])}
+    m = fig10_matrix(nb, backend="torch")
+    assert list(m.representation) == ["a", "b", "c", "d"]
+    assert m.drop(columns="representation").values.tolist() == [[1, 0.5, 0, 1], [0.5, 1, 0, 0.5], [0, 0, 1, 1],
+                                                                [1, 0.5, 1, 1]]
+
+
+def test_fig11_matrix_table_known_answer():
+    long = pd.DataFrame(dict(vision=["v", "v", "w", "w"], text=["a", "b", "a", "b"], score=[0.25, 0.5, 0.125, 0.75],
+                             layer_x=[1, 2, 0, 3], layer_y=[3, 0, 1, 1], n_layers_x=[4, 4, 6, 6],
+                             n_layers_y=[5, 7, 5, 7]))
+    wide = matrix_table(long)
+    assert list(wide.columns) == ["vision", "a (0.250) 5", "b (0.750) 7"]
+    assert wide.values.tolist() == [["v (0.500) 4", "0.250 (1, 3)", "0.500 (2, 0)"],
+                                    ["w (0.750) 6", "0.125 (0, 1)", "0.750 (3, 1)"]]
+
+
+def test_fig4_correlation_known_answer():
+    # three of four published models measured here: x = published task t (1, 2, 3), y = this run's alignment
+    # (0.1, 0.2, 0.4). By hand: dx = (-1, 0, 1), dy = (-4, -1, 5) / 30, r = 3 / sqrt(2 * 42 / 9) = 0.98198
+    published = pd.DataFrame(dict(model=["4DS-e", "VideoMAE-B", "VJEPA-H", "4DS-S"], alignment=0.05,
+                                  t=[1.0, 2.0, 3.0, 4.0]))
+    fig2 = pd.DataFrame(dict(label=["4ds_e", "videomae_base_k400", "vjepa_huge", "vjepa_huge"],
+                             setting=["video", "video", "video", "image"], alignment=[0.1, 0.2, 0.4, 0.9]))
+    printed = pd.DataFrame(dict(task=["t"], pearson_r=[0.9], p_value=[0.01]))
+    tables, not_built = fig4_tables("paper", fig2, published, printed, n_boot=200)
+    row = tables["fig4_correlations"].iloc[0]
+    assert row.n == 3 and abs(row.this_run_pearson_r - 3 / np.sqrt(2 * 42 / 9)) < 1e-9
+    assert row.published_pearson_r == 0.9 and row.comparable == "no: 3 of the paper's 4 models measured here"
+    assert tables["fig4_points"].this_run_alignment.isna().tolist() == [False, False, False, True]
+    assert [r["part"] for r in not_built] == ["downstream scores"]
+
+
+def test_caption_source_names_the_vatex_source(tmp_path):
+    path = tmp_path / "vatex_validation_v1.0.json"
+    path.write_text(json.dumps([{"videoID": f"v{i}", "enCap": [f"caption {j}" for j in range(10)]} for i in range(3)]))
+    assert caption_source(load_dataset("vatex", json_file=str(path))) == \
+        "official JSON vatex_validation_v1.0.json (3 videos, 10 English captions a video)"
+    shipped = caption_source(load_dataset("vatex", n_items=4))
+    assert shipped == "public tokenised files vatex/val.en (5 captions a video)"
 
 
 def test_score_caveats_known_answers():
@@ -185,6 +292,11 @@ def test_book_page_says_what_ran(miniature, tmp_path):
     best = miniature[0]["alignment"].score.max()
     assert f"the highest best-layer alignment is {best:.3f}" in page and "| broken | video | failed |" in page
     assert "0 of 41 published points matched" in page and "never compared" in page
+    assert "Captions that ran: synthetic_world: its own captions." in page
+    gain = miniature[0]["fig7_fit"].set_index("quantity").this_run.relative_gain
+    assert "Figure 7 (2 captions vs one, printed: 10 vs one)" in page and f"mean gain {gain:+.1%}" in page
+    assert "| ssv2 | 4 | " in page and "`fig10.png`" in page and "`fig4_correlations.csv` (6 rows)" in page
+    assert "- Table 1, PVD rows" in page
 
 
 def test_compare_published_matches_by_label_and_setting():
@@ -194,6 +306,11 @@ def test_compare_published_matches_by_label_and_setting():
     fits = pd.DataFrame([dict(evidence="x", label="dinov2_giant (image-on-video)", n_points=32, status="fitted",
                               r2=0.99, s_inf=0.3, c_f=0.1, alpha=1.0, c_c=0.1, beta=1.0)])
     out = compare_published("paper", fig2, grid, fits)
+    not_built = out.pop("not_built")  # Table 1's 9 PVD rows: the plan runs VaTeX only
+    assert not_built[["figure", "part"]].values.tolist() == [["Table 1", "PVD rows (9: dinov2_base, dinov2_giant, "
+                                                              "dinov2_large, pe_core_giant, timesformer_base, "
+                                                              "videomaev2_base, videomaev2_huge, videomaev2_large, "
+                                                              "vivit_b_16x2)"]]
     yes = {name: t[t.comparable.str.startswith("yes")] for name, t in out.items()}
     assert yes["fig2_compare"][["label", "model_type", "published_alignment", "this_run_alignment"]].values.tolist() \
         == [["dinov2_giant", "image_on_video", 0.2233, 0.21]]  # the digitised point beside this run's
@@ -201,4 +318,5 @@ def test_compare_published_matches_by_label_and_setting():
     assert yes["table1_compare"][["label", "s_inf", "this_run_s_inf"]].values.tolist() == [["dinov2_giant", 0.365, 0.3]]
     assert len(out["fig2_compare"]) == 41 and (out["fig2_compare"].comparable == "no: not run here").sum() == 40
     mini = compare_published("miniature", fig2, grid, fits)  # the same points from a miniature: never compared
+    mini.pop("not_built")
     assert all(t.comparable.str.startswith("no: the miniature").all() for t in mini.values())

@@ -41,6 +41,7 @@ __all__ = [
     "sweep_overlaps",
     "SweepResult",
     "prepare_features",
+    "cross_model_matrix",
     "BACKENDS",
 ]
 
@@ -367,3 +368,17 @@ def layer_sweep(fx, fy, k: int = 10, backend: str = "auto") -> SweepResult:
     bx = resolve_backend(backend, tx.shape[0], tx.device, tx.shape[2])
     by = resolve_backend(backend, ty.shape[0], ty.device, ty.shape[2])
     return sweep_from_neighbours(layer_search(tx, k, bx), layer_search(ty, k, by), bx)
+
+
+def cross_model_matrix(neighbours: dict, backend: str = "auto"):
+    """Figure 10: best-layer-pair alignment between every two representations (a symmetric pandas DataFrame;
+    1 on the diagonal). Rows and columns in the order of ``neighbours`` (name -> [L, N, k] kNN lists of the
+    same items). Here, below both ``book.downstream`` and ``extract.paper_run``, which use it."""
+    import pandas as pd
+
+    names = list(neighbours)
+    m = np.eye(len(names))
+    for a in range(len(names)):
+        for b in range(a + 1, len(names)):
+            m[a, b] = m[b, a] = sweep_from_neighbours(neighbours[names[a]], neighbours[names[b]], backend).best[2]
+    return pd.DataFrame(m, index=names, columns=names)

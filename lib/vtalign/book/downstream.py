@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..alignment import layer_neighbours, prepare_features, sweep_from_neighbours
+from ..alignment import cross_model_matrix, layer_neighbours, prepare_features, sweep_from_neighbours
 from ..correlation import correlate, linear_fit
 from ..extract.cache import common_items
 from ..extract.datasets import load_dataset
@@ -148,17 +148,6 @@ def alignment_table(reps: dict[str, Representation], neighbours: dict[str, np.nd
                              model_type=v.variant.model_type, text=t.name, score=score, layer_x=i, layer_y=j,
                              n_layers_x=len(v.layer_dims), n_items=n, k=k, chance=chance_level(n, k)))
     return pd.DataFrame(rows)
-
-
-def cross_model_matrix(neighbours: dict[str, np.ndarray], backend: str = "auto") -> pd.DataFrame:
-    """Figure 10: best-layer-pair alignment between every two representations (symmetric; 1 on the
-    diagonal). Rows and columns in the order of ``neighbours``."""
-    names = list(neighbours)
-    m = np.eye(len(names))
-    for a in range(len(names)):
-        for b in range(a + 1, len(names)):
-            m[a, b] = m[b, a] = sweep_from_neighbours(neighbours[names[a]], neighbours[names[b]], backend).best[2]
-    return pd.DataFrame(m, index=names, columns=names)
 
 
 def world_task_labels(item_ids, dataset_options: dict | None = None) -> dict[str, np.ndarray]:

@@ -35,7 +35,8 @@ from .synthetic import (
 )
 from .video import FrameSource, GeneratedVideo, VideoFile
 
-__all__ = ["Item", "VideoTextDataset", "DATASETS", "register_dataset", "load_dataset", "reorder_negative"]
+__all__ = ["Item", "VideoTextDataset", "DATASETS", "register_dataset", "load_dataset", "caption_source",
+           "reorder_negative"]
 
 
 @dataclass
@@ -84,6 +85,17 @@ def load_dataset(name: str, **options) -> VideoTextDataset:
         raise UnknownDatasetError(f"Unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))} "
                                   "(python -m vtalign.extract --list).")
     return DATASETS[name](**options)
+
+
+def caption_source(dataset: VideoTextDataset) -> str:
+    """Which captions a built dataset holds, for a page to print: its ``notes["caption_source"]`` where the
+    builder records one (VaTeX: the 5-caption files shipped here, or the official JSON with 10), else
+    ``"<name>: its own captions"``.
+
+    >>> caption_source(VideoTextDataset("x", {}, [])), caption_source(load_dataset("vatex", n_items=4))
+    ('x: its own captions', 'public tokenised files vatex/val.en (5 captions a video)')
+    """
+    return str(dataset.notes.get("caption_source") or f"{dataset.name}: its own captions")
 
 
 def _subsample(items: list[Item], n_items: int | None, seed: int) -> list[Item]:

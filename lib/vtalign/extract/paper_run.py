@@ -13,9 +13,15 @@ Two plans, the same code:
 Steps (:func:`run_paper`): the jobs (:func:`paper_jobs`), their requests through the extraction plan machinery
 (:func:`~vtalign.extract.cluster.plan_requests`; made in this process, or on Ray with ``cluster``), then the
 analysis from the feature cache: per vision representation the best-layer mutual k-NN alignment with the text
-model(s) (:func:`alignment_table`), Figure 2's points, Figure 3's grid, Eq. 2 fits (:func:`eq2_fits`) and the
-tables beside the published numbers, as CSVs under ``results/paper/<plan>/``. A job that cannot load or fails
-is a row of ``jobs.csv`` with its reason, never dropped. Resumable: the feature cache reuses every finished
+model(s) (:func:`alignment_table`), Figure 2's points, Figure 3's grid, Eq. 2 fits (:func:`eq2_fits`, Table 1),
+Figure 4 (:func:`fig4_tables`: the published downstream numbers against this run's alignment; downstream scores
+are not measured here), Figure 7 (:func:`fig7_tables`, the gain from more captions), Figure 10
+(:func:`fig10_matrix`), Figures 11 and 12 (:func:`matrix_table`: vision x text at one caption and at all
+captions) and the tables beside the published numbers, as CSVs under ``results/paper/<plan>/`` (the book layer
+draws their PNGs: :func:`vtalign.book.paper_pipeline.draw_figures`), with
+the VaTeX caption source that ran (5-caption files here or the official 10-caption JSON) in ``run.json``. What
+cannot be built from the plan's features is a row of ``not_built.csv`` with its reason. A job that cannot load
+or fails is a row of ``jobs.csv`` with its reason, never dropped. Resumable: the feature cache reuses every finished
 entry, and the analysis is recomputed from it.
 """
 from __future__ import annotations
@@ -41,7 +47,8 @@ from .paper_models import loadability, read_models
 
 __all__ = ["PLANS", "PAPER_TEXT", "FIG2_TEXT", "MINIATURE", "PaperRunRefused", "paper_grid", "plan_config",
            "paper_jobs", "missing_for_paper", "fig2_frames", "alignment_table", "eq2_fits", "compare_published",
-           "run_paper", "score_caveats", "score_encoder", "EVIDENCE"]
+           "caption_gains", "fig7_tables", "fig10_matrix", "matrix_table", "fig4_tables", "FIG4_LABELS",
+           "NOT_BUILT_COLUMNS", "run_paper", "score_caveats", "score_encoder", "EVIDENCE"]
 
 PLANS = ("paper", "miniature")
 PAPER_TEXT = "gemma2_9b_it"                          # Figure 2's text model (a2_models.csv label)
@@ -51,6 +58,7 @@ MINIATURE = dict(n_clips=32, size=32, frames=(1, 4), captions=(1, 2), k=5)
 EVIDENCE = {"paper": "real checkpoints on VaTeX, measured by this pipeline",
             "miniature": "plumbing: tiny random-initialised configs on the synthetic world (never evidence about the "
                          "paper's models; not compared with published numbers)"}
+_NEVER = "no: the miniature runs random-weight tiny configs on the synthetic world (plumbing, not evidence)"
 _MODEL_TYPE = {"video": "native_video", "image": "image_on_image", "image-on-video": "image_on_video"}
 
 
@@ -253,14 +261,15 @@ class _Neighbours:
         return self.found[request]
 
 
-def alignment_table(pairs, k: int, cache_dir=None) -> pd.DataFrame:
+def alignment_table(pairs, k: int, cache_dir=None, neighbours=None) -> pd.DataFrame:
     """Best-layer mutual k-NN alignment of each (vision request, text request, extra columns) pair, from the
     cache (the reference preparation, q = 0.95; every layer pair swept; ties: the first in row-major order).
 
     Returns one row per pair: the extra columns, frames, captions, score, layer_x, layer_y, n_items, k, chance.
     Raises ``ValueError`` when two representations hold other items (a sweep pairs items by position).
+    ``neighbours``: a :class:`_Neighbours` of the same k to share kNN lists between calls (default: a new one).
     """
-    nb = _Neighbours(k, cache_dir)
+    nb = neighbours or _Neighbours(k, cache_dir)
     rows = []
     for vision, text, extra in pairs:
         ids_x, nx = nb(vision)
@@ -294,6 +303,224 @@ def eq2_fits(grid: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# --------------------------------------------------------------------------------------------------------------- #
+# Figures 4, 7, 10, 11 and 12 from the plan's features (Table 1: eq2_fits and table1_compare above)
+# --------------------------------------------------------------------------------------------------------------- #
+# Figure 4's model names -> a2_models.csv labels, and how sure that match is ("" where the A.2 list has no row).
+FIG4_LABELS = {"4DS-S": ("", "no row in the A.2 list"), "4DS-B": ("", "no row in the A.2 list"),
+               "4DS-L": ("", "no row in the A.2 list"), "4DS-G": ("", "no row in the A.2 list"),
+               "4DS-e": ("4ds_e", "same name"),
+               "VideoMAE-B": ("videomae_base_k400", "uncertain: the self-supervised K400 ViT-B is assumed"),
+               "VideoMAE-L": ("", "no ViT-L VideoMAE row in the A.2 list"),
+               "VideoMAE-H": ("videomae_huge_finetuned_kinetics",
+                              "uncertain: the A.2 list's only ViT-H VideoMAE is fine-tuned on Kinetics labels"),
+               "VJEPA-H": ("vjepa_huge", "same name (V-JEPA v1)")}
+FIG4_LOWER_IS_BETTER = ("re10k_camera_pose", "scannet_depth")  # errors, as the paper's Figure 4 axes say
+FIG7_PRINTED = "fig7_fit_printed"
+NOT_BUILT_COLUMNS = ["evidence", "figure", "part", "reason"]
+
+
+def _not_built(evidence: str, figure: str, part: str, reason: str) -> dict:
+    return dict(evidence=evidence, figure=figure, part=part, reason=" ".join(str(reason).split()))
+
+
+def caption_gains(grid: pd.DataFrame, one: int = 1, many: int | None = None) -> pd.DataFrame:
+    """Figure 7's pairs, the test_time_scaling chapter's definition (:func:`vtalign.scaling.caption_gain_pairs`):
+    per label and frame count, the score with ``one`` caption and with ``many`` (default: the grid's largest
+    count), and ``gain`` = many / one - 1.
+
+    grid : columns label, n_frames, n_captions, score. Returns label, n_frames, one_caption, all_captions,
+    many, gain (empty when no frame count has both counts).
+
+    >>> g = pd.DataFrame(dict(label="m", n_frames=[1, 1], n_captions=[1, 10], score=[0.1, 0.16]))
+    >>> caption_gains(g)[["many", "gain"]].round(6).values.tolist()
+    [[10.0, 0.6]]
+    """
+    from ..scaling import caption_gain_pairs
+
+    cols = ["label", "n_frames", "one_caption", "all_captions", "many", "gain"]
+    if grid.empty:
+        return pd.DataFrame(columns=cols)
+    many = many or int(grid.n_captions.max())
+    pairs = caption_gain_pairs(grid.rename(columns={"label": "model"}), one, many).rename(columns={"model": "label"})
+    return pairs.assign(many=many, gain=pairs.all_captions / pairs.one_caption - 1)[cols]
+
+
+def fig7_tables(plan: str, grid: pd.DataFrame, published_grid: pd.DataFrame | None = None,
+                printed: pd.DataFrame | None = None) -> tuple[dict, list[dict]]:
+    """Figure 7 from the plan's Figure 3 grid: ``fig7_pairs`` (:func:`caption_gains` of this run),
+    ``fig7_compare`` (per model: this run's mean gain over frame counts beside the same quantity of the
+    digitised Figure 3 grid, 1 -> 10 captions: the paper's data re-analysed, as Figure 7's points are not
+    published) and ``fig7_fit`` (this run's line all-captions = slope x one-caption + intercept beside the
+    printed one). Returns (tables, not_built rows)."""
+    from ..checks import InsufficientData
+    from ..correlation import linear_fit
+
+    evidence = EVIDENCE[plan]
+    published_grid = (pd.read_csv(paths.paper_csv("fig3_vatex_scaling_frames_digitized")).rename(
+        columns={"model": "label"}) if published_grid is None else published_grid)
+    printed = pd.read_csv(paths.paper_csv(FIG7_PRINTED)) if printed is None else printed
+    pairs = caption_gains(grid[["label", "n_frames", "n_captions", "score"]])
+    pairs.insert(0, "evidence", evidence)
+    pub = caption_gains(published_grid, 1, 10).groupby("label", sort=False).gain.mean().rename("published_gain")
+    mine = pairs.groupby("label", sort=False).agg(this_run_gain=("gain", "mean"), this_run_many=("many", "first"),
+                                                  frame_counts=("n_frames", "size"))
+    both = mine.join(pub, how="outer").reset_index().rename(columns={"index": "label"})
+    if plan == "miniature":
+        both["comparable"] = _NEVER
+    else:
+        both["comparable"] = np.where(both.this_run_gain.notna() & both.published_gain.notna()
+                                      & (both.this_run_many == 10), "yes: 1 -> 10 captions, mean over frame counts",
+                                      "no: not run here, or not 10 captions")
+    both.insert(0, "published_evidence", "the paper's Figure 3 (digitised), re-analysed: Figure 7's points are "
+                                         "not published")
+    both.insert(1, "this_run_evidence", evidence)
+    p = printed.iloc[0]
+    rows, not_built = [], []
+    try:
+        fit = linear_fit(pairs.one_caption, pairs.all_captions)
+        mine_fit = dict(slope=fit.slope, intercept=fit.intercept, r=fit.r)
+    except (InsufficientData, ValueError) as err:
+        mine_fit = dict.fromkeys(("slope", "intercept", "r"), np.nan)
+        not_built.append(_not_built(evidence, "Figure 7", "this run's line", err))
+    mine_fit["relative_gain"] = float(pairs.gain.mean()) if len(pairs) else np.nan
+    gain = pd.read_csv(paths.paper_csv("printed_numbers")).set_index("quantity").value["fig7_caption_gain"]
+    published = dict(slope=p.slope, intercept=p.intercept, r=p.r, relative_gain=float(gain))
+    for q in ("slope", "intercept", "r", "relative_gain"):
+        rows.append(dict(evidence=evidence, quantity=q, published=published[q], this_run=mine_fit[q],
+                         comparable=_NEVER if plan == "miniature" else
+                         "yes: same quantity (1 vs 10 captions)" if int(pairs.many.max() if len(pairs) else 0) == 10
+                         else "no: the grid has no 10-caption point"))
+    not_built.append(_not_built(evidence, "Figure 7", "published per-model points",
+                                "the paper prints only the fit (y = 1.6x - 0.018, r = 0.998); per-model values "
+                                "beside this run's are the digitised Figure 3 grid re-analysed"))
+    return dict(fig7_pairs=pairs, fig7_compare=both, fig7_fit=pd.DataFrame(rows)), not_built
+
+
+def fig10_matrix(neighbours: dict[str, np.ndarray], backend: str = "auto") -> pd.DataFrame:
+    """Figure 10 as a CSV table: :func:`vtalign.alignment.cross_model_matrix` of ``neighbours``
+    (name -> [layers, N, k] kNN lists of the same items), with the row names as a first column
+    ``representation``.
+
+    >>> nb = {"a": np.array([[[1], [0], [3], [2]]]), "b": np.array([[[1], [2], [3], [0]]])}
+    >>> fig10_matrix(nb).values.tolist()
+    [['a', 1.0, 0.5], ['b', 0.5, 1.0]]
+    """
+    from ..alignment import cross_model_matrix
+
+    m = cross_model_matrix(neighbours, backend)
+    return m.rename_axis("representation").reset_index()
+
+
+def matrix_table(long: pd.DataFrame) -> pd.DataFrame:
+    """Figures 11 and 12 in the paper's layout: rows ``<vision> (<its best score>) <its layers>``, columns
+    ``<text> (<its best score>) <its layers>``, cells ``<score> (<layer_i>, <layer_j>)``.
+
+    long : columns vision, text, score, layer_x, layer_y, n_layers_x, n_layers_y (one row per pair).
+
+    >>> long = pd.DataFrame(dict(vision=["v", "v"], text=["a", "b"], score=[0.25, 0.5], layer_x=[1, 2],
+    ...                          layer_y=[3, 0], n_layers_x=4, n_layers_y=[5, 6]))
+    >>> matrix_table(long).values.tolist()
+    [['v (0.500) 4', '0.250 (1, 3)', '0.500 (2, 0)']]
+    >>> list(matrix_table(long).columns)
+    ['vision', 'a (0.250) 5', 'b (0.500) 6']
+    """
+    def name(side, layers):
+        best = long.groupby(side, sort=False).score.max()
+        n = long.groupby(side, sort=False)[layers].first()
+        return {k: f"{k} ({best[k]:.3f}) {int(n[k])}" for k in best.index}
+
+    rows, cols = name("vision", "n_layers_x"), name("text", "n_layers_y")
+    cell = long.assign(cell=[f"{s:.3f} ({int(i)}, {int(j)})" for s, i, j in zip(long.score, long.layer_x,
+                                                                                  long.layer_y)])
+    wide = cell.pivot(index="vision", columns="text", values="cell")
+    wide = wide.loc[list(rows), list(cols)].rename(index=rows, columns=cols)
+    wide.columns.name = None
+    return wide.rename_axis("vision").reset_index()
+
+
+def fig4_tables(plan: str, fig2: pd.DataFrame, published: pd.DataFrame | None = None,
+                printed: pd.DataFrame | None = None, n_boot: int = 2000, seed: int = 0) -> tuple[dict, list[dict]]:
+    """Figure 4 with this run's alignments: the downstream scores cannot be measured here, so each task's
+    x is the paper's published downstream number and y the alignment this run measured (its Figure 2 point)
+    for the same model; Pearson r per task over the models both have (:func:`vtalign.correlation.correlate`),
+    beside the printed r.
+
+    ``paper``: Figure 4's models matched to a2_models.csv labels by :data:`FIG4_LABELS` (native video
+    setting). ``miniature``: the plan's native-video representations paired with Figure 4's rows in order,
+    which exercises the code and means nothing. Returns (dict(fig4_points, fig4_correlations), not_built rows).
+    """
+    from ..checks import InsufficientData
+    from ..correlation import correlate
+
+    evidence = EVIDENCE[plan]
+    published = pd.read_csv(paths.paper_csv("fig4_downstream_digitized")) if published is None else published
+    printed = pd.read_csv(paths.paper_csv("fig4_printed_pearson")) if printed is None else printed
+    tasks = [c for c in published.columns if c not in ("model", "alignment")]
+    video = fig2[fig2.setting == "video"].drop_duplicates("label")
+    if plan == "miniature":
+        labels = list(video.label) + [""] * max(0, len(published) - len(video))
+        match = dict(zip(published.model, zip(labels, ["plumbing: paired in order, means nothing"] * len(labels))))
+    else:
+        match = {m: FIG4_LABELS.get(m, ("", "not in FIG4_LABELS")) for m in published.model}
+    by_label = video.set_index("label").alignment
+    pts = published.rename(columns={"alignment": "published_alignment", **{t: f"published_{t}" for t in tasks}})
+    pts.insert(1, "label", [match[m][0] for m in published.model])
+    pts.insert(2, "match", [match[m][1] for m in published.model])
+    pts["this_run_alignment"] = [by_label.get(lab, np.nan) if lab else np.nan for lab in pts.label]
+    pts.insert(0, "evidence", f"downstream: published (digitised); alignment: {evidence}")
+    rows, not_built = [], []
+    have = pts[pts.this_run_alignment.notna()]
+    pub_r = printed.set_index("task")
+    for t in tasks:
+        row = dict(evidence=evidence, task=t, lower_is_better=t in FIG4_LOWER_IS_BETTER, n=len(have),
+                   status="computed", this_run_pearson_r=np.nan, this_run_pearson_p=np.nan, ci_low=np.nan,
+                   ci_high=np.nan)
+        try:
+            c = correlate(have[f"published_{t}"], have.this_run_alignment, n_boot=n_boot, seed=seed)
+            row.update(this_run_pearson_r=c.pearson_r, this_run_pearson_p=c.pearson_p, ci_low=c.ci_low,
+                       ci_high=c.ci_high)
+        except (InsufficientData, ValueError) as err:
+            row["status"] = f"not computed: {' '.join(str(err).split())}"
+            not_built.append(_not_built(evidence, "Figure 4", f"r for {t}", err))
+        row["published_pearson_r"] = pub_r.pearson_r.get(t, np.nan)
+        row["published_p_value"] = pub_r.p_value.get(t, np.nan)
+        row["comparable"] = (_NEVER if plan == "miniature" else
+                             f"yes: the paper's {len(published)} models" if len(have) == len(published) else
+                             f"no: {len(have)} of the paper's {len(published)} models measured here")
+        rows.append(row)
+    not_built.append(_not_built(evidence, "Figure 4", "downstream scores",
+                                "the six downstream results (frozen-feature decoders trained on SSv2, Kinetics, "
+                                "Perception Test, RealEstate10k, ScanNet, Waymo) cannot be measured here; the "
+                                "published ones are used as x"))
+    return dict(fig4_points=pts, fig4_correlations=pd.DataFrame(rows)), not_built
+
+
+def _matrix_pairs(vision, text_reqs: dict, captions_of) -> list:
+    """(vision request, text request, extra) for every vision representation x text model at the caption
+    count ``captions_of(text requests by count)`` picks."""
+    out = []
+    for job, req in vision:
+        for t, by_c in text_reqs.items():
+            c = captions_of(by_c)
+            if c in by_c:
+                out.append((req, by_c[c], dict(vision=f"{job.label} ({job.setting})", label=job.label,
+                                              setting=job.setting, text=t)))
+    return out
+
+
+def _matrix_long(pairs, k, nb, cache_dir, evidence) -> pd.DataFrame:
+    cols = ["evidence", "vision", "label", "setting", "text", "frames", "captions", "score", "layer_x", "layer_y",
+            "n_layers_x", "n_layers_y", "n_items", "k", "chance"]
+    if not pairs:
+        return pd.DataFrame(columns=cols)
+    long = alignment_table(pairs, k, cache_dir, neighbours=nb)
+    long["n_layers_x"] = [nb(v)[1].shape[0] for v, _, _ in pairs]
+    long["n_layers_y"] = [nb(t)[1].shape[0] for _, t, _ in pairs]
+    long.insert(0, "evidence", evidence)
+    return long[cols]
+
+
 def _refuse(plan: str, jobs: pd.DataFrame, video_root, allow_download: bool, in_cache=None, json_file=None) -> None:
     missing = missing_for_paper(jobs, video_root, allow_download, in_cache, json_file)
     if missing:
@@ -323,8 +550,12 @@ def run_paper(plan: str = "miniature", *, cluster: str | None = None, workers: i
     models at one caption, and Figure 3's grid with the first text model), ``fig2_points.csv``,
     ``fig3_grid.csv``, ``eq2_fits.csv``, ``fig2_compare.csv``, ``fig3_compare.csv``, ``table1_compare.csv``
     (this run beside the published/digitised numbers where the labels match; the miniature is never compared),
-    ``report.md`` and ``run.json`` (plan, dataset, grid, k, seconds, when). ``cluster``: make the features on Ray
-    (``local``, ``auto``, ``ray://host:port``).
+    Figures 4, 7, 10, 11 and 12: ``fig4_points.csv`` and ``fig4_correlations.csv`` (the published downstream
+    numbers against this run's alignment), ``fig7_pairs.csv``, ``fig7_compare.csv``, ``fig7_fit.csv``,
+    ``fig10_matrix.csv``, ``fig11_long.csv`` / ``fig11_matrix.csv``, ``fig12_long.csv`` / ``fig12_matrix.csv``,
+    and ``not_built.csv`` (what cannot be built from the plan's features,
+    with why). ``report.md`` and ``run.json`` (plan, dataset, caption source, grid, k, seconds, when).
+    ``cluster``: make the features on Ray (``local``, ``auto``, ``ray://host:port``).
     The paper plan is refused before any work when the videos or weights are missing (:class:`PaperRunRefused`).
     """
     start = time.perf_counter()
@@ -368,9 +599,11 @@ def run_paper(plan: str = "miniature", *, cluster: str | None = None, workers: i
     tables["jobs"] = jobs
     for name, table in tables.items():
         table.to_csv(out / f"{name}.csv", index=False)
+    source = _caption_source(cfg, requests)
     seconds = time.perf_counter() - start
-    (out / "report.md").write_text(_report(plan, cfg, tables, seconds))
-    record = dict(plan=plan, evidence=EVIDENCE[plan], dataset=cfg["dataset"],
+    (out / "report.md").write_text(_report(plan, cfg, tables, seconds, source))
+    record = dict(plan=plan, evidence=EVIDENCE[plan], dataset=cfg["dataset"], caption_source=source,
+                  tables=sorted(f"{n}.csv" for n in tables),
                   options={k: v for k, v in cfg["options"].items() if k != "video_root"}, frames=list(cfg["frames"]),
                   captions=list(cfg["captions"]), k=cfg["k"], seconds=round(seconds, 1), cluster=cluster,
                   finished=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
@@ -381,6 +614,7 @@ def run_paper(plan: str = "miniature", *, cluster: str | None = None, workers: i
 
 def _analyse(plan, cfg, jobs, made, failed, cache_dir) -> dict:
     ok = {i: [r for r in rs if r not in failed] for i, rs in made.items()}
+    nb = _Neighbours(cfg["k"], cache_dir)
     text_labels = _text_models(plan, jobs)
     text = {}
     for t in text_labels:
@@ -395,7 +629,7 @@ def _analyse(plan, cfg, jobs, made, failed, cache_dir) -> dict:
                 for c, tr in by_c.items():
                     if c == 1 or (t == text_labels[0] and job.setting != "image"):
                         pairs.append((r, tr, dict(label=job.label, setting=job.setting, text=t)))
-    align = alignment_table(pairs, cfg["k"], cache_dir) if pairs else pd.DataFrame(
+    align = alignment_table(pairs, cfg["k"], cache_dir, neighbours=nb) if pairs else pd.DataFrame(
         columns=["label", "setting", "text", "frames", "captions", "score", "layer_x", "layer_y", "n_items", "k",
                  "chance"])
     evidence = EVIDENCE[plan]
@@ -417,27 +651,78 @@ def _analyse(plan, cfg, jobs, made, failed, cache_dir) -> dict:
     fits = eq2_fits(grid.assign(label=grid.label + " (" + grid.setting + ")")) if len(grid) else pd.DataFrame(
         columns=["label", "n_points", "status"])
     fits.insert(0, "evidence", evidence)
-    return dict(alignment=align, fig2_points=fig2, fig3_grid=grid, eq2_fits=fits,
-                **compare_published(plan, fig2, grid, fits))
+    tables = dict(alignment=align, fig2_points=fig2, fig3_grid=grid, eq2_fits=fits,
+                  **compare_published(plan, fig2, grid, fits))
+    tables.update(_more_figures(plan, cfg, jobs, ok, vision, nb, cache_dir, tables))
+    return tables
+
+
+def _more_figures(plan, cfg, jobs, ok, vision, nb, cache_dir, tables) -> dict:
+    """Figures 4, 7, 10, 11 and 12 (their tables, and ``not_built`` rows for what cannot be built) from the
+    plan's features and the tables already made."""
+    evidence = EVIDENCE[plan]
+    not_built = [tables["not_built"]]
+    # each vision job's Figure 2 representation (one frame count); every done text model's requests by count
+    reps = []
+    for i, job in vision:
+        f = fig2_frames(job.setting, job.native_frames, _counts(job.frames))
+        reps += [(job, r) for r in ok[i] if r.frames == f][:1]
+    text_jobs = jobs[(jobs.side == "language") & (jobs.status == "done")]
+    text = {t.label: {r.captions: r for r in ok[i]} for i, t in text_jobs.iterrows()}
+    loader = dict(zip(text_jobs.label, text_jobs.family_loader.astype(str)))
+    gemma = {t: by_c for t, by_c in text.items() if loader[t].startswith("gemma")}
+    fig11 = _matrix_long(_matrix_pairs(reps, text, lambda by_c: 1), cfg["k"], nb, cache_dir, evidence)
+    fig12 = _matrix_long(_matrix_pairs(reps, gemma, max), cfg["k"], nb, cache_dir, evidence)
+    out = {}
+    for name, long in (("fig11", fig11), ("fig12", fig12)):
+        wide = matrix_table(long) if len(long) else pd.DataFrame(columns=["vision"])
+        wide.insert(0, "evidence", evidence)
+        out.update({f"{name}_long": long, f"{name}_matrix": wide})
+    for fig, what in (("Figure 11", "one caption, every text model"), ("Figure 12", "all captions, Gemma models")):
+        not_built.append(pd.DataFrame([_not_built(evidence, fig, "published matrix", f"the paper's {fig} ({what}) "
+                                                  "is not digitised in this repository: this run's matrix is "
+                                                  "built, nothing is compared")]))
+    # Figure 10: the native video representations and the first text model at one caption
+    first = _text_models(plan, jobs)[:1]
+    named = {f"{job.label} ({job.setting})": r for job, r in reps if job.setting == "video"}
+    named.update({f"{t} (1 caption)": text[t][1] for t in first if t in text and 1 in text[t]})
+    if len({tuple(nb(r)[0]) for r in named.values()}) > 1:
+        raise ValueError("Figure 10's representations hold other items; re-extract them on the same items.")
+    m = fig10_matrix({n: nb(r)[1] for n, r in named.items()}) if len(named) >= 2 else pd.DataFrame(
+        columns=["representation"])
+    m.insert(0, "evidence", evidence)
+    out["fig10_matrix"] = m
+    not_built.append(pd.DataFrame([_not_built(evidence, "Figure 10", "published matrix; 4DS-e, TRAJAN, "
+                                              "VideoMAEv2-g K710, V-JEPA v1", "the matrix is not digitised in this "
+                                              "repository; those models have no loadable checkpoint here "
+                                              "(a2_models.csv)")]))
+    f7, nb7 = fig7_tables(plan, tables["fig3_grid"])
+    f4, nb4 = fig4_tables(plan, tables["fig2_points"])
+    out.update(f7)
+    out.update(f4)
+    out["not_built"] = pd.concat([*not_built, pd.DataFrame(nb7 + nb4, columns=NOT_BUILT_COLUMNS)],
+                                 ignore_index=True)[NOT_BUILT_COLUMNS]
+    return out
 
 
 def compare_published(plan, fig2, grid, fits) -> dict:
     """This run's points beside the published/digitised ones: ``fig2_compare`` (Figure 2's Kinetics-400 panel,
     matched by label and model type), ``fig3_compare`` (by label, frames, captions), ``table1_compare`` (Eq. 2's
-    VaTeX parameters, by label). Every published row is kept; ``comparable`` says yes (and on what) or no (and
-    why). The miniature is never matched (its rows carry why)."""
+    VaTeX parameters, by label), and ``not_built`` (Table 1's PVD rows: the plan runs VaTeX only). Every published
+    row is kept; ``comparable`` says yes (and on what) or no (and why). The miniature is never matched (its rows
+    carry why)."""
     pub2 = pd.read_csv(paths.paper_csv("fig2_alignment_vs_retrieval_digitized"))
     pub2 = pub2[pub2.panel == "k400"][["model", "model_type", "alignment_gemma2_9b_it"]].rename(
         columns={"model": "label", "alignment_gemma2_9b_it": "published_alignment"})
     pub3 = pd.read_csv(paths.paper_csv("fig3_vatex_scaling_frames_digitized")).rename(
         columns={"model": "label", "score": "published_score"})
     pub1 = pd.read_csv(paths.paper_csv("table1_scaling_law_params"))
+    pvd = sorted(pub1[pub1.dataset != "vatex"].model)
     pub1 = pub1[pub1.dataset == "vatex"].rename(columns={"model": "label"})
-    never = "no: the miniature runs random-weight tiny configs on the synthetic world (plumbing, not evidence)"
     if plan == "miniature":
-        c2 = pub2.assign(this_run_alignment=np.nan, comparable=never)
-        c3 = pub3.assign(this_run_score=np.nan, comparable=never)
-        c1 = pub1.assign(this_run_status="", comparable=never)
+        c2 = pub2.assign(this_run_alignment=np.nan, comparable=_NEVER)
+        c3 = pub3.assign(this_run_score=np.nan, comparable=_NEVER)
+        c1 = pub1.assign(this_run_status="", comparable=_NEVER)
     else:
         c2 = pub2.merge(fig2[["label", "model_type", "alignment"]].rename(columns={"alignment": "this_run_alignment"}),
                         on=["label", "model_type"], how="left")
@@ -457,16 +742,30 @@ def compare_published(plan, fig2, grid, fits) -> dict:
     for t in (c2, c3, c1):
         t.insert(0, "published_evidence", "published (digitised or printed in the paper)")
         t.insert(1, "this_run_evidence", EVIDENCE[plan])
-    return dict(fig2_compare=c2, fig3_compare=c3, table1_compare=c1)
+    not_built = pd.DataFrame([_not_built(EVIDENCE[plan], "Table 1", f"PVD rows ({len(pvd)}: {', '.join(pvd)})",
+                                         "the plan runs VaTeX only (PVD's videos and its 10-caption grid are not "
+                                         "in the plan)")], columns=NOT_BUILT_COLUMNS)
+    return dict(fig2_compare=c2, fig3_compare=c3, table1_compare=c1, not_built=not_built)
 
 
-def _report(plan: str, cfg: dict, tables: dict, seconds: float) -> str:
+def _caption_source(cfg: dict, requests) -> str:
+    """Which captions the plan's dataset held (VaTeX: the 5-caption files here or the official 10-caption
+    JSON), from the dataset the requests were built on (built again when there were none)."""
+    from .datasets import caption_source
+    from .validation import build_dataset
+
+    built = next((r.built for r in requests if r.built is not None), None)
+    return caption_source(built or build_dataset(cfg["dataset"], cfg["options"]))
+
+
+def _report(plan: str, cfg: dict, tables: dict, seconds: float, source: str = "") -> str:
     jobs, align, fits = tables["jobs"], tables["alignment"], tables["eq2_fits"]
     counts = jobs.status.value_counts()
     lines = [f"# The paper's pipeline: plan `{plan}`", "",
              f"Evidence: {EVIDENCE[plan]}.", "",
              f"Dataset {cfg['dataset']} ({', '.join(f'{k}={v}' for k, v in cfg['options'].items())}), frames "
              f"{list(cfg['frames'])}, captions {list(cfg['captions'])}, k = {cfg['k']}; run in {seconds:.1f} s.", "",
+             f"Captions: {source}.", "",
              f"Jobs: {len(jobs)}: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + ".", ""]
     if len(align):
         best = align.loc[align.score.idxmax()]
@@ -481,6 +780,13 @@ def _report(plan: str, cfg: dict, tables: dict, seconds: float) -> str:
         t = tables[name]
         n = int(t.comparable.str.startswith("yes").sum())
         lines.append(f"- {name}.csv: {n} of {len(t)} published point(s) matched by this run.")
+    lines += ["", "Tables: " + ", ".join(f"{n}.csv ({len(t)} rows)" for n, t in tables.items()) + ".",
+              "", f"Figures (PNG): `python -m vtalign.book.paper_pipeline --plan {plan}` draws them from these "
+              "tables (`make paper` runs it)."]
+    nb = tables.get("not_built")
+    if nb is not None and len(nb):
+        lines += ["", "Not built (each with its reason in not_built.csv):"]
+        lines += [f"- {r.figure}, {r.part}: {r.reason}" for r in nb.itertuples()]
     failed = jobs[jobs.status.isin(["failed", "not loadable"])]
     if len(failed):
         lines += ["", "Not run (each with its reason in jobs.csv):"]
