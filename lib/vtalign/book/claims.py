@@ -54,7 +54,7 @@ __all__ = ["Claim", "CLAIMS", "claim", "published_verdicts", "save_verdicts", "s
            "most_aligned_verdict", "live_trend_verdict", "live_caption_gain_verdict", "live_frame_averaging_verdict",
            "live_strength_verdict", "live_downstream_verdict", "live_order_verdict", "live_reorder_verdict",
            "not_testable", "readouts_above_chance", "pvd_frames_verdict", "pvd_beats_original_verdict",
-           "pvd_saturation_verdict", "slice_form_verdict", "bag_of_words_verdict"]
+           "pvd_saturation_verdict", "slice_form_verdict", "bag_of_words_verdict", "bag_of_words_over_margins"]
 
 
 @dataclass(frozen=True)
@@ -737,6 +737,40 @@ def bag_of_words_verdict(readings: pd.DataFrame, contrast: pd.DataFrame, margin:
                     "What could fail it: an encoder in which word order moves a text as far as a change of content "
                     "(the tests build one that the top-1 rule read as a bag of words)",
                     f"{source}, {n} real caption pairs: " + "; ".join(parts), controls)
+
+
+def bag_of_words_over_margins(contrast: pd.DataFrame, margins, source: str = "sequence",
+                              controls: str = "") -> Verdict:
+    """Sec. 8's bag-of-words claim graded at every margin of a stated range (:func:`bag_of_words_verdict` at
+    each, on the layers re-read there: :func:`vtalign.book.text_order.read_at`). The paper puts no number on "more
+    akin to a bag-of-words", so a status that depends on where the margin is drawn is not a finding: supported
+    or contradicted only when every margin of the range gives it, not resolved when they disagree (the value
+    says where the status turns). ``contrast``: :func:`vtalign.book.text_order.order_tables`' second table.
+
+    >>> c = pd.DataFrame(dict(source="sequence", subset="all", model="m", layer=[1, 2], n_layers=4, n=10, top1=1.0,
+    ...                       order_share=[0.3, 0.35], order_share_low=[0.2, 0.3], order_share_high=[0.4, 0.45]))
+    >>> bag_of_words_over_margins(c, (0.25, 0.5, 0.75)).status   # order-sensitive at 0.25, bag of words above
+    'not resolved'
+    >>> bag_of_words_over_margins(c, (0.5, 0.75)).status
+    'supported'
+    """
+    from .text_order import read_at
+    margins = sorted(float(m) for m in margins)
+    if not margins:
+        raise ValueError("margins must name at least one margin, e.g. [0.25, 0.5, 0.75].")
+    verdicts = [bag_of_words_verdict(*read_at(contrast, m), m, source, controls) for m in margins]
+    statuses = [v.status for v in verdicts]
+    middle = verdicts[len(verdicts) // 2]
+    same = len(set(statuses)) == 1
+    mid = margins[len(margins) // 2]
+    rule = middle.rule.replace(f"below {mid:g}", "below the margin m").replace(f"above {mid:g}", "above m")
+    span = f"m = {margins[0]:g}" if len(margins) == 1 else f"each margin m of {', '.join(f'{m:g}' for m in margins)}"
+    return _verdict("fig5_bag_of_words", "real data", statuses[0] if same else UNRESOLVED,
+                    f"at {span} (the paper puts no number on \"more akin to a bag-of-words\": a status must hold at "
+                    f"every margin of the range, else it is not resolved): " + rule,
+                    ("" if same else "the status turns on the margin: "
+                     + ", ".join(f"{m:g} {st}" for m, st in zip(margins, statuses)) + f"; at {mid:g}, ")
+                    + middle.value, controls)
 
 
 # --------------------------------------------------------------------------- #

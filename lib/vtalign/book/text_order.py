@@ -55,7 +55,7 @@ from ..stats import paired_difference
 from .reordering import probe_ranks
 
 __all__ = ["SOURCES", "PROBES", "READINGS", "order_sets", "boot_indices", "rank_summary", "order_share",
-           "order_contrast", "layer_reading", "graded_layers", "model_readings", "margin_sensitivity",
+           "order_contrast", "layer_reading", "graded_layers", "model_readings", "read_at", "margin_sensitivity",
            "cached_features", "source_ranks", "order_tables", "plot_text_order"]
 
 # Source name -> what its anchors are (the table's and figure's label).
@@ -245,10 +245,18 @@ def model_readings(contrast: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def read_at(contrast: pd.DataFrame, margin: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(model readings, contrast)`` with every layer re-read at ``margin`` (:func:`layer_reading` on the order
+    shares already measured, then :func:`model_readings`)."""
+    read = contrast.assign(reading=[layer_reading(lo, hi, margin)
+                                    for lo, hi in zip(contrast.order_share_low, contrast.order_share_high)])
+    return model_readings(read), read
+
+
 def margin_sensitivity(contrast: pd.DataFrame, source: str, margins=(0.1, 0.25, 0.5, 0.75)) -> pd.DataFrame:
-    """The graded rule re-read at other margins (description: the chapter grades at one stated margin): per
-    margin, the claim's status (:func:`vtalign.book.claims.bag_of_words_verdict`) and each model's reading on
-    ``source``'s pairs, from the order shares already measured. Columns margin, status, then one per model.
+    """The rule read at each of ``margins``: per margin, the claim's status
+    (:func:`vtalign.book.claims.bag_of_words_verdict`) and each model's reading on ``source``'s pairs, from the
+    order shares already measured. Columns margin, status, then one per model.
 
     >>> c = pd.DataFrame(dict(source="s", subset="all", model="m", layer=[1], n_layers=2, n=5, top1=1.0,
     ...                       order_share=[0.3], order_share_low=[0.2], order_share_high=[0.4]))
@@ -258,9 +266,7 @@ def margin_sensitivity(contrast: pd.DataFrame, source: str, margins=(0.1, 0.25, 
     from .claims import bag_of_words_verdict
     rows = []
     for margin in margins:
-        read = contrast.assign(reading=[layer_reading(lo, hi, margin)
-                                        for lo, hi in zip(contrast.order_share_low, contrast.order_share_high)])
-        models = model_readings(read)
+        models, read = read_at(contrast, margin)
         models = models[(models.source == source) & (models.subset == "all")]
         rows.append(dict(margin=margin, status=bag_of_words_verdict(models, read, margin, source).status,
                          **dict(zip(models.model, models.reading))))
