@@ -52,7 +52,7 @@ import pandas as pd
 
 from ..alignment import layer_neighbours, prepare_features, sweep_from_neighbours
 from ..checks import InsufficientData
-from ..extract.datasets import Item, VideoTextDataset, load_dataset
+from ..extract.datasets import Item, VideoTextDataset, caption_source, load_dataset
 from ..extract.features import extract_features
 from ..extract.manifest import fetch
 from ..extract.sampling import item_rng
@@ -93,6 +93,8 @@ class CaptionSplit:
     original : [N] PVD's original caption (``None`` for VaTeX)
     dropped : videos left out for having fewer than ``n_a + n_b`` distinct captions
     options : what built it (source, caption set, sample, split seed, sizes)
+    caption_source : which caption files ran (:func:`vtalign.extract.datasets.caption_source`: VaTeX's 5-caption
+        files shipped here or the official JSON with 10), for the page to print
     """
     ids: list[str]
     captions: list[list[str]]
@@ -101,6 +103,7 @@ class CaptionSplit:
     original: list[str] | None
     dropped: int
     options: dict = field(default_factory=dict)
+    caption_source: str = ""
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -199,7 +202,7 @@ def load_split(source: str, n_a: int, n_b: int, split_seed: int = 0, n_items: in
                    sample_seed=sample_seed, split_seed=split_seed, n_a=n_a, n_b=n_b,
                    original=original if source == "pvd" else None)
     return CaptionSplit(ids, caps, np.array(a, dtype=np.int64), np.array(b, dtype=np.int64),
-                        kept_orig if originals is not None else None, dropped, options)
+                        kept_orig if originals is not None else None, dropped, options, caption_source(ds))
 
 
 def pool_dataset(split: CaptionSplit) -> VideoTextDataset:
