@@ -25,7 +25,7 @@ __all__ = ["Interval", "Verdict", "EVIDENCE", "DEFINITIONS", "SUPPORTED", "CONTR
            "NOT_TESTABLE", "AS_PUBLISHED", "DETECTED", "FIRES_ON_NULL", "NOT_DETECTED", "NO_POWER", "direction",
            "sign_status",
            "trend", "claim_status", "method_check", "versus_published", "about_status", "form_status",
-           "percentile_interval", "independent_difference", "holm"]
+           "percentile_interval", "independent_difference", "holm", "critical_pearson_r"]
 
 # Kinds of evidence, in the order the landing page shows them.
 EVIDENCE = ("published", "re-analysis", "real data", "controlled world")
@@ -281,3 +281,36 @@ def holm(p_values, alpha: float = 0.05) -> np.ndarray:
             break
         significant[i] = True
     return significant
+
+
+def critical_pearson_r(n: int, m: int = 1, alpha: float = 0.05, n_permutations: int | None = None) -> float:
+    """The smallest Pearson r (in absolute value) that a two-sided test of r with ``n`` points can declare
+    significant at Holm's first threshold over ``m`` tests, ``alpha / m`` (no test survives Holm's correction
+    unless the smallest p is below it): ``r_c = t / sqrt(n - 2 + t^2)``, with ``t`` the ``1 - alpha / (2 m)``
+    quantile of Student's t with ``n - 2`` degrees of freedom (the null distribution of r for independent
+    normal data; a permutation test's is close to it). ``inf`` when no r can be significant: fewer than 3
+    points, ``m = 0`` (nothing tested), or a permutation p that cannot go that low: with ``n`` points there are
+    ``n!`` orders, so the exact p is at least ``1 / n!``, and with ``n_permutations`` random shuffles it is at
+    least ``1 / (1 + n_permutations)``.
+
+    >>> critical_pearson_r(3, 1)     # 3 points: 3! = 6 orders, the permutation p is at least 1/6 > 0.05
+    inf
+    >>> round(critical_pearson_r(12, 3), 3), round(critical_pearson_r(1000, 3), 3)
+    (0.672, 0.076)
+    >>> critical_pearson_r(12, 3, n_permutations=50)   # 50 shuffles: p >= 1/51 > 0.05/3
+    inf
+    """
+    from math import factorial
+
+    from scipy.stats import t as student_t
+
+    if m < 0 or not 0 < alpha < 1:
+        raise ValueError(f"m must be >= 0 and alpha in (0, 1), got m={m}, alpha={alpha}.")
+    level = alpha / m if m else 0.0
+    smallest_p = 1 / factorial(n) if 1 <= n <= 20 else 0.0  # 20! > 1e18: no level here is that small
+    if n_permutations is not None:
+        smallest_p = max(smallest_p, 1 / (1 + n_permutations))
+    if n < 3 or m == 0 or smallest_p > level:
+        return float("inf")
+    t = float(student_t.ppf(1 - level / 2, n - 2))
+    return t / float(np.sqrt(n - 2 + t * t))

@@ -37,6 +37,7 @@ from ..verdicts import (
     Verdict,
     about_status,
     claim_status,
+    critical_pearson_r,
     direction,
     form_status,
     holm,
@@ -44,7 +45,7 @@ from ..verdicts import (
     sign_status,
     versus_published,
 )
-from .tables import markdown_cell, p_phrase
+from .tables import markdown_cell, p_phrase, plural
 from .worlds import label as world_label
 
 __all__ = ["Claim", "CLAIMS", "claim", "published_verdicts", "save_verdicts", "show", "claims_table",
@@ -547,10 +548,37 @@ def _significant_positive(table: pd.DataFrame, r: str = "pearson_r", p: str = "p
     return table[keep]
 
 
-def live_strength_verdict(planted: pd.DataFrame | None, null: pd.DataFrame | None) -> Verdict:
+def _power(n: int, m: int, paper_rs, alpha: float, n_permutations: int | None,
+           tests: str) -> tuple[float | None, float | None, str, str]:
+    """For a live correlation check: the critical r of its test (:func:`vtalign.verdicts.critical_pearson_r`),
+    the paper's effect (the weakest of its printed ``paper_rs``, in absolute value: the test must be able to
+    find every one of them), the rule's clause naming both with n and m, and the control column's clause
+    (both starting with "; "). Without ``paper_rs``: no power rule (None, None, "", "")."""
+    if paper_rs is None:
+        return None, None, "", ""
+    rs = [abs(float(r)) for r in np.atleast_1d(paper_rs)]
+    if not rs:
+        raise ValueError("paper_r is empty: give the paper's printed r values (or None for no power rule).")
+    r_c, paper_r = critical_pearson_r(n, m, alpha, n_permutations), min(rs)
+    reach = (f"r_c = {r_c:.3f}" if np.isfinite(r_c) else
+             "none: " + ("nothing is tested" if m == 0 else "too few points or permutations for significance"))
+    clause = (f"; no power when none is found and the weakest of the paper's {len(rs)} printed r (|r| from "
+              f"{min(rs):.2f} to {max(rs):.2f}) is not above the critical r (the smallest r the test can declare "
+              f"significant: two-sided t test at {alpha:g}/m; here {reach}, for n = {plural(n, 'variant')} and "
+              f"m = {plural(m, tests)})")
+    text = (f"; power: n = {plural(n, 'variant')}, m = {plural(m, tests)}, critical {reach}; paper's r {paper_r:.2f} "
+            + ("above it" if paper_r > r_c else "not above it: no power"))
+    return r_c, paper_r, clause, text
+
+
+def live_strength_verdict(planted: pd.DataFrame | None, null: pd.DataFrame | None, paper_r=None,
+                          alpha: float = 0.05, n_permutations: int | None = None) -> Verdict:
     """Figure 2, live: per text model, the line of alignment on the semantic k-NN score over the vision
     variants; detected when some line is positive with a permutation p significant after Holm's
-    correction over text models, in the planted world and in no line of the null world."""
+    correction over text models, in the planted world and in no line of the null world. When no line is
+    found and the weakest of ``paper_r`` (the paper's printed r values) is not above the smallest r the test can declare
+    significant with these n variants and m lines (:func:`vtalign.verdicts.critical_pearson_r`), the test had
+    no power."""
     if planted is None or planted.empty:
         return not_testable("fig2_strength", "controlled world", "too few vision variants for a regression")
     found = _significant_positive(planted)
@@ -559,11 +587,14 @@ def live_strength_verdict(planted: pd.DataFrame | None, null: pd.DataFrame | Non
     if null is None or null.empty:
         return _verdict("fig2_strength", "controlled world", NOT_TESTABLE, "no null world ran", value)
     fired = _significant_positive(null)
-    return _verdict("fig2_strength", "controlled world", method_check(len(found) > 0, len(fired) > 0),
+    r_c, paper, clause, power = _power(int(planted.n.max()), len(planted), paper_r, alpha, n_permutations, "line")
+    # method_check's no-power rule compares a width with the paper's effect: here the critical r plays the width
+    return _verdict("fig2_strength", "controlled world",
+                    method_check(len(found) > 0, len(fired) > 0, null_half_width=r_c, paper_effect=paper),
                     "a line counts when r > 0 and its permutation p (scores shuffled over variants) survives Holm's "
-                    "correction over text models", value,
+                    "correction over text models" + clause, value,
                     f"null (labels permuted over clips): {len(fired)} of {len(null)} lines; r = "
-                    f"{null.pearson_r.min():+.2f} to {null.pearson_r.max():+.2f}")
+                    f"{null.pearson_r.min():+.2f} to {null.pearson_r.max():+.2f}" + power)
 
 
 def readouts_above_chance(scores: pd.DataFrame, n_items: int, probe: str = "linear",
@@ -606,11 +637,14 @@ def downstream_detections(world: str, correlations: pd.DataFrame | None, above: 
 
 
 def live_downstream_verdict(planted: pd.DataFrame | None, planted_above: pd.DataFrame,
-                            null: pd.DataFrame | None, null_above: pd.DataFrame | None) -> Verdict:
+                            null: pd.DataFrame | None, null_above: pd.DataFrame | None, paper_r=None,
+                            alpha: float = 0.05, n_permutations: int | None = None) -> Verdict:
     """Figure 4, live: a task enters only when its readout beats chance (:func:`readouts_above_chance`);
     detected when an entered task correlates positively with alignment across the variants (permutation
     p significant after Holm's correction over the entered tasks) in the planted world and none does in the
-    null world (labels permuted over clips)."""
+    null world (labels permuted over clips). When none correlates and the weakest of ``paper_r`` (the paper's
+    printed r values, absolute) is not above the smallest r the test can declare significant with these n
+    variants and m entered tasks (:func:`vtalign.verdicts.critical_pearson_r`), the test had no power."""
     entered, found = _downstream_found(planted, planted_above)
     at_chance = planted_above[~planted_above.above].task.tolist()
     value = (f"planted: {len(entered)} of {len(planted_above)} tasks beat chance, {len(found)} correlate "
@@ -619,12 +653,16 @@ def live_downstream_verdict(planted: pd.DataFrame | None, planted_above: pd.Data
     if null is None or null_above is None:
         return _verdict("fig4_downstream", "controlled world", NOT_TESTABLE, "no null world ran", value)
     null_entered, fired = _downstream_found(null, null_above)
-    return _verdict("fig4_downstream", "controlled world", method_check(len(found) > 0, len(fired) > 0),
+    n = int(planted.n.max()) if paper_r is not None and planted is not None and len(planted) else 0
+    r_c, paper, clause, power = _power(n, len(entered), paper_r, alpha, n_permutations, "entered task")
+    # method_check's no-power rule compares a width with the paper's effect: here the critical r plays the width
+    return _verdict("fig4_downstream", "controlled world",
+                    method_check(len(found) > 0, len(fired) > 0, null_half_width=r_c, paper_effect=paper),
                     "tasks whose readout beats chance enter (best variant above chance by z standard errors, z "
                     "Bonferroni-corrected over the variants); a task correlates when r > 0 with a permutation p that "
-                    "survives Holm's correction over the entered tasks",
+                    "survives Holm's correction over the entered tasks" + clause,
                     value, f"null (labels permuted over clips): {len(null_entered)} tasks beat chance, "
-                           f"{len(fired)} correlate")
+                           f"{len(fired)} correlate" + power)
 
 
 def live_order_verdict(planted: pd.Series, null: pd.Series | None, blind: pd.Series | None = None) -> Verdict:
