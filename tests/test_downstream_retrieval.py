@@ -88,3 +88,17 @@ def test_a_kinetics_test_list_is_retrieved_end_to_end(tmp_path, monkeypatch):
         result[name] = downstream.retrieval_scores(reps, {"kinetics400": labels}).iloc[0]
     assert result["list"].score == 1.0
     assert result["blind"].score < 0.75 and result["list"].chance < 0.75
+
+
+def test_retrieval_per_task_against_each_variants_chance_and_a_margin():
+    rows = pd.DataFrame(dict(vision=["v1", "v2", "v3"] * 2, task=["bg"] * 3 + ["shape"] * 3,
+                             score=[1.0, 0.9, 0.95, 0.33, 0.26, 0.17], chance=[0.18, 0.16, 0.17, 0.25, 0.24, 0.25]))
+    marked = downstream.retrieval_margins(rows, n_items=256)
+    # 3 variants: z = 2.394 (two-sided 0.05 / 3); at chance 0.25 over 256 queries the margin is 0.0648
+    assert marked.margin.iloc[3] == pytest.approx(2.394 * np.sqrt(0.25 * 0.75 / 256), abs=1e-4)
+    by = downstream.retrieval_by_task(marked).set_index("task")
+    assert by.loc["bg", "above"] == 3 and by.loc["bg", "below"] == 0
+    assert by.loc["shape", "above"] == 1 and by.loc["shape", "below"] == 1   # 0.33 beats 0.315; 0.17 < 0.185
+    assert by.loc["shape", "best_vision"] == "v1" and by.loc["shape", "chance_low"] == 0.24
+    with pytest.raises(ValueError, match="n_items"):
+        downstream.retrieval_margins(rows, n_items=0)

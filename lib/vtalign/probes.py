@@ -37,7 +37,8 @@ import numpy as np
 
 from .checks import InsufficientData
 
-__all__ = ["TASK_KINDS", "fold_assignment", "task_score", "linear_probe", "knn_probe", "chance_score",
+__all__ = ["TASK_KINDS", "fold_assignment", "task_score", "linear_probe", "linear_probes", "ridge_loo_predict",
+           "knn_probe", "knn_probes", "chance_score",
            "retrieval_accuracy", "retrieval_accuracies", "RETRIEVAL_K", "RETRIEVAL_TEMPERATURE"]
 
 TASK_KINDS = ("class", "multilabel", "regression")
@@ -103,13 +104,123 @@ def chance_score(labels, kind: str) -> float:
     return 0.0
 
 
-def _cross_fit(x, y, kind, n_folds, seed, fit_predict) -> float:
+def _cross_fit(x, tasks, n_folds, seed, fit_predict) -> list[float]:
+    """Cross-fitted scores of several tasks on the same features: each fold's ``fit_predict(xtr, xte, train, test)``
+    returns one prediction per task (it may share per-fold work, e.g. a decomposition or neighbours, across them).
+    tasks : checked ``(labels, kind)`` pairs."""
     folds = fold_assignment(len(x), n_folds, seed)
-    predicted = np.empty_like(y, dtype=np.float64 if kind == "regression" else y.dtype)
+    predicted = [np.empty_like(y, dtype=np.float64 if kind == "regression" else y.dtype) for y, kind in tasks]
     for f in range(n_folds):
         test = folds == f
-        predicted[test] = fit_predict(x[~test], y[~test], x[test])
-    return task_score(y, predicted, kind)
+        for p, out in zip(predicted, fit_predict(x[~test], x[test], ~test, test)):
+            p[test] = out
+    return [task_score(y, p, kind) for p, (y, kind) in zip(predicted, tasks)]
+
+
+def _check_tasks(features, tasks) -> tuple[np.ndarray, list[tuple[np.ndarray, str]]]:
+    """:func:`_check` of each ``(labels, kind)`` of ``tasks`` on the same features (converted once)."""
+    tasks = list(tasks)
+    if not tasks:
+        raise ValueError("tasks is empty: give at least one (labels, kind) pair.")
+    x = np.asarray(features, dtype=np.float64)
+    checked = [_check(x, labels, kind) for labels, kind in tasks]
+    return checked[0][0], [(y, kind) for (_, y), (_, kind) in zip(checked, tasks)]
+
+
+def _standardised(xtr: np.ndarray, xte: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Training and test features standardised with the training items' mean and standard deviation."""
+    mu, sd = xtr.mean(0), xtr.std(0)
+    # Columns (near-)constant on the training items carry no signal; standardising them would blow
+    # their rounding noise up to unit scale on the test items, so they are left out.
+    keep = sd > 1e-6 * sd.max() if sd.max() > 0 else np.zeros_like(sd, dtype=bool)
+    if not keep.any():
+        return np.zeros((len(xtr), 1)), np.zeros((len(xte), 1))
+    return (xtr[:, keep] - mu[keep]) / sd[keep], (xte[:, keep] - mu[keep]) / sd[keep]
+
+
+def _small_blas(n_items: int, most: int = 2048):
+    """One BLAS thread for the probes of at most ``most`` items: their matrices ([N, N] Gram matrices and
+    eigendecompositions) are so small that starting and synchronising threads costs more than it saves
+    (one 204 x 204 eigendecomposition on a busy 2-core machine: 46 ms with 2 threads, 7 ms with 1)."""
+    from contextlib import nullcontext
+
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas") if n_items <= most else nullcontext()
+
+
+def _ridge_targets(ytr: np.ndarray, kind: str) -> tuple[np.ndarray, object]:
+    """The ridge targets [n, T] of one task's training labels and how to read predictions [m, T] back."""
+    if kind == "class":
+        classes = np.unique(ytr)
+        return (np.where(ytr[:, None] == classes[None, :], 1.0, -1.0),
+                lambda out: classes[np.argmax(out, axis=1)])  # argmax: ties go to the lower class
+    if kind == "multilabel":
+        return 2.0 * ytr - 1, lambda out: (out > 0).astype(ytr.dtype)
+    return ytr.astype(np.float64), lambda out: out
+
+
+def ridge_loo_predict(xtr, xte, targets, alphas=RIDGE_ALPHAS) -> list[np.ndarray]:
+    """Ridge predictions for several target blocks on one training set, each block with the penalty that
+    minimises its own efficient leave-one-out squared error: what ``sklearn.linear_model.RidgeCV(alphas)``
+    (intercept fitted and not penalised, ``gcv_mode`` "gram") predicts, fitted once per block, computed from
+    one eigendecomposition of the centred Gram matrix ``K = Xc Xc^T = Q diag(e) Q^T`` shared by every block.
+
+    For penalty a: ``c = Q diag(1/(e+a)) Q^T yc`` (yc: centred targets), the leave-one-out residuals
+    ``c_i / d_i`` with ``d = diag(G^-1) - (G^-1 1)_i / n`` (the intercept's share removed), the penalty kept
+    is the first with the smallest mean squared residual over the block's items and columns, and the
+    prediction is ``(x - mean) Xc^T c + mean(y)``.
+
+    xtr : [n, D]; xte : [m, D]; targets : list of [n, T_b] arrays. Returns one [m, T_b] array per block.
+
+    >>> rng = np.random.default_rng(0)
+    >>> x, w = rng.normal(size=(30, 4)), rng.normal(size=(4, 1))
+    >>> out = ridge_loo_predict(x[:20], x[20:], [x[:20] @ w, x[:20] @ -w])
+    >>> bool(np.allclose(out[0], x[20:] @ w, atol=1e-3)), bool(np.allclose(out[1], -out[0]))
+    (True, True)
+    """
+    xtr, xte = np.asarray(xtr, dtype=np.float64), np.asarray(xte, dtype=np.float64)
+    offset = xtr.mean(0)
+    xc = xtr - offset
+    eigvals, q = np.linalg.eigh(xc @ xc.T)
+    n = len(xtr)
+    kernel_test = (xte - offset) @ xc.T
+    q_ones = q.T @ np.ones(n)
+    blocks = [np.asarray(t, dtype=np.float64).reshape(n, -1) for t in targets]
+    means = [b.mean(0) for b in blocks]
+    qt_y = [q.T @ (b - m) for b, m in zip(blocks, means)]  # per block: its numbers do not depend on the others
+    best_score = [None] * len(blocks)
+    best_c: list[np.ndarray | None] = [None] * len(blocks)
+    for alpha in map(float, np.atleast_1d(alphas)):
+        inverse = 1.0 / (eigvals + alpha)
+        d = (inverse * q ** 2).sum(1) - (q @ (inverse * q_ones)) / n
+        for b in range(len(blocks)):
+            c = q @ (inverse[:, None] * qt_y[b])
+            score = -((c / d[:, None]) ** 2).mean()
+            if best_score[b] is None or score > best_score[b]:  # strict: the first of equal penalties
+                best_score[b], best_c[b] = score, c
+    return [kernel_test @ c + m for c, m in zip(best_c, means)]
+
+
+def linear_probes(features, tasks, n_folds: int = 5, seed: int = 0, alphas=RIDGE_ALPHAS) -> list[float]:
+    """:func:`linear_probe` of the same features for each ``(labels, kind)`` of ``tasks`` (several tasks, or
+    the same tasks with permuted labels for a null): the folds, the standardisation and the Gram matrix's
+    eigendecomposition do not depend on the labels, so each fold computes them once
+    (:func:`ridge_loo_predict`); every task keeps its own penalty.
+
+    >>> x = np.random.default_rng(0).normal(size=(60, 3))
+    >>> linear_probes(x, [(x[:, 0] > 0, "class"), (x[:, :2], "regression")], n_folds=3)  # doctest: +ELLIPSIS
+    [0.9..., 0.99...]
+    """
+    x, checked = _check_tasks(features, tasks)
+
+    def fit_predict(xtr, xte, train, test):
+        xtr, xte = _standardised(xtr, xte)
+        targets, readers = zip(*(_ridge_targets(y[train], kind) for y, kind in checked))
+        return [read(out) for read, out in zip(readers, ridge_loo_predict(xtr, xte, targets, alphas))]
+
+    with _small_blas(len(x)):
+        return _cross_fit(x, checked, n_folds, seed, fit_predict)
 
 
 def linear_probe(features, labels, kind: str = "class", n_folds: int = 5, seed: int = 0,
@@ -119,32 +230,11 @@ def linear_probe(features, labels, kind: str = "class", n_folds: int = 5, seed: 
     features : [N, D]; labels : [N] classes (``class``), 0/1 [N, n_labels] (``multilabel``) or
     [N] / [N, n_outputs] numbers (``regression``). Features are standardised with the training
     items' mean and standard deviation inside each fold; columns whose standard deviation is below
-    1e-6 of the largest are left out (constant up to rounding).
+    1e-6 of the largest are left out (constant up to rounding). The penalty is chosen among ``alphas``
+    by efficient leave-one-out on the training items, as ``sklearn.linear_model.RidgeCV`` does
+    (:func:`ridge_loo_predict`; tests compare the two).
     """
-    from sklearn.linear_model import RidgeCV
-
-    x, y = _check(features, labels, kind)
-
-    def fit_predict(xtr, ytr, xte):
-        mu, sd = xtr.mean(0), xtr.std(0)
-        # Columns (near-)constant on the training items carry no signal; standardising them would blow
-        # their rounding noise up to unit scale on the test items, so they are left out.
-        keep = sd > 1e-6 * sd.max() if sd.max() > 0 else np.zeros_like(sd, dtype=bool)
-        if not keep.any():
-            xtr, xte = np.zeros((len(xtr), 1)), np.zeros((len(xte), 1))
-        else:
-            xtr, xte = (xtr[:, keep] - mu[keep]) / sd[keep], (xte[:, keep] - mu[keep]) / sd[keep]
-        if kind == "class":
-            classes = np.unique(ytr)
-            target = np.where(ytr[:, None] == classes[None, :], 1.0, -1.0)
-            out = RidgeCV(alphas=alphas).fit(xtr, target).predict(xte).reshape(len(xte), -1)
-            return classes[np.argmax(out, axis=1)]  # argmax: ties go to the lower class
-        if kind == "multilabel":
-            out = RidgeCV(alphas=alphas).fit(xtr, 2.0 * ytr - 1).predict(xte).reshape(len(xte), -1)
-            return (out > 0).astype(ytr.dtype)
-        return RidgeCV(alphas=alphas).fit(xtr, ytr).predict(xte).reshape(len(xte), -1)
-
-    return _cross_fit(x, y, kind, n_folds, seed, fit_predict)
+    return linear_probes(features, [(labels, kind)], n_folds, seed, alphas)[0]
 
 
 def _top_k(sim: np.ndarray, k: int, temperature: float) -> tuple[np.ndarray, np.ndarray]:
@@ -189,6 +279,28 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
     return x / np.where(norms > 0, norms, 1)
 
 
+def knn_probes(features, tasks, k: int = 20, temperature: float = 0.07, n_folds: int = 5,
+               seed: int = 0) -> list[float]:
+    """:func:`knn_probe` of the same features for each ``(labels, kind)`` of ``tasks``: each fold's similarities,
+    neighbours and weights do not depend on the labels, so they are found once and every task votes with them.
+
+    >>> x = np.random.default_rng(0).normal(size=(60, 3))
+    >>> knn_probes(x, [(x[:, 0] > 0, "class"), (x[:, 1] > 0, "class")], k=5, n_folds=3)
+    [0.95, 0.8833333333333333]
+    """
+    x, checked = _check_tasks(features, tasks)
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}.")
+    x = _unit_rows(x)
+
+    def fit_predict(xtr, xte, train, test):
+        order, w = _top_k(xte @ xtr.T, k, temperature)
+        return [_vote(order, w, y[train], kind) for y, kind in checked]
+
+    with _small_blas(len(x)):
+        return _cross_fit(x, checked, n_folds, seed, fit_predict)
+
+
 def knn_probe(features, labels, kind: str = "class", k: int = 20, temperature: float = 0.07, n_folds: int = 5,
               seed: int = 0) -> float:
     """Cross-fitted score of a weighted k-NN readout on cosine similarity (see the module docstring).
@@ -197,15 +309,7 @@ def knn_probe(features, labels, kind: str = "class", k: int = 20, temperature: f
     weights ``exp(cos / temperature)``: the class with the largest summed weight (ties: the lower
     class), each label whose weighted share exceeds 1/2, or the weighted mean of the targets.
     """
-    x, y = _check(features, labels, kind)
-    if temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature}.")
-    x = _unit_rows(x)
-
-    def fit_predict(xtr, ytr, xte):
-        return _knn_vote(xte @ xtr.T, ytr, k, temperature, kind)
-
-    return _cross_fit(x, y, kind, n_folds, seed, fit_predict)
+    return knn_probes(features, [(labels, kind)], k, temperature, n_folds, seed)[0]
 
 
 # DINO's k-NN evaluation temperature (Caron et al. 2021, eval_knn.py: T = 0.07, as NPID's); the paper does not

@@ -38,13 +38,14 @@ from ..extract.encoders import encoder_identity
 from ..extract.features import extract_features
 from ..extract.synthetic import WORLD_TASKS, WorldSpec, world_labels
 from ..pooling import parse_pooling, pool_frames
-from ..probes import RETRIEVAL_K, RETRIEVAL_TEMPERATURE, chance_score, knn_probe, linear_probe, retrieval_accuracies
+from ..probes import RETRIEVAL_K, RETRIEVAL_TEMPERATURE, chance_score, knn_probes, linear_probes, retrieval_accuracies
 from ..stats import chance_level
 
 __all__ = ["Variant", "Representation", "vision_variants", "representations", "neighbour_lists", "alignment_table",
-           "cross_model_matrix", "world_task_labels", "downstream_scores", "downstream_from_csv", "figure2_points",
+           "cross_model_matrix", "world_task_labels", "downstream_scores", "downstream_scores_with_null",
+           "downstream_from_csv", "figure2_points",
            "figure2_fits", "task_correlations", "duplicate_share", "dataset_labels", "retrieval_tasks",
-           "retrieval_scores"]
+           "retrieval_scores", "retrieval_margins", "retrieval_by_task"]
 
 POOLING_TYPES = {"first": "image_on_image", "mean": "image_on_video", "segments": "order_aware",
                  "clips": "native_video"}
@@ -172,31 +173,52 @@ def downstream_scores(reps: dict[str, Representation], alignment: pd.DataFrame, 
     for ``last``), layer, score, chance. Probes read the raw features of one layer (real width only).
     ``aligned_layers=False`` scores the last layers only.
     """
+    return _readouts(reps, alignment, [(labels, aligned_layers)], tasks, knn_k, temperature, n_folds, seed)[0]
+
+
+def downstream_scores_with_null(reps: dict[str, Representation], alignment: pd.DataFrame,
+                                labels: dict[str, np.ndarray], null_labels: dict[str, np.ndarray], tasks=None,
+                                knn_k: int = 20, temperature: float = 0.07, n_folds: int = 5,
+                                seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`downstream_scores` of ``labels`` (last and aligned layers) and of ``null_labels`` (last layers
+    only), the same numbers as two calls, computed together: the features of a layer are the same in both
+    worlds, so each fold's standardisation, ridge decomposition and neighbours are found once for both
+    (:func:`vtalign.probes.linear_probes`, :func:`vtalign.probes.knn_probes`)."""
+    return tuple(_readouts(reps, alignment, [(labels, True), (null_labels, False)], tasks, knn_k, temperature,
+                           n_folds, seed))
+
+
+def _readouts(reps, alignment, worlds, tasks, knn_k, temperature, n_folds, seed) -> list[pd.DataFrame]:
+    """One frame of :func:`downstream_scores` per ``(labels, aligned_layers)`` of ``worlds``; every layer a
+    variant needs in any world is read out once, for all the worlds' label sets together."""
     tasks = list(tasks or WORLD_TASKS)
     unknown = [t for t in tasks if t not in WORLD_TASKS]
     if unknown:
         raise ValueError(f"Unknown task(s) {unknown}; the world answers {list(WORLD_TASKS)}.")
-    rows = []
+    rows: list[list[dict]] = [[] for _ in worlds]
     for v in (r for r in reps.values() if r.side == "video"):
         last = len(v.layer_dims) - 1
-        picks = alignment[alignment.vision == v.name][["text", "layer_x"]].itertuples(index=False)
-        choices = [("last", "", last)] + ([("aligned", t, int(layer)) for t, layer in picks] if aligned_layers else [])
-        cache: dict[int, list[dict]] = {}
-        for choice, text, layer in choices:
-            if layer not in cache:
-                x = v.features[:, layer, :v.layer_dims[layer]]
-                cache[layer] = []
-                for task in tasks:
-                    kind, semantic = WORLD_TASKS[task]
-                    y = labels[task]
-                    for probe, fn in (("linear", lambda: linear_probe(x, y, kind, n_folds, seed)),
-                                      ("knn", lambda: knn_probe(x, y, kind, knn_k, temperature, n_folds, seed))):
-                        cache[layer].append(dict(task=task, kind=kind, semantic=semantic, probe=probe, score=fn(),
-                                                 chance=chance_score(y, kind)))
-            for r in cache[layer]:
-                rows.append(dict(vision=v.name, model=v.variant.model, pooling=v.variant.pooling,
-                                 model_type=v.variant.model_type, layer_choice=choice, text=text, layer=layer, **r))
-    return pd.DataFrame(rows)
+        picks = list(alignment[alignment.vision == v.name][["text", "layer_x"]].itertuples(index=False))
+        choices = [[("last", "", last)] + ([("aligned", t, int(layer)) for t, layer in picks] if aligned else [])
+                   for _, aligned in worlds]
+        scored: list[dict[int, list[dict]]] = [{} for _ in worlds]
+        for layer in dict.fromkeys(layer for mine in choices for *_, layer in mine):
+            x = v.features[:, layer, :v.layer_dims[layer]]
+            needing = [w for w, mine in enumerate(choices) if any(c[2] == layer for c in mine)]
+            sets = [(worlds[w][0][task], WORLD_TASKS[task][0]) for w in needing for task in tasks]
+            linear = iter(linear_probes(x, sets, n_folds, seed))
+            knn = iter(knn_probes(x, sets, knn_k, temperature, n_folds, seed))
+            for w in needing:
+                scored[w][layer] = [dict(task=task, kind=kind, semantic=semantic, probe=probe, score=next(found),
+                                         chance=chance_score(worlds[w][0][task], kind))
+                                    for task, (kind, semantic) in ((t, WORLD_TASKS[t]) for t in tasks)
+                                    for probe, found in (("linear", linear), ("knn", knn))]
+        for w, mine in enumerate(choices):
+            for choice, text, layer in mine:
+                rows[w].extend(dict(vision=v.name, model=v.variant.model, pooling=v.variant.pooling,
+                                    model_type=v.variant.model_type, layer_choice=choice, text=text, layer=layer, **r)
+                               for r in scored[w][layer])
+    return [pd.DataFrame(r) for r in rows]
 
 
 def dataset_labels(dataset: str, dataset_options: dict | None = None, item_ids=None) -> np.ndarray:
@@ -275,6 +297,42 @@ def retrieval_scores(reps: dict[str, Representation], labels: dict[str, np.ndarr
                              model_type=v.variant.model_type, layer_choice="last", text="", layer=last, task=task,
                              kind="class", semantic=True, probe="retrieval", score=acc[i], chance=float(np.mean(null)),
                              k=k, temperature=temperature))
+    return pd.DataFrame(rows)
+
+
+def retrieval_margins(retrieval: pd.DataFrame, n_items: int, alpha: float = 0.05) -> pd.DataFrame:
+    """:func:`retrieval_scores`' rows with each variant's margin over its own measured chance: ``margin`` =
+    z standard errors of an accuracy at chance, sqrt(c (1 - c) / N) over the N queries (the binomial rule of
+    :func:`vtalign.book.claims.readouts_above_chance`), z two-sided at ``alpha`` Bonferroni-corrected over the
+    variants of the task; ``above`` when score > chance + margin, ``below`` when score < chance - margin.
+
+    >>> rows = pd.DataFrame(dict(vision=["a", "b"], task="t", score=[0.9, 0.2], chance=[0.25, 0.25]))
+    >>> retrieval_margins(rows, 100)[["margin", "above", "below"]].round(3).values.tolist()
+    [[0.097, True, False], [0.097, False, False]]
+    """
+    from scipy.stats import norm
+
+    if n_items < 1:
+        raise ValueError(f"n_items must be positive, got {n_items}.")
+    out = retrieval.copy()
+    variants = out.groupby("task").vision.transform("nunique").clip(lower=1)
+    z = norm.ppf(1 - alpha / 2 / variants)
+    out["margin"] = z * np.sqrt(out.chance * (1 - out.chance) / n_items)
+    out["above"] = out.score > out.chance + out.margin
+    out["below"] = out.score < out.chance - out.margin
+    return out
+
+
+def retrieval_by_task(marked: pd.DataFrame) -> pd.DataFrame:
+    """One row per task of :func:`retrieval_margins`' rows: variants, the measured chance's range over them
+    (chance_low, chance_high), the widest margin, the best score and its variant, how many variants beat their
+    chance by the margin (above) and how many fall below it by the margin (below)."""
+    rows = []
+    for task, t in marked.groupby("task", sort=False):
+        best = t.loc[t.score.idxmax()]
+        rows.append(dict(task=task, variants=len(t), chance_low=float(t.chance.min()),
+                         chance_high=float(t.chance.max()), margin=float(t.margin.max()), best=float(best.score),
+                         best_vision=best.vision, above=int(t.above.sum()), below=int(t.below.sum())))
     return pd.DataFrame(rows)
 
 
