@@ -55,10 +55,12 @@ DEFINITIONS = {
               "confidence intervals. It says the method works, not that the paper's models behave so.",
     FIRES_ON_NULL: "method check: the measurement also finds the effect in the null world (or in a control that "
                    "cannot show it), so finding it in the planted world is not evidence of anything.",
-    NOT_DETECTED: "method check: the measurement does not find the planted effect, although the null world's "
-                  "interval is narrow enough to have found an effect of the paper's size.",
-    NO_POWER: "method check: the effect is not found, and the null world's interval is as wide as the paper's "
-              "effect or wider, so this test could not have found it.",
+    NOT_DETECTED: "method check: the measurement does not find the planted effect, although the test could have "
+                  "found an effect of the paper's size (the null world's interval is narrower than it, or the "
+                  "smallest significant r is below the paper's r), or no power bound applies to the rule.",
+    NO_POWER: "method check: the effect is not found, and the test could not have found an effect of the paper's "
+              "size: the null world's interval is as wide as the paper's effect or wider, or (for a correlation) "
+              "the smallest r the test can declare significant with these many points is at least the paper's r.",
     NOT_TESTABLE: "the data or chapter needed for this test did not run in this build, or no test here can "
                   "speak to the claim (the reason says which).",
 }
@@ -170,9 +172,9 @@ def method_check(planted: bool, null: bool | None, separation: Interval | None =
 
     planted, null : whether the rule detected the effect in each world (``null=None``: no null world ran)
     separation : the planted effect minus the null effect, with its interval; detection needs it above zero
-    null_half_width, paper_effect : the null world's half-width and the paper's effect size, on the same
-        scale; when the effect is not detected and the null is as wide as the paper's effect, the test
-        had no power
+    null_half_width, paper_effect : the smallest effect the test could detect (the null world's half-width;
+        for a correlation, :func:`critical_pearson_r`) and the paper's effect size, on the same scale; when the
+        effect is not detected and that smallest effect is as large as the paper's, the test had no power
 
     >>> method_check(True, False, Interval(.1, .05, .15))
     'detected, silent on the null'
