@@ -22,7 +22,7 @@ from ..extract.synthetic import test_of_time_events
 from ..pooling import frame_positions, pool_frames
 from ..stats import chance_level, permutation_test
 
-__all__ = ["prepared", "common_items", "video_features", "scaling_grid", "shuffled_floor", "tot_events",
+__all__ = ["prepared", "common_items", "video_features", "scaling_grid", "cache_size", "shuffled_floor", "tot_events",
            "order_sensitivity", "temporal_probe", "near_perfect_pairs"]
 
 
@@ -73,8 +73,7 @@ def scaling_grid(dataset: str, vision_model: str, text_model: str, frames, capti
     :func:`vtalign.scaling.grid_draws`).
     """
     ds = load_dataset(dataset, **(dataset_options or {}))
-    # the per-frame entry holds no more frames than the largest count asked for: frames [1, 2, 4] read 4
-    cached = min(cached_frames, max(frames)) if cached_frames else None
+    cached = cache_size(frames, cached_frames)
     video = {nf: video_features(ds, vision_model, nf, mode, cached, progress) for nf in frames}
     text = {nc: extract_features(ds, text_model, captions=nc, seed=seed, progress=progress) for nc in captions}
     keys = [("v", nf) for nf in frames] + [("t", nc) for nc in captions]
@@ -99,10 +98,22 @@ def near_perfect_pairs(scores: pd.DataFrame, k: int = 3, threshold: float = 0.9)
     return int((at.alignment >= threshold).sum()), len(at)
 
 
+def cache_size(frames, cached_frames: int | None = 16) -> int | None:
+    """How many frames a grid's per-frame entry holds: no more than the largest count asked for, so frames
+    [1, 2, 4] read one 4-frame entry (``None``: no entry, every count extracted directly). A null at one cell of
+    the grid passes it on, so it reads the grid's entry instead of making another.
+
+    >>> cache_size([1, 2, 4]), cache_size([1, 32]), cache_size([4], None)
+    (4, 16, None)
+    """
+    return min(cached_frames, max(frames)) if cached_frames else None
+
+
 def shuffled_floor(dataset: str, vision_model: str, text_model: str, frames: int, captions: int, k: int = 10,
                    n_permutations: int = 200, mode: str = "video", seed: int = 0,
                    dataset_options: dict | None = None, cached_frames: int | None = 16):
-    """Permutation null (shuffled video-caption pairing, max over layer pairs) at one grid cell."""
+    """Permutation null (shuffled video-caption pairing, max over layer pairs) at one grid cell; pass the grid's
+    :func:`cache_size` as ``cached_frames`` to read the grid's per-frame entry."""
     ds = load_dataset(dataset, **(dataset_options or {}))
     fv, mv = video_features(ds, vision_model, frames, mode, cached_frames)
     ft, mt = extract_features(ds, text_model, captions=captions, seed=seed, progress=True)
