@@ -26,6 +26,7 @@ from vtalign.extract.paper_run import (
     PaperRunRefused,
     caption_gains,
     compare_published,
+    fig2_fits,
     fig2_frames,
     fig4_tables,
     fig7_tables,
@@ -34,6 +35,8 @@ from vtalign.extract.paper_run import (
     missing_for_paper,
     paper_grid,
     paper_jobs,
+    plan_config,
+    retrieval_table,
     run_paper,
     score_caveats,
 )
@@ -123,7 +126,8 @@ def test_miniature_runs_end_to_end(miniature):
     jobs = tables["jobs"]
     names = ["jobs", "alignment", "fig2_points", "fig3_grid", "eq2_fits", "fig2_compare", "fig3_compare",
              "table1_compare", "fig4_points", "fig4_correlations", "fig7_pairs", "fig7_compare", "fig7_fit",
-             "fig10_matrix", "fig11_long", "fig11_matrix", "fig12_long", "fig12_matrix", "not_built"]
+             "fig10_matrix", "fig11_long", "fig11_matrix", "fig12_long", "fig12_matrix", "not_built", "fig2_retrieval",
+             "fig2_fits"]
     assert all((out / f"{n}.csv").is_file() for n in names) and (out / "report.md").is_file()
     assert all((out / f"fig{n}.png").is_file() for n in (4, 7, 10, 11, 12))
     assert jobs.set_index("label").loc["broken", "status"] == "failed"
@@ -165,6 +169,16 @@ def test_miniature_runs_end_to_end(miniature):
     # Figure 4: Figure 4's 9 published rows kept; the 4 native video representations paired in order
     assert len(tables["fig4_points"]) == 9 and tables["fig4_points"].this_run_alignment.notna().sum() == 4
     assert len(tables["fig4_correlations"]) == 6 and set(tables["fig4_correlations"].n) == {4}
+    # Figure 2's x-axis: retrieval on the clips' own classes for the 10 vision representations (the broken job's
+    # row says it failed), and a regression line per Figure 2 text model over those 10 points
+    ret = tables["fig2_retrieval"]
+    measured = ret[ret.status == "measured"]
+    assert len(measured) == 10 and "broken" not in set(ret.label)  # not planned: its reason is in jobs.csv
+    assert measured.retrieval_accuracy.between(0, 1).all() and measured.chance.between(0, 1).all()
+    assert set(measured.n_items) == {32} and tables["fig2_points"].retrieval_accuracy.notna().all()
+    f2 = tables["fig2_fits"]
+    assert len(f2) == 3 and set(f2.n) == {10} and f2.pearson_r.between(-1, 1).all()
+    assert f2.comparable.str.startswith("no: the miniature").all()
     nb = tables["not_built"]
     assert list(nb.columns) == NOT_BUILT_COLUMNS and {"Figure 4", "Figure 7", "Figure 10", "Figure 11", "Figure 12",
                                                       "Table 1"} <= set(nb.figure) and (nb.reason != "").all()
@@ -320,3 +334,78 @@ def test_compare_published_matches_by_label_and_setting():
     mini = compare_published("miniature", fig2, grid, fits)  # the same points from a miniature: never compared
     mini.pop("not_built")
     assert all(t.comparable.str.startswith("no: the miniature").all() for t in mini.values())
+
+
+def test_miniature_retrieval_equals_the_metric_on_the_cached_features(miniature, cache):
+    """One retrieval row against the metric computed directly: the last layer of the cached entry, the classes of
+    the dataset's items."""
+    from vtalign.probes import retrieval_accuracy
+
+    ret = miniature[0]["fig2_retrieval"].set_index(["label", "setting"])
+    opts = dict(n_clips=MINIATURE["n_clips"], size=MINIATURE["size"])
+    fx, mx = extract_features("synthetic_world", "tiny-videomae", frames=4, dataset_options=opts, cache_dir=cache,
+                              progress=False)
+    label_of = {it.id: it.label for it in load_dataset("synthetic_world", **opts).items}
+    last = fx.shape[1] - 1
+    direct = retrieval_accuracy(fx[:, last, :mx["layer_dims"][last]], [label_of[i] for i in mx["item_ids"]])
+    assert ret.loc[("tiny-videomae", "video"), "frames"] == 4
+    assert ret.loc[("tiny-videomae", "video"), "retrieval_accuracy"] == direct
+
+
+def test_fig2_fit_known_answer_beside_the_printed_r():
+    class Job:  # a vision job as the plan's jobs table has it
+        def __init__(self, label):
+            self.label, self.setting, self.native_frames, self.frames = label, "image", "1", "1"
+
+    vision = [(i, Job(lab)) for i, lab in enumerate("abc")]
+    align = pd.DataFrame(dict(label=list("abc") * 2, setting="image", frames=1, captions=[1, 1, 1, 2, 2, 2],
+                              text="gemma2_9b_it", score=[0.2, 0.25, 0.4, 0.9, 0.1, 0.5]))
+    retrieval = pd.DataFrame(dict(label=list("abc"), setting="image", retrieval_accuracy=[0.1, 0.2, 0.3]))
+    cfg = dict(retrieval=dict(dataset="kinetics400"))
+    fits, not_built = fig2_fits("paper", cfg, align, retrieval, vision, ["gemma2_9b_it"], n_boot=200)
+    row = fits.iloc[0]
+    # the one-caption points only, (0.1, 0.2), (0.2, 0.25), (0.3, 0.4); by hand: sum dx dy = 0.02,
+    # sum dx^2 = 0.02, sum dy^2 = 0.0216667, r = 0.02 / sqrt(0.02 x 0.0216667) = 0.960769
+    assert row.pearson_r == pytest.approx(0.02 / np.sqrt(0.02 * 0.065 / 3), abs=1e-12)
+    assert row.pearson_r == pytest.approx(0.960769, abs=1e-6)
+    assert (row.n, row.panel, row.published_r) == (3, "k400", 0.87) and row.comparable.startswith("yes")
+    assert not not_built
+    ssv2 = fig2_fits("paper", dict(retrieval=dict(dataset="ssv2")), align, retrieval, vision, ["gemma2_9b_it"],
+                     n_boot=50)[0].iloc[0]
+    assert ssv2.published_r == 0.81  # Figure 2's SSv2 panel
+
+
+def test_retrieval_set_is_checked_before_any_work(tmp_path, capsys):
+    with pytest.raises(ValueError, match="needs list_file"):
+        plan_config("paper", retrieval=dict(dataset="kinetics400", video_root=str(tmp_path)))
+    with pytest.raises(ValueError, match="one of"):
+        plan_config("paper", retrieval=dict(dataset="vatex", video_root="x", list_file="y"))
+    assert plan_config("paper")["retrieval"] is None
+    # without a retrieval set the paper plan says Figure 2's x-axis is not built, and how to build it
+    table, not_built = retrieval_table("paper", plan_config("paper"), pd.DataFrame(), {}, {})
+    assert table.empty and "RETRIEVAL=kinetics400" in not_built[0]["reason"]
+    # a retrieval folder without the listed videos is one line of the refusal
+    listing = tmp_path / "test.csv"
+    listing.write_text("label,youtube_id,time_start,time_end,split\nabseiling,abc,12,22,test\n")
+    jobs = paper_jobs("paper")
+    cfg = plan_config("paper", retrieval=dict(dataset="kinetics400", video_root=str(tmp_path), list_file=str(listing)))
+    missing = missing_for_paper(jobs, None, allow_download=True, retrieval=cfg["retrieval"])
+    assert any(m.startswith("retrieval set (kinetics400):") for m in missing)
+    # the CLI refuses an option the paper plan does not read
+    with pytest.raises(SystemExit) as stop:
+        main(["--plan", "paper", "--no-progress", "--option", "retreival_root=\"/x\""])
+    assert stop.value.code == 2 and "retreival_root" in capsys.readouterr().err
+
+
+def test_a_failed_retrieval_entry_is_a_row_and_a_not_built_line():
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Request:  # what retrieval_table reads of a request that failed: its frame count
+        frames: int
+
+    jobs = pd.DataFrame([dict(label="m", setting="video")])
+    failed = {Request(4): "RuntimeError: out of memory"}
+    table, not_built = retrieval_table("miniature", plan_config("miniature"), jobs, {0: Request(4)}, failed)
+    assert table.status.tolist() == ["failed: RuntimeError: out of memory"] and table.retrieval_accuracy.isna().all()
+    assert not_built[0]["part"] == "retrieval of m (video)" and "out of memory" in not_built[0]["reason"]

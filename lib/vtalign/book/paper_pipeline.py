@@ -88,9 +88,24 @@ def _plan_section(plan: str, folder: Path) -> list[str]:
 
 
 def _figure_lines(folder: Path) -> list[str]:
-    """Figure 7's line and gain and Figure 4's r per task, this run beside the printed values, from the plan's
-    ``fig7_fit.csv`` and ``fig4_correlations.csv`` (nothing when absent: a run made before they existed)."""
+    """Figure 2's regression lines, Figure 7's line and gain and Figure 4's r per task, this run beside the
+    printed values, from the plan's ``fig2_fits.csv``, ``fig7_fit.csv`` and ``fig4_correlations.csv`` (nothing
+    for a table that is absent or empty: a run made before it existed, or without a retrieval set)."""
     lines = []
+    fits = folder / "fig2_fits.csv"
+    if fits.is_file() and len(f := pd.read_csv(fits, keep_default_na=False)):
+        ret = pd.read_csv(folder / "fig2_retrieval.csv", keep_default_na=False)
+        measured = ret[ret.status == "measured"]
+        lines += [f"Figure 2 (x: retrieval accuracy, weighted k-NN with k = 8, on {measured.dataset.iloc[0]}, "
+                  f"{int(measured.n_items.iloc[0]):,} videos, {len(measured)} vision representations; y: alignment "
+                  "at one caption):" if len(measured) else "Figure 2:", "",
+                  "| text model | panel | models | r, this run | r, printed | comparable |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {r.text} | {r.panel} | {r.n} | "
+                  + (f"{float(r.pearson_r):.3f} [{float(r.ci_low):.2f}, {float(r.ci_high):.2f}]" if r.pearson_r != ""
+                     else "not computed") + f" | {r.published_r or '—'} | {markdown_cell(r.comparable)} |"
+                  for r in f.itertuples()]
+        lines += [""]
     if (folder / "fig7_fit.csv").is_file():
         fit = pd.read_csv(folder / "fig7_fit.csv").set_index("quantity")
         mine, pub = fit.this_run, fit.published

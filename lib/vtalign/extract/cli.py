@@ -254,10 +254,14 @@ def _main(args, ap) -> int:
     return status
 
 
+# what --plan paper|miniature reads from --option: VaTeX's videos and JSON, and Figure 2's labelled retrieval set
+_PAPER_OPTIONS = ("video_root", "json_file", "retrieval_dataset", "retrieval_root", "retrieval_list")
+
+
 def _paper_or_score(args, ap) -> int:
     """``--plan paper|miniature`` (``make paper``) and ``--score MODEL`` (``make score``): see
     :mod:`vtalign.extract.paper_run`."""
-    from .paper_run import PaperRunRefused, run_paper, score_encoder
+    from .paper_run import PaperRunRefused, plan_config, run_paper, score_encoder
 
     options = dict(args.option)
     if args.score:
@@ -281,10 +285,20 @@ def _paper_or_score(args, ap) -> int:
         print(f"written: {res['out'] / 'placement.csv'}, {res['out'] / 'figure.png'}")
         return 0
     try:
+        unknown = sorted(set(options) - set(_PAPER_OPTIONS))
+        if unknown:
+            ap.error(f"--plan {args.plan} takes --option {', '.join(_PAPER_OPTIONS)}; not {', '.join(unknown)}")
+        retrieval = dict(dataset=options.get("retrieval_dataset"), video_root=options.get("retrieval_root"),
+                         list_file=options.get("retrieval_list"))
+        try:  # a retrieval set named wrong or half given: one line, before any work
+            plan_config(args.plan, retrieval=retrieval)
+        except ValueError as err:
+            print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+            return 2
         run_paper(args.plan, cluster=args.cluster, workers=args.workers, device=args.device,
                   video_root=options.get("video_root"), json_file=options.get("json_file"),
                   allow_download=args.allow_download, trust_remote_code=args.trust_remote_code, dtype=args.dtype,
-                  cache_dir=args.cache, out=args.out, progress=not args.no_progress)
+                  cache_dir=args.cache, out=args.out, progress=not args.no_progress, retrieval=retrieval)
     except PaperRunRefused as err:
         print(f"error: {err.lines()}", file=sys.stderr)
         return 2

@@ -47,6 +47,7 @@ from .paper_models import loadability, read_models
 
 __all__ = ["PLANS", "PAPER_TEXT", "FIG2_TEXT", "MINIATURE", "PaperRunRefused", "paper_grid", "plan_config",
            "paper_jobs", "missing_for_paper", "fig2_frames", "alignment_table", "eq2_fits", "compare_published",
+           "retrieval_table", "fig2_fits",
            "caption_gains", "fig7_tables", "fig10_matrix", "matrix_table", "fig4_tables", "FIG4_LABELS",
            "NOT_BUILT_COLUMNS", "run_paper", "score_caveats", "score_encoder", "EVIDENCE"]
 
@@ -54,6 +55,8 @@ PLANS = ("paper", "miniature")
 PAPER_TEXT = "gemma2_9b_it"                          # Figure 2's text model (a2_models.csv label)
 FIG2_TEXT = ("gemma2_9b_it", "llama_7b", "gemma_7b")  # Figure 2's three regression lines
 PAPER_N, PAPER_K, PAPER_CAPTIONS = 1024, 10, 1       # Sec. 3: 1,024 VaTeX videos, k = 10; Figure 2: one caption
+RETRIEVAL_N = 10_000                                 # Sec. 5: 10,000-video test subsets of Kinetics-400 and SSv2
+RETRIEVAL_PANELS = {"kinetics400": "k400", "ssv2": "ssv2", "synthetic_world": ""}  # dataset -> Figure 2's panel
 MINIATURE = dict(n_clips=32, size=32, frames=(1, 4), captions=(1, 2), k=5)
 EVIDENCE = {"paper": "real checkpoints on VaTeX, measured by this pipeline",
             "miniature": "plumbing: tiny random-initialised configs on the synthetic world (never evidence about the "
@@ -91,13 +94,17 @@ def paper_grid() -> tuple[tuple[int, ...], tuple[int, ...]]:
     return frames, captions
 
 
-def plan_config(plan: str, video_root=None, json_file=None) -> dict:
-    """Dataset, options, grid and k of a plan. ``paper``: VaTeX, 1,024 seeded videos (``video_root`` holds
-    ``<id>.mp4``; ``json_file`` the official 10-caption JSON when given), Figure 3's grid, k = 10;
-    ``miniature``: :data:`MINIATURE`.
+def plan_config(plan: str, video_root=None, json_file=None, retrieval: dict | None = None) -> dict:
+    """Dataset, options, grid and k of a plan, and the labelled set of Figure 2's retrieval axis. ``paper``:
+    VaTeX, 1,024 seeded videos (``video_root`` holds ``<id>.mp4``; ``json_file`` the official 10-caption JSON
+    when given), Figure 3's grid, k = 10; ``retrieval`` (``dataset`` kinetics400 or ssv2, ``video_root``,
+    ``list_file``): the paper's 10,000-video seeded test subset, or None (Figure 2's x-axis is then not built).
+    ``miniature``: :data:`MINIATURE`, retrieval on the same synthetic clips (their class labels).
 
     >>> plan_config("miniature")["frames"], plan_config("miniature")["options"]
     ((1, 4), {'n_clips': 32, 'size': 32})
+    >>> plan_config("paper", retrieval=dict(dataset="ssv2", video_root="/v", list_file="/l.json"))["retrieval"]
+    {'dataset': 'ssv2', 'options': {'video_root': '/v', 'list_file': '/l.json', 'n_items': 10000, 'sample_seed': 0}}
     """
     if plan == "paper":
         frames, captions = paper_grid()
@@ -106,12 +113,32 @@ def plan_config(plan: str, video_root=None, json_file=None) -> dict:
             options["video_root"] = str(video_root)
         if json_file:
             options["json_file"] = str(json_file)
-        return dict(dataset="vatex", options=options, frames=frames, captions=captions, k=PAPER_K)
+        return dict(dataset="vatex", options=options, frames=frames, captions=captions, k=PAPER_K,
+                    retrieval=_retrieval_config(retrieval))
     if plan == "miniature":
         m = MINIATURE
-        return dict(dataset="synthetic_world", options={"n_clips": m["n_clips"], "size": m["size"]},
-                    frames=m["frames"], captions=m["captions"], k=m["k"])
+        options = {"n_clips": m["n_clips"], "size": m["size"]}
+        return dict(dataset="synthetic_world", options=options, frames=m["frames"], captions=m["captions"], k=m["k"],
+                    retrieval=dict(dataset="synthetic_world", options=dict(options)))
     raise ValueError(f"plan must be one of {PLANS}, got {plan!r}.")
+
+
+def _retrieval_config(retrieval: dict | None) -> dict | None:
+    """The paper plan's retrieval set from the user's ``dataset``, ``video_root`` and ``list_file``: a clear error
+    names what is missing before any work."""
+    if not retrieval or not retrieval.get("dataset"):
+        return None
+    name = retrieval["dataset"]
+    if name not in RETRIEVAL_PANELS:
+        raise ValueError(f"the retrieval set must be one of {sorted(RETRIEVAL_PANELS)} (Figure 2's panels), got "
+                         f"{name!r}.")
+    missing = [k for k in ("video_root", "list_file") if not retrieval.get(k)]
+    if missing:
+        raise ValueError(f"retrieval on {name} needs {' and '.join(missing)} (make paper RETRIEVAL={name} "
+                         "RETRIEVAL_ROOT=<folder of the test videos> RETRIEVAL_LIST=<the official test list>).")
+    return dict(dataset=name, options=dict(video_root=str(retrieval["video_root"]),
+                                           list_file=str(retrieval["list_file"]), n_items=RETRIEVAL_N,
+                                           sample_seed=0))
 
 
 _NO_TINY = {"clip": " (a full CLIP checkpoint; its vision tower's loader runs as tiny-clip, and "
@@ -187,12 +214,13 @@ def _text_models(plan: str, jobs: pd.DataFrame) -> list[str]:
 
 
 def missing_for_paper(jobs: pd.DataFrame, video_root=None, allow_download: bool = False,
-                      in_cache=None, json_file=None) -> list[str]:
+                      in_cache=None, json_file=None, retrieval: dict | None = None) -> list[str]:
     """What the paper plan lacks here, one line each: the VaTeX videos (``video_root``: a folder holding
     ``<videoID>.mp4`` for each of the 1,024 sampled videos), and without
     ``allow_download`` each loadable model whose ``config.json`` is not in the local Hugging Face cache
     (``in_cache(hf_id, revision)`` decides; default: :func:`huggingface_hub.try_to_load_from_cache`).
-    Empty: nothing missing (weights are then checked when each model loads; a failure is recorded).
+    ``retrieval`` (:func:`plan_config`'s): the labelled set of Figure 2's x-axis, built once to check its videos
+    and list. Empty: nothing missing (weights are then checked when each model loads; a failure is recorded).
 
     >>> missing_for_paper(pd.DataFrame([dict(label="a", model="x/y", revision="", loadable="yes")]),
     ...                   in_cache=lambda i, r: False)[1]
@@ -211,6 +239,13 @@ def missing_for_paper(jobs: pd.DataFrame, video_root=None, allow_download: bool 
             build_dataset("vatex", plan_config("paper", video_root, json_file)["options"])
         except DataError as err:
             out.append(f"VaTeX videos: {' '.join(str(err).split())}")
+    if retrieval:
+        from .validation import build_dataset
+
+        try:  # every one of the 10,000 sampled test videos present, the list readable
+            build_dataset(retrieval["dataset"], retrieval["options"])
+        except (DataError, ValueError, OSError) as err:
+            out.append(f"retrieval set ({retrieval['dataset']}): {' '.join(str(err).split())}")
     if allow_download:
         return out
     in_cache = in_cache or _in_hf_cache
@@ -521,8 +556,92 @@ def _matrix_long(pairs, k, nb, cache_dir, evidence) -> pd.DataFrame:
     return long[cols]
 
 
-def _refuse(plan: str, jobs: pd.DataFrame, video_root, allow_download: bool, in_cache=None, json_file=None) -> None:
-    missing = missing_for_paper(jobs, video_root, allow_download, in_cache, json_file)
+def retrieval_table(plan: str, cfg: dict, jobs: pd.DataFrame, ret_made: dict, failed: dict, cache_dir=None,
+                    n_null: int = 5, seed: int = 0) -> tuple[pd.DataFrame, list[dict]]:
+    """Figure 2's x-axis: the paper's retrieval metric (:func:`vtalign.probes.retrieval_accuracy`: weighted k-NN,
+    k = 8, temperature 0.07, leave-one-out) of each vision job's last layer (raw features, its true width, as the
+    live downstream chapter computes it) on the plan's labelled set, with ``chance`` the mean over ``n_null``
+    seeded permutations of the labels (the features kept, their tie to the classes removed).
+
+    Returns (one row per vision job planned: evidence, label, setting, frames, dataset, n_items, classes,
+    retrieval_accuracy, chance, status; ``not_built`` rows for what could not be measured)."""
+    from ..probes import RETRIEVAL_K, RETRIEVAL_TEMPERATURE, retrieval_accuracies
+    from .validation import build_dataset
+
+    evidence = EVIDENCE[plan]
+    cols = ["evidence", "label", "setting", "frames", "dataset", "n_items", "classes", "retrieval_accuracy", "chance",
+            "status"]
+    ret = cfg.get("retrieval")
+    if not ret:
+        return pd.DataFrame(columns=cols), [_not_built(
+            evidence, "Figure 2", "x-axis: retrieval accuracy",
+            "no labelled test set was given: make paper RETRIEVAL=kinetics400 (or ssv2) RETRIEVAL_ROOT=<videos> "
+            f"RETRIEVAL_LIST=<the official test list> measures it on a seeded {RETRIEVAL_N:,}-video subset")]
+    label_of = {it.id: it.label for it in build_dataset(ret["dataset"], ret["options"]).items}
+    rng = np.random.default_rng(seed)
+    rows, not_built = [], []
+    for i, request in ret_made.items():
+        job = jobs.loc[i]
+        row = dict(evidence=evidence, label=job.label, setting=job.setting, frames=request.frames,
+                   dataset=ret["dataset"], n_items=np.nan, classes=np.nan, retrieval_accuracy=np.nan, chance=np.nan,
+                   status="measured")
+        if request in failed:
+            row["status"] = f"failed: {failed[request]}"
+            not_built.append(_not_built(evidence, "Figure 2", f"retrieval of {job.label} ({job.setting})",
+                                        failed[request]))
+            rows.append(row)
+            continue
+        feats, meta = load_request(request, cache_dir)
+        last = feats.shape[1] - 1
+        width = (meta.get("layer_dims") or [feats.shape[2]] * feats.shape[1])[last]
+        y = np.array([str(label_of[item]) for item in meta["item_ids"]])
+        sets = [y] + [rng.permutation(y) for _ in range(n_null)]
+        acc = retrieval_accuracies(feats[:, last, :width], sets, RETRIEVAL_K, RETRIEVAL_TEMPERATURE)
+        row.update(n_items=len(y), classes=len(set(y)), retrieval_accuracy=acc[0], chance=float(np.mean(acc[1:])))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=cols), not_built
+
+
+def fig2_fits(plan: str, cfg: dict, align: pd.DataFrame, retrieval: pd.DataFrame, vision, text_labels,
+              n_boot: int = 2000, seed: int = 0) -> tuple[pd.DataFrame, list[dict]]:
+    """Figure 2's regression lines: per text model, Pearson r of alignment (one caption, each vision job's Figure 2
+    frame count) on retrieval accuracy over the vision jobs that have both (:func:`vtalign.correlation.correlate`,
+    bootstrap interval over models), beside the r printed in Figure 2's legend for that language model and panel.
+    Returns (rows: evidence, text, panel, n, pearson_r, ci_low, ci_high, published_r, comparable; not_built)."""
+    from ..checks import InsufficientData
+    from ..correlation import correlate
+
+    evidence = EVIDENCE[plan]
+    cols = ["evidence", "text", "panel", "n", "pearson_r", "ci_low", "ci_high", "published_r", "comparable"]
+    if retrieval.empty or retrieval.retrieval_accuracy.isna().all():
+        return pd.DataFrame(columns=cols), []
+    panel = RETRIEVAL_PANELS[cfg["retrieval"]["dataset"]]
+    legend = pd.read_csv(paths.paper_csv("fig2_printed_legend_r"))
+    x = retrieval.set_index(["label", "setting"]).retrieval_accuracy
+    frames = {(job.label, job.setting): fig2_frames(job.setting, job.native_frames, _counts(job.frames))
+              for _, job in vision}
+    rows, not_built = [], []
+    for t in text_labels:
+        a = align[(align.text == t) & (align.captions == 1)]
+        a = a[[frames.get((lab, st)) == f for lab, st, f in zip(a.label, a.setting, a.frames)]]
+        both = a.assign(x=[x.get((lab, st), np.nan) for lab, st in zip(a.label, a.setting)]).dropna(subset=["x"])
+        pub = legend[(legend.llm == t.replace("_", "-")) & (legend.panel == panel)].r
+        row = dict(evidence=evidence, text=t, panel=panel or "(own clips)", n=len(both), pearson_r=np.nan,
+                   ci_low=np.nan, ci_high=np.nan, published_r=float(pub.iloc[0]) if len(pub) else np.nan,
+                   comparable=_NEVER if plan == "miniature" else
+                   "yes: same metric, panel and language model" if len(pub) else "no: no printed r for this pair")
+        try:
+            c = correlate(both.x, both.score, n_boot=n_boot, seed=seed)
+            row.update(pearson_r=c.pearson_r, ci_low=c.ci_low, ci_high=c.ci_high)
+        except (InsufficientData, ValueError) as err:
+            not_built.append(_not_built(evidence, "Figure 2", f"regression line for {t}", err))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=cols), not_built
+
+
+def _refuse(plan: str, jobs: pd.DataFrame, video_root, allow_download: bool, in_cache=None, json_file=None,
+            retrieval: dict | None = None) -> None:
+    missing = missing_for_paper(jobs, video_root, allow_download, in_cache, json_file, retrieval)
     if missing:
         raise PaperRunRefused(missing)
 
@@ -542,7 +661,8 @@ def _counts(text: str) -> tuple[int, ...]:
 def run_paper(plan: str = "miniature", *, cluster: str | None = None, workers: int | None = None,
               device: str = "auto", video_root=None, json_file=None, allow_download: bool = False,
               trust_remote_code: bool = False, dtype: str | None = None, cache_dir=None, out=None,
-              progress: bool = False, jobs: pd.DataFrame | None = None, in_cache=None, log=print) -> dict:
+              progress: bool = False, jobs: pd.DataFrame | None = None, in_cache=None, log=print,
+              retrieval: dict | None = None) -> dict:
     """Run a plan end to end and write its tables; returns ``{name: DataFrame}`` of what was written.
 
     ``out`` (default ``results/paper/<plan>/``) receives: ``jobs.csv`` (every job: status computed / reused /
@@ -555,14 +675,17 @@ def run_paper(plan: str = "miniature", *, cluster: str | None = None, workers: i
     ``fig10_matrix.csv``, ``fig11_long.csv`` / ``fig11_matrix.csv``, ``fig12_long.csv`` / ``fig12_matrix.csv``,
     and ``not_built.csv`` (what cannot be built from the plan's features,
     with why). ``report.md`` and ``run.json`` (plan, dataset, caption source, grid, k, seconds, when).
+    ``fig2_retrieval.csv`` and ``fig2_fits.csv``: Figure 2's x-axis, the paper's retrieval metric on a labelled
+    set (``retrieval``: ``dataset`` kinetics400 or ssv2, ``video_root``, ``list_file``; the miniature uses its
+    own clips' classes), and its regression lines (alignment on retrieval, r per text model beside the printed r).
     ``cluster``: make the features on Ray (``local``, ``auto``, ``ray://host:port``).
     The paper plan is refused before any work when the videos or weights are missing (:class:`PaperRunRefused`).
     """
     start = time.perf_counter()
-    cfg = plan_config(plan, video_root, json_file)
+    cfg = plan_config(plan, video_root, json_file, retrieval)
     jobs = paper_jobs(plan) if jobs is None else jobs.copy()
     if plan == "paper":
-        _refuse(plan, jobs, video_root, allow_download, in_cache, json_file)
+        _refuse(plan, jobs, video_root, allow_download, in_cache, json_file, cfg["retrieval"])
     out = Path(out) if out is not None else paths.results_dir(f"paper/{plan}")
     out.mkdir(parents=True, exist_ok=True)
     jobs["status"] = np.where(jobs.loadable == "yes", "pending", "not loadable")
@@ -576,7 +699,20 @@ def run_paper(plan: str = "miniature", *, cluster: str | None = None, workers: i
                                     load_options=_load_options(job, allow_download, trust_remote_code, dtype))
         except (RequestError, DataError, OSError) as err:
             jobs.loc[i, ["status", "reason"]] = ["failed", " ".join(str(err).split())]
-    requests = [r for rs in made.values() for r in rs]
+    ret = cfg["retrieval"]
+    ret_made: dict[int, object] = {}  # vision job -> its request on the retrieval set (Figure 2's frame count)
+    for i in made if ret else ():
+        job = jobs.loc[i]
+        if job.side != "vision":
+            continue
+        f = fig2_frames(job.setting, job.native_frames, _counts(job.frames))
+        try:
+            ret_made[i] = plan_requests(ret["dataset"], [job.model], (f,), (1,), job["mode"], 0, ret["options"],
+                                        load_options=_load_options(job, allow_download, trust_remote_code, dtype))[0]
+        except (RequestError, DataError, OSError) as err:
+            jobs.loc[i, "reason"] = f"retrieval not planned: {' '.join(str(err).split())}"
+    # the miniature's retrieval entries are its Figure 2 entries (same clips): one request each
+    requests = list(dict.fromkeys([r for rs in made.values() for r in rs] + list(ret_made.values())))
     log(f"{plan}: {len(jobs)} job(s), {len(made)} planned as {len(requests)} cache entries "
         f"({cfg['dataset']}, {len(next(iter(requests)).data) if requests else 0} items)")
     failed: dict = {}
@@ -595,7 +731,7 @@ def run_paper(plan: str = "miniature", *, cluster: str | None = None, workers: i
         bad = [failed[r] for r in rs if r in failed]
         jobs.loc[i, "entries"] = len(rs) - len(bad)
         jobs.loc[i, ["status", "reason"]] = (["failed", bad[0]] if bad else ["done", ""])
-    tables = _analyse(plan, cfg, jobs, made, failed, cache_dir)
+    tables = _analyse(plan, cfg, jobs, made, failed, cache_dir, ret_made)
     tables["jobs"] = jobs
     for name, table in tables.items():
         table.to_csv(out / f"{name}.csv", index=False)
@@ -612,7 +748,7 @@ def run_paper(plan: str = "miniature", *, cluster: str | None = None, workers: i
     return tables
 
 
-def _analyse(plan, cfg, jobs, made, failed, cache_dir) -> dict:
+def _analyse(plan, cfg, jobs, made, failed, cache_dir, ret_made=None) -> dict:
     ok = {i: [r for r in rs if r not in failed] for i, rs in made.items()}
     nb = _Neighbours(cfg["k"], cache_dir)
     text_labels = _text_models(plan, jobs)
@@ -645,14 +781,21 @@ def _analyse(plan, cfg, jobs, made, failed, cache_dir) -> dict:
                              model_type=_MODEL_TYPE[job.setting], frames=f, text=first,
                              alignment=float(hit.score.iloc[0])))
     fig2 = pd.DataFrame(fig2, columns=["evidence", "label", "setting", "model_type", "frames", "text", "alignment"])
+    retrieval, ret_not_built = retrieval_table(plan, cfg, jobs, ret_made or {}, failed, cache_dir)
+    fig2 = fig2.merge(retrieval[["label", "setting", "retrieval_accuracy"]], on=["label", "setting"], how="left")
     grid = align[(align.text == first) & (align.setting != "image")]
     grid = grid.rename(columns={"frames": "n_frames", "captions": "n_captions"})[
         ["evidence", "label", "setting", "n_frames", "n_captions", "score"]]
     fits = eq2_fits(grid.assign(label=grid.label + " (" + grid.setting + ")")) if len(grid) else pd.DataFrame(
         columns=["label", "n_points", "status"])
     fits.insert(0, "evidence", evidence)
-    tables = dict(alignment=align, fig2_points=fig2, fig3_grid=grid, eq2_fits=fits,
-                  **compare_published(plan, fig2, grid, fits))
+    fig2_fit, fit_not_built = fig2_fits(plan, cfg, align, retrieval, vision, text_labels)
+    tables = dict(alignment=align, fig2_points=fig2, fig2_retrieval=retrieval, fig2_fits=fig2_fit, fig3_grid=grid,
+                  eq2_fits=fits, **compare_published(plan, fig2, grid, fits,
+                                                     RETRIEVAL_PANELS.get((cfg["retrieval"] or {}).get("dataset"))
+                                                     or "k400"))
+    tables["not_built"] = pd.concat([tables["not_built"], pd.DataFrame(ret_not_built + fit_not_built,
+                                                                       columns=NOT_BUILT_COLUMNS)], ignore_index=True)
     tables.update(_more_figures(plan, cfg, jobs, ok, vision, nb, cache_dir, tables))
     return tables
 
@@ -705,27 +848,30 @@ def _more_figures(plan, cfg, jobs, ok, vision, nb, cache_dir, tables) -> dict:
     return out
 
 
-def compare_published(plan, fig2, grid, fits) -> dict:
-    """This run's points beside the published/digitised ones: ``fig2_compare`` (Figure 2's Kinetics-400 panel,
-    matched by label and model type), ``fig3_compare`` (by label, frames, captions), ``table1_compare`` (Eq. 2's
+def compare_published(plan, fig2, grid, fits, panel: str = "k400") -> dict:
+    """This run's points beside the published/digitised ones: ``fig2_compare`` (Figure 2's ``panel``: k400 or
+    ssv2, the set retrieval ran on; matched by label and model type; alignment, and retrieval accuracy where
+    this run measured it), ``fig3_compare`` (by label, frames, captions), ``table1_compare`` (Eq. 2's
     VaTeX parameters, by label), and ``not_built`` (Table 1's PVD rows: the plan runs VaTeX only). Every published
     row is kept; ``comparable`` says yes (and on what) or no (and why). The miniature is never matched (its rows
     carry why)."""
     pub2 = pd.read_csv(paths.paper_csv("fig2_alignment_vs_retrieval_digitized"))
-    pub2 = pub2[pub2.panel == "k400"][["model", "model_type", "alignment_gemma2_9b_it"]].rename(
-        columns={"model": "label", "alignment_gemma2_9b_it": "published_alignment"})
+    pub2 = pub2[pub2.panel == panel][["model", "model_type", "alignment_gemma2_9b_it", "retrieval_accuracy"]].rename(
+        columns={"model": "label", "alignment_gemma2_9b_it": "published_alignment",
+                 "retrieval_accuracy": "published_retrieval_accuracy"})
     pub3 = pd.read_csv(paths.paper_csv("fig3_vatex_scaling_frames_digitized")).rename(
         columns={"model": "label", "score": "published_score"})
     pub1 = pd.read_csv(paths.paper_csv("table1_scaling_law_params"))
     pvd = sorted(pub1[pub1.dataset != "vatex"].model)
     pub1 = pub1[pub1.dataset == "vatex"].rename(columns={"model": "label"})
     if plan == "miniature":
-        c2 = pub2.assign(this_run_alignment=np.nan, comparable=_NEVER)
+        c2 = pub2.assign(this_run_alignment=np.nan, this_run_retrieval_accuracy=np.nan, comparable=_NEVER)
         c3 = pub3.assign(this_run_score=np.nan, comparable=_NEVER)
         c1 = pub1.assign(this_run_status="", comparable=_NEVER)
     else:
-        c2 = pub2.merge(fig2[["label", "model_type", "alignment"]].rename(columns={"alignment": "this_run_alignment"}),
-                        on=["label", "model_type"], how="left")
+        mine = fig2.reindex(columns=["label", "model_type", "alignment", "retrieval_accuracy"]).rename(
+            columns={"alignment": "this_run_alignment", "retrieval_accuracy": "this_run_retrieval_accuracy"})
+        c2 = pub2.merge(mine, on=["label", "model_type"], how="left")
         c2["comparable"] = np.where(c2.this_run_alignment.notna(), "yes: same model, VaTeX, Gemma-2-9B-it, one "
                                     "caption, k = 10 (frames: fig2_frames rule)", "no: not run here")
         g = grid.assign(label=grid.label)[["label", "n_frames", "n_captions", "score"]]
