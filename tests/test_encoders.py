@@ -135,3 +135,25 @@ def test_device_auto_is_the_gpu_when_there_is_one():
     from vtalign.extract.encoders import resolve_device
     assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
     assert resolve_device("cpu") == "cpu" and resolve_device("cuda:1") == "cuda:1"
+
+
+def test_one_gguf_parse_shares_a_reader_and_restores_the_class(tmp_path):
+    """transformers reads a GGUF file three times (config, tokenizer, weights); during a conversion one parse
+    serves them all (bitwise the same converted files, 86 s -> 54 s for Gemma-3-270M on two cores)."""
+    import gguf
+
+    from vtalign.extract.encoders import _one_gguf_parse
+
+    path = tmp_path / "tiny.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_tensor("w", np.arange(6, dtype=np.float32).reshape(2, 3))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    original = gguf.GGUFReader
+    with _one_gguf_parse():
+        first, again = gguf.GGUFReader(path), gguf.GGUFReader(str(path))
+        assert first is again and first.tensors[0].name == "w"
+        assert np.array_equal(np.asarray(first.tensors[0].data).reshape(2, 3), np.arange(6).reshape(2, 3))
+    assert gguf.GGUFReader is original and gguf.GGUFReader(path) is not first  # outside: a fresh parse each time

@@ -892,6 +892,28 @@ def _minilm(device: str = "cpu", max_length: int = 512) -> Encoder:
     return enc
 
 
+@contextlib.contextmanager
+def _one_gguf_parse():
+    """While it is open, one parse of a GGUF file serves every reader of it. transformers builds a new
+    ``gguf.GGUFReader`` for the config, for the tokenizer and for the weights; each parses the whole header, about
+    half a minute for Gemma-3's 262k-token vocabulary on two cores, while de-quantising the weights takes seconds.
+    The reader is read-only (a memory map), so sharing it changes nothing that is read."""
+    import gguf
+    original, readers = gguf.GGUFReader, {}
+
+    def shared(path, *args, **kwargs):
+        key = (str(Path(path).resolve()), args, tuple(sorted(kwargs.items())))
+        if key not in readers:
+            readers[key] = original(path, *args, **kwargs)
+        return readers[key]
+
+    gguf.GGUFReader = shared  # transformers imports it by name at each call
+    try:
+        yield
+    finally:
+        gguf.GGUFReader = original
+
+
 def _converted_gguf(name: str, gguf_source: Callable[[], Path]) -> Path:
     """De-quantise a GGUF checkpoint once into ``.cache/models/<name>`` (safetensors + tokenizer).
 
@@ -907,7 +929,7 @@ def _converted_gguf(name: str, gguf_source: Callable[[], Path]) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
     try:
         kwargs = {"gguf_file": gguf_path.name}
-        with contextlib.redirect_stderr(io.StringIO()):  # transformers' per-tensor progress bar
+        with contextlib.redirect_stderr(io.StringIO()), _one_gguf_parse():  # stderr: transformers' progress bar
             tok = transformers.AutoTokenizer.from_pretrained(gguf_path.parent, **kwargs)
             model = transformers.AutoModelForCausalLM.from_pretrained(gguf_path.parent, dtype=torch.float32, **kwargs)
         # The de-quantised fp32 weights are ordinary tensors; drop the GGUF quantizer so they can be saved.
