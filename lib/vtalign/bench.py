@@ -431,7 +431,7 @@ def run_benchmark(smoke: bool = False, device: str | None = None, reference: boo
                 and not (b == "faiss" and device == "cuda")]
     shape = SMOKE_SHAPE if smoke else PAPER_SHAPE
     if knn_sizes is None:
-        knn_sizes = [500, 1000] if smoke else ([1000, 3000, 10000, 30000, 100000] if device == "cpu"
+        knn_sizes = [1000] if smoke else ([1000, 3000, 10000, 30000, 100000] if device == "cpu"
                                                else [1000, 10000, 65536, 262144, 1000000])
     knn_dim = knn_dim or (32 if smoke else (128 if device == "cpu" else 1024))
     record = dict(
