@@ -3,7 +3,8 @@
 Two readouts, as in the paper's references (NPID, DINO) and its downstream decoders:
 
 - :func:`linear_probe`: ridge regression on the features, regularisation chosen by efficient
-  leave-one-out cross-validation on the training items (``sklearn.linear_model.RidgeCV``).
+  leave-one-out cross-validation on the training items, as ``sklearn.linear_model.RidgeCV`` chooses it
+  (computed here in closed form: :func:`ridge_loo_predict`).
   Classes are one-hot (+1 / -1) targets, predicted by the largest output; multi-label tasks
   predict each label by the sign of its output; regression targets are predicted directly.
   A least-squares classifier, not a max-margin one: on classes that are linearly separable but
@@ -248,9 +249,16 @@ def _top_k(sim: np.ndarray, k: int, temperature: float) -> tuple[np.ndarray, np.
 
 
 def _vote(order: np.ndarray, w: np.ndarray, ytr: np.ndarray, kind: str = "class") -> np.ndarray:
-    """The weighted vote of the neighbours ``order`` [Q, k] with weights ``w``: the class with the largest summed
-    weight (ties: the lower class), each label whose weighted share exceeds 1/2 (``multilabel``), or the weighted
-    mean of the targets (``regression``)."""
+    """The weighted vote of the neighbours ``order`` [Q, k] with weights ``w`` (:func:`_top_k`), shared by
+    :func:`knn_probes` and :func:`retrieval_accuracy`: the class with the largest summed weight (ties: the lower
+    class), each label whose weighted share exceeds 1/2 (``multilabel``), or the weighted mean of the targets
+    (``regression``).
+
+    >>> _vote(*_top_k(np.array([[0.9, 0.8, 0.1]]), 2, 0.07), np.array([1, 0, 0])).tolist()
+    [1]
+    >>> _vote(*_top_k(np.array([[0.9, 0.8, 0.8]]), 3, 1.0), np.array([1, 0, 0])).tolist()  # 2 weak beat 1
+    [0]
+    """
     if kind == "class":
         classes = np.unique(ytr)
         votes = np.zeros((len(order), len(classes)))
@@ -260,18 +268,6 @@ def _vote(order: np.ndarray, w: np.ndarray, ytr: np.ndarray, kind: str = "class"
     if kind == "multilabel":
         return (share > 0.5).astype(ytr.dtype)
     return share
-
-
-def _knn_vote(sim: np.ndarray, ytr: np.ndarray, k: int, temperature: float, kind: str = "class") -> np.ndarray:
-    """The weighted k-NN vote shared by :func:`knn_probe` and :func:`retrieval_accuracy`: :func:`_top_k` then
-    :func:`_vote`. sim : [Q, M] cosine similarities of Q queries to M memory items; ytr : the memory's labels.
-
-    >>> _knn_vote(np.array([[0.9, 0.8, 0.1]]), np.array([1, 0, 0]), k=2, temperature=0.07).tolist()
-    [1]
-    >>> _knn_vote(np.array([[0.9, 0.8, 0.8]]), np.array([1, 0, 0]), k=3, temperature=1.0).tolist()  # 2 weak beat 1
-    [0]
-    """
-    return _vote(*_top_k(sim, k, temperature), ytr, kind)
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
