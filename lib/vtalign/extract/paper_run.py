@@ -129,9 +129,9 @@ def _retrieval_config(retrieval: dict | None) -> dict | None:
     if not retrieval or not retrieval.get("dataset"):
         return None
     name = retrieval["dataset"]
-    if name not in RETRIEVAL_PANELS:
-        raise ValueError(f"the retrieval set must be one of {sorted(RETRIEVAL_PANELS)} (Figure 2's panels), got "
-                         f"{name!r}.")
+    if not RETRIEVAL_PANELS.get(name):  # the miniature's own clips are no panel of Figure 2
+        raise ValueError(f"the retrieval set must be one of {sorted(k for k, v in RETRIEVAL_PANELS.items() if v)} "
+                         f"(Figure 2's panels), got {name!r}.")
     missing = [k for k in ("video_root", "list_file") if not retrieval.get(k)]
     if missing:
         raise ValueError(f"retrieval on {name} needs {' and '.join(missing)} (make paper RETRIEVAL={name} "
