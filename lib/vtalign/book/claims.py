@@ -768,13 +768,18 @@ def bag_of_words_verdict(readings: pd.DataFrame, contrast: pd.DataFrame, margin:
                      "at its ceiling)")
     n = int(c.n.iloc[0]) if len(c) else 0
     return _verdict("fig5_bag_of_words", "real data", claim_status(n_for, n_against, len(r)),
-                    "per model, on its shallower layers: the order share (shuffling the counterfactual's words: mean "
-                    "distance gained from the caption, as a share of the mean distance to the caption's nearest other "
-                    f"caption; 0 for a bag of words) must have its 95% bootstrap interval over pairs below {margin:g} "
-                    f"on more than half of them; a model contradicts it when more than half lie above {margin:g}. "
-                    "What could fail it: an encoder in which word order moves a text as far as a change of content "
-                    "(the tests build one that the top-1 rule read as a bag of words)",
-                    f"{source}, {n} real caption pairs: " + "; ".join(parts), controls)
+                    _bag_of_words_rule(f"{margin:g}"), f"{source}, {n} real caption pairs: " + "; ".join(parts),
+                    controls)
+
+
+def _bag_of_words_rule(margin: str) -> str:
+    """The rule of :func:`bag_of_words_verdict` in words, at ``margin`` (a number, or the symbol of a range's)."""
+    return ("per model, on its shallower layers: the order share (shuffling the counterfactual's words: mean "
+            "distance gained from the caption, as a share of the mean distance to the caption's nearest other "
+            f"caption; 0 for a bag of words) must have its 95% bootstrap interval over pairs below {margin} "
+            f"on more than half of them; a model contradicts it when more than half lie above {margin}. "
+            "What could fail it: an encoder in which word order moves a text as far as a change of content "
+            "(the tests build one that the top-1 rule read as a bag of words)")
 
 
 def bag_of_words_over_margins(contrast: pd.DataFrame, margins, source: str = "sequence",
@@ -801,11 +806,10 @@ def bag_of_words_over_margins(contrast: pd.DataFrame, margins, source: str = "se
     middle = verdicts[len(verdicts) // 2]
     same = len(set(statuses)) == 1
     mid = margins[len(margins) // 2]
-    rule = middle.rule.replace(f"below {mid:g}", "below the margin m").replace(f"above {mid:g}", "above m")
     span = f"m = {margins[0]:g}" if len(margins) == 1 else f"each margin m of {', '.join(f'{m:g}' for m in margins)}"
     return _verdict("fig5_bag_of_words", "real data", statuses[0] if same else UNRESOLVED,
                     f"at {span} (the paper puts no number on \"more akin to a bag-of-words\": a status must hold at "
-                    f"every margin of the range, else it is not resolved): " + rule,
+                    f"every margin of the range, else it is not resolved): " + _bag_of_words_rule("m"),
                     ("" if same else "the status turns on the margin: "
                      + ", ".join(f"{m:g} {st}" for m, st in zip(margins, statuses)) + f"; at {mid:g}, ")
                     + middle.value, controls)
